@@ -1,0 +1,14 @@
+"""gancompress: make image-to-image GAN generators small and fast (GAN Compression, Li et al. 2020).
+
+Public entry points:
+    load_generator(path)      open our checkpoints and the published formats (eval mode)
+    save_generator(model, p)  write our self-describing checkpoint
+    compact(model, widths)    standalone smaller copy of an elastic generator
+    using_widths(model, w)    run an elastic generator at a sub-network's widths
+"""
+from gancompress.errors import UserError
+from gancompress.elastic import compact, using_widths
+from gancompress.checkpoint import load_generator, save_generator
+
+__all__ = ["UserError", "compact", "using_widths", "load_generator", "save_generator"]
+__version__ = "0.1.0"
