@@ -1,0 +1,1 @@
+"""Metrics: cost (MACs, params, latency), FID/KID, segmentation mIoU."""
