@@ -1,0 +1,35 @@
+"""`gancompress convert`: any supported generator checkpoint -> our self-describing format."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gancompress.checkpoint import load_generator, save_generator
+from gancompress.errors import UserError
+from gancompress.metrics.cost import count_params
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert a published checkpoint to the gancompress format",
+                       description="Open a generator checkpoint (pytorch-CycleGAN-and-pix2pix, "
+                                   "gan-compression full/mobile/supernet/compressed, or ours) and "
+                                   "write it in the gancompress format, which carries its "
+                                   "architecture so no flags are needed later.")
+    p.add_argument("input", help="checkpoint to read")
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    model = load_generator(args.input)
+    save_generator(model, out, meta={"converted_from": str(args.input),
+                                     "source_format": model.source_format})
+    print(f"read {args.input} as {model.source_format}: {model.arch_name} {model.arch['conv']}, "
+          f"{model.arch['n_blocks']} blocks, widths {model.arch['widths']}, "
+          f"{count_params(model):,} params")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,62 @@
+"""`gancompress profile`: parameters, MACs (published and true) and measured latency of a generator."""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from gancompress.commands._common import add_arch_arguments, model_from_args, print_json
+from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="count params and MACs, measure latency",
+                       description="Count parameters and MACs (published convention and true "
+                                   "count) of a generator checkpoint or an architecture, and "
+                                   "optionally measure its latency at batch 1.")
+    p.add_argument("model", nargs="?", help="generator checkpoint (any supported format)")
+    add_arch_arguments(p)
+    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256),
+                   help="input height and width (default 256 256)")
+    p.add_argument("--latency", action="store_true", help="also measure latency (batch 1)")
+    p.add_argument("--runs", type=int, default=10, help="timed runs for --latency (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="warm-up runs for --latency (default 3)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads for --latency")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = model_from_args(args, device=args.device)
+    size = (1, model.arch["in_channels"], *args.size)
+    published, true = count_macs_both(model, size)
+    result = {"arch": model.arch_name, "conv": model.arch.get("conv"),
+              "widths": model.arch.get("widths"), "input_size": list(size),
+              "params": count_params(model), "macs": published, "macs_true": true}
+    if getattr(model, "source_format", None):
+        result["format"] = model.source_format
+    if args.latency:
+        example = torch.rand(size, device=args.device) * 2 - 1
+        lat = measure_latency(model, example, warmup=args.warmup, runs=args.runs,
+                              device=args.device)
+        result["latency_ms"] = lat["median_ms"]
+        result["latency"] = lat
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"architecture  {result['arch']} ({result['conv']}), widths {result['widths']}")
+    if "format" in result:
+        print(f"format        {result['format']}")
+    print(f"input         {'x'.join(map(str, size))}")
+    print(f"params        {result['params']:,} ({format_count(result['params'])})")
+    print(f"MACs          {published:,} ({format_count(published)}, published convention)")
+    print(f"MACs (true)   {true:,} ({format_count(true)})")
+    if args.latency:
+        lat = result["latency"]
+        print(f"latency       {lat['median_ms']:.2f} ms median (p10 {lat['p10_ms']:.2f}, p90 "
+              f"{lat['p90_ms']:.2f}, {lat['runs']} runs) on {lat['device']} "
+              f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}")
+    return 0
