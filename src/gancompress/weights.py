@@ -1,0 +1,186 @@
+"""Finding, validating and fingerprinting the pretrained weight files that metrics need.
+
+Evaluation networks (the FID Inception-v3, the DRN-D-105 Cityscapes segmenter, later ones) are
+never downloaded at run time: the user places the published file, under its published name, in a
+weights folder. Lookup order for a file `name` (first hit wins):
+
+    1. an explicit file (`--inception-weights FILE`, `--drn-weights FILE`)
+    2. `--weights-dir DIR`                      -> DIR/name
+    3. the GANCOMPRESS_WEIGHTS_DIR variable     -> $GANCOMPRESS_WEIGHTS_DIR/name
+    4. the cache folder                         -> $XDG_CACHE_HOME/gancompress/name
+                                                   (default ~/.cache/gancompress/name)
+
+A missing file ends in a UserError that names the public URL of the published file and every
+folder that was searched. A file is accepted only by a strict load of its exact layout (every
+tensor name and shape), and its SHA-256 travels with every number computed from it, so a result
+can always be traced to the weights that made it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gancompress.errors import UserError
+
+ENV_VAR = "GANCOMPRESS_WEIGHTS_DIR"
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """A weight file known by its published name: where it comes from and what it is for."""
+
+    name: str
+    url: str
+    purpose: str
+    option: str  # the command-line option that names the file explicitly
+
+
+# Public addresses of the published files (REFERENCE.md sec. 5).
+INCEPTION_FID = PublishedWeights(
+    name="pt_inception-2015-12-05-6726825d.pth",
+    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+        "pt_inception-2015-12-05-6726825d.pth",
+    purpose="FID/KID Inception-v3 (TensorFlow FID weights ported by pytorch-fid)",
+    option="--inception-weights")
+DRN_D_105_CITYSCAPES = PublishedWeights(
+    name="drn-d-105_ms_cityscapes.pth",
+    url="http://go.yf.io/drn-cityscapes-models (the DRN author's page of Cityscapes models)",
+    purpose="Cityscapes mIoU segmenter DRN-D-105 (Yu et al., Dilated Residual Networks)",
+    option="--drn-weights")
+
+PUBLISHED: dict[str, PublishedWeights] = {w.name: w for w in (INCEPTION_FID, DRN_D_105_CITYSCAPES)}
+
+
+def cache_dir() -> Path:
+    """The last folder searched: $XDG_CACHE_HOME/gancompress, default ~/.cache/gancompress."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(base) / "gancompress"
+
+
+def search_dirs(weights_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """(origin, folder) pairs in lookup order (after an explicit file)."""
+    dirs: list[tuple[str, Path]] = []
+    if weights_dir:
+        dirs.append(("--weights-dir", Path(weights_dir).expanduser()))
+    if os.environ.get(ENV_VAR):
+        dirs.append((ENV_VAR, Path(os.environ[ENV_VAR]).expanduser()))
+    dirs.append(("cache", cache_dir()))
+    return dirs
+
+
+def find_weights(name: str, explicit: str | Path | None = None,
+                 weights_dir: str | Path | None = None) -> Path:
+    """The path of weight file `name`: explicit > weights_dir > $GANCOMPRESS_WEIGHTS_DIR > cache.
+
+    An explicit file that does not exist is an error (never silently replaced by another one).
+    """
+    known = PUBLISHED.get(name)
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if path.is_file():
+            return path
+        what = "a folder, not a file" if path.is_dir() else "not found"
+        raise UserError(f"weights file {path} is {what}. " + _where_to_get(name, known, weights_dir))
+    for _, folder in search_dirs(weights_dir):
+        path = folder / name
+        if path.is_file():
+            return path
+    raise UserError(f"weights file {name} not found. " + _where_to_get(name, known, weights_dir))
+
+
+def _where_to_get(name: str, known: PublishedWeights | None, weights_dir) -> str:
+    searched = ", ".join(f"{folder / name} ({origin})" for origin, folder in search_dirs(weights_dir))
+    get = (f"It is the published {known.purpose}; download it from {known.url} "
+           if known else f"Obtain {name} ")
+    option = known.option if known else "the explicit weights option"
+    return (f"{get}and put it in a weights folder: pass --weights-dir DIR, or set {ENV_VAR}=DIR, "
+            f"or place it in {cache_dir()}; or name the file itself with {option} FILE. "
+            f"Searched: {searched}.")
+
+
+# SHA-256 of large files is cached per (path, size, mtime) so that repeated scoring (a search
+# evaluates hundreds of candidates) hashes each 100 MB file once.
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        _HASH_CACHE[key] = digest.hexdigest()
+    return _HASH_CACHE[key]
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """Which file made a number: its published name, where it was found, and its SHA-256."""
+
+    name: str
+    path: str
+    sha256: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256}
+
+
+def read_state_dict(path: str | Path, strip_prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """Load a weights file as a flat name -> tensor dict, without unpickling code.
+
+    Unwraps {'state_dict': ...} and drops a DataParallel `module.` prefix.
+    """
+    from gancompress.checkpoint import safe_load
+
+    obj = safe_load(path)
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj or not all(
+            isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path} is not a weights file (expected a state dict of named tensors, "
+                        f"found {type(obj).__name__})")
+    if strip_prefix and all(k.startswith(strip_prefix) for k in obj):
+        obj = {k[len(strip_prefix):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def check_layout(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]],
+                 what: str) -> None:
+    """UserError unless `state` has exactly the tensor names and shapes of `expected`."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k])})"
+             for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing tensors (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+        if wrong:
+            parts.append(f"{len(wrong)} tensors of the wrong shape (e.g. {wrong[:2]})")
+        raise UserError(f"{what} does not have the expected layout: {'; '.join(parts)}. "
+                        f"Use the published file unchanged.")
+
+
+def load_published(model: torch.nn.Module, spec: PublishedWeights, explicit: str | Path | None = None,
+                   weights_dir: str | Path | None = None) -> WeightsRecord:
+    """Find `spec`'s file, check its exact layout against `model`, load it strictly.
+
+    Returns the record (name, path, SHA-256) that every result computed with `model` carries.
+    """
+    path = find_weights(spec.name, explicit=explicit, weights_dir=weights_dir)
+    state = read_state_dict(path)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_layout(state, expected, f"weights file {path} (used as {spec.name}, the {spec.purpose})")
+    model.load_state_dict(state, strict=True)
+    return WeightsRecord(name=spec.name, path=str(path), sha256=sha256_file(path))

@@ -1,0 +1,120 @@
+"""Invariants of elastic width for every registered generator (DESIGN.md):
+compact(g, w)(x) == g@w(x), macs(compact(g, w)) == macs(g@w), widest == plain model."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from gancompress.elastic import compact, current_widths, recalibrate_bn, using_widths
+from gancompress.errors import UserError
+from gancompress.metrics.cost import count_macs_both, count_params
+from gancompress.models import GENERATORS, build_generator
+
+# Tiny variants of every registered architecture: (name, constructor arguments).
+VARIANTS = [
+    ("resnet", dict(ngf=8, n_blocks=3, conv="dense", norm="instance")),
+    ("resnet", dict(ngf=8, n_blocks=6, conv="separable", norm="instance")),
+    ("resnet", dict(ngf=8, n_blocks=3, conv="dense", norm="batch", dropout=0.5)),
+    ("resnet", dict(ngf=8, n_blocks=9, conv="separable", norm="batch", in_channels=1)),
+]
+
+
+def random_widths(model, rng):
+    return {g: rng.randint(1, w) for g, w in model.max_widths.items()}
+
+
+def test_every_registered_generator_is_covered():
+    assert {name for name, _ in VARIANTS} == set(GENERATORS)
+
+
+@pytest.mark.parametrize("name,arch", VARIANTS)
+def test_compact_equals_supernet_at_same_widths(name, arch):
+    rng = random.Random(1)
+    model = build_generator(name, **arch).eval()
+    x = torch.rand(2, model.arch["in_channels"], 32, 32) * 2 - 1
+    size = (1, model.arch["in_channels"], 32, 32)
+    for _ in range(4):
+        widths = random_widths(model, rng)
+        with using_widths(model, widths):
+            expected = model(x)
+            macs_sub = count_macs_both(model, size)
+        small = compact(model, widths).eval()
+        assert small.max_widths == widths
+        torch.testing.assert_close(small(x), expected, atol=1e-5, rtol=1e-5)
+        assert count_macs_both(small, size) == macs_sub
+        assert count_params(small) < count_params(model)
+
+
+@pytest.mark.parametrize("name,arch", VARIANTS)
+def test_widest_widths_equal_plain_model(name, arch):
+    model = build_generator(name, **arch).eval()
+    x = torch.rand(1, model.arch["in_channels"], 32, 32) * 2 - 1
+    plain = model(x)
+    with using_widths(model, model.max_widths):
+        torch.testing.assert_close(model(x), plain, atol=0, rtol=0)
+    torch.testing.assert_close(compact(model, model.max_widths).eval()(x), plain, atol=0, rtol=0)
+
+
+def test_using_widths_restores_state_even_on_error():
+    model = build_generator("resnet", ngf=8, n_blocks=3)
+    narrow = {g: 4 for g in model.max_widths}
+    with pytest.raises(RuntimeError):
+        with using_widths(model, narrow):
+            assert current_widths(model) == narrow
+            raise RuntimeError("boom")
+    assert current_widths(model) == model.max_widths
+
+
+def test_nested_using_widths_restores_outer():
+    model = build_generator("resnet", ngf=8, n_blocks=3)
+    with using_widths(model, {"trunk": 16}):
+        with using_widths(model, {"trunk": 8, "stem": 4}):
+            assert current_widths(model)["trunk"] == 8
+        assert current_widths(model)["trunk"] == 16
+        assert current_widths(model)["stem"] == 8
+
+
+@pytest.mark.parametrize("widths,message", [
+    ({"trunk": 64}, "must be an integer in 1..32"),
+    ({"nope": 4}, "unknown width group 'nope'"),
+    ({"stem": 0}, "must be an integer"),
+])
+def test_bad_widths_are_user_errors(widths, message):
+    model = build_generator("resnet", ngf=8, n_blocks=3)
+    with pytest.raises(UserError, match=message):
+        with using_widths(model, widths):
+            pass
+
+
+def test_features_are_trunk_taps_and_follow_widths():
+    model = build_generator("resnet", ngf=8, n_blocks=9).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    out, feats = model(x, return_features=True)
+    assert len(feats) == 4 and all(f.shape == (1, 32, 8, 8) for f in feats)
+    torch.testing.assert_close(out, model(x))
+    with using_widths(model, {"trunk": 12}):
+        _, feats = model(x, return_features=True)
+    assert all(f.shape == (1, 12, 8, 8) for f in feats)
+
+
+def test_gradients_only_reach_active_slice():
+    model = build_generator("resnet", ngf=8, n_blocks=3, conv="separable")
+    with using_widths(model, {"stem": 3}):
+        model(torch.rand(1, 3, 32, 32)).mean().backward()
+    grad = model.stem.conv.weight.grad
+    assert grad[:3].abs().sum() > 0 and grad[3:].abs().sum() == 0
+
+
+def test_recalibrate_bn_matches_batch_statistics():
+    model = build_generator("resnet", ngf=8, n_blocks=3, norm="batch")
+    widths = {"stem": 4, "down1": 8, "trunk": 16}
+    batches = [torch.rand(4, 3, 32, 32) * 2 - 1 for _ in range(3)]
+    recalibrate_bn(model, batches, widths)
+    # stem BN statistics after calibration = mean of the stem conv outputs over all batches
+    with torch.no_grad(), using_widths(model, widths):
+        pre = torch.cat([model.stem.conv(model.stem.pad(b)) for b in batches])
+    expected_mean = pre.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(model.stem.norm.running_mean[:4], expected_mean, atol=1e-5, rtol=1e-4)
+    assert current_widths(model) == model.max_widths and model.training
