@@ -1,0 +1,99 @@
+"""`gancompress compress`: teacher -> compact generator at a budget, in one resumable command.
+
+    gancompress compress --teacher runs/demo/generator.pth --data demo_data --budget 1/10 \\
+        --out runs/demo-compact --preset demo
+    gancompress compress --out runs/demo-compact          # resume: finished stages are skipped
+
+Stages (gancompress.pipeline): [mobile, distill (original pipeline)] -> supernet -> search ->
+finetune -> extract -> report. Each is also a command of its own (distill, supernet, search,
+finetune, extract, report). This module also holds the argument handling they share.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from gancompress.errors import UserError
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by compress and the stage commands that train (distill, supernet, ...)."""
+    from gancompress.pipeline import compress_presets
+
+    parser.add_argument("overrides", nargs="*", metavar="section.field=value",
+                        help="config overrides, e.g. compress.space=channels-48 "
+                             "compress.sampling=sandwich train.device=cuda")
+    parser.add_argument("--teacher", metavar="FILE", help="teacher generator checkpoint (ours, or "
+                        "a pytorch-CycleGAN-and-pix2pix / gan-compression ResNet state dict)")
+    parser.add_argument("--data", metavar="DIR", help="the teacher's training data folder")
+    parser.add_argument("--budget", metavar="B", help="MACs (3e9, 3G), fraction of the teacher "
+                        "(1/20, 5%%) or latency (30ms)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder (created; rerun with it to resume)")
+    parser.add_argument("--preset", metavar="NAME",
+                        help=f"compression recipe: {', '.join(compress_presets())}")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved settings and run the checks; train nothing")
+
+
+def config_from_args(args: argparse.Namespace):
+    """Settings from the arguments; in an existing compression folder, its saved settings are
+    the base (so `--out DIR` alone resumes)."""
+    from gancompress.config import Config
+    from gancompress.pipeline import compress_config
+
+    saved = Path(args.out) / "compress.json"
+    base = None
+    if saved.is_file() and not args.teacher and not args.preset:
+        try:
+            base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read {saved}: {err}") from None
+    elif not args.teacher:
+        raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
+                        "resume)")
+    return compress_config(teacher=args.teacher, data=args.data, budget=args.budget,
+                           preset_name=args.preset, overrides=args.overrides, base=base)
+
+
+def run_pipeline(args: argparse.Namespace, stages: Sequence[str] | None = None) -> dict | None:
+    from gancompress.pipeline import Pipeline
+
+    cfg = config_from_args(args)
+    if args.dry_run:
+        print(cfg.to_json(), end="")
+        pipeline = Pipeline(cfg, args.out)
+        held_out = pipeline.check()
+        print(f"# checks passed; stages: {', '.join(stages or pipeline.stages())}; "
+              f"{len(held_out)} training images held out for scoring")
+        return None
+    return Pipeline(cfg, args.out).run(stages)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compress", help="teacher -> compact generator at a budget (all stages, resumable)",
+        description="Compress a generator: [mobile teacher, pre-distilled student (original "
+                    "pipeline)] -> once-for-all supernet distilled from the teacher -> search "
+                    "under the budget -> fine-tune -> extract the compact model -> report. "
+                    "Stages whose outputs exist in --out are skipped, so rerunning the same "
+                    "command resumes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="outputs: OUT/compact.pth (open with load_generator), OUT/report/report.md, "
+               "OUT/search/pareto.png, OUT/search/results.jsonl")
+    add_pipeline_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = run_pipeline(args)
+    if result is None:
+        return 0
+    if "report_md" in result:
+        print()
+        print(result["report_md"])
+        print(f"compact model: {Path(args.out) / 'compact.pth'}; report: "
+              f"{Path(args.out) / 'report' / 'report.md'}")
+    return 0

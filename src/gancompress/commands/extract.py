@@ -1,0 +1,48 @@
+"""`gancompress extract`: a supernet's sub-network as a standalone compact generator.
+
+    gancompress extract runs/c/finetune/supernet.pth --config 16_16_32_16_32_32_16_16 --out g.pth
+
+The output is our self-describing checkpoint (architecture, widths, the config string, the
+supernet it came from): `load_generator(g.pth)` opens it with no flags, and `gancompress export`
+turns it into ONNX / TorchScript. Named extract because export is the deployment exporter.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gancompress.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="cut a sub-network out of a supernet as a compact model",
+                       description="Build the compact generator of one sub-network of a trained "
+                                   "supernet (weights cropped, same outputs as the supernet at "
+                                   "those widths) and save it as a standalone checkpoint.")
+    p.add_argument("supernet", metavar="SUPERNET",
+                   help="supernet.pth, or a compression folder (its fine-tuned supernet)")
+    p.add_argument("--config", required=True, metavar="C0_..._C7",
+                   help="sub-network config string, e.g. 16_16_32_16_32_32_16_16")
+    p.add_argument("--out", required=True, metavar="FILE", help="compact checkpoint to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gancompress.metrics.cost import format_count
+    from gancompress.pipeline import extract_file
+
+    source = Path(args.supernet)
+    if source.is_dir():
+        for candidate in (source / "finetune" / "supernet.pth", source / "supernet" / "supernet.pth",
+                          source / "supernet.pth"):
+            if candidate.is_file():
+                source = candidate
+                break
+        else:
+            raise UserError(f"{args.supernet} holds no supernet.pth (nor finetune/ or supernet/ "
+                            f"with one)")
+    info = extract_file(source, args.config, args.out, force=args.force)
+    print(f"wrote {args.out}: sub-network {info['config']} of {source} "
+          f"({format_count(info['macs_256'])} MACs at 256x256)")
+    return 0

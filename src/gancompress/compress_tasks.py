@@ -1,0 +1,336 @@
+"""Compression training tasks for the loop in train.py: distill, supernet, finetune.
+
+All three train a student generator from a frozen teacher (GAN Compression sec. 3.1-3.3;
+REFERENCE.md sec. 1-3) with the same per-step losses:
+    G:  lambda_recon   * L1(student(x), y)             paired data: y = ground truth
+                                                       unpaired:    y = teacher(x)
+      + lambda_distill * sum_i MSE(map_i(f_i^student), f_i^teacher)   (4 trunk taps)
+      + lambda_gan     * gan(D(student(x)))            D fresh or the teacher's (compress.disc_init)
+    D:  0.5 * [gan(D(real), real) + gan(D(fake), fake)]  (paired: D sees concat(source, image))
+The teacher runs in eval mode without gradients; it is a plain attribute, never saved or trained.
+
+What differs is which widths of the student run in a step:
+    distill   the student's own widths (a fixed network: the original pipeline's pre-distilled
+              student, or its mobile teacher)
+    supernet  once-for-all training: each step samples a sub-network, every position uniformly
+              and independently (compress.sampling=uniform, published), or the sandwich rule
+              (widest + narrowest + one random sub-network per step, gradients summed)
+    finetune  the chosen sub-network (compress.config) of the trained supernet
+Exports: distill -> student.pth; supernet / finetune -> supernet.pth (meta: search space, and
+the fine-tuned config); `gancompress extract` turns a supernet into a compact model.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gancompress.checkpoint import load_generator, safe_load, save_generator
+from gancompress.config import Config
+from gancompress.distill import FeatureMappings, distillation_loss, freeze, l1_prune
+from gancompress.elastic import ElasticGenerator, crop_state_dict, using_widths
+from gancompress.errors import UserError
+from gancompress.losses import disc_loss, gen_loss
+from gancompress.models import build_generator
+from gancompress.space import PRESETS as SPACE_PRESETS
+from gancompress.space import SearchSpace
+from gancompress.tasks import discriminator_from_config, init_weights, set_requires_grad
+from gancompress.train import Task, register_task
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers shared with the pipeline
+
+def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> ElasticGenerator:
+    """The teacher generator, frozen (eval mode, no gradients); only ResNet generators so far."""
+    if not str(path):
+        raise UserError("no teacher given: pass --teacher FILE (or compress.teacher=FILE)")
+    teacher = load_generator(path, device=device)
+    if teacher.arch_name != "resnet" or not hasattr(teacher, "feature_widths"):
+        raise UserError(f"teacher {path} is a {teacher.arch_name} generator; compression is "
+                        f"implemented for ResNet generators (pix2pix / CycleGAN)")
+    return freeze(teacher)
+
+
+def resolve_space(text: str) -> SearchSpace:
+    """A search space from compress.space: a preset name, 'a,b,c' (the same choices at every
+    position) or a JSON list of 8 lists (choices per position)."""
+    text = text.strip()
+    if text in SPACE_PRESETS:
+        return SearchSpace.from_name(text)
+    try:
+        if text.startswith("["):
+            choices = [sorted({int(v) for v in pos}, reverse=True) for pos in json.loads(text)]
+        else:
+            choices = [sorted({int(v) for v in text.split(",")}, reverse=True)] * 8
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise UserError(f"compress.space = {text!r}: use a preset ({', '.join(SPACE_PRESETS)}), "
+                        f"widths such as 16,12,8, or a JSON list of 8 lists") from None
+    if len(choices) != 8 or any(not pos or min(pos) < 1 for pos in choices):
+        raise UserError(f"compress.space = {text!r}: a ResNet space has 8 positions of positive "
+                        f"widths")
+    name = "custom-" + "-".join(map(str, choices[0])) if all(c == choices[0] for c in choices) \
+        else "custom"
+    return SearchSpace(name, tuple(tuple(c) for c in choices))
+
+
+def space_to_meta(space: SearchSpace) -> dict[str, Any]:
+    return {"name": space.name, "choices": [list(c) for c in space.choices]}
+
+
+def space_from_meta(meta: dict[str, Any]) -> SearchSpace:
+    return SearchSpace(str(meta["name"]), tuple(tuple(int(v) for v in c) for c in meta["choices"]))
+
+
+def data_kind(config: Config) -> str:
+    """'paired' (aligned folders), 'unpaired' (trainA / trainB) or 'single' (one folder)."""
+    from gancompress.data import resolve_layout
+    return {"aligned": "paired", "unaligned": "unpaired", "single": "single"}[
+        resolve_layout(config.data.root, config.data.mode, "train").mode]
+
+
+def build_student(config: Config, teacher: ElasticGenerator, widths: dict[str, int]
+                  ) -> ElasticGenerator:
+    """The student at `widths` (its widest), initialised as compress.student_init says."""
+    c, t = config.compress, teacher.arch
+    init = c.student_init.strip() or "fresh"
+    if init == "prune":
+        if t["conv"] != c.student_conv:
+            raise UserError(f"compress.student_init=prune needs a teacher with {c.student_conv} "
+                            f"convs, but the teacher's are {t['conv']} (the original pipeline "
+                            f"prunes the mobile teacher)")
+        student, _ = l1_prune(teacher, widths)
+        student.requires_grad_(True)
+        return student
+    student = build_generator("resnet", in_channels=t["in_channels"], out_channels=t["out_channels"],
+                              ngf=widths["stem"], n_blocks=t["n_blocks"], conv=c.student_conv,
+                              norm=t["norm"], dropout=0.0, widths=widths)
+    init_weights(student, config.model.init_std)
+    if init == "fresh":
+        return student
+    source = load_generator(init)
+    for key in ("n_blocks", "conv", "norm", "in_channels", "out_channels"):
+        if source.arch.get(key) != student.arch[key]:
+            raise UserError(f"compress.student_init = {init}: its {key} is "
+                            f"{source.arch.get(key)!r}, the student needs {student.arch[key]!r}")
+    student.load_state_dict(crop_state_dict(source.state_dict(), student.state_dict()))
+    return student
+
+
+def _stage_checkpoint(run: str | Path) -> dict[str, Any]:
+    path = Path(run) / "checkpoint.pt"
+    if not path.is_file():
+        raise UserError(f"compress.init_from_run = {run}: no checkpoint.pt there (the previous "
+                        f"stage has not been trained)")
+    ckpt = safe_load(path)
+    try:
+        return ckpt["task"]["models"]
+    except (KeyError, TypeError):
+        raise UserError(f"{path} is not a gancompress run checkpoint") from None
+
+
+def _load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, where: str
+               ) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise UserError(f"the {what} in {where} does not fit this run's: "
+                        f"{str(err).splitlines()[0][:200]}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# The task
+
+
+class DistillTask(Task):
+    """Distil a fixed-width student (see the module docstring); base of supernet / finetune."""
+
+    name = "distill"
+
+    def __init__(self, config: Config, device: torch.device):
+        super().__init__(config, device)
+        c = config.compress
+        self.teacher = load_teacher(c.teacher, self.device)
+        t = self.teacher.arch
+        d = config.data
+        if (d.in_channels, d.out_channels) != (t["in_channels"], t["out_channels"]):
+            raise UserError(f"the data is read with {d.in_channels} input and {d.out_channels} "
+                            f"output channels, but the teacher maps {t['in_channels']} -> "
+                            f"{t['out_channels']}; set data.in_channels / data.out_channels to "
+                            f"the teacher's or use the teacher's data")
+        self.kind = data_kind(config)
+        self.paired = self.kind == "paired"
+        self.space = resolve_space(c.space)
+        self.student = self.add_model("student", build_student(config, self.teacher,
+                                                               self.student_widths()))
+        self.mappings = self.add_model("mappings", FeatureMappings.between(self.student,
+                                                                           self.teacher))
+        self.add_optimizer("generator", [*self.student.parameters(), *self.mappings.parameters()])
+        self.use_gan = c.lambda_gan > 0 and self.kind != "single"  # single folders: no real images
+        self.disc = None
+        if self.use_gan:
+            in_ch = d.in_channels + d.out_channels if self.paired else d.out_channels
+            self.disc = self.add_model("disc", discriminator_from_config(config, in_ch))
+            self.add_optimizer("disc", self.disc.parameters())
+            if c.disc_init == "teacher" and not c.init_from_run:
+                self._disc_from_teacher()
+        if c.init_from_run:
+            models = _stage_checkpoint(c.init_from_run)
+            _load_part(self.mappings, models["mappings"], "feature mappings", c.init_from_run)
+            if self.disc is not None and "disc" in models:
+                _load_part(self.disc, models["disc"], "discriminator", c.init_from_run)
+
+    # -- widths -------------------------------------------------------------------------------
+    def student_widths(self) -> dict[str, int]:
+        """Widest widths of the student network (its constructor widths)."""
+        c = self.config.compress
+        if c.student_widths:
+            return self.space.to_widths([int(v) for v in c.student_widths.split("_")])
+        return self.space.widths(self.space.largest())
+
+    def step_widths(self) -> list[dict[str, int] | None]:
+        """Sub-networks trained in this step (None = the student's own widths)."""
+        return [None]
+
+    # -- init -----------------------------------------------------------------------------------
+    def _disc_from_teacher(self) -> None:
+        path = Path(self.config.compress.teacher).parent / "checkpoint.pt"
+        if not path.is_file():
+            raise UserError(f"compress.disc_init=teacher: no run checkpoint {path} beside the "
+                            f"teacher (the discriminator is saved there by `gancompress train`); "
+                            f"use compress.disc_init=fresh")
+        models = safe_load(path).get("task", {}).get("models", {})
+        for key in ("disc", "disc_target"):  # pix2pix, CycleGAN (D of the target domain)
+            if key in models:
+                _load_part(self.disc, models[key], "teacher's discriminator", str(path))
+                return
+        raise UserError(f"{path} holds no discriminator (models: {sorted(models)}); use "
+                        f"compress.disc_init=fresh")
+
+    # -- one step -------------------------------------------------------------------------------
+    def _disc_input(self, source: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return torch.cat([source, image], 1) if self.paired else image
+
+    def step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
+        c, mode = self.config.compress, self.config.loss.gan_mode
+        source = batch["source"]
+        target = batch.get("target")
+        with torch.no_grad(), self.autocast():
+            teacher_out, teacher_feats = self.teacher(source, return_features=True)
+        reference = target if self.paired else teacher_out
+
+        outs, feats = [], []
+        with self.autocast():
+            for widths in self.step_widths():
+                with using_widths(self.student, widths):
+                    out, f = self.student(source, return_features=True)
+                outs.append(out)
+                feats.append(f)
+        n = len(outs)
+        logs: dict[str, float] = {}
+
+        if self.use_gan:  # D first, on this step's fakes (pix2pix order)
+            set_requires_grad(self.disc, True)
+            real = target if target is not None else reference
+            with self.autocast():
+                real_logits = self.disc(self._disc_input(source, real))
+                loss_disc = sum(disc_loss(mode, real_logits,
+                                          self.disc(self._disc_input(source, o.detach())))
+                                for o in outs) / n
+            self.optimize("disc", loss_disc)
+            logs["D"] = loss_disc.item()
+            set_requires_grad(self.disc, False)
+
+        # G: losses of every sub-network of the step summed (sandwich rule: gradients add up)
+        with self.autocast():
+            recon = sum(torch.nn.functional.l1_loss(o, reference) for o in outs)
+            distill = sum(distillation_loss(f, teacher_feats, self.mappings) for f in feats)
+            total = self.config.loss.lambda_recon * recon + c.lambda_distill * distill
+            if self.use_gan:
+                gan = sum(gen_loss(mode, self.disc(self._disc_input(source, o))) for o in outs)
+                total = total + c.lambda_gan * gan
+                logs["G_gan"] = gan.item() / n
+        self.optimize("generator", total)
+        if self.use_gan:
+            set_requires_grad(self.disc, True)
+        logs["G_recon"] = recon.item() / n
+        logs["G_distill"] = distill.item() / n
+        return logs
+
+    # -- samples and export -----------------------------------------------------------------------
+    def sample_widths(self) -> list[dict[str, int] | None]:
+        return [None]
+
+    def sample(self, batch: dict[str, Any]) -> list[list[torch.Tensor]]:
+        source = batch["source"]
+        columns = [source, self.teacher(source)]
+        for widths in self.sample_widths():
+            with using_widths(self.student, widths):
+                columns.append(self.student(source))
+        if "target" in batch and self.paired:
+            columns.append(batch["target"])
+        return [list(row) for row in zip(*columns)]
+
+    def export_meta(self) -> dict[str, Any]:
+        return {"kind": "student", "teacher": str(Path(self.config.compress.teacher).resolve()),
+                "space": space_to_meta(self.space), "config": self.config.to_dict()}
+
+    def export(self, out_dir: Path) -> list[Path]:
+        path = Path(out_dir) / "student.pth"
+        save_generator(self.student, path, meta=self.export_meta())
+        return [path]
+
+
+class SupernetTask(DistillTask):
+    """Once-for-all supernet training (GAN Compression sec. 3.3)."""
+
+    name = "supernet"
+
+    def step_widths(self) -> list[dict[str, int] | None]:
+        space = self.space
+        # Global python RNG: the loop saves and restores it, so a resumed run draws the same.
+        sampled = space.widths(space.sample(random))  # type: ignore[arg-type]
+        if self.config.compress.sampling == "sandwich":
+            return [space.widths(space.largest()), space.widths(space.smallest()), sampled]
+        return [sampled]
+
+    def sample_widths(self) -> list[dict[str, int] | None]:
+        # the published practice: watch the largest and the smallest sub-networks
+        return [self.space.widths(self.space.largest()), self.space.widths(self.space.smallest())]
+
+    def export_meta(self) -> dict[str, Any]:
+        return {**super().export_meta(), "kind": "supernet",
+                "sampling": self.config.compress.sampling}
+
+    def export(self, out_dir: Path) -> list[Path]:
+        path = Path(out_dir) / "supernet.pth"
+        save_generator(self.student, path, meta=self.export_meta())
+        return [path]
+
+
+class FinetuneTask(SupernetTask):
+    """Fine-tune one sub-network (compress.config) inside the trained supernet."""
+
+    name = "finetune"
+
+    def __init__(self, config: Config, device: torch.device):
+        if not config.compress.config:
+            raise UserError("the finetune task needs the sub-network: compress.config=16_16_...")
+        super().__init__(config, device)
+        self.widths = self.space.widths(self.space.decode(config.compress.config))
+
+    def step_widths(self) -> list[dict[str, int] | None]:
+        return [self.widths]
+
+    def sample_widths(self) -> list[dict[str, int] | None]:
+        return [self.widths]
+
+    def export_meta(self) -> dict[str, Any]:
+        return {**super().export_meta(), "finetuned_config": self.config.compress.config}
+
+
+for _task in (DistillTask, SupernetTask, FinetuneTask):
+    register_task(_task.name, _task)

@@ -1,0 +1,66 @@
+"""Image datasets in the pix2pix / CycleGAN folder layouts.
+
+    open_dataset(root, mode="auto", phase="train", ...)    -> torch Dataset of dicts
+    dataset_from_config(cfg.data, phase, train=True, seed)  -> the same, from a DataConfig
+
+Items: {"source": (C, H, W) in [-1, 1], "target": (C, H, W), "source_path", "target_path"}
+("target"/"target_path" absent for single folders). Layouts: folders.py; preprocessing:
+transforms.py; resumable data order: sampling.py; built-in demo data: demo.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gancompress.data.datasets import (AlignedDataset, FolderDataset, SingleDataset,
+                                       UnalignedDataset)
+from gancompress.data.folders import Layout, resolve_layout, select
+from gancompress.data.sampling import EpochBatchSampler, epoch_order
+from gancompress.data.transforms import Preprocess
+from gancompress.errors import UserError
+
+__all__ = ["open_dataset", "dataset_from_config", "FolderDataset", "AlignedDataset",
+           "UnalignedDataset", "SingleDataset", "EpochBatchSampler", "epoch_order", "Preprocess",
+           "Layout", "resolve_layout"]
+
+_CLASSES = {"aligned": AlignedDataset, "unaligned": UnalignedDataset, "single": SingleDataset}
+
+
+def open_dataset(root: str | Path, mode: str = "auto", phase: str = "train",
+                 direction: str = "AtoB", preprocess: str = "resize_and_crop",
+                 load_size: int = 286, crop_size: int = 256, flip: bool = True,
+                 in_channels: int = 3, out_channels: int = 3,
+                 file_list: str | Path | list[str] | None = None, cache: bool = False,
+                 seed: int = 0, augment: bool | None = None,
+                 exclude_list: str | Path | list[str] | None = None) -> FolderDataset:
+    """A dataset over `root` in the given layout (see folders.py).
+
+    augment: random crop position and flip (if `flip`); default True for phase "train" only,
+    otherwise the crop is centred and nothing is flipped. For the published evaluation
+    protocol (resize to 256, no flip) pass load_size=crop_size (or use dataset_from_config
+    with train=False).
+    """
+    layout = select(resolve_layout(root, mode, phase), file_list, exclude_list)
+    if augment is None:
+        augment = phase == "train"
+    transform = Preprocess(preprocess, load_size, crop_size, flip, augment)
+    return _CLASSES[layout.mode](layout, transform, direction=direction, in_channels=in_channels,
+                                 out_channels=out_channels, cache=cache, seed=seed)
+
+
+def dataset_from_config(data: Any, phase: str = "train", train: bool = True,
+                        seed: int = 0) -> FolderDataset:
+    """Dataset from a `config.DataConfig`.
+
+    train=True: the training pipeline (load_size -> random crop_size, flip) with the file lists.
+    train=False: evaluation (resize to crop_size, centred, no flip), no file lists.
+    """
+    if not data.root:
+        raise UserError("no dataset folder given: pass --data DIR (or set data.root=DIR)")
+    return open_dataset(
+        data.root, mode=data.mode, phase=phase, direction=data.direction,
+        preprocess=data.preprocess, load_size=data.load_size if train else data.crop_size,
+        crop_size=data.crop_size, flip=data.flip and train, in_channels=data.in_channels,
+        out_channels=data.out_channels, file_list=data.file_list if train else None,
+        exclude_list=data.exclude_list if train else None, cache=data.cache, seed=seed,
+        augment=train)

@@ -1,0 +1,306 @@
+"""The deployable form of a generator: plain torch layers, folded norms, CPU-friendly rewrites.
+
+`deploy_module(model)` turns any loaded generator (elastic or compact, any active widths) into a
+standalone `nn.Module` that computes the same function and that exporters (ONNX, TorchScript) and
+runtimes handle well:
+
+1. `compact` at the active widths, then every elastic layer becomes its plain `torch.nn` parent
+   (`ElasticConv2d` -> `nn.Conv2d`, ...). The elastic forward slices weights by the input width,
+   which the ONNX exporters cannot express with a static channel count (InstanceNormalization
+   needs it); the plain layers have exactly the cropped weights.
+2. BatchNorm after a conv is folded into the conv's weight and bias (eval statistics); done on
+   the torch.fx graph, skipped (harmlessly: onnxruntime and TorchScript freeze fold it again)
+   when a model cannot be traced.
+3. Exact rewrites that trade a few extra multiplies for much better CPU kernels (measured in
+   bench/bench_deploy.py, see the report in deploy/__init__.py):
+   - a conv with very few outputs (the 7x7 24->3 head of the ResNet generator) runs as a
+     stride-r conv with r*r*cout outputs followed by pixel_shuffle ("output phases"): with 3
+     outputs the CPU GEMM / NCHWc kernels run at ~1/5 of their peak (they pad to 16 output
+     channels), with 48 they are efficient; the head went from ~50% of onnxruntime time to ~12%.
+   - a strided ConvTranspose2d becomes an ordinary conv with stride*stride*cout outputs followed
+     by pixel_shuffle (sub-pixel convolution): onnxruntime's ConvTranspose is an im2col/col2im
+     kernel without NCHWc or int8 (QLinearConv) support.
+   Both only re-arrange the same weights (zeros where a tap does not apply); outputs agree with
+   the original to float rounding (~1e-6), which every export verifies.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gancompress.elastic import (ElasticBatchNorm2d, ElasticConv2d, ElasticConvTranspose2d,
+                                 ElasticGenerator, ElasticInstanceNorm2d, compact, current_widths)
+
+# A conv with at most this many outputs is rewritten to output phases (stride FEW_OUT_PHASES).
+FEW_OUT_CHANNELS = 4
+FEW_OUT_PHASES = 4
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. plain layers
+# ----------------------------------------------------------------------------------------------
+
+def _plain_conv(m: nn.Module) -> nn.Module:
+    transpose = isinstance(m, nn.ConvTranspose2d)
+    kwargs = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups,
+                  bias=m.bias is not None, padding_mode=m.padding_mode)
+    if transpose:
+        kwargs.pop("padding_mode")
+        plain = nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size,
+                                   output_padding=m.output_padding, **kwargs)
+    else:
+        plain = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, **kwargs)
+    plain.load_state_dict(m.state_dict())
+    return plain
+
+
+def _plain_norm(m: nn.Module) -> nn.Module:
+    cls = nn.BatchNorm2d if isinstance(m, nn.BatchNorm2d) else nn.InstanceNorm2d
+    plain = cls(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                track_running_stats=m.track_running_stats)
+    plain.load_state_dict(m.state_dict())
+    return plain
+
+
+def plain_module(model: nn.Module) -> nn.Module:
+    """Copy of `model` at its active widths with every elastic layer replaced by its torch.nn
+    parent class (same weights, same function), in eval mode on the CPU."""
+    if isinstance(model, ElasticGenerator):
+        model = compact(model, current_widths(model))
+    else:
+        model = copy.deepcopy(model)
+    model = model.cpu().eval()
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (ElasticConv2d, ElasticConvTranspose2d)):
+                setattr(parent, name, _plain_conv(child))
+            elif isinstance(child, (ElasticBatchNorm2d, ElasticInstanceNorm2d)):
+                setattr(parent, name, _plain_norm(child))
+    return model
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. exact rewrites
+# ----------------------------------------------------------------------------------------------
+
+class PhaseConv2d(nn.Module):
+    """A stride-1, unpadded conv computed as a stride-r conv with r*r*cout outputs + pixel_shuffle.
+
+    Output pixel (r*i + a, r*j + b) is channel (o, a, b) of a stride-r conv whose kernel is the
+    original kxk kernel placed at offset (a, b) inside a (k+r-1)x(k+r-1) zero kernel.
+    """
+
+    def __init__(self, conv: nn.Conv2d, r: int = FEW_OUT_PHASES):
+        super().__init__()
+        w = conv.weight.detach()                     # (cout, cin, kh, kw)
+        cout, cin, kh, kw = w.shape
+        weight = w.new_zeros(cout, r, r, cin, kh + r - 1, kw + r - 1)
+        for a in range(r):
+            for b in range(r):
+                weight[:, a, b, :, a:a + kh, b:b + kw] = w
+        self.conv = nn.Conv2d(cin, cout * r * r, (kh + r - 1, kw + r - 1), stride=r,
+                              bias=conv.bias is not None)
+        self.conv.weight.data = weight.reshape(cout * r * r, cin, kh + r - 1, kw + r - 1)
+        if conv.bias is not None:
+            self.conv.bias.data = conv.bias.detach().repeat_interleave(r * r)
+        self.r, self.kh, self.kw = r, kh, kw
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r, (h, w) = self.r, x.shape[-2:]
+        out_h, out_w = h - self.kh + 1, w - self.kw + 1
+        rows, cols = -(-out_h // r), -(-out_w // r)
+        need_h, need_w = r * (rows - 1) + self.kh + r - 1, r * (cols - 1) + self.kw + r - 1
+        if need_h != h or need_w != w:  # zeros only feed outputs that are cropped below
+            x = F.pad(x, (0, need_w - w, 0, need_h - h))
+        y = F.pixel_shuffle(self.conv(x), r)
+        if y.shape[-2] != out_h or y.shape[-1] != out_w:
+            y = y[..., :out_h, :out_w]
+        return y
+
+
+class SubpixelConvTranspose2d(nn.Module):
+    """ConvTranspose2d (groups 1, dilation 1) as conv with s*s*cout outputs + pixel_shuffle.
+
+    Output row s*i + a of a transposed conv (stride s, padding p) reads input row
+    i + (a + p - k) / s through tap k, for the taps with (a + p - k) divisible by s; collecting
+    those offsets for every phase a gives one small ordinary conv per phase.
+    """
+
+    def __init__(self, conv: nn.ConvTranspose2d):
+        super().__init__()
+        (s, s2), (k, k2), (p, p2) = conv.stride, conv.kernel_size, conv.padding
+        if s != s2 or k != k2 or p != p2 or conv.groups != 1 or conv.dilation != (1, 1):
+            raise ValueError("only square, ungrouped, undilated transposed convs are rewritten")
+        w = conv.weight.detach()                     # (cin, cout, k, k)
+        cin, cout = w.shape[:2]
+        offsets = [(a + p - t) // s for a in range(s) for t in range(k) if (a + p - t) % s == 0]
+        lo, size = min(offsets), max(offsets) - min(offsets) + 1
+        weight = w.new_zeros(cout, s, s, cin, size, size)
+        for a in range(s):
+            for b in range(s):
+                for ty in range(k):
+                    for tx in range(k):
+                        if (a + p - ty) % s or (b + p - tx) % s:
+                            continue
+                        dy, dx = (a + p - ty) // s - lo, (b + p - tx) // s - lo
+                        weight[:, a, b, :, dy, dx] += w[:, :, ty, tx].t()
+        self.conv = nn.Conv2d(cin, cout * s * s, size, bias=conv.bias is not None)
+        self.conv.weight.data = weight.reshape(cout * s * s, cin, size, size)
+        if conv.bias is not None:
+            self.conv.bias.data = conv.bias.detach().repeat_interleave(s * s)
+        self.s, self.k, self.p, self.lo, self.size = s, k, p, lo, size
+        self.output_padding = conv.output_padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, (h, w) = self.s, x.shape[-2:]
+        out_h = (h - 1) * s - 2 * self.p + self.k + self.output_padding[0]
+        out_w = (w - 1) * s - 2 * self.p + self.k + self.output_padding[1]
+        rows, cols = -(-out_h // s), -(-out_w // s)
+        before = max(0, -self.lo)
+        after_h = max(0, rows - 1 + self.lo + self.size - 1 - (h - 1))
+        after_w = max(0, cols - 1 + self.lo + self.size - 1 - (w - 1))
+        if before or after_h or after_w:  # zero padding: taps outside the input contribute 0
+            x = F.pad(x, (before, after_w, before, after_h))
+        if self.lo > 0:
+            x = x[..., self.lo:, self.lo:]
+        y = self.conv(x)
+        if y.shape[-2] != rows or y.shape[-1] != cols:
+            y = y[..., :rows, :cols]
+        y = F.pixel_shuffle(y, s)
+        if y.shape[-2] != out_h or y.shape[-1] != out_w:
+            y = y[..., :out_h, :out_w]
+        return y
+
+
+def _rewrite(model: nn.Module) -> list[str]:
+    """Replace rewritable layers in place; return the names of what was rewritten."""
+    done = []
+    for parent_name, parent in list(model.named_modules()):
+        for name, child in list(parent.named_children()):
+            full = f"{parent_name}.{name}" if parent_name else name
+            if (type(child) is nn.ConvTranspose2d and child.groups == 1
+                    and child.dilation == (1, 1) and child.stride[0] == child.stride[1] > 1
+                    and child.kernel_size[0] == child.kernel_size[1]
+                    and child.padding[0] == child.padding[1]):
+                setattr(parent, name, SubpixelConvTranspose2d(child))
+                done.append(f"{full}: ConvTranspose2d -> sub-pixel conv")
+            elif (type(child) is nn.Conv2d and child.out_channels <= FEW_OUT_CHANNELS
+                  and child.stride == (1, 1) and child.groups == 1 and child.dilation == (1, 1)
+                  and child.padding == (0, 0) and max(child.kernel_size) >= 3
+                  and child.padding_mode == "zeros"):
+                setattr(parent, name, PhaseConv2d(child))
+                done.append(f"{full}: {child.out_channels}-output conv -> {FEW_OUT_PHASES}x"
+                            f"{FEW_OUT_PHASES} output phases")
+    return done
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. BatchNorm folding on the fx graph
+# ----------------------------------------------------------------------------------------------
+
+class _Forward(nn.Module):
+    """`model(x)` with every optional argument at its default, for tracing."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+@torch.no_grad()
+def _fold_conv_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
+        1.0 / torch.sqrt(bn.running_var + bn.eps)
+    shift = (bn.bias if bn.affine else 0.0) - bn.running_mean * scale
+    if isinstance(conv, nn.ConvTranspose2d):   # weight (in, out, kh, kw)
+        conv.weight.mul_(scale.view(1, -1, 1, 1))
+    else:                                      # weight (out, in / groups, kh, kw)
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+    conv.bias = nn.Parameter(bias * scale + shift)
+
+
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
+    """(traced module with every conv -> BatchNorm pair folded, number folded).
+
+    Returns the model unchanged (and 0) when it has no BatchNorm or cannot be traced by fx.
+    """
+    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return model, 0
+    try:
+        gm = fx.symbolic_trace(_Forward(model))
+    except Exception:  # noqa: BLE001 - a model fx cannot trace keeps its BatchNorm
+        return model, 0
+    modules = dict(gm.named_modules())
+    folded = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            continue
+        source = node.args[0]
+        bn = modules[node.target]
+        if (not isinstance(source, fx.Node) or source.op != "call_module" or len(source.users) != 1
+                or type(modules.get(source.target)) not in (nn.Conv2d, nn.ConvTranspose2d)
+                or not bn.track_running_stats or bn.running_mean is None):
+            continue
+        conv = modules[source.target]
+        if isinstance(conv, nn.ConvTranspose2d) and conv.groups != 1:
+            continue
+        _fold_conv_bn(conv, bn)
+        node.replace_all_uses_with(source)
+        gm.graph.erase_node(node)
+        folded += 1
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm, folded
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole pipeline
+# ----------------------------------------------------------------------------------------------
+
+def deploy_module(model: nn.Module, optimize: bool = True) -> nn.Module:
+    """The deployable module for `model` (see the module docstring). `optimize=False` keeps
+    only steps 1-2 (plain layers, folded BatchNorm). The returned module has `.deploy_notes`."""
+    plain = plain_module(model)
+    plain, folded = fold_batchnorm(plain)
+    notes = [f"folded {folded} BatchNorm layers into convs"] if folded else []
+    if optimize:
+        notes += _rewrite(plain)
+    plain.eval()
+    for p in plain.parameters():
+        p.requires_grad_(False)
+    plain.deploy_notes = notes
+    return plain
+
+
+def model_info(model: nn.Module, input_size: Sequence[int]) -> dict:
+    """What a deployed file must record so that it runs without flags (JSON-serialisable)."""
+    info = {"input_size": [int(v) for v in input_size],
+            "input_range": "[-1, 1]: pixel / 127.5 - 1 (RGB, or gray for 1 channel)",
+            "output_range": "[-1, 1]: uint8 = trunc(clip((y + 1) / 2 * 255, 0, 255))",
+            "resize": "bicubic to input_size (H, W)"}
+    if isinstance(model, ElasticGenerator):
+        info["arch_name"] = model.arch_name
+        info["arch"] = {**model.arch, "widths": current_widths(model)}
+        try:
+            from gancompress.models.resnet import encode_config
+            if model.arch_name == "resnet":
+                info["config"] = encode_config(current_widths(model))
+        except Exception:  # noqa: BLE001 - widths without a config-string form
+            pass
+    return info
+
+
+def psnr(reference: torch.Tensor, other: torch.Tensor, peak: float = 2.0) -> float:
+    """PSNR in dB between two outputs in [-1, 1] (peak-to-peak range 2); inf when identical."""
+    mse = torch.mean((reference.double() - other.double()) ** 2).item()
+    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)

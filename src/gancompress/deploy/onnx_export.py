@@ -1,0 +1,237 @@
+"""ONNX export of a generator, verified against PyTorch before the file appears.
+
+Exporter choice (measured, bench/bench_deploy.py and the report in deploy/__init__.py): the
+current exporter (`torch.onnx.export(dynamo=True)`, via torch.export + onnxscript) is the
+default. On the compressed ResNet generator both exporters give the same kernels and the same
+onnxruntime speed, but the TorchScript-based ("legacy") exporter records the shape arithmetic of
+the rewritten layers as ~300 extra Shape/Gather/Concat/Cast nodes, while the dynamo exporter
+folds them (static H, W; dynamic batch), and the legacy exporter is deprecated upstream. The
+legacy exporter stays available (`exporter="legacy"`) because it can target opsets below 18, i.e.
+older runtimes (onnxruntime < 1.14, older mobile builds).
+
+The file records how to use it in `metadata_props` (JSON values under "gancompress.*" keys): input
+size, normalisation, output conversion, architecture and widths, exporter, opset, precision and
+the verification figures.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from gancompress.deploy.graph import deploy_module, model_info, psnr
+from gancompress.errors import UserError
+from gancompress.imaging import atomic_path
+
+DEFAULT_OPSET = 18
+# Opsets each exporter can write (the dynamo exporter starts at 18; the legacy one stops at 20).
+OPSETS = {"dynamo": range(18, 24), "legacy": range(11, 21)}
+# fp32 exports must agree with PyTorch to this max abs error (outputs in [-1, 1]; one uint8
+# level is 2/255 = 7.8e-3, float reordering gives ~1e-6).
+FP32_TOLERANCE = 1e-3
+META_PREFIX = "gancompress."
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence exporter progress lines and deprecation warnings (they are not the user's fault)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript",
+                                               "torch._dynamo", "torch.fx")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+def check_opset(exporter: str, opset: int | None) -> int:
+    if exporter not in OPSETS:
+        raise UserError(f"unknown ONNX exporter {exporter!r}; use 'dynamo' (default) or 'legacy'")
+    opset = DEFAULT_OPSET if opset is None and exporter == "dynamo" else (opset or 17)
+    allowed = OPSETS[exporter]
+    if opset not in allowed:
+        hint = (" (the legacy exporter writes opsets below 18: --exporter legacy)"
+                if exporter == "dynamo" and opset < allowed.start else "")
+        raise UserError(f"opset {opset} is not supported by the {exporter} exporter; use "
+                        f"{allowed.start}..{allowed.stop - 1}{hint}")
+    return opset
+
+
+def onnx_bytes(module: nn.Module, input_size: Sequence[int], opset: int,
+               exporter: str = "dynamo") -> bytes:
+    """Serialized ONNX model of `module` (float32, CPU) with a dynamic batch dimension."""
+    example = torch.zeros(tuple(input_size))
+    module = module.cpu().eval()
+    try:
+        with quiet(), torch.no_grad():
+            if exporter == "dynamo":
+                batch = torch.export.Dim("batch", min=1, max=4096)
+                program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset,
+                                            input_names=["input"], output_names=["output"],
+                                            dynamic_shapes=({0: batch},), verbose=False)
+                return program.model_proto.SerializeToString()
+            buffer = io.BytesIO()
+            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
+                              input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+            return buffer.getvalue()
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - exporter failures name the unsupported piece
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise UserError(f"the {exporter} ONNX exporter (opset {opset}) cannot export this model: "
+                        f"{first}; try --exporter {'legacy' if exporter == 'dynamo' else 'dynamo'} "
+                        f"or another opset") from None
+
+
+def set_metadata(model_bytes: bytes, metadata: Mapping[str, Any]) -> bytes:
+    """Add `metadata` (JSON-encoded values) to the model's metadata_props."""
+    import onnx
+
+    proto = onnx.load_from_string(model_bytes)
+    existing = {p.key: p for p in proto.metadata_props}
+    for key, value in metadata.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if META_PREFIX + key in existing:
+            existing[META_PREFIX + key].value = text
+        else:
+            prop = proto.metadata_props.add()
+            prop.key, prop.value = META_PREFIX + key, text
+    proto.producer_name = "gancompress"
+    return proto.SerializeToString()
+
+
+def read_metadata(model: str | Path | bytes) -> dict[str, Any]:
+    """The gancompress.* metadata of an ONNX file (values decoded from JSON where possible)."""
+    import onnx
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else \
+        onnx.load(str(model), load_external_data=False)
+    out = {}
+    for prop in proto.metadata_props:
+        if prop.key.startswith(META_PREFIX):
+            try:
+                out[prop.key[len(META_PREFIX):]] = json.loads(prop.value)
+            except json.JSONDecodeError:
+                out[prop.key[len(META_PREFIX):]] = prop.value
+    return out
+
+
+def sample_inputs(input_size: Sequence[int], images: torch.Tensor | None = None, count: int = 2,
+                  seed: int = 0) -> torch.Tensor:
+    """Inputs for verification: given images, else smooth random images in [-1, 1] (batch
+    `count` > 1 checks the dynamic batch dimension too)."""
+    if images is not None:
+        return images.float().cpu()
+    g = torch.Generator().manual_seed(seed)
+    _, c, h, w = input_size
+    coarse = torch.rand(count, c, max(1, h // 8), max(1, w // 8), generator=g)
+    smooth = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear",
+                                             align_corners=False)
+    noise = 0.1 * torch.randn(count, c, h, w, generator=g)
+    return (smooth * 2 - 1 + noise).clamp(-1, 1)
+
+
+@torch.no_grad()
+def reference_output(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The PyTorch output the export must reproduce (eval mode, CPU, float32)."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        return model(inputs.to(device)).float().cpu()
+    finally:
+        model.train(was_training)
+
+
+def compare(reference: torch.Tensor, output: torch.Tensor | np.ndarray) -> dict[str, float]:
+    output = torch.as_tensor(np.asarray(output)).float()
+    if tuple(output.shape) != tuple(reference.shape):
+        return {"max_abs": math.inf, "psnr": -math.inf}
+    return {"max_abs": float((output - reference).abs().max()), "psnr": psnr(reference, output)}
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = (1, 3, 256, 256),
+                opset: int | None = None, exporter: str = "dynamo", optimize: bool = True,
+                verify_inputs: torch.Tensor | None = None, tolerance: float = FP32_TOLERANCE,
+                metadata: Mapping[str, Any] | None = None, overwrite: bool = False,
+                int8: bool = False, calib_images: torch.Tensor | None = None,
+                keep_float: str | Sequence[str] = "auto", min_psnr: float | None = None,
+                target_psnr: float | None = None, calib_method: str = "minmax"
+                ) -> dict[str, Any]:
+    """Export `model` (any loaded generator, at its active widths) to an ONNX file.
+
+    The file is written only after onnxruntime ran it on `verify_inputs` (default: two smooth
+    random images) and its output matched PyTorch's within `tolerance` (max abs error); otherwise
+    UserError and no file. With `int8`, the verified fp32 graph is quantized (deploy/quantize.py)
+    on `calib_images` and refused (UserError, no file) if its PSNR against PyTorch fp32 on
+    held-out calibration images is below `min_psnr`. Returns the metadata written.
+    """
+    from gancompress.deploy import quantize
+    from gancompress.deploy.runtime import ort_session
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists; choose another --out or pass --overwrite")
+    opset = check_opset(exporter, opset)
+    if int8 and (calib_images is None or len(calib_images) == 0):
+        raise UserError("int8 export needs calibration images from the training data: pass "
+                        "--calib DIR (a folder of images or a dataset folder)")
+    input_size = tuple(int(v) for v in input_size)
+    deployed = deploy_module(model, optimize=optimize)
+    data = onnx_bytes(deployed, input_size, opset, exporter)
+    inputs = sample_inputs(input_size, verify_inputs)
+    reference = reference_output(model, inputs)
+    session = ort_session(data, threads=None)
+    output = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})[0]
+    check = compare(reference, output)
+    if not check["max_abs"] <= tolerance:
+        raise UserError(f"ONNX export changes the model's output: max abs error "
+                        f"{check['max_abs']:.3g} > tolerance {tolerance:g} (PSNR "
+                        f"{check['psnr']:.1f} dB) on {len(inputs)} sample inputs; nothing written. "
+                        f"Try --no-optimize or --exporter "
+                        f"{'legacy' if exporter == 'dynamo' else 'dynamo'} and report the model")
+    meta = {**model_info(model, input_size), "format": "onnx", "exporter": exporter,
+            "opset": opset, "precision": "fp32", "dynamic_batch": True,
+            "rewrites": list(deployed.deploy_notes),
+            "verify": {"inputs": len(inputs), "max_abs": check["max_abs"],
+                       "psnr_db": check["psnr"], "tolerance": tolerance}}
+    if int8:
+        min_psnr = quantize.DEFAULT_MIN_PSNR if min_psnr is None else min_psnr
+        data, report = quantize.quantize_onnx(
+            data, calib_images, lambda images: reference_output(model, images),
+            keep_float=keep_float, method=calib_method,
+            target_psnr=quantize.DEFAULT_TARGET_PSNR if target_psnr is None else target_psnr)
+        if not report["psnr_db"] >= min_psnr:
+            raise UserError(f"int8 quantization loses too much quality: PSNR {report['psnr_db']:.1f}"
+                            f" dB against fp32 on held-out calibration images, below the floor "
+                            f"{min_psnr:g} dB (float convs: {len(report['float_convs'])}); nothing "
+                            f"written. Calibrate on more representative images (--calib), try "
+                            f"--calib-method percentile, or keep more layers float (--keep-float)")
+        session = ort_session(data, threads=None)
+        output = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})[0]
+        int8_check = compare(reference, output)
+        meta.update(precision="int8", quantization=report,
+                    verify={"inputs": len(inputs), "max_abs": int8_check["max_abs"],
+                            "psnr_db": int8_check["psnr"], "fp32_max_abs": check["max_abs"],
+                            "min_psnr": min_psnr})
+    meta.update(dict(metadata or {}))
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(set_metadata(data, meta))
+    return meta

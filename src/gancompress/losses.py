@@ -1,0 +1,79 @@
+"""Losses: adversarial (lsgan | vanilla | hinge), reconstruction, feature distillation.
+
+Adversarial losses (REFERENCE.md sec. 3); `logits` are discriminator outputs of any shape (a
+PatchGAN map (B, 1, h, w)), or a list of them for multi-scale discriminators (averaged):
+    lsgan    D: MSE(D(real), 1) and MSE(D(fake), 0)          G: MSE(D(fake), 1)
+    vanilla  D: BCE(D(real), 1) and BCE(D(fake), 0) (logits)  G: BCE(D(fake), 1)
+    hinge    D: mean(relu(1 - D(real))) and mean(relu(1 + D(fake)))   G: -mean(D(fake))
+pix2pix and CycleGAN train D on 0.5 * (real term + fake term): `disc_loss` returns that.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from gancompress.errors import UserError
+
+GAN_MODES = ("lsgan", "vanilla", "hinge")
+
+Logits = torch.Tensor | Sequence[torch.Tensor]
+
+
+def _check(mode: str) -> None:
+    if mode not in GAN_MODES:
+        raise UserError(f"unknown GAN loss {mode!r}; use one of {', '.join(GAN_MODES)}")
+
+
+def _mean_over(logits: Logits, fn) -> torch.Tensor:
+    if isinstance(logits, torch.Tensor):
+        return fn(logits.float())
+    return sum(fn(x.float()) for x in logits) / len(logits)
+
+
+def adversarial(mode: str, logits: Logits, real: bool, for_disc: bool = True) -> torch.Tensor:
+    """One term of a GAN loss: `logits` judged as real (True) or fake (False).
+
+    for_disc matters only for hinge: the generator's term is -mean(D(fake)), not a margin.
+    """
+    _check(mode)
+    if mode == "lsgan":
+        return _mean_over(logits, lambda x: F.mse_loss(x, torch.full_like(x, float(real))))
+    if mode == "vanilla":
+        return _mean_over(logits, lambda x: F.binary_cross_entropy_with_logits(
+            x, torch.full_like(x, float(real))))
+    if not for_disc:
+        return _mean_over(logits, lambda x: -x.mean())
+    return _mean_over(logits, lambda x: F.relu(1 - x).mean() if real else F.relu(1 + x).mean())
+
+
+def disc_loss(mode: str, real_logits: Logits, fake_logits: Logits) -> torch.Tensor:
+    """Discriminator loss 0.5 * (real term + fake term) (pix2pix / CycleGAN convention)."""
+    return 0.5 * (adversarial(mode, real_logits, True) + adversarial(mode, fake_logits, False))
+
+
+def gen_loss(mode: str, fake_logits: Logits) -> torch.Tensor:
+    """Generator's adversarial loss: make D call the fakes real."""
+    return adversarial(mode, fake_logits, True, for_disc=False)
+
+
+def reconstruction(output: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean absolute (l1) or squared (l2) error."""
+    if kind == "l1":
+        return F.l1_loss(output.float(), target.float())
+    if kind == "l2":
+        return F.mse_loss(output.float(), target.float())
+    raise UserError(f"unknown reconstruction loss {kind!r}; use 'l1' or 'l2'")
+
+
+def feature_distillation(student_features: Sequence[torch.Tensor],
+                         teacher_features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Sum over taps of MSE(mapped student feature, teacher feature) (GAN Compression eq. 3).
+
+    The caller applies the learned 1x1 mappings to the student features first; shapes must match.
+    """
+    if len(student_features) != len(teacher_features):
+        raise ValueError(f"{len(student_features)} student features vs {len(teacher_features)} "
+                         f"teacher features")
+    return sum(F.mse_loss(s.float(), t.float()) for s, t in zip(student_features, teacher_features))

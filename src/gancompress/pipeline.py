@@ -1,0 +1,577 @@
+"""The compression pipeline: teacher -> compact generator at a budget, every stage resumable.
+
+    cfg = compress_config(teacher="runs/demo/generator.pth", data="demo_data", budget="1/10",
+                          preset_name="demo")
+    result = compress(cfg, "runs/demo-compressed")       # again: finished stages are skipped
+
+Stages and what each leaves in the output folder OUT (a stage whose output exists is skipped;
+a stage interrupted mid-way resumes from its last checkpoint):
+    prepare   OUT/compress.json (the settings; a rerun with other settings is refused),
+              OUT/held_out.txt (training images kept out of compression training; they score
+              sub-networks and make the report; the test set is never used)
+    mobile    OUT/mobile/student.pth     original pipeline, dense teacher: a mobile (separable)
+                                         teacher distilled from it
+    distill   OUT/distill/student.pth    original pipeline: student of the widest config,
+                                         initialised by L1-norm pruning of the mobile teacher
+    supernet  OUT/supernet/supernet.pth  once-for-all supernet (fast: from the teacher, fresh
+                                         init; original: from the pre-distilled student)
+    search    OUT/search/best.json       evolution or exhaustive search under the budget
+              (+ results.jsonl cache, pareto.png)
+    finetune  OUT/finetune/supernet.pth  the chosen sub-network fine-tuned inside the supernet
+    extract   OUT/compact.pth            standalone compact generator (load_generator opens it)
+    report    OUT/report/report.{md,json}, grid.png   teacher vs compact
+The training stages run in the one training loop (train.py) with the tasks of compress_tasks.py.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gancompress.checkpoint import generator_from_object, safe_load, save_generator
+from gancompress.compress_tasks import (data_kind, load_teacher, resolve_space, space_from_meta,
+                                        space_to_meta)
+from gancompress.config import PRESETS, Config, apply_overrides, diff, validate
+from gancompress.elastic import ElasticGenerator, compact
+from gancompress.errors import UserError
+from gancompress.imaging import atomic_write_text
+from gancompress.metrics.cost import count_macs, format_count
+from gancompress.models import build_generator
+from gancompress.models.resnet import encode_config
+from gancompress.search import (Budget, EvolutionSettings, LatencyCost, MacCost,
+                                ReconstructionScorer, check_budget, file_fingerprint,
+                                parse_budget, run_search)
+from gancompress.space import SearchSpace
+
+STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
+Log = Callable[[str], None]
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+
+def compress_presets() -> list[str]:
+    return [name[len("compress-"):] for name in PRESETS if name.startswith("compress-")]
+
+
+def _preset_overrides(name: str) -> dict[str, Any]:
+    """The overrides of a preset and its bases (base first), without building from defaults."""
+    chain = []
+    while name is not None:
+        chain.append(PRESETS[name])
+        name = PRESETS[name].base
+    merged: dict[str, Any] = {}
+    for p in reversed(chain):
+        merged.update(p.overrides)
+    return merged
+
+
+def compress_config(teacher: str | None = None, data: str | None = None,
+                    budget: str | None = None, preset_name: str | None = None,
+                    overrides: Sequence[str] = (), base: Config | None = None) -> Config:
+    """Settings for `compress`: the teacher's own training config (data layout, sizes, model and
+    loss settings, read from its checkpoint), then the compress preset, then the arguments."""
+    cfg = base.copy() if base is not None else Config()
+    if teacher:
+        cfg = _teacher_config(teacher, cfg)
+        cfg.compress.teacher = str(teacher)
+    if preset_name:
+        name = f"compress-{preset_name}"
+        if name not in PRESETS:
+            name = preset_name if preset_name.startswith("compress-") else ""
+        if name not in PRESETS:
+            raise UserError(f"unknown compress preset {preset_name!r}; available: "
+                            f"{', '.join(compress_presets())}")
+        cfg = apply_overrides(cfg, _preset_overrides(name), source=f"preset {name}")
+    if data:
+        cfg.data.root = str(data)
+    if budget:
+        cfg.compress.budget = str(budget)
+    return validate(apply_overrides(cfg, list(overrides)))
+
+
+def _teacher_config(teacher: str, cfg: Config) -> Config:
+    """cfg with the data / model / loss / train settings the teacher was trained with, if its
+    checkpoint records them (gancompress train does); file lists are not inherited."""
+    try:
+        obj = safe_load(teacher)
+    except UserError:
+        return cfg  # load_teacher reports the problem with the file later, with context
+    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
+    saved = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(saved, dict):
+        return cfg
+    try:
+        teacher_cfg = Config.from_dict({k: v for k, v in saved.items()
+                                        if k in ("data", "model", "loss", "train")})
+    except UserError:
+        return cfg  # written by another version: fall back to defaults and overrides
+    out = cfg.copy()
+    out.data, out.model, out.loss, out.train = (teacher_cfg.data, teacher_cfg.model,
+                                                teacher_cfg.loss, teacher_cfg.train)
+    out.data.root, out.data.file_list, out.data.exclude_list = "", None, None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks that run before anything is written
+
+
+def _device(cfg: Config) -> torch.device:
+    from gancompress.train import resolve_device
+    return resolve_device(cfg.train.device)
+
+
+def input_size(cfg: Config) -> tuple[int, int, int, int]:
+    """Batch-1 input at the data's evaluation size: MACs and latency are counted there."""
+    return (1, cfg.data.in_channels, cfg.data.crop_size, cfg.data.crop_size)
+
+
+def check_teacher_and_data(cfg: Config, device: torch.device | str = "cpu") -> ElasticGenerator:
+    """The frozen teacher, after checking that the data fits it; raises UserError otherwise."""
+    teacher = load_teacher(cfg.compress.teacher, device)
+    t = teacher.arch
+    d = cfg.data
+    if not d.root:
+        raise UserError("no dataset folder given: pass --data DIR")
+    if (d.in_channels, d.out_channels) != (t["in_channels"], t["out_channels"]):
+        raise UserError(f"data folder {d.root} is read as {d.in_channels} -> {d.out_channels} "
+                        f"channels (data.in_channels / data.out_channels) but the teacher maps "
+                        f"{t['in_channels']} -> {t['out_channels']} channels; use the teacher's "
+                        f"data or set data.in_channels={t['in_channels']} "
+                        f"data.out_channels={t['out_channels']}")
+    from gancompress.data import open_dataset
+    # Read one pair in colour to see what the files hold (the loader would convert silently).
+    dataset = open_dataset(d.root, mode=d.mode, phase="train", direction=d.direction,
+                           preprocess=d.preprocess, load_size=d.crop_size, crop_size=d.crop_size,
+                           flip=False, in_channels=3, out_channels=3, augment=False)
+    item = dataset[0]
+    for side, channels in (("source", t["in_channels"]), ("target", t["out_channels"])):
+        if side in item and channels == 1 and _is_colour(item[side]):
+            raise UserError(f"data folder {d.root} holds colour {'input' if side == 'source' else 'target'} "
+                            f"images ({Path(item[side + '_path']).name}) but the teacher "
+                            f"{'takes' if side == 'source' else 'makes'} 1-channel images; give "
+                            f"the data the teacher was trained on")
+    resolve_space(cfg.compress.space)
+    return teacher
+
+
+def _is_colour(image: torch.Tensor, tolerance: float = 0.05) -> bool:
+    """(3, H, W) image whose channels differ (not a grey image stored as RGB)."""
+    return bool((image - image.mean(0, keepdim=True)).abs().max() > tolerance)
+
+
+def supernet_skeleton(cfg: Config, teacher: ElasticGenerator, space: SearchSpace
+                      ) -> ElasticGenerator:
+    """An (untrained) supernet of the configured space: for costs before training."""
+    t = teacher.arch
+    widths = space.widths(space.largest())
+    return build_generator("resnet", in_channels=t["in_channels"], out_channels=t["out_channels"],
+                           ngf=widths["stem"], n_blocks=t["n_blocks"],
+                           conv=cfg.compress.student_conv, norm=t["norm"], widths=widths).eval()
+
+
+def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: Budget,
+              device: torch.device | str, cache_dir: Path | None) -> MacCost | LatencyCost:
+    if budget.kind == "latency":
+        return LatencyCost(model, space, input_size(cfg), device=str(device),
+                           cache_dir=cache_dir)
+    return MacCost(model, space, input_size(cfg))
+
+
+def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
+                 device: torch.device | str) -> float:
+    if budget.kind == "latency":
+        from gancompress.metrics.cost import measure_latency
+        example = torch.rand(input_size(cfg), device=device) * 2 - 1
+        return measure_latency(teacher, example, warmup=3, runs=10, device=device)["median_ms"]
+    return float(count_macs(teacher, input_size(cfg)))
+
+
+def resolved_budget(cfg: Config, teacher: ElasticGenerator) -> Budget:
+    if not cfg.compress.budget:
+        raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
+                        "preset that sets compress.budget")
+    budget = parse_budget(cfg.compress.budget)
+    return budget.resolve(count_macs(teacher, input_size(cfg)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Output folder, held-out slice
+
+
+def _check_out(out: Path, cfg: Config) -> None:
+    """A new/empty folder, or one holding a compression with the same settings."""
+    saved_path = out / "compress.json"
+    if saved_path.is_file():
+        try:
+            saved = Config.from_dict(json.loads(saved_path.read_text()), source=str(saved_path))
+        except (json.JSONDecodeError, OSError) as err:
+            raise UserError(f"cannot read {saved_path}: {err}") from None
+        changed = diff(saved, cfg)
+        if changed:
+            lines = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:6])
+            raise UserError(f"{out} holds a compression with other settings ({lines}); rerun with "
+                            f"the same settings to resume, or choose another --out (nothing was "
+                            f"changed)")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not an empty folder nor a compression folder; choose "
+                        f"a new --out (nothing was changed)")
+
+
+def held_out_names(cfg: Config) -> list[str]:
+    """compress.held_out training inputs (paths relative to the data folder), chosen at random
+    with the run's seed, from the input side."""
+    from gancompress.data import resolve_layout
+    layout = resolve_layout(cfg.data.root, cfg.data.mode, "train")
+    side = {"aligned": "AB", "single": "A"}.get(layout.mode)
+    if side is None:
+        side = "A" if cfg.data.direction == "AtoB" else "B"
+    files = layout.files[side]
+    n = cfg.compress.held_out
+    if n >= len(files):
+        raise UserError(f"compress.held_out = {n} leaves no training images ({len(files)} in "
+                        f"{cfg.data.root}); hold out fewer, e.g. compress.held_out="
+                        f"{max(1, len(files) // 10)}")
+    picked = sorted(random.Random(cfg.train.seed).sample(range(len(files)), n))
+    return [files[i].relative_to(layout.root).as_posix() for i in picked]
+
+
+def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerator | None = None,
+                     batch_size: int = 16, device: torch.device | str = "cpu"
+                     ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool]:
+    """(batches of (source, reference), paired). Evaluation preprocessing (resize to crop_size,
+    no flip). Paired data: reference = ground truth; otherwise the teacher's output."""
+    from gancompress.data import open_dataset, resolve_layout
+    d = cfg.data
+    layout = resolve_layout(d.root, d.mode, "train")
+    paired = layout.mode == "aligned"
+    if paired:
+        dataset = open_dataset(d.root, mode="aligned", phase="train", direction=d.direction,
+                               preprocess=d.preprocess, load_size=d.crop_size,
+                               crop_size=d.crop_size, flip=False, in_channels=d.in_channels,
+                               out_channels=d.out_channels, file_list=list(names), augment=False)
+    else:
+        folder = Path(d.root) / Path(names[0]).parent
+        dataset = open_dataset(folder, mode="single", phase="train", preprocess=d.preprocess,
+                               load_size=d.crop_size, crop_size=d.crop_size, flip=False,
+                               in_channels=d.in_channels, out_channels=d.out_channels,
+                               file_list=[Path(n).name for n in names], augment=False)
+    batches = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(len(dataset), start + batch_size))]
+        source = torch.stack([it["source"] for it in items]).to(device)
+        if paired:
+            reference = torch.stack([it["target"] for it in items]).to(device)
+        else:
+            if teacher is None:
+                raise ValueError("unpaired data: the teacher's output is the reference")
+            with torch.no_grad():
+                reference = teacher(source)
+        batches.append((source, reference))
+    return batches, paired
+
+
+# ----------------------------------------------------------------------------------------------
+# Supernet files and extraction
+
+
+def load_supernet(path: str | Path, device: str | torch.device = "cpu"
+                  ) -> tuple[ElasticGenerator, SearchSpace, dict[str, Any]]:
+    """(supernet, its search space, its metadata) from a supernet.pth written by the supernet
+    or finetune stage."""
+    obj = safe_load(path)
+    model, _ = generator_from_object(obj, name=str(path))
+    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
+    if not isinstance(meta, dict) or "space" not in meta:
+        raise UserError(f"{path} is not a supernet (its metadata names no search space); give a "
+                        f"supernet.pth written by `gancompress supernet` or `compress`")
+    return model.to(device).eval(), space_from_meta(meta["space"]), meta
+
+
+def extract(supernet: ElasticGenerator, space: SearchSpace, config: str
+            ) -> tuple[ElasticGenerator, dict[str, int]]:
+    """The standalone compact generator of sub-network `config` (weights cropped, no copy of
+    the supernet's other channels); compact(g, w)(x) == g@w(x)."""
+    widths = space.widths(space.decode(config))
+    return compact(supernet, widths).eval(), widths
+
+
+def extract_file(supernet_path: str | Path, config: str, out: str | Path, force: bool = False,
+                 extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the compact model of `config` to `out` (refuses to overwrite unless `force`)."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists; choose another --out or pass --force")
+    supernet, space, meta = load_supernet(supernet_path)
+    if meta.get("finetuned_config") and meta["finetuned_config"] != config:
+        raise UserError(f"{supernet_path} was fine-tuned for sub-network "
+                        f"{meta['finetuned_config']}, not {config}; extract that one, or extract "
+                        f"{config} from the supernet before fine-tuning")
+    model, widths = extract(supernet, space, config)
+    size = (1, model.arch["in_channels"], 256, 256)
+    info = {"kind": "compact", "config": config, "widths": widths,
+            "supernet": str(Path(supernet_path).resolve()),
+            "supernet_sha256": file_fingerprint(supernet_path),
+            "space": space_to_meta(space), "teacher": meta.get("teacher"),
+            "macs_256": count_macs(model, size), **(extra_meta or {})}
+    if "config" in meta:  # the training config of the supernet: data settings for later use
+        info["train_config"] = meta["config"]
+    save_generator(model, out, meta=info)
+    return info
+
+
+# ----------------------------------------------------------------------------------------------
+# Search and report (also used on their own by `gancompress search` / `gancompress report`)
+
+
+def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
+                teacher: ElasticGenerator | None, held_out: Sequence[str],
+                device: torch.device | str) -> Any:
+    """Score of a sub-network on the held-out slice: FID / KID against compress.stats, else
+    L1 / PSNR to the ground truth (paired) or to the teacher's output (unpaired)."""
+    c = cfg.compress
+    metric = c.metric
+    if metric == "auto":
+        metric = "fid" if c.stats else "l1"
+    batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
+    if metric in ("fid", "kid"):
+        if not c.stats:
+            raise UserError(f"compress.metric={metric} needs reference statistics: "
+                            f"compress.stats=FILE.npz (made by gancompress stats)")
+        from gancompress.search import DistributionScorer
+        return DistributionScorer.from_statistics(supernet, space, [s for s, _ in batches],
+                                                  c.stats, kind=metric, device=device)
+    return ReconstructionScorer(supernet, space, batches, metric,
+                                reference="target" if paired else "teacher", device=device)
+
+
+def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
+                    teacher: ElasticGenerator | None, held_out: Sequence[str],
+                    device: torch.device | str = "cpu", log: Log = print) -> dict[str, Any]:
+    """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json."""
+    c = cfg.compress
+    supernet, space, _ = load_supernet(supernet_path, device)
+    budget = parse_budget(c.budget) if c.budget else None
+    if budget is None:
+        raise UserError("the search needs a budget: --budget (e.g. 1/10, 3G, 30ms)")
+    teacher_macs = count_macs(teacher, input_size(cfg)) if teacher is not None else None
+    budget = budget.resolve(teacher_macs)
+    cost = make_cost(cfg, supernet, space, budget, device, Path(out_dir).parent / "latency")
+    t_cost = teacher_cost(cfg, teacher, budget, device) if teacher is not None else None
+    check_budget(budget, cost, space, t_cost)
+    scorer = make_scorer(cfg, supernet, space, teacher, held_out, device)
+    teacher_score = scorer.evaluate(teacher) if teacher is not None else None
+    identity = {"supernet_sha256": file_fingerprint(supernet_path),
+                "space": space_to_meta(space), "input_size": list(input_size(cfg)),
+                **scorer.identity()}
+    settings = EvolutionSettings(c.population, c.parents, c.mutants, c.crossovers,
+                                 c.mutate_prob, c.generations)
+    log(f"[search] {c.search} over {space.name} ({space.size:,} sub-networks), budget "
+        f"{budget.describe()}, score {scorer.name} on {len(held_out)} held-out images"
+        + (f"; teacher {scorer.name} {teacher_score:.4g}" if teacher_score is not None else ""))
+    run_search(space, cost, scorer, budget, out_dir, identity, method=c.search, settings=settings,
+               seed=cfg.train.seed, macs=MacCost(supernet, space, input_size(cfg)),
+               teacher={"score": teacher_score, "cost": t_cost} if teacher is not None else None,
+               log=lambda s: log(f"[search] {s}"))
+    return json.loads((Path(out_dir) / "best.json").read_text())
+
+
+def report_files(cfg: Config, teacher: ElasticGenerator, compact_path: str | Path,
+                 held_out: Sequence[str], out_dir: str | Path, device: torch.device | str = "cpu",
+                 meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Teacher vs compact on the held-out slice -> out_dir/report.{json,md}, grid.png."""
+    from gancompress.checkpoint import load_generator
+    from gancompress.report import compare, write_report
+
+    compact_model = load_generator(compact_path, device)
+    batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
+    report, grid = compare(teacher, compact_model, batches, paired, input_size(cfg), device,
+                           meta=meta)
+    write_report(report, grid, out_dir)
+    return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Stages
+
+
+class Pipeline:
+    """One compression in folder `out` (see the module docstring)."""
+
+    def __init__(self, cfg: Config, out: str | Path, log: Log = print):
+        self.cfg = validate(cfg.copy())
+        self.out = Path(out)
+        self.log = log
+        self.c = self.cfg.compress
+
+    # -- paths ------------------------------------------------------------------------------------
+    def path(self, stage: str) -> Path:
+        return {"mobile": self.out / "mobile" / "student.pth",
+                "distill": self.out / "distill" / "student.pth",
+                "supernet": self.out / "supernet" / "supernet.pth",
+                "search": self.out / "search" / "best.json",
+                "finetune": self.out / "finetune" / "supernet.pth",
+                "extract": self.out / "compact.pth",
+                "report": self.out / "report" / "report.json"}[stage]
+
+    def stages(self) -> list[str]:
+        stages = []
+        if self.c.pipeline == "original":
+            if self.teacher.arch["conv"] != "separable":
+                stages.append("mobile")
+            stages.append("distill")
+        stages += ["supernet", "search"]
+        if self.c.finetune_epochs + self.c.finetune_epochs_decay > 0:
+            stages.append("finetune")
+        return stages + ["extract", "report"]
+
+    def training_teacher(self) -> str:
+        """The teacher the student stages distil from: the mobile teacher in the original
+        pipeline (when one was trained), else the given teacher."""
+        if self.c.pipeline == "original" and self.teacher.arch["conv"] != "separable":
+            return str(self.path("mobile").resolve())
+        return str(Path(self.c.teacher).resolve())
+
+    # -- prepare ------------------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Every check that can fail on the user's input (teacher, data, budget, output folder),
+        writing nothing; returns the held-out names it would use."""
+        self.device = _device(self.cfg)
+        self.teacher = check_teacher_and_data(self.cfg, self.device)
+        self.space = resolve_space(self.c.space)
+        _check_out(self.out, self.cfg)
+        if self.c.budget:
+            self.budget = resolved_budget(self.cfg, self.teacher)
+            skeleton = supernet_skeleton(self.cfg, self.teacher, self.space)
+            cost = make_cost(self.cfg, skeleton, self.space, self.budget, self.device,
+                             self.out / "latency")
+            check_budget(self.budget, cost, self.space,
+                         teacher_cost(self.cfg, self.teacher, self.budget, self.device))
+        return held_out_names(self.cfg)
+
+    def prepare(self) -> None:
+        """check(), then write compress.json and held_out.txt (kept from an earlier run)."""
+        names = self.check()
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not (self.out / "compress.json").is_file():
+            atomic_write_text(self.out / "compress.json", self.cfg.to_json())
+        held = self.out / "held_out.txt"
+        if held.is_file():
+            names = [line for line in held.read_text().splitlines() if line.strip()]
+        else:
+            atomic_write_text(held, "".join(f"{n}\n" for n in names))
+        self.held_out = names
+
+    # -- training stages ------------------------------------------------------------------------
+    def stage_config(self, stage: str) -> Config:
+        c = self.c
+        epochs = {"mobile": (c.mobile_epochs, c.mobile_epochs_decay),
+                  "distill": (c.distill_epochs, c.distill_epochs_decay),
+                  "supernet": (c.supernet_epochs, c.supernet_epochs_decay),
+                  "finetune": (c.finetune_epochs, c.finetune_epochs_decay)}[stage]
+        over: dict[str, Any] = {
+            "train.task": "distill" if stage == "mobile" else stage,
+            "train.epochs": epochs[0], "train.epochs_decay": epochs[1],
+            "data.exclude_list": str((self.out / "held_out.txt").resolve()),
+            "compress.teacher": self.training_teacher(), "compress.init_from_run": ""}
+        if stage == "mobile":
+            over.update({"compress.teacher": str(Path(c.teacher).resolve()),
+                         "compress.student_conv": "separable", "compress.student_init": "fresh",
+                         "compress.student_widths": encode_config(self.teacher.arch["widths"])})
+        elif stage == "distill":
+            over.update({"compress.student_init": "prune" if c.pipeline == "original"
+                         else c.student_init})
+        elif stage == "supernet":
+            if c.pipeline == "original":
+                over.update({"compress.student_init": str(self.path("distill").resolve()),
+                             "compress.init_from_run": str(self.path("distill").parent.resolve())})
+        elif stage == "finetune":
+            over.update({"compress.student_init": str(self.path("supernet").resolve()),
+                         "compress.init_from_run": str(self.path("supernet").parent.resolve()),
+                         "compress.config": self.chosen_config()})
+        return validate(apply_overrides(self.cfg, over, source=f"stage {stage}"))
+
+    def train_stage(self, stage: str) -> None:
+        from gancompress.train import train
+        import gancompress.compress_tasks  # noqa: F401  (registers the tasks)
+
+        run = self.path(stage).parent
+        cfg = self.stage_config(stage)
+        resume = (run / "config.json").is_file()
+        self.log(f"[{stage}] {'resuming' if resume else 'training'} in {run} "
+                 f"({cfg.train.epochs}+{cfg.train.epochs_decay} epochs"
+                 + (f", at most {cfg.train.max_steps} steps" if cfg.train.max_steps else "") + ")")
+        result = train(cfg, run, resume=resume)
+        self.log(f"[{stage}] {result['steps']} steps in {result['elapsed_s']:.0f} s")
+
+    # -- search ---------------------------------------------------------------------------------
+    def run_search(self) -> None:
+        search_supernet(self.cfg, self.path("supernet"), self.path("search").parent, self.teacher,
+                        self.held_out, self.device, self.log)
+
+    def chosen_config(self) -> str:
+        if self.c.config:
+            return self.c.config
+        path = self.path("search")
+        if not path.is_file():
+            raise UserError(f"no search result in {path}: run the search stage first (or set "
+                            f"compress.config=16_16_...)")
+        return json.loads(path.read_text())["best"]
+
+    # -- extract, report ----------------------------------------------------------------------
+    def run_extract(self) -> None:
+        source = self.path("finetune") if self.path("finetune").is_file() else self.path("supernet")
+        config = self.chosen_config()
+        best = json.loads(self.path("search").read_text()) if self.path("search").is_file() else {}
+        info = extract_file(source, config, self.path("extract"), extra_meta={
+            "budget": self.c.budget, "search": {k: best.get(k) for k in ("score", "metric", "cost",
+                                                                         "cost_unit")},
+            "finetuned": source == self.path("finetune")})
+        self.log(f"[extract] {config} -> {self.path('extract')} "
+                 f"({format_count(info['macs_256'])} MACs at 256x256)")
+
+    def run_report(self) -> dict[str, Any]:
+        best = json.loads(self.path("search").read_text()) if self.path("search").is_file() else {}
+        return report_files(self.cfg, self.teacher, self.path("extract"), self.held_out,
+                            self.path("report").parent, self.device, meta={
+                                "config": self.chosen_config(), "budget": self.c.budget,
+                                "pipeline": self.c.pipeline, "teacher_path": self.c.teacher,
+                                "compact_path": str(self.path("extract")),
+                                "search": {k: best.get(k) for k in ("score", "metric", "cost",
+                                                                    "cost_unit", "evaluated")}})
+
+    # -- driver -----------------------------------------------------------------------------------
+    def run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
+        self.prepare()
+        stages = self.stages() if only is None else list(only)
+        done = []
+        for stage in stages:
+            if self.path(stage).is_file():
+                self.log(f"[{stage}] done already ({self.path(stage)}); skipping")
+                continue
+            if stage in ("mobile", "distill", "supernet", "finetune"):
+                self.train_stage(stage)
+            elif stage == "search":
+                self.run_search()
+            elif stage == "extract":
+                self.run_extract()
+            elif stage == "report":
+                self.run_report()
+            done.append(stage)
+        result: dict[str, Any] = {"out": str(self.out), "ran": done, "stages": stages}
+        if self.path("report").is_file():
+            result["report"] = json.loads(self.path("report").read_text())
+            result["report_md"] = (self.path("report").parent / "report.md").read_text()
+        return result
+
+
+def compress(cfg: Config, out: str | Path, stages: Sequence[str] | None = None,
+             log: Log = print) -> dict[str, Any]:
+    """Run (or resume) the pipeline; returns {"out", "ran", "stages", "report"?}."""
+    return Pipeline(cfg, out, log).run(stages)
+

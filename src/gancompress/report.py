@@ -1,0 +1,156 @@
+"""Teacher vs compact report: params, MACs, measured latency, quality, and an image grid.
+
+    report = compare(teacher, compact, batches, paired=True, input_size=(1, 3, 64, 64))
+    write_report(report, grid, out_dir)   -> report.json, report.md, grid.png
+
+Quality is measured on the held-out slice of the training data that the search used (never the
+test set): L1 and PSNR to the ground truth on paired data, to the teacher's output on unpaired
+data; FID/KID when the caller passes distribution scores. MACs follow the published convention
+(REFERENCE.md sec. 5) at the evaluation size and at 256x256 (the papers' tables); latency is
+batch 1, warm-up then timed runs, with the conditions recorded (gancompress.metrics.cost).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gancompress.imaging import atomic_write_text, make_grid, save_image
+from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
+from gancompress.search import _psnr
+
+
+@torch.no_grad()
+def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
+            ) -> dict[str, float]:
+    """Mean L1 (in [-1, 1] units) and PSNR (dB) of `model` against each batch's reference."""
+    model.eval()
+    l1 = psnr = 0.0
+    n = 0
+    for source, ref in batches:
+        fake = model(source)
+        l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
+        psnr += _psnr(fake, ref).sum().item()
+        n += len(source)
+    return {"l1": l1 / n, "psnr": psnr / n}
+
+
+def profile(model: torch.nn.Module, input_size: Sequence[int], device: str | torch.device = "cpu",
+            runs: int = 20, warmup: int = 5) -> dict[str, Any]:
+    """Params, published and true MACs at `input_size` and at 256x256, measured latency."""
+    size = tuple(int(v) for v in input_size)
+    macs, macs_true = count_macs_both(model, size)
+    macs_256, _ = count_macs_both(model, (1, size[1], 256, 256))
+    example = torch.rand(size, device=device) * 2 - 1
+    latency = measure_latency(model.to(device).eval(), example, warmup=warmup, runs=runs,
+                              device=device)
+    return {"params": count_params(model), "macs": macs, "macs_true": macs_true,
+            "macs_256": macs_256, "latency_ms": latency["median_ms"], "latency": latency}
+
+
+@torch.no_grad()
+def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
+            batches: Sequence[tuple[torch.Tensor, torch.Tensor]], paired: bool,
+            input_size: Sequence[int], device: str | torch.device = "cpu",
+            extra_scores: Mapping[str, Mapping[str, float]] | None = None, n_grid: int = 4,
+            latency_runs: int = 20, meta: Mapping[str, Any] | None = None
+            ) -> tuple[dict[str, Any], torch.Tensor]:
+    """(report dict, image grid tensor). batches: held-out (source, target) pairs; on unpaired
+    data the target is ignored and the teacher's output is the reference.
+
+    extra_scores: {"fid": {"teacher": x, "compact": y}, ...}, lower is better.
+    """
+    teacher, compact = teacher.to(device).eval(), compact.to(device).eval()
+    batches = [(s.to(device), t.to(device)) for s, t in batches]
+    teacher_out = [teacher(s) for s, _ in batches]
+    report: dict[str, Any] = {"paired": paired, "held_out_images": sum(len(s) for s, _ in batches),
+                              "input_size": list(input_size), **dict(meta or {})}
+    models = {"teacher": profile(teacher, input_size, device, latency_runs),
+              "compact": profile(compact, input_size, device, latency_runs)}
+    if paired:
+        reference = "ground truth"
+        models["teacher"]["quality"] = quality(teacher, batches)
+        models["compact"]["quality"] = quality(compact, batches)
+    else:
+        reference = "teacher output"
+        models["teacher"]["quality"] = {"l1": 0.0, "psnr": None}  # the reference itself
+        models["compact"]["quality"] = quality(compact, [(s, t) for (s, _), t in
+                                                         zip(batches, teacher_out)])
+    for name, values in (extra_scores or {}).items():
+        for who in ("teacher", "compact"):
+            if who in values:
+                models[who]["quality"][name] = float(values[who])
+    report["reference"] = reference
+    report["models"] = models
+    t, c = models["teacher"], models["compact"]
+    report["ratios"] = {
+        "macs": c["macs"] / t["macs"], "params": c["params"] / t["params"],
+        "speedup": t["latency_ms"] / c["latency_ms"] if c["latency_ms"] > 0 else None,
+        "l1": (c["quality"]["l1"] / t["quality"]["l1"]) if paired and t["quality"]["l1"] > 0
+        else None}
+    rows = []
+    for (source, target), t_out in zip(batches, teacher_out):
+        c_out = compact(source)
+        for i in range(len(source)):
+            if len(rows) >= n_grid:
+                break
+            row = [source[i], t_out[i], c_out[i]]
+            if paired:
+                row.append(target[i])
+            rows.append(row)
+    report["grid_columns"] = ["input", "teacher", "compact"] + (["target"] if paired else [])
+    return report, make_grid(rows)
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report as a Markdown table (teacher | compact | ratio)."""
+    t, c = report["models"]["teacher"], report["models"]["compact"]
+    size = "x".join(map(str, report["input_size"][2:]))
+    lat = t["latency"]
+    lines = ["# gancompress report", ""]
+    if report.get("config"):
+        lines += [f"Compact sub-network `{report['config']}`"
+                  + (f", budget {report['budget']}" if report.get("budget") else "") + ".", ""]
+    lines += ["| | teacher | compact | compact / teacher |", "|---|---:|---:|---:|",
+              f"| parameters | {t['params']:,} | {c['params']:,} | "
+              f"{c['params'] / t['params']:.3f} |",
+              f"| MACs at {size} | {format_count(t['macs'])} | {format_count(c['macs'])} | "
+              f"{c['macs'] / t['macs']:.3f} |",
+              f"| MACs at 256x256 | {format_count(t['macs_256'])} | "
+              f"{format_count(c['macs_256'])} | {c['macs_256'] / t['macs_256']:.3f} |",
+              f"| latency (ms, median) | {t['latency_ms']:.2f} | {c['latency_ms']:.2f} | "
+              f"{c['latency_ms'] / t['latency_ms']:.3f} |"]
+    ref = report["reference"]
+    for key, label in (("l1", f"L1 to {ref} (lower is better)"),
+                       ("psnr", f"PSNR to {ref}, dB (higher is better)")):
+        tv, cv = t["quality"].get(key), c["quality"].get(key)
+        ratio = f"{cv / tv:.3f}" if tv not in (None, 0.0) else "-"
+        lines.append(f"| {label} | {_num(tv)} | {_num(cv)} | {ratio} |")
+    for key in sorted(set(t["quality"]) - {"l1", "psnr"}):
+        tv, cv = t["quality"].get(key), c["quality"].get(key)
+        lines.append(f"| {key.upper()} (lower is better) | {_num(tv, 3)} | {_num(cv, 3)} | - |")
+    lines += ["", f"Quality on {report['held_out_images']} held-out training images (not the test "
+              f"set). MACs: published convention (REFERENCE.md sec. 5). Latency: batch 1 at "
+              f"{size}, {lat['runs']} runs after {lat['warmup']} warm-up, {lat['device']} "
+              f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}.", "",
+              f"![input | teacher | compact{' | target' if report['paired'] else ''}](grid.png)",
+              ""]
+    return "\n".join(lines)
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def write_report(report: Mapping[str, Any], grid: torch.Tensor, out_dir: str | Path
+                 ) -> dict[str, Path]:
+    """Write report.json, report.md and grid.png into `out_dir` (atomically)."""
+    out = Path(out_dir)
+    paths = {"json": out / "report.json", "markdown": out / "report.md", "grid": out / "grid.png"}
+    save_image(grid, paths["grid"])
+    atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write_text(paths["markdown"], markdown(report))
+    return paths

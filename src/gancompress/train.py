@@ -1,0 +1,587 @@
+"""The one training loop of gancompress, with pluggable tasks.
+
+    from gancompress.config import preset, apply_overrides
+    from gancompress.train import train
+    cfg = apply_overrides(preset("demo"), ["data.root=demo_data"])
+    train(cfg, "runs/demo")                  # new run folder (refused if it exists and is not empty)
+    train(cfg, "runs/demo", resume=True)     # continue after a crash / SIGKILL, bitwise identical
+
+The loop owns everything that is the same for every kind of training: the run folder, seeding,
+data order, learning-rate schedule, logging, checkpoints, resume, sample grids, progress bar.
+A *task* owns what differs: models, optimisers, losses and the update rule.
+
+Run folder
+----------
+    RUN/config.json        the full Config (Config.to_dict())
+    RUN/log.jsonl          one JSON object per line: {"step", "epoch", "lr", "losses": {...},
+                           "time": {"data_s", "step_s", "images_per_s"}, "elapsed_s"}, plus
+                           {"event": "start" | "resume" | "checkpoint" | "done", ...} lines
+    RUN/checkpoint.pt      written atomically (temp file + rename) every train.checkpoint_every
+                           steps and at the end; plain dicts/tensors only (checkpoint.safe_load):
+                           {"format": "gancompress-run", "version", "step", "config",
+                            "task": task.state_dict(), "rng": {...}, "elapsed_s"}
+    RUN/samples/step_XXXXXXX.png   sample grids (one row per image: what task.sample returns)
+    RUN/<files written by task.export>, e.g. generator.pth (load with load_generator(path))
+
+Exact resume
+------------
+Everything that influences the weights is either saved (task state incl. optimisers and image
+pools; python / numpy / torch / cuda RNG states) or a pure function of (seed, step): the data
+order and each item's crop/flip (data/sampling.py, data/datasets.py), and the learning rate.
+A run killed at any moment and resumed from its last checkpoint therefore ends with the same
+weights as an uninterrupted run (bitwise on CPU with the same thread count). The DataLoader gets
+its own torch.Generator so that creating an iterator mid-epoch does not consume the global RNG.
+
+Learning rate (REFERENCE.md sec. 3): constant for train.epochs epochs, then linear decay over
+train.epochs_decay epochs: factor = 1 - max(0, e + 1 - epochs) / (epochs_decay + 1), with e the
+0-based epoch (lr_update="epoch", published) or the fractional epoch reached after the step
+(lr_update="step"). The loop sets lr = initial_lr * factor on every optimiser param group before
+each step; tasks never step schedulers themselves.
+
+The Task interface
+------------------
+Subclass `Task` and register it by name in `TASKS` (a dict: name -> class or "module:Class"
+string, resolved lazily), or with `register_task("name", cls)`; select it with train.task=name
+or pass `task=` to `train()`.
+
+    class MyTask(Task):
+        def __init__(self, config, device):
+            super().__init__(config, device)        # sets self.config, self.device, self.amp
+            self.student = self.add_model("student", build(...))   # saved + train()/eval()
+            self.add_optimizer("student", self.student.parameters())  # Adam(lr, beta1, beta2)
+            self.teacher = load_generator(...)      # frozen helpers: plain attributes, not saved
+        def step(self, batch, step) -> dict[str, float]:
+            with self.autocast():                   # mixed precision when train.amp on CUDA
+                loss = ...
+            self.optimize("student", loss)          # zero_grad, (scaled) backward, step
+            return {"loss": loss.item()}
+        def sample(self, batch) -> list[list[Tensor]]:   # called in eval mode under no_grad
+            return [[s, o, t] for s, o, t in zip(batch["source"], out, batch["target"])]
+        def export(self, out_dir) -> list[Path]:   # final artefacts, e.g. save_generator(...)
+            ...
+
+Members of Task used by the loop (override when needed):
+    __init__(config, device)    build models/optimisers; the loop has seeded all RNGs before
+    step(batch, step)           one update; batch = dataset items collated and moved to the
+                                device: {"source": (B,C,H,W), "target": ..., "source_path": [...]};
+                                returns floats to log (averaged over train.log_every steps)
+    sample(batch)               rows of (C,H,W) images for the sample grid
+    export(out_dir)             write final files; returns their paths
+    state_dict() / load_state_dict(state)
+                                default: every model and optimiser added with add_model /
+                                add_optimizer, AMP scalers, plus extra_state() (image pools,
+                                sampled widths, anything else that must survive a resume)
+    extra_state() / load_extra_state(state)
+    set_lr(factor)              default: lr = group["initial_lr"] * factor for all optimisers
+    train(mode)                 default: .train(mode) on every model added with add_model
+    describe()                  one line for the log (default: parameter counts per model)
+Rules for exact resume: draw randomness only from the global RNGs (torch / numpy / python) or
+from generators you save in extra_state(); keep state in plain tensors, numbers, strings, lists
+and dicts (checkpoints load with weights_only=True).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import random
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from gancompress.checkpoint import atomic_torch_save, safe_load
+from gancompress.config import Config, diff, validate
+from gancompress.data import EpochBatchSampler, dataset_from_config
+from gancompress.errors import UserError
+from gancompress.imaging import atomic_write_text, make_grid, save_image
+
+RUN_FORMAT = "gancompress-run"
+RUN_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Task interface and registry
+# ----------------------------------------------------------------------------------------------
+
+class Task:
+    """Base class of a training task (see the module docstring for the full interface)."""
+
+    name: str = ""
+
+    def __init__(self, config: Config, device: torch.device):
+        self.config = config
+        self.device = torch.device(device)
+        self.amp = bool(config.train.amp) and self.device.type == "cuda"
+        self.models: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+
+    # -- building ------------------------------------------------------------------------------
+    def add_model(self, name: str, model: nn.Module) -> nn.Module:
+        """Register a trained model: moved to the device, saved in checkpoints, put in train mode."""
+        model = model.to(self.device).train()
+        self.models[name] = model
+        return model
+
+    def add_optimizer(self, name: str, params: Iterable[nn.Parameter], lr: float | None = None,
+                      betas: tuple[float, float] | None = None) -> torch.optim.Optimizer:
+        """Adam with the configured lr / betas (REFERENCE.md sec. 3); the loop schedules its lr."""
+        t = self.config.train
+        lr = t.lr if lr is None else lr
+        optimizer = torch.optim.Adam(list(params), lr=lr, betas=betas or (t.beta1, t.beta2))
+        for group in optimizer.param_groups:
+            group["initial_lr"] = group["lr"]
+        self.optimizers[name] = optimizer
+        if self.amp:
+            self.scalers[name] = torch.amp.GradScaler("cuda")
+        return optimizer
+
+    # -- helpers for step() --------------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """float16 autocast when train.amp is on and the device is CUDA; otherwise a no-op."""
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """zero_grad, backward (loss-scaled under AMP), optimiser step for optimiser `name`."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler = self.scalers.get(name)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    # -- the interface the loop calls ----------------------------------------------------------
+    def step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def sample(self, batch: dict[str, Any]) -> list[list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def export(self, out_dir: Path) -> list[Path]:
+        return []
+
+    def set_lr(self, factor: float) -> None:
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+
+    def train(self, mode: bool = True) -> None:
+        for model in self.models.values():
+            model.train(mode)
+
+    def describe(self) -> str:
+        return ", ".join(f"{name}: {sum(p.numel() for p in m.parameters()):,} params"
+                         for name, m in self.models.items())
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"models": {k: m.state_dict() for k, m in self.models.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+                "extra": self.extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for kind, mine in (("models", self.models), ("optimizers", self.optimizers)):
+            saved = state.get(kind, {})
+            if set(saved) != set(mine):
+                raise UserError(f"checkpoint holds {kind} {sorted(saved)}, but task "
+                                f"{self.name or type(self).__name__} has {sorted(mine)}: it was "
+                                f"written by a different task or version")
+        for name, model in self.models.items():
+            try:
+                model.load_state_dict(state["models"][name])
+            except RuntimeError as err:
+                raise UserError(f"checkpoint weights of {name!r} do not fit the configured "
+                                f"model: {str(err).splitlines()[0][:300]}") from None
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scaler in self.scalers.items():
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])
+        self.load_extra_state(state.get("extra", {}))
+
+
+TASKS: dict[str, str | type[Task]] = {
+    "pix2pix": "gancompress.tasks:Pix2PixTask",
+    "cyclegan": "gancompress.tasks:CycleGANTask",
+    # compression stages (compress helper): GAN Compression distillation / supernet / fine-tune
+    "distill": "gancompress.compress_tasks:DistillTask",
+    "supernet": "gancompress.compress_tasks:SupernetTask",
+    "finetune": "gancompress.compress_tasks:FinetuneTask",
+}
+
+
+def register_task(name: str, cls: type[Task] | str | None = None):
+    """TASKS[name] = cls; usable as a decorator: @register_task("distill")."""
+    if cls is None:
+        def decorator(c: type[Task]) -> type[Task]:
+            TASKS[name] = c
+            return c
+        return decorator
+    TASKS[name] = cls
+    return cls
+
+
+def get_task(name: str) -> type[Task]:
+    if name not in TASKS:
+        raise UserError(f"unknown task {name!r} (train.task); available: {', '.join(TASKS)}")
+    entry = TASKS[name]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        TASKS[name] = entry
+    return entry
+
+
+# ----------------------------------------------------------------------------------------------
+# RNG states as plain tensors (weights_only-safe)
+# ----------------------------------------------------------------------------------------------
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    version, words, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python_version": version, "python": torch.tensor(words, dtype=torch.int64),
+             "python_gauss": gauss, "numpy": torch.from_numpy(keys.astype(np.int64)),
+             "numpy_pos": int(pos), "numpy_has_gauss": int(has_gauss),
+             "numpy_gauss": float(cached), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python"].tolist()),
+                     state["python_gauss"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
+                         state["numpy_has_gauss"], state["numpy_gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedule, device, run folder
+# ----------------------------------------------------------------------------------------------
+
+def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int,
+              per: str = "epoch") -> float:
+    """Multiplier of the initial lr for `step` (0-based), REFERENCE.md sec. 3 linear decay."""
+    if per == "epoch":
+        progress = step // steps_per_epoch + 1
+    else:
+        progress = (step + 1) / steps_per_epoch
+    return 1.0 - max(0.0, progress - epochs) / (epochs_decay + 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"train.device = {name!r} is not a device; use auto, cpu, cuda or "
+                        f"cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"train.device = {name!r} but CUDA is not available; use "
+                        f"train.device=cpu")
+    return device
+
+
+def load_run_config(out_dir: str | Path) -> Config:
+    """The Config a run folder was started with (from its checkpoint, else config.json)."""
+    out = Path(out_dir)
+    if (out / "checkpoint.pt").is_file():
+        ckpt = safe_load(out / "checkpoint.pt")
+        return Config.from_dict(ckpt.get("config", {}), source=str(out / "checkpoint.pt"))
+    path = out / "config.json"
+    if not path.is_file():
+        raise UserError(f"{out} is not a run folder (no config.json); start a new run without "
+                        f"--resume")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+    return Config.from_dict(data, source=str(path))
+
+
+def _prepare_folder(out: Path, cfg: Config, resume: bool) -> dict[str, Any] | None:
+    """Create or check the run folder; on resume return the checkpoint (or None if none yet)."""
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UserError(f"{out} already exists and is not empty; pass --resume to continue "
+                            f"the run in it, or choose a new --out folder (nothing was changed)")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", cfg.to_json())
+        return None
+    if not (out / "config.json").is_file():
+        raise UserError(f"cannot resume: {out} has no config.json (not a gancompress run "
+                        f"folder); start a new run without --resume")
+    saved_cfg = load_run_config(out)
+    changed = diff(saved_cfg, cfg)
+    if changed:
+        lines = "; ".join(f"{k}: run has {a!r}, given {b!r}" for k, a, b in changed[:8])
+        raise UserError(f"cannot resume {out}: the given config differs from the run's ({lines}). "
+                        f"Resume with the same settings (e.g. omit --preset and overrides), or "
+                        f"start a new run folder")
+    atomic_write_text(out / "config.json", cfg.to_json())  # runtime keys may have changed
+    if not (out / "checkpoint.pt").is_file():
+        return None
+    ckpt = safe_load(out / "checkpoint.pt")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != RUN_FORMAT:
+        raise UserError(f"{out / 'checkpoint.pt'} is not a gancompress run checkpoint")
+    return ckpt
+
+
+class _Log:
+    """Append-only JSON-lines log; on resume drops lines past the checkpoint (they are redone)."""
+
+    def __init__(self, path: Path, keep_until: int | None):
+        self.path = path
+        if keep_until is not None and path.is_file():
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by the kill
+                if record.get("step", 0) <= keep_until:
+                    kept.append(line)
+            atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+        self.file = open(path, "a")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _tensorboard(out: Path, enabled: bool, log: _Log):
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.write({"event": "warning", "message": "train.tensorboard=true but tensorboard is "
+                   "not installed (pip install tensorboard); logging to log.jsonl only"})
+        print("gancompress train: tensorboard is not installed; logging to log.jsonl only")
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()}
+
+
+def _eval_batch(cfg: Config, n: int, seed: int) -> dict[str, Any]:
+    """First n items of the eval split (test, else val, else train), without augmentation."""
+    phases = [cfg.data.eval_phase] + [p for p in ("test", "val", "train") if p != cfg.data.eval_phase]
+    for phase in phases:
+        try:
+            dataset = dataset_from_config(cfg.data, phase, train=False, seed=seed)
+        except UserError:
+            if phase == "train":
+                raise
+            continue
+        items = [dataset[i] for i in range(min(n, len(dataset)))]
+        return torch.utils.data.default_collate(items)
+    raise AssertionError("unreachable")
+
+
+def _clean_worker_error(err: UserError) -> UserError:
+    # DataLoader workers re-raise with the whole remote traceback in the message; keep the cause.
+    text = str(err)
+    marker = "UserError: "
+    if "Traceback" in text and marker in text:
+        text = text.rsplit(marker, 1)[1].strip()
+    return UserError(text)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
+
+def train(config: Config, out_dir: str | Path, resume: bool = False,
+          task: str | type[Task] | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """Run (or resume) training; returns {"steps", "out_dir", "exported", "elapsed_s"}."""
+    cfg = validate(config.copy())
+    t = cfg.train
+    task_cls = get_task(task or t.task) if not isinstance(task, type) else task
+    out = Path(out_dir)
+    device = resolve_device(t.device)
+    # Data before the folder, so a wrong --data fails with nothing written.
+    train_set = dataset_from_config(cfg.data, "train", train=True, seed=t.seed)
+    ckpt = _prepare_folder(out, cfg, resume)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+
+    seed_everything(t.seed)
+    model_task = task_cls(cfg, device)
+    model_task.name = model_task.name or (task if isinstance(task, str) else t.task)
+    steps_per_epoch = EpochBatchSampler.batches_per_epoch(len(train_set), t.batch_size)
+    total = (t.epochs + t.epochs_decay) * steps_per_epoch
+    if t.max_steps:
+        total = min(total, t.max_steps)
+    start, elapsed = 0, 0.0
+    if ckpt is not None:
+        model_task.load_state_dict(ckpt["task"])
+        set_rng_state(ckpt["rng"])
+        start, elapsed = int(ckpt["step"]), float(ckpt.get("elapsed_s", 0.0))
+    sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device)
+
+    log = _Log(out / "log.jsonl", keep_until=start if resume else None)
+    log.write({"event": "resume" if resume else "start", "step": start, "total_steps": total,
+               "steps_per_epoch": steps_per_epoch, "train_images": len(train_set),
+               "device": str(device), "threads": torch.get_num_threads(),
+               "task": model_task.name, "models": model_task.describe()})
+    if t.amp and device.type != "cuda":
+        log.write({"event": "warning", "message": "train.amp ignored: mixed precision needs CUDA"})
+    board = _tensorboard(out, t.tensorboard, log)
+    show = t.progress if progress is None else progress
+    bar = _progress_bar(total, start, show)
+
+    def save_checkpoint(step: int) -> None:
+        atomic_torch_save({"format": RUN_FORMAT, "version": RUN_VERSION, "step": step,
+                           "config": cfg.to_dict(), "task": model_task.state_dict(),
+                           "rng": rng_state(), "elapsed_s": elapsed}, out / "checkpoint.pt")
+        log.write({"event": "checkpoint", "step": step})
+
+    def save_samples(step: int) -> None:
+        model_task.train(False)
+        with torch.no_grad():
+            rows = model_task.sample(sample_batch)
+        model_task.train(True)
+        grid = make_grid(rows)
+        save_image(grid, out / "samples" / f"step_{step:07d}.png")
+        if board is not None:
+            board.add_image("samples", ((grid + 1) / 2).clamp(0, 1), step)
+
+    step, consistent = start, True
+    sums: dict[str, float] = {}
+    window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
+    loader_iter: Iterator | None = None
+    tic = time.perf_counter()
+    try:
+        while step < total:
+            epoch, offset = divmod(step, steps_per_epoch)
+            if loader_iter is None or offset == 0:
+                loader_iter = iter(_loader(train_set, t.batch_size, t.seed, epoch, offset,
+                                           cfg.data.num_workers, device))
+            t0 = time.perf_counter()
+            try:
+                batch = next(loader_iter)
+            except UserError as err:
+                raise _clean_worker_error(err) from None
+            batch = _to_device(batch, device)
+            t1 = time.perf_counter()
+            factor = lr_factor(step, steps_per_epoch, t.epochs, t.epochs_decay, t.lr_update)
+            consistent = False  # an interrupt inside step() leaves a half-updated state
+            model_task.set_lr(factor)
+            losses = model_task.step(batch, step)
+            step += 1
+            consistent = True
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t2 = time.perf_counter()
+            elapsed += t2 - tic
+            tic = t2
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            window["n"] += 1
+            window["data"] += t1 - t0
+            window["step"] += t2 - t1
+            window["images"] += int(batch["source"].shape[0])
+            bar.update(1)
+            if step % t.log_every == 0 or step == total:
+                n = window["n"]
+                means = {k: v / n for k, v in sums.items()}
+                record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+                          "lr": t.lr * factor, "losses": means,
+                          "time": {"data_s": window["data"] / n, "step_s": window["step"] / n,
+                                   "images_per_s": window["images"] / max(1e-9, window["data"] +
+                                                                         window["step"])},
+                          "elapsed_s": round(elapsed, 3)}
+                log.write(record)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                if board is not None:
+                    for k, v in means.items():
+                        board.add_scalar(f"loss/{k}", v, step)
+                    board.add_scalar("lr", t.lr * factor, step)
+                sums = {}
+                window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
+            if step % t.eval_every == 0 or step == total:
+                save_samples(step)
+            if step % t.checkpoint_every == 0 or step == total:
+                save_checkpoint(step)
+            tic = time.perf_counter()  # checkpoint and sample time is not training time
+    except (UserError, KeyboardInterrupt) as err:
+        # Between steps the state is consistent: save it, so a fix + --resume loses nothing.
+        if consistent and step > start:
+            save_checkpoint(step)
+        log.close()
+        bar.close()
+        if isinstance(err, UserError):
+            raise UserError(f"{err} [training stopped at step {step}; after fixing this, run "
+                            f"again with --resume to continue from step {step}]") from None
+        raise
+    bar.close()
+    exported = [str(p) for p in model_task.export(out)]
+    log.write({"event": "done", "step": step, "exported": exported, "elapsed_s": round(elapsed, 3)})
+    log.close()
+    if board is not None:
+        board.close()
+    return {"steps": step, "out_dir": str(out), "exported": exported, "elapsed_s": elapsed}
+
+
+def _loader(dataset, batch_size: int, seed: int, epoch: int, start: int, workers: int,
+            device: torch.device) -> torch.utils.data.DataLoader:
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed, epoch, start)
+    # A private generator: building the iterator must not draw from the global torch RNG, or
+    # a resumed run (new iterator mid-epoch) would diverge from an uninterrupted one.
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                       pin_memory=device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(seed + epoch))
+
+
+def _progress_bar(total: int, start: int, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=start, disable=not enabled, unit="step", dynamic_ncols=True,
+                smoothing=0.05)
+
+
+def steps_for(config: Config) -> tuple[int, int]:
+    """(steps per epoch, total steps) of a config, reading only the training file list."""
+    dataset = dataset_from_config(config.data, "train", train=True, seed=config.train.seed)
+    spe = EpochBatchSampler.batches_per_epoch(len(dataset), config.train.batch_size)
+    total = (config.train.epochs + config.train.epochs_decay) * spe
+    return spe, min(total, config.train.max_steps) if config.train.max_steps else total
+
+
+__all__ = ["Task", "TASKS", "register_task", "get_task", "train", "lr_factor", "load_run_config",
+           "seed_everything", "rng_state", "set_rng_state", "steps_for"]

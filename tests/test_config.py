@@ -1,0 +1,101 @@
+"""Config: presets carry the published recipes, overrides are typed and checked, JSON round trip."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gancompress.config import (PRESETS, Config, apply_overrides, diff, keys, preset,
+                                register_preset, validate)
+from gancompress.errors import UserError
+
+
+def test_presets_match_published_recipes():
+    # REFERENCE.md sec. 3
+    e2s = preset("pix2pix-edges2shoes-r")
+    assert (e2s.train.task, e2s.data.direction, e2s.loss.gan_mode) == ("pix2pix", "AtoB", "hinge")
+    assert (e2s.model.ndf, e2s.loss.lambda_recon, e2s.train.batch_size) == (128, 100.0, 4)
+    assert (e2s.train.epochs, e2s.train.epochs_decay) == (5, 15)
+    city = preset("pix2pix-cityscapes")
+    assert (city.data.direction, city.train.epochs, city.train.epochs_decay) == ("BtoA", 100, 150)
+    assert preset("pix2pix-map2sat").loss.lambda_recon == 10.0
+    h2z = preset("cyclegan-horse2zebra")
+    assert (h2z.train.task, h2z.loss.gan_mode, h2z.model.ndf) == ("cyclegan", "lsgan", 64)
+    assert (h2z.loss.lambda_cycle, h2z.loss.lambda_identity, h2z.loss.pool_size) == (10.0, 0.5, 50)
+    for cfg in (e2s, city, h2z):
+        assert (cfg.train.lr, cfg.train.beta1, cfg.train.beta2, cfg.train.seed) == (2e-4, 0.5, 0.999, 233)
+        assert (cfg.data.load_size, cfg.data.crop_size, cfg.model.init_std) == (286, 256, 0.02)
+        assert (cfg.model.ngf, cfg.model.n_blocks, cfg.model.conv) == (64, 9, "dense")
+    assert "demo" in PRESETS and preset("demo").data.crop_size == 64
+
+
+def test_overrides_are_type_converted():
+    cfg = apply_overrides(Config(), ["train.lr=1e-4", "train.batch_size=8", "data.flip=false",
+                                     "data.file_list=none", "model.conv=separable",
+                                     "data.file_list=keep.txt", "loss.lambda_recon=5"])
+    assert cfg.train.lr == 1e-4 and cfg.train.batch_size == 8 and cfg.data.flip is False
+    assert cfg.model.conv == "separable" and cfg.data.file_list == "keep.txt"
+    assert cfg.loss.lambda_recon == 5.0 and isinstance(cfg.loss.lambda_recon, float)
+    assert apply_overrides(cfg, ["data.file_list=None"]).data.file_list is None
+    assert Config().train.lr == 2e-4  # overrides never mutate their input
+
+
+@pytest.mark.parametrize("item, fragment", [
+    ("train.learning_rate=1", "train.learning_rate"),
+    ("optim.lr=1", "optim.lr"),
+    ("train.batch_size=two", "expected an integer"),
+    ("train.batch_size=1.5", "expected an integer"),
+    ("data.flip=maybe", "true or false"),
+    ("train.lr", "section.field=value"),
+])
+def test_bad_overrides_name_the_key(item, fragment):
+    with pytest.raises(UserError) as err:
+        apply_overrides(Config(), [item])
+    assert fragment in str(err.value)
+    if "unknown" in str(err.value):
+        assert "batch_size" in str(err.value)  # lists the valid keys
+
+
+def test_validation_of_choices_and_cross_field_rules():
+    with pytest.raises(UserError, match="loss.gan_mode"):
+        validate(apply_overrides(Config(), ["loss.gan_mode=wgan"]))
+    with pytest.raises(UserError, match="load_size"):
+        validate(apply_overrides(Config(), ["data.crop_size=300"]))
+    with pytest.raises(UserError, match="multiple of 4"):
+        validate(apply_overrides(Config(), ["data.crop_size=250"]))
+    with pytest.raises(UserError, match="train.batch_size"):
+        validate(apply_overrides(Config(), ["train.batch_size=0"]))
+    with pytest.raises(UserError, match="unknown preset 'nope'.*demo"):
+        preset("nope")
+
+
+def test_json_round_trip_and_unknown_keys():
+    cfg = apply_overrides(preset("cyclegan-horse2zebra"), ["data.root=/x", "train.amp=true"])
+    text = cfg.to_json()
+    assert Config.from_dict(json.loads(text)) == cfg
+    assert len(keys()) == sum(len(v) for v in cfg.to_dict().values())
+    with pytest.raises(UserError, match="unknown config key 'train.nope'"):
+        Config.from_dict({"train": {"nope": 1}})
+    with pytest.raises(UserError, match="unknown config section 'distil'"):
+        Config.from_dict({"distil": {}})
+    with pytest.raises(UserError, match="train.epochs.*integer"):
+        Config.from_dict({"train": {"epochs": "many"}})
+
+
+def test_diff_skips_runtime_keys():
+    a = preset("demo")
+    b = apply_overrides(a, ["train.device=cpu", "data.root=elsewhere", "train.log_every=7",
+                            "train.lr=1e-3"])
+    assert diff(a, b) == [("train.lr", a.train.lr, 1e-3)]
+    assert len(diff(a, b, include_runtime=True)) == 4
+
+
+def test_register_preset_with_base():
+    register_preset("test-tiny", "for tests", {"model.ngf": 8}, base="demo")
+    try:
+        cfg = preset("test-tiny")
+        assert cfg.model.ngf == 8 and cfg.data.crop_size == preset("demo").data.crop_size
+        with pytest.raises(UserError, match="model.width"):
+            register_preset("test-bad", "typo", {"model.width": 8})
+    finally:
+        PRESETS.pop("test-tiny", None)

@@ -1,0 +1,212 @@
+"""Teacher training: discriminator, losses, lr schedule, the loop end to end, run-folder safety."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gancompress.checkpoint import load_generator, safe_load
+from gancompress.config import Config, apply_overrides, preset
+from gancompress.errors import UserError
+from gancompress.losses import disc_loss, gen_loss
+from gancompress.models.discriminators import PatchDiscriminator
+from gancompress.train import Task, lr_factor, register_task, TASKS, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(root: Path, task: str = "pix2pix", *extra: str) -> Config:
+    """ngf 4, 3 blocks, 32 px crops; 8 train images at batch 2 -> 4 steps per epoch."""
+    base = preset("cyclegan-horse2zebra" if task == "cyclegan" else "demo")
+    return apply_overrides(base, [
+        f"data.root={root}", "data.load_size=36", "data.crop_size=32", "data.num_workers=0",
+        "model.ngf=4", "model.n_blocks=3", "model.ndf=8", "model.disc_layers=2",
+        "train.batch_size=2", "train.epochs=2", "train.epochs_decay=2", "train.log_every=2",
+        "train.eval_every=8", "train.checkpoint_every=4", "train.n_samples=2",
+        "train.progress=false", "train.lr_update=epoch", "loss.pool_size=3", *extra])
+
+
+def make_pairs(root: Path, n: int = 8) -> Path:
+    """Aligned A | B images: B is a smooth function of A, learnable in a few steps."""
+    for phase, count in (("train", n), ("test", 2)):
+        (root / phase).mkdir(parents=True)
+        for i in range(count):
+            rng = np.random.default_rng(i + 100 * len(phase))
+            a = np.kron(rng.integers(0, 256, (5, 5, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+            Image.fromarray(np.concatenate([a, a[:, :, ::-1]], 1)).save(root / phase / f"{i}.png")
+    return root
+
+
+def make_domains(root: Path) -> Path:
+    for name, n in (("trainA", 8), ("trainB", 6), ("testA", 2), ("testB", 2)):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            rng = np.random.default_rng(i + 7 * len(name) + ord(name[-1]))
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_patchgan_matches_published_shape_and_size():
+    # 70x70 PatchGAN: 256 px -> 30x30 logits; CycleGAN's D (instance norm, 3 -> 1) has 2,764,737
+    # parameters, pix2pix's (batch norm, 6 input channels) 2,768,705.
+    disc = PatchDiscriminator(3, ndf=64, n_layers=3, norm="instance")
+    assert sum(p.numel() for p in disc.parameters()) == 2_764_737
+    pix = PatchDiscriminator(6, ndf=64, n_layers=3, norm="batch")
+    assert sum(p.numel() for p in pix.parameters()) == 2_768_705
+    small = PatchDiscriminator(3, ndf=4, n_layers=3)
+    assert small(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_gan_losses_follow_the_formulas():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-0.5, 0.3])
+    # hinge: D = 0.5 * (mean relu(1 - real) + mean relu(1 + fake)), G = -mean(fake)
+    assert disc_loss("hinge", real, fake).item() == pytest.approx(0.5 * (0.25 + 0.9))
+    assert gen_loss("hinge", fake).item() == pytest.approx(0.1)
+    # lsgan: MSE to 1 / 0
+    assert disc_loss("lsgan", real, fake).item() == pytest.approx(0.5 * (0.625 + 0.17))
+    assert gen_loss("lsgan", fake).item() == pytest.approx((2.25 + 0.49) / 2)
+    expected = 0.5 * (np.mean(np.log1p(np.exp(-real.numpy()))) + np.mean(np.log1p(np.exp(fake.numpy()))))
+    assert disc_loss("vanilla", real, fake).item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(UserError, match="wgan"):
+        gen_loss("wgan", fake)
+
+
+def test_lr_schedule_is_constant_then_linear():
+    # pytorch-CycleGAN-and-pix2pix 'linear' policy, 100 + 100 epochs
+    factors = [lr_factor(e * 10, 10, 100, 100) for e in range(200)]
+    assert factors[:100] == [1.0] * 100
+    assert factors[100] == pytest.approx(1 - 1 / 101) and factors[199] == pytest.approx(1 / 101)
+    assert lr_factor(1999, 10, 100, 100, per="step") == pytest.approx(1 / 101)
+    assert lr_factor(1004, 10, 100, 100, per="step") == pytest.approx(1 - 0.5 / 101)
+
+
+def test_pix2pix_run_folder_and_export(tmp_path):
+    cfg = tiny_config(make_pairs(tmp_path / "data"), "pix2pix", "train.amp=true")
+    run = tmp_path / "run"
+    result = train(cfg, run)
+    assert result["steps"] == 16 and result["exported"] == [str(run / "generator.pth")]
+    assert Config.from_dict(json.loads((run / "config.json").read_text())) == cfg
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "losses" in r]
+    assert [r["step"] for r in steps] == list(range(2, 17, 2))
+    assert set(steps[0]["losses"]) == {"D", "G_gan", "G_recon"}
+    assert steps[0]["time"]["images_per_s"] > 0
+    assert steps[-1]["lr"] == pytest.approx(2e-4 / 3)  # last decay epoch: 1/(epochs_decay + 1)
+    assert any("amp ignored" in r.get("message", "") for r in records)  # CPU run
+    assert [r["step"] for r in records if r.get("event") == "checkpoint"] == [4, 8, 12, 16]
+    grids = sorted(p.name for p in (run / "samples").iterdir())
+    assert grids == ["step_0000008.png", "step_0000016.png"]
+    with Image.open(run / "samples" / grids[0]) as grid:  # 2 rows x (input | output | target)
+        assert grid.size == (3 * 34 + 2, 2 * 34 + 2)
+    ckpt = safe_load(run / "checkpoint.pt")  # plain tensors/containers only
+    assert ckpt["step"] == 16 and ckpt["config"] == cfg.to_dict()
+    gen = load_generator(run / "generator.pth")  # no flags needed
+    assert gen.arch["ngf"] == 4 and gen.arch["n_blocks"] == 3
+    trained = ckpt["task"]["models"]["generator"]
+    assert all(torch.equal(v, trained[k]) for k, v in gen.state_dict().items())
+    x = torch.zeros(1, 3, 32, 32)
+    assert gen(x).shape == (1, 3, 32, 32)
+
+
+def test_cyclegan_exports_both_directions(tmp_path):
+    cfg = tiny_config(make_domains(tmp_path / "data"), "cyclegan", "train.epochs=1",
+                      "train.epochs_decay=0")
+    result = train(cfg, tmp_path / "run")
+    assert result["steps"] == 4  # max(8, 6) images / batch 2
+    names = sorted(Path(p).name for p in result["exported"])
+    assert names == ["generator_AtoB.pth", "generator_BtoA.pth"]
+    ckpt = safe_load(tmp_path / "run" / "checkpoint.pt")
+    pool = ckpt["task"]["extra"]["pool_target"]["images"]
+    assert pool.shape == (3, 3, 32, 32)  # pool of 3 filled by 8 fakes
+    losses = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert {"cycle_source", "identity_target", "D_target"} <= set(losses[1]["losses"])
+    for name in names:
+        assert load_generator(tmp_path / "run" / name).arch["ngf"] == 4
+
+
+def test_run_folder_is_never_overwritten_and_resume_checks_config(tmp_path):
+    cfg = tiny_config(make_pairs(tmp_path / "data"), "pix2pix", "train.max_steps=4")
+    run = tmp_path / "run"
+    train(cfg, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match="not empty.*--resume"):
+        train(cfg, run)
+    with pytest.raises(UserError, match="model.ngf: run has 4, given 8"):
+        train(apply_overrides(cfg, ["model.ngf=8"]), run, resume=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    with pytest.raises(UserError, match="no config.json"):
+        train(cfg, tmp_path / "elsewhere", resume=True)
+    with pytest.raises(UserError, match="unknown task 'nope'"):
+        train(apply_overrides(cfg, ["train.task=nope"]), tmp_path / "r2")
+    assert not (tmp_path / "r2").exists()
+
+
+def test_corrupt_image_mid_run_keeps_progress(tmp_path):
+    root = make_pairs(tmp_path / "data")
+    bad = root / "train" / "5.png"
+    bad.write_bytes(bad.read_bytes()[:100])
+    cfg = tiny_config(root, "pix2pix", "train.batch_size=1", "train.checkpoint_every=100")
+    with pytest.raises(UserError, match=r"5\.png.*--resume to continue from step (\d+)") as err:
+        train(cfg, tmp_path / "run")
+    step = int(str(err.value).rsplit("step ", 1)[1].rstrip("]"))
+    if step:  # progress since the last checkpoint was saved before stopping
+        assert safe_load(tmp_path / "run" / "checkpoint.pt")["step"] == step
+
+
+def test_custom_task_plugs_into_the_loop(tmp_path):
+    class Identity(Task):
+        def __init__(self, config, device):
+            super().__init__(config, device)
+            self.net = self.add_model("net", torch.nn.Conv2d(3, 3, 1))
+            self.add_optimizer("net", self.net.parameters())
+            self.seen = 0
+
+        def step(self, batch, step):
+            loss = (self.net(batch["source"]) - batch["source"]).abs().mean()
+            self.optimize("net", loss)
+            self.seen += 1
+            return {"l1": loss.item()}
+
+        def sample(self, batch):
+            return [[s, self.net(s[None])[0]] for s in batch["source"]]
+
+        def extra_state(self):
+            return {"seen": self.seen}
+
+    register_task("identity-test", Identity)
+    try:
+        cfg = tiny_config(make_pairs(tmp_path / "data"), "pix2pix", "train.task=identity-test")
+        train(cfg, tmp_path / "run")
+        ckpt = safe_load(tmp_path / "run" / "checkpoint.pt")
+        assert ckpt["task"]["extra"] == {"seen": 16}
+        assert set(ckpt["task"]["optimizers"]) == {"net"}
+    finally:
+        TASKS.pop("identity-test")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gancompress", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+
+
+def test_cli_dry_run_and_errors(tmp_path):
+    data = make_pairs(tmp_path / "data")
+    dry = _cli("train", "--preset", "demo", "--data", str(data), "--out", str(tmp_path / "run"),
+               "--dry-run", "train.batch_size=2")
+    assert dry.returncode == 0, dry.stderr
+    printed = json.loads(dry.stdout.split("\n# data")[0])
+    assert printed["train"]["batch_size"] == 2 and printed["data"]["root"] == str(data)
+    assert "4 steps per epoch" in dry.stdout and not (tmp_path / "run").exists()
+    bad = _cli("train", "--preset", "demo", "--data", str(data), "--out", str(tmp_path / "run"),
+               "train.bacth_size=2")
+    assert bad.returncode == 2 and "train.bacth_size" in bad.stderr and "batch_size" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+    wrong = _cli("train", "--preset", "cyclegan-horse2zebra", "--data", str(data), "--out",
+                 str(tmp_path / "run"))
+    assert wrong.returncode == 2 and "aligned layout" in wrong.stderr

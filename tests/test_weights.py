@@ -1,0 +1,184 @@
+"""Weight-file lookup (explicit > --weights-dir > env var > cache), missing-file messages,
+strict layout validation and SHA-256 records, with random weights in the published layouts.
+
+Also holds the helpers other metric tests import: random Inception / DRN weight files saved
+under the published key names (built once per test process).
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from gancompress.errors import UserError
+from gancompress.metrics.drn import DRNSegD105
+from gancompress.metrics.inception import FIDInceptionV3
+from gancompress.weights import (DRN_D_105_CITYSCAPES, ENV_VAR, INCEPTION_FID, find_weights,
+                                 load_published, read_state_dict, sha256_file)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
+def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """He-normal convs, unit BN (so activations keep their scale through 100 layers)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.requires_grad:
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=None)
+def _weights_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="gancompress-test-weights-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+@functools.lru_cache(maxsize=None)
+def random_inception_file() -> Path:
+    """pt_inception-2015-12-05-6726825d.pth with random weights in the published layout."""
+    path = _weights_folder() / INCEPTION_FID.name
+    torch.save(_randomise(FIDInceptionV3(), 1).state_dict(), path)
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def random_drn_file() -> Path:
+    """drn-d-105_ms_cityscapes.pth with random weights, keys prefixed `module.` as published."""
+    path = _weights_folder() / DRN_D_105_CITYSCAPES.name
+    state = _randomise(DRNSegD105(), 2).state_dict()
+    torch.save({f"module.{k}": v for k, v in state.items()}, path)
+    return path
+
+
+def _layout(name: str) -> dict[str, list[int]]:
+    return json.loads((FIXTURES / name).read_text())["tensors"]
+
+
+# ----------------------------------------------------------------------------- layouts
+def test_inception_layout_matches_published_file_exactly():
+    state = FIDInceptionV3().state_dict()
+    layout = _layout("pt_inception_layout.json")
+    assert list(state) == list(layout)  # same names, same order (566 tensors)
+    assert {k: list(v.shape) for k, v in state.items()} == layout
+    assert layout["fc.weight"] == [1008, 2048] and not any("AuxLogits" in k for k in layout)
+
+
+def test_drn_layout_matches_published_file_exactly():
+    state = DRNSegD105().state_dict()
+    layout = _layout("drn_d_105_cityscapes_layout.json")
+    assert list(state) == list(layout)
+    assert {k: list(v.shape) for k, v in state.items()} == layout
+
+
+# ----------------------------------------------------------------------------- lookup
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    """Four places holding a file named like the Inception weights, each with distinct bytes."""
+    places = {}
+    for place in ("explicit", "weights_dir", "env", "cache"):
+        folder = tmp_path / place
+        (folder / "gancompress" if place == "cache" else folder).mkdir(parents=True)
+        target = (folder / "gancompress" if place == "cache" else folder) / INCEPTION_FID.name
+        target.write_bytes(place.encode())
+        places[place] = target
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return places
+
+
+def test_lookup_order_explicit_then_dir_then_env_then_cache(folders, tmp_path, monkeypatch):
+    name = INCEPTION_FID.name
+    kwargs = dict(explicit=folders["explicit"], weights_dir=tmp_path / "weights_dir")
+    assert find_weights(name, **kwargs) == folders["explicit"]
+    kwargs.pop("explicit")
+    assert find_weights(name, **kwargs) == folders["weights_dir"]
+    folders["weights_dir"].unlink()  # not in --weights-dir: falls through to the env var
+    assert find_weights(name, **kwargs) == folders["env"]
+    monkeypatch.delenv(ENV_VAR)
+    assert find_weights(name, **kwargs) == folders["cache"]
+
+
+def test_missing_file_message_says_where_to_get_and_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(UserError) as err:
+        find_weights(INCEPTION_FID.name, weights_dir=tmp_path / "w")
+    msg = str(err.value)
+    assert "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" \
+           "pt_inception-2015-12-05-6726825d.pth" in msg
+    for place in (tmp_path / "w", tmp_path / "env", tmp_path / "cache" / "gancompress"):
+        assert str(place / INCEPTION_FID.name) in msg
+    assert "--weights-dir" in msg and ENV_VAR in msg and "--inception-weights" in msg
+    with pytest.raises(UserError, match=r"go\.yf\.io/drn-cityscapes-models.*--drn-weights"):
+        find_weights(DRN_D_105_CITYSCAPES.name)
+
+
+def test_explicit_missing_file_is_an_error_not_a_fallback(folders, tmp_path):
+    with pytest.raises(UserError, match="nope.pth is not found"):
+        find_weights(INCEPTION_FID.name, explicit=tmp_path / "nope.pth",
+                     weights_dir=tmp_path / "weights_dir")
+
+
+# ----------------------------------------------------------------------------- strict loading
+def test_strict_load_records_sha256():
+    path = random_inception_file()
+    model = FIDInceptionV3()
+    record = load_published(model, INCEPTION_FID, explicit=path)
+    assert record.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == sha256_file(path)
+    assert record.path == str(path) and record.name == INCEPTION_FID.name
+    saved = torch.load(path, weights_only=True)
+    assert torch.equal(model.Mixed_7c.branch_pool.conv.weight, saved["Mixed_7c.branch_pool.conv.weight"])
+
+
+def test_module_prefix_is_tolerated_for_drn(tmp_path):
+    path = random_drn_file()
+    assert all(k.startswith("module.") for k in torch.load(path, weights_only=True))
+    model = DRNSegD105()
+    record = load_published(model, DRN_D_105_CITYSCAPES, weights_dir=path.parent)
+    assert record.sha256 == sha256_file(path)
+    assert torch.equal(model.up.weight, read_state_dict(path)["up.weight"])
+
+
+@pytest.mark.parametrize("damage", ["drop", "extra", "shape", "imagenet"])
+def test_wrong_layout_is_refused(tmp_path, damage):
+    state = FIDInceptionV3().state_dict()
+    if damage == "drop":
+        state.pop("Mixed_6e.branch7x7dbl_3.bn.running_var")
+    elif damage == "extra":
+        state["AuxLogits.fc.weight"] = torch.zeros(1000, 768)
+    elif damage == "shape":
+        state["fc.weight"] = torch.zeros(1000, 2048)
+    else:  # the torchvision ImageNet Inception: 1000 classes and an aux classifier
+        state["fc.weight"], state["fc.bias"] = torch.zeros(1000, 2048), torch.zeros(1000)
+        state["AuxLogits.conv0.conv.weight"] = torch.zeros(128, 768, 1, 1)
+    path = tmp_path / INCEPTION_FID.name
+    torch.save(state, path)
+    with pytest.raises(UserError, match="does not have the expected layout") as err:
+        load_published(FIDInceptionV3(), INCEPTION_FID, explicit=path)
+    expected = {"drop": "missing", "extra": "unexpected", "shape": "wrong shape",
+                "imagenet": "unexpected"}[damage]
+    assert expected in str(err.value)
+
+
+def test_not_a_weights_file_is_refused(tmp_path):
+    path = tmp_path / "x.pth"
+    torch.save({"epoch": 3}, path)
+    with pytest.raises(UserError, match="not a weights file"):
+        read_state_dict(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(UserError) as err:
+        read_state_dict(path)
+    assert str(path) in str(err.value)
