@@ -16,7 +16,7 @@ from gancompress.models.resnet import ResnetGenerator
 from gancompress.weights import ENV_VAR, sha256_file
 from test_weights import random_drn_file, random_inception_file
 
-N_IMAGES = 4
+N_IMAGES = 2
 
 
 def _image(rng: np.random.Generator, h: int, w: int) -> Image.Image:
@@ -55,27 +55,6 @@ def generator_file(tmp_path):
     return path, model
 
 
-def test_stats_writes_mu_sigma_and_meta(tmp_path, aligned, weights_env, capsys):
-    out = tmp_path / "ref_B.npz"
-    code = main(["stats", "--data", str(aligned), "--side", "B", "--phase", "val", "--load-size",
-                 "32", "--out", str(out), "--save-features", "--no-progress"])
-    assert code == 0
-    with np.load(out, allow_pickle=False) as data:
-        assert data["mu"].shape == (2048,) and data["sigma"].shape == (2048, 2048)
-        assert data["mu"].dtype == data["sigma"].dtype == np.float64
-        meta = json.loads(str(data["meta"]))
-        assert data["features"].shape == (N_IMAGES, 2048)
-    assert meta["num_images"] == N_IMAGES and meta["image_size"] == [32, 32]
-    assert meta["side"] == "B" and meta["mode"] == "aligned" and "bicubic" in meta["resize"]
-    assert meta["weights"]["sha256"] == sha256_file(weights_env)
-    err = capsys.readouterr().err
-    assert "warning: only 4 images for 2048-d features" in err  # too few for a stable FID
-    # never overwrite silently
-    assert main(["stats", "--data", str(aligned), "--side", "B", "--phase", "val",
-                 "--out", str(out), "--no-progress"]) == 2
-    assert "already exists" in capsys.readouterr().err
-
-
 def test_stats_bad_inputs(tmp_path, aligned, weights_env, capsys):
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -94,12 +73,12 @@ def test_stats_bad_inputs(tmp_path, aligned, weights_env, capsys):
     assert "pytorch-fid/releases" in err and "missing.pth" in err
 
 
-def test_eval_end_to_end(tmp_path, aligned, weights_env, generator_file, capsys):
+def test_stats_and_eval_end_to_end(tmp_path, aligned, weights_env, generator_file, capsys):
     model_path, model = generator_file
     drn = random_drn_file()
     args = ["eval", "--model", str(model_path), "--data", str(aligned), "--phase", "val",
-            "--load-size", "32", "--batch-size", "3", "--no-progress",
-            "--kid-subset-size", "3", "--kid-subsets", "5", "--latency-runs", "2",
+            "--load-size", "32", "--batch-size", "4", "--no-progress",
+            "--kid-subset-size", "2", "--kid-subsets", "5", "--latency-runs", "2",
             "--latency-warmup", "1"]
     code = main(args + ["--json","--metrics", "fid,kid,psnr,miou,macs,latency", "--drn-weights", str(drn),
                         "--labels", str(tmp_path / "labels"), "--miou-size", "64x32",
@@ -119,17 +98,32 @@ def test_eval_end_to_end(tmp_path, aligned, weights_env, generator_file, capsys)
     assert m["macs"]["value"] == count_macs(model, (1, 3, 32, 32))
     assert m["latency"]["value"] > 0 and m["latency"]["device"] == "cpu"
     assert result["num_images"] == N_IMAGES
-    assert any("only 4 images" in w for w in result["warnings"])
+    assert any("only 2 images" in w for w in result["warnings"])
 
-    # the same FID from reference statistics made by `stats` (same images, same pipeline)
-    ref = tmp_path / "ref.npz"
+    # `stats` writes mu, sigma (+ features) and a record of how they were made ...
+    ref = tmp_path / "ref_B.npz"
+    assert main(["stats", "--data", str(aligned), "--side", "B", "--phase", "val", "--load-size",
+                 "32", "--out", str(ref), "--save-features", "--no-progress"]) == 0
+    with np.load(ref, allow_pickle=False) as data:
+        assert data["mu"].shape == (2048,) and data["sigma"].shape == (2048, 2048)
+        assert data["mu"].dtype == data["sigma"].dtype == np.float64
+        assert data["features"].shape == (N_IMAGES, 2048)
+        meta = json.loads(str(data["meta"]))
+    assert meta["num_images"] == N_IMAGES and meta["image_size"] == [32, 32]
+    assert meta["side"] == "B" and meta["mode"] == "aligned" and "bicubic" in meta["resize"]
+    assert meta["weights"]["sha256"] == sha256_file(weights_env)
+    err = capsys.readouterr().err
+    assert f"warning: only {N_IMAGES} images for 2048-d features" in err  # too few: warned
     assert main(["stats", "--data", str(aligned), "--side", "B", "--phase", "val",
-                 "--load-size", "32", "--out", str(ref), "--no-progress"]) == 0
-    capsys.readouterr()
-    assert main(args + ["--json", "--metrics", "fid", "--ref-stats", str(ref)]) == 0
-    again = json.loads(capsys.readouterr().out)["metrics"]["fid"]
-    assert again["value"] == pytest.approx(m["fid"]["value"], rel=1e-9, abs=1e-9)
-    assert again["protocol"]["reference_meta"]["num_images"] == N_IMAGES
+                 "--out", str(ref), "--no-progress"]) == 2  # never overwritten silently
+    assert "already exists" in capsys.readouterr().err
+
+    # ... and FID / KID against that file equal the values against the same images on the fly
+    assert main(args + ["--json", "--metrics", "fid,kid", "--ref-stats", str(ref)]) == 0
+    again = json.loads(capsys.readouterr().out)["metrics"]
+    assert again["fid"]["value"] == pytest.approx(m["fid"]["value"], rel=1e-9, abs=1e-9)
+    assert again["kid"]["value"] == pytest.approx(m["kid"]["value"], rel=1e-6, abs=1e-9)
+    assert again["fid"]["protocol"]["reference_meta"]["num_images"] == N_IMAGES
 
     # human-readable table
     assert main(args + ["--metrics", "macs"]) == 0

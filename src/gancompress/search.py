@@ -202,7 +202,7 @@ def check_budget(budget: Budget, cost: MacCost | LatencyCost, space: SearchSpace
     compress the teacher."""
     config, cheapest = cost.cheapest()
     shown = (lambda v: f"{v:.3g} ms") if budget.kind == "latency" else \
-        (lambda v: f"{format_count(v)} ({int(v):,}) MACs")
+        (lambda v: f"{format_count(v)} MACs" + (f" ({int(v):,})" if v >= 1000 else ""))
     if budget.value < cheapest:
         raise UserError(f"budget {budget.text!r} ({shown(budget.value)}) is below the smallest "
                         f"sub-network of search space {space.name}: {space.encode(config)} needs "

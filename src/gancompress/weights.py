@@ -176,11 +176,14 @@ def load_published(model: torch.nn.Module, spec: PublishedWeights, explicit: str
                    weights_dir: str | Path | None = None) -> WeightsRecord:
     """Find `spec`'s file, check its exact layout against `model`, load it strictly.
 
+    `model` may live on the meta device (build it under `with torch.device("meta"):`).
     Returns the record (name, path, SHA-256) that every result computed with `model` carries.
     """
     path = find_weights(spec.name, explicit=explicit, weights_dir=weights_dir)
     state = read_state_dict(path)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     check_layout(state, expected, f"weights file {path} (used as {spec.name}, the {spec.purpose})")
-    model.load_state_dict(state, strict=True)
+    # assign=True adopts the loaded tensors, so `model` may be built on the meta device (no
+    # random initialisation of 24-54M parameters that are overwritten anyway).
+    model.load_state_dict(state, strict=True, assign=True)
     return WeightsRecord(name=spec.name, path=str(path), sha256=sha256_file(path))

@@ -1,8 +1,8 @@
 """`gancompress search`: find the best sub-network of a supernet under a budget.
 
     gancompress search --out runs/demo-compact               # the search stage of a compression
-    gancompress search runs/demo-compact/supernet/supernet.pth --budget 1/20 --out runs/s20
-    gancompress search SUPERNET --budget 30ms --out runs/s30ms compress.generations=20
+    gancompress search --supernet runs/demo-compact/supernet/supernet.pth --budget 1/20 --out s20
+    gancompress search --supernet S.pth --budget 30ms --out runs/s30ms compress.generations=20
 
 Budgets: MACs (3e9, 3G), a fraction of the teacher (1/20, 5%) or a latency (30ms, predicted by
 the latency model). Sub-networks are scored on a held-out slice of the training data (the one
@@ -25,10 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "sub-networks under a MACs / fraction / latency budget, scored on held-out "
                     "training images; resumable, results streamed to results.jsonl.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("supernet", nargs="?", metavar="SUPERNET",
-                   help="supernet.pth (omit to run the search stage of the compression in --out)")
     p.add_argument("overrides", nargs="*", metavar="section.field=value",
-                   help="e.g. compress.generations=50 compress.metric=psnr")
+                   help="config overrides, e.g. compress.generations=50 compress.metric=psnr")
+    p.add_argument("--supernet", metavar="FILE",
+                   help="supernet.pth to search (omit to run the search stage of the compression "
+                        "in --out)")
     p.add_argument("--out", required=True, metavar="DIR", help="search output folder")
     p.add_argument("--budget", metavar="B", help="3e9, 3G, 1/20, 5%%, 30ms")
     p.add_argument("--method", choices=["evolution", "exhaustive"],

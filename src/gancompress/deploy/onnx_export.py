@@ -47,6 +47,7 @@ def quiet() -> Iterator[None]:
     """Silence exporter progress lines and deprecation warnings (they are not the user's fault)."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript",
                                                "torch._dynamo", "torch.fx")]
+    loggers.append(logging.getLogger())  # onnxruntime.quantization logs on the root logger
     levels = [lg.level for lg in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")

@@ -71,7 +71,8 @@ def inception_input(images: torch.Tensor) -> torch.Tensor:
 def load_inception(weights: str | Path | None = None, weights_dir: str | Path | None = None,
                    device: str | torch.device = "cpu") -> tuple[FIDInceptionV3, WeightsRecord]:
     """The FID Inception-v3 with the published weights (strict load), eval mode, on `device`."""
-    model = FIDInceptionV3()
+    with torch.device("meta"):  # every tensor comes from the file: skip random init
+        model = FIDInceptionV3()
     record = load_published(model, INCEPTION_FID, explicit=weights, weights_dir=weights_dir)
     return model.to(device).eval().requires_grad_(False), record
 

@@ -39,7 +39,8 @@ IGNORE_INDEX = 255
 def load_drn(weights: str | Path | None = None, weights_dir: str | Path | None = None,
              device: str | torch.device = "cpu") -> tuple[DRNSegD105, WeightsRecord]:
     """DRN-D-105 with the published Cityscapes weights (strict load; `module.` prefix dropped)."""
-    model = DRNSegD105(NUM_CLASSES)
+    with torch.device("meta"):  # every tensor (incl. the fixed `up` kernel) comes from the file
+        model = DRNSegD105(NUM_CLASSES)
     record = load_published(model, DRN_D_105_CITYSCAPES, explicit=weights, weights_dir=weights_dir)
     return model.to(device).eval().requires_grad_(False), record
 

@@ -1,0 +1,128 @@
+"""Inference backends for latency measurement, and side-by-side timing.
+
+    torch        the model as loaded, eager PyTorch (the baseline the papers' speed-ups refer to)
+    torchscript  deploy module traced + frozen (torch.jit.freeze)
+    compile      deploy module through torch.compile (inductor, weights frozen); compiles once
+    onnx         deploy module exported to ONNX, onnxruntime fp32, graph optimisation level ALL
+    onnx-int8    the same, int8 QDQ (deploy/quantize.py)
+
+All CPU backends use the same thread count. `measure_side_by_side` times the backends round-robin
+(one call of each in turn), so a change of machine load during the measurement hits them alike and
+their ratios stay meaningful on a shared machine.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from gancompress.errors import UserError
+
+BACKENDS = ("torch", "torchscript", "compile", "onnx", "onnx-int8")
+
+
+def parse_backends(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise UserError(f"unknown backend(s) {unknown or text!r}; choose from {', '.join(BACKENDS)}")
+    return names
+
+
+def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
+                  threads: int | None = None, device: str = "cpu",
+                  calib_images: torch.Tensor | None = None, optimize: bool = True
+                  ) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """(call, info): `call()` runs one batch of `input_size` through `model` on backend `name`."""
+    from gancompress.deploy.graph import deploy_module
+
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    threads = threads or torch.get_num_threads()
+    example = torch.rand(tuple(input_size)) * 2 - 1
+    info: dict[str, Any] = {"backend": name, "threads": threads}
+    if name == "torch":
+        model = model.to(device).eval()
+        x = example.to(device)
+
+        def call():
+            with torch.inference_mode():
+                return model(x)
+        return call, info
+    if device != "cpu" and name.startswith("onnx"):
+        raise UserError(f"backend {name} runs on the CPU only (onnxruntime CPU provider)")
+    deployed = deploy_module(model, optimize=optimize)
+    if name in ("torchscript", "compile"):
+        deployed = deployed.to(device)
+        x = example.to(device)
+        if name == "torchscript":
+            from gancompress.deploy.onnx_export import quiet
+            with quiet(), torch.no_grad():
+                module = torch.jit.freeze(torch.jit.trace(deployed, x, check_trace=False))
+        else:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.freezing = True  # weights become constants: conv+bias fusion, folding
+            module = torch.compile(deployed)
+            with torch.inference_mode():
+                start = time.perf_counter()
+                module(x)
+                info["compile_s"] = time.perf_counter() - start
+
+        def call():
+            with torch.inference_mode():
+                return module(x)
+        return call, info
+    from gancompress.deploy.onnx_export import DEFAULT_OPSET, onnx_bytes, reference_output
+    from gancompress.deploy.runtime import ort_session
+
+    data = onnx_bytes(deployed, input_size, DEFAULT_OPSET, "dynamo")
+    if name == "onnx-int8":
+        from gancompress.deploy.quantize import quantize_onnx
+        from gancompress.deploy.onnx_export import sample_inputs
+
+        synthetic = calib_images is None
+        images = sample_inputs(input_size, count=8, seed=1) if synthetic else calib_images
+        data, report = quantize_onnx(data, images, lambda b: reference_output(model, b),
+                                     keep_float="none" if synthetic else "auto", threads=threads)
+        info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
+                    calibration="synthetic (speed only)" if synthetic else "images")
+    session = ort_session(data, threads=threads)
+    feed = {session.get_inputs()[0].name: example.numpy()}
+
+    def call():
+        return session.run(None, feed)
+    return call, info
+
+
+def measure_side_by_side(calls: dict[str, Callable[[], Any]], warmup: int = 3, runs: int = 20,
+                         device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Median / min / p10 / p90 / spread (ms) of each call, timed round-robin."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            sync()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: summarize(values) for name, values in times.items()}
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+    median = statistics.median(values)
+    return {"median_ms": median, "min_ms": ordered[0], "p10_ms": pct(0.1), "p90_ms": pct(0.9),
+            "spread": (pct(0.9) - pct(0.1)) / median if median else 0.0, "runs": len(values)}

@@ -1,0 +1,294 @@
+"""Latency model of the sub-networks of a search space on one device, for latency budgets.
+
+The search asks "how long does config c take here?" thousands of times; measuring each is far
+too slow, MACs are a poor proxy on CPUs (memory-bound depthwise convs, norms and padding). The
+model predicts
+
+    latency(c) = overhead + sum_p table[p][c_p] + beta * true_MACs(c)
+
+a per-position lookup table (the latency attributable to each searchable stage at each width it
+can take) plus a term in the true multiply-accumulates, which carries the interaction between
+adjacent widths (a conv's cost is in_width x out_width). Its coefficients are fit by least squares
+(small ridge) to measured whole sub-networks: a few dozen configs chosen so that every choice of
+every position appears, timed round-robin (a change of load hits them alike) with warm-up and
+medians; held-out configs give the reported mean absolute % error.
+
+The measured sub-networks are the compact models the search exports (`compact`), run on the
+chosen backend: "torch" (eager PyTorch, CPU or CUDA) or "onnxruntime" (deploy module exported
+with the legacy ONNX exporter, which is ~5x faster to export than the dynamo exporter here and
+gives the same kernels; onnxruntime fp32, optimisation level ALL).
+
+The fit is cached as JSON under `cache_dir` (default $GANCOMPRESS_CACHE or
+~/.cache/gancompress/latency), keyed by device, threads, backend, input size, architecture and
+search space, and reused by later searches.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gancompress.elastic import ElasticGenerator, compact, using_widths
+from gancompress.errors import UserError
+from gancompress.imaging import atomic_write_text
+from gancompress.space import SearchSpace
+
+VERSION = 1
+BACKEND_NAMES = ("torch", "onnxruntime")
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("GANCOMPRESS_CACHE")
+    return Path(root) / "latency" if root else Path.home() / ".cache" / "gancompress" / "latency"
+
+
+def device_name(device: str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:  # the CPU model string is what makes two machines comparable
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return name
+
+
+class LatencyModel:
+    """Predicted latency (ms) of any config of `space` for `model` on one device / backend."""
+
+    def __init__(self, model: ElasticGenerator, space: SearchSpace, input_size: Sequence[int],
+                 device: str, backend: str, threads: int, fit: dict[str, Any]):
+        self.model, self.space = model, space
+        self.input_size = tuple(int(v) for v in input_size)
+        self.device, self.backend, self.threads = device, backend, threads
+        self.fit = fit
+        self._macs: dict[str, float] = {}
+        self._runners: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load_or_build(cls, model: ElasticGenerator, space: SearchSpace,
+                      input_size: Sequence[int] = (1, 3, 256, 256), device: str = "cpu",
+                      backend: str = "torch", cache_dir: str | Path | None = None,
+                      samples: int | None = None, runs: int = 7, seed: int = 0) -> LatencyModel:
+        """The cached model for these conditions, or a new one (measured now, then cached)."""
+        if backend not in BACKEND_NAMES:
+            raise UserError(f"unknown latency backend {backend!r}; use torch or onnxruntime")
+        if backend == "onnxruntime" and torch.device(device).type != "cpu":
+            raise UserError("the onnxruntime latency backend measures on the CPU; use "
+                            "--latency-backend torch for GPU latency")
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"device {device} is not available on this machine")
+        space.validate(space.largest())
+        with using_widths(model, space.widths(space.largest())):
+            pass  # fails early, with the group names, if the space does not fit the model
+        threads = torch.get_num_threads()
+        input_size = tuple(int(v) for v in input_size)
+        key = cls._key(model, space, input_size, device, backend, threads)
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        path = cache / (f"latency-{backend}-{torch.device(device).type}-t{threads}-"
+                        f"{input_size[-2]}x{input_size[-1]}-{key[:16]}.json")
+        if path.is_file():
+            try:
+                fit = json.loads(path.read_text())
+                if fit.get("version") == VERSION and fit.get("key") == key:
+                    return cls(model, space, input_size, device, backend, threads, fit)
+            except (OSError, json.JSONDecodeError):
+                pass  # a damaged cache file is rebuilt
+        latency = cls(model, space, input_size, device, backend, threads, {"key": key})
+        latency._build(samples, runs, seed)
+        try:
+            atomic_write_text(path, json.dumps(latency.fit, indent=1))
+            latency.fit["cache_file"] = str(path)
+        except OSError:
+            pass  # an unwritable cache only costs a rebuild next time
+        return latency
+
+    @staticmethod
+    def _key(model, space, input_size, device, backend, threads) -> str:
+        import onnxruntime
+
+        conditions = {"arch_name": model.arch_name,
+                      "arch": {k: v for k, v in model.arch.items()},
+                      "space": [list(c) for c in space.choices], "input_size": list(input_size),
+                      "device": device_name(device), "threads": threads, "backend": backend,
+                      "torch": torch.__version__,
+                      "onnxruntime": onnxruntime.__version__ if backend == "onnxruntime" else None,
+                      "version": VERSION}
+        return hashlib.sha256(json.dumps(conditions, sort_keys=True, default=str).encode()
+                              ).hexdigest()
+
+    def _design(self, count: int, rng: random.Random) -> list[list[int]]:
+        """`count` distinct configs in which every choice of every position appears: the
+        narrowest and widest configs, "choice k of every position" for each k, then random."""
+        longest = max(len(c) for c in self.space.choices)
+        candidates = [self.space.smallest(), self.space.largest()]
+        candidates += [[c[k % len(c)] for c in self.space.choices] for k in range(longest)]
+        configs, seen = [], set()
+        for config in candidates:
+            if self.space.encode(config) not in seen:
+                seen.add(self.space.encode(config))
+                configs.append(config)
+        attempts = 0
+        while len(configs) < min(count, self.space.size) and attempts < 50 * count:
+            attempts += 1
+            config = self.space.sample(rng)
+            if self.space.encode(config) not in seen:
+                seen.add(self.space.encode(config))
+                configs.append(config)
+        return configs
+
+    def _build(self, samples: int | None, runs: int, seed: int) -> None:
+        from gancompress.deploy.backends import measure_side_by_side
+
+        rng = random.Random(seed)
+        n_features = 2 + sum(len(c) - 1 for c in self.space.choices)
+        if samples is None:
+            samples = max(24, 2 * n_features)
+        holdout_count = max(4, samples // 5)
+        configs = self._design(samples + holdout_count, rng)
+        if len(configs) <= n_features:  # tiny space: measure everything, no hold-out
+            holdout_count = 0
+        train_configs = configs[:len(configs) - holdout_count]
+        holdout = configs[len(configs) - holdout_count:]
+        calls = {self.space.encode(c): self._runner(c) for c in configs}
+        measured = measure_side_by_side(calls, warmup=2, runs=runs, device=self.device)
+        ms = {k: v["median_ms"] for k, v in measured.items()}
+        self._runners.clear()
+        x = np.array([self._features(c) for c in train_configs])
+        y = np.array([ms[self.space.encode(c)] for c in train_configs])
+        # Ridge on the table entries only (not on overhead and MACs): keeps rarely seen choices
+        # near zero instead of letting them absorb noise.
+        ridge = np.eye(x.shape[1]) * 1e-3 * max(1.0, float(np.mean(y)))
+        ridge[0, 0] = ridge[-1, -1] = 0.0
+        coef = np.linalg.solve(x.T @ x + ridge, x.T @ y)
+        self.fit.update(version=VERSION, backend=self.backend, device=self.device,
+                        device_name=device_name(self.device), threads=self.threads,
+                        input_size=list(self.input_size), space=self.space.name,
+                        choices=[list(c) for c in self.space.choices],
+                        coef=[float(v) for v in coef],
+                        measured={self.space.encode(c): ms[self.space.encode(c)]
+                                  for c in train_configs},
+                        holdout={self.space.encode(c): ms[self.space.encode(c)] for c in holdout},
+                        runs=runs, torch=torch.__version__)
+        fitted = [self.predict(c) for c in train_configs]
+        self.fit["train_mape"] = _mape(fitted, y)
+        if holdout:
+            predicted = [self.predict(c) for c in holdout]
+            self.fit["holdout_mape"] = _mape(predicted, [ms[self.space.encode(c)] for c in holdout])
+
+    # ------------------------------------------------------------------ features
+    def _small_size(self) -> tuple[tuple[int, ...], int]:
+        """MACs are counted on a small input (fast) and scaled by the area ratio (exact for
+        convs and norms when the sizes stay multiples of 4)."""
+        b, c, h, w = self.input_size
+        factor = max(1, min(h, w) // 32)
+        while factor > 1 and (h % (4 * factor) or w % (4 * factor)):
+            factor -= 1
+        return (b, c, h // factor, w // factor), factor * factor
+
+    def macs(self, config: Sequence[int]) -> float:
+        from gancompress.metrics.cost import count_macs
+
+        key = self.space.encode(config)
+        if key not in self._macs:
+            size, area = self._small_size()
+            with using_widths(self.model, self.space.widths(config)):
+                self._macs[key] = float(count_macs(self.model, size, convention="true") * area)
+        return self._macs[key]
+
+    def _features(self, config: Sequence[int]) -> list[float]:
+        """[1, one-hot of every non-widest choice per position, GMACs]."""
+        self.space.validate(config)
+        row = [1.0]
+        for value, choices in zip(config, self.space.choices):
+            row += [1.0 if value == c else 0.0 for c in choices[1:]]
+        row.append(self.macs(config) * 1e-9)
+        return row
+
+    # ------------------------------------------------------------------ public API
+    def predict(self, config: Sequence[int]) -> float:
+        """Predicted latency (ms) of `config` (batch and size of `input_size`)."""
+        coef = self.fit["coef"]
+        return float(np.dot(self._features(list(config)), coef))
+
+    def _runner(self, config: Sequence[int]):
+        """A zero-argument callable running the compact sub-network of `config` once."""
+        from gancompress.deploy.backends import build_backend
+
+        widths = self.space.widths(self.space.validate(list(config)))
+        small = compact(self.model, widths).eval()
+        if self.backend == "torch":
+            call, _ = build_backend("torch", small, self.input_size, device=self.device)
+            return call
+        from gancompress.deploy.graph import deploy_module
+        from gancompress.deploy.onnx_export import onnx_bytes
+        from gancompress.deploy.runtime import ort_session
+
+        data = onnx_bytes(deploy_module(small), self.input_size, 17, "legacy")
+        session = ort_session(data, threads=self.threads)
+        feed = {session.get_inputs()[0].name: np.random.default_rng(0).uniform(
+            -1, 1, self.input_size).astype(np.float32)}
+        return lambda: session.run(None, feed)
+
+    def measure(self, config: Sequence[int], runs: int = 10, warmup: int = 3) -> float:
+        """Measured median latency (ms) of `config` now (not cached)."""
+        from gancompress.deploy.backends import measure_side_by_side
+
+        key = self.space.encode(config)
+        call = self._runner(config)
+        return measure_side_by_side({key: call}, warmup=warmup, runs=runs,
+                                    device=self.device)[key]["median_ms"]
+
+    def fastest(self) -> tuple[list[int], float]:
+        """The config with the lowest predicted latency (and that latency): every config for
+        spaces up to 4096 configs, else a greedy descent from the narrowest config."""
+        if self.space.size <= 4096:
+            best = min(self.space.all(), key=self.predict)
+            return list(best), self.predict(best)
+        best = self.space.smallest()
+        best_ms = self.predict(best)
+        improved = True
+        while improved:
+            improved = False
+            for pos, choices in enumerate(self.space.choices):
+                for value in choices:
+                    trial = list(best)
+                    trial[pos] = value
+                    ms = self.predict(trial)
+                    if ms < best_ms - 1e-9:
+                        best, best_ms, improved = trial, ms, True
+        return best, best_ms
+
+    def check_budget(self, budget_ms: float) -> None:
+        """UserError when no config of the space is predicted to meet `budget_ms`."""
+        config, ms = self.fastest()
+        if budget_ms < ms:
+            raise UserError(f"latency budget {budget_ms:g} ms is below the fastest sub-network "
+                            f"of search space {self.space.name} on {self.fit.get('device_name')} "
+                            f"({self.backend}, {self.threads} threads): "
+                            f"{self.space.encode(config)} is predicted at {ms:.3g} ms; raise the "
+                            f"budget to at least that")
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("backend", "device_name", "threads", "input_size", "space", "train_mape",
+                "holdout_mape", "cache_file")
+        return {k: self.fit[k] for k in keys if k in self.fit}
+
+
+def _mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
+    pairs = [(p, m) for p, m in zip(predicted, measured) if m > 0]
+    return 100.0 * sum(abs(p - m) / m for p, m in pairs) / max(1, len(pairs)) if pairs else math.nan

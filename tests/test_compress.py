@@ -1,0 +1,185 @@
+"""Compression tasks (distill / supernet / finetune) and the compress pipeline end to end."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gancompress.checkpoint import load_generator, save_generator
+from gancompress.compress_tasks import DistillTask, SupernetTask, resolve_space
+from gancompress.config import Config, apply_overrides
+from gancompress.elastic import using_widths
+from gancompress.errors import UserError
+from gancompress.models.resnet import ResnetGenerator
+from gancompress.pipeline import compress, compress_config, load_supernet
+
+TINY = ["compress.space=8,4", "compress.held_out=4", "compress.supernet_epochs=1",
+        "compress.supernet_epochs_decay=0", "compress.finetune_epochs=1",
+        "compress.finetune_epochs_decay=0", "compress.mobile_epochs=1",
+        "compress.mobile_epochs_decay=0", "compress.distill_epochs=1",
+        "compress.distill_epochs_decay=0", "compress.generations=2", "compress.population=6",
+        "compress.parents=2", "compress.mutants=2", "compress.crossovers=2",
+        "train.progress=false", "train.batch_size=4", "train.max_steps=2", "model.ndf=8",
+        "model.disc_layers=2", "data.load_size=36", "data.crop_size=32", "data.num_workers=0",
+        "train.n_samples=2", "train.device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A 12-pair aligned 32 px dataset (target = inverted source) and a tiny random teacher."""
+    root = tmp_path_factory.mktemp("compress")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 2)):
+        (root / "data" / split).mkdir(parents=True)
+        for i in range(n):
+            a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([a, 255 - a], 1)).save(root / "data" / split / f"{i}.png")
+    torch.manual_seed(0)
+    save_generator(ResnetGenerator(ngf=8, n_blocks=3), root / "teacher.pth")
+    return root
+
+
+def _config(ws: Path, *extra: str, budget: str = "1/3") -> Config:
+    return compress_config(teacher=str(ws / "teacher.pth"), data=str(ws / "data"), budget=budget,
+                           overrides=TINY + list(extra))
+
+
+def _task(ws: Path, cls, *extra: str):
+    cfg = apply_overrides(_config(ws, *extra), {"train.task": cls.name})
+    return cls(cfg, torch.device("cpu"))
+
+
+def _batch(n: int = 2) -> dict:
+    x = torch.rand(n, 3, 32, 32) * 2 - 1
+    return {"source": x, "target": -x}
+
+
+def test_teacher_frozen_and_student_trained(workspace):
+    task = _task(workspace, DistillTask)
+    teacher_before = {k: v.clone() for k, v in task.teacher.state_dict().items()}
+    student_before = task.student.stem.conv.weight.clone()
+    mapping_before = task.mappings.convs[0].weight.clone()
+    task.train(True)  # what the loop does: must not wake the teacher
+    for step in range(2):
+        logs = task.step(_batch(), step)
+    assert set(logs) == {"D", "G_gan", "G_recon", "G_distill"}
+    assert not task.teacher.training
+    assert all(not p.requires_grad for p in task.teacher.parameters())
+    assert all(torch.equal(v, teacher_before[k]) for k, v in task.teacher.state_dict().items())
+    assert "teacher" not in task.state_dict()["models"]  # never saved
+    assert not torch.equal(task.student.stem.conv.weight, student_before)
+    assert not torch.equal(task.mappings.convs[0].weight, mapping_before)
+
+
+def test_uniform_sampling_stays_in_space(workspace):
+    task = _task(workspace, SupernetTask)
+    space = resolve_space("8,4")
+    allowed = [space.widths(c) for c in space.all()]
+    random.seed(0)
+    drawn = [task.step_widths() for _ in range(50)]
+    assert all(len(w) == 1 and w[0] in allowed for w in drawn)
+    assert len({tuple(sorted(w[0].items())) for w in drawn}) > 20  # not stuck on a few configs
+    for group in ("stem", "trunk", "up2"):  # every choice of a position shows up
+        assert {w[0][group] for w in drawn} == {space.widths(space.largest())[group],
+                                               space.widths(space.smallest())[group]}
+
+
+def test_sandwich_rule(workspace):
+    task = _task(workspace, SupernetTask, "compress.sampling=sandwich")
+    space = task.space
+    for _ in range(5):
+        widest, narrowest, sampled = task.step_widths()
+        assert widest == space.widths(space.largest())
+        assert narrowest == space.widths(space.smallest())
+        assert sampled in [space.widths(c) for c in space.all()]
+    logs = task.step(_batch(), 0)
+    assert np.isfinite(list(logs.values())).all()
+
+
+def test_compress_end_to_end_and_resume(workspace, tmp_path):
+    out = tmp_path / "fast"
+    cfg = _config(workspace, "compress.sampling=sandwich")
+    lines: list[str] = []
+    result = compress(cfg, out, log=lines.append)
+    assert result["ran"] == ["supernet", "search", "finetune", "extract", "report"]
+    best = json.loads((out / "search" / "best.json").read_text())
+    teacher = load_generator(workspace / "teacher.pth")
+    from gancompress.metrics.cost import count_macs
+    assert best["macs"] <= count_macs(teacher, (1, 3, 32, 32)) / 3
+    compact_model = load_generator(out / "compact.pth")  # no flags needed
+    supernet, space, meta = load_supernet(out / "finetune" / "supernet.pth")
+    assert meta["finetuned_config"] == best["best"]
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad(), using_widths(supernet, space.widths(space.decode(best["best"]))):
+        assert (compact_model(x) - supernet(x)).abs().max() < 1e-5
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["models"]["compact"]["macs"] == best["macs"]
+    assert report["ratios"]["macs"] <= 1 / 3
+    assert (out / "report" / "grid.png").is_file() and (out / "search" / "pareto.png").is_file()
+    held_out = (out / "held_out.txt").read_text().split()
+    assert len(held_out) == 4
+    excluded = json.loads((out / "supernet" / "config.json").read_text())["data"]["exclude_list"]
+    assert Path(excluded).read_text().split() == held_out  # never trained on
+    # resume: the same command again skips every stage and changes nothing
+    stamp = (out / "compact.pth").stat().st_mtime_ns
+    again = compress(_config(workspace, "compress.sampling=sandwich"), out, log=lines.append)
+    assert again["ran"] == [] and (out / "compact.pth").stat().st_mtime_ns == stamp
+    # other settings in the same folder: refused, nothing touched
+    with pytest.raises(UserError, match="other settings"):
+        compress(_config(workspace, "compress.lambda_distill=2"), out, log=lines.append)
+
+
+def test_original_pipeline(workspace, tmp_path):
+    """Mobile teacher -> pruned, pre-distilled student -> supernet (exhaustive search)."""
+    out = tmp_path / "original"
+    cfg = _config(workspace, "compress.pipeline=original", "compress.search=exhaustive",
+                  "compress.finetune_epochs=0")
+    result = compress(cfg, out, log=lambda s: None)
+    assert result["ran"] == ["mobile", "distill", "supernet", "search", "extract", "report"]
+    mobile = load_generator(out / "mobile" / "student.pth")
+    assert mobile.arch["conv"] == "separable" and mobile.max_widths["stem"] == 8
+    student = load_generator(out / "distill" / "student.pth")
+    assert student.max_widths == resolve_space("8,4").widths([8] * 8)
+    supernet_cfg = json.loads((out / "supernet" / "config.json").read_text())["compress"]
+    assert supernet_cfg["teacher"] == str((out / "mobile" / "student.pth").resolve())
+    assert supernet_cfg["init_from_run"] == str((out / "distill").resolve())
+    best = json.loads((out / "search" / "best.json").read_text())
+    assert best["method"] == "exhaustive" and best["evaluated"] == sum(
+        1 for line in (out / "search" / "results.jsonl").read_text().splitlines())
+
+
+def test_bad_inputs_fail_before_writing(workspace, tmp_path):
+    out = tmp_path / "bad"
+    with pytest.raises(UserError, match="below the smallest sub-network"):
+        compress(_config(workspace, budget="1/1000"), out, log=lambda s: None)
+    with pytest.raises(UserError, match="not below the teacher"):
+        compress(_config(workspace, "compress.space=16,8", budget="1/1"), out, log=lambda s: None)
+    with pytest.raises(UserError, match="cannot read budget"):
+        _config(workspace, budget="fast")
+        compress(_config(workspace, budget="fast"), out, log=lambda s: None)
+    # a teacher of another architecture
+    torch.save({"format": "gancompress-generator", "version": 1, "arch_name": "unet", "arch": {},
+                "state_dict": {}, "meta": {}}, tmp_path / "unet.pth")
+    with pytest.raises(UserError, match="unknown generator architecture 'unet'"):
+        compress(compress_config(teacher=str(tmp_path / "unet.pth"), data=str(workspace / "data"),
+                                 budget="1/3", overrides=TINY), out, log=lambda s: None)
+    # data whose channels do not match the teacher's
+    save_generator(ResnetGenerator(in_channels=1, ngf=8, n_blocks=3), tmp_path / "gray.pth")
+    with pytest.raises(UserError, match="colour input images"):
+        compress(compress_config(teacher=str(tmp_path / "gray.pth"), data=str(workspace / "data"),
+                                 budget="1/3", overrides=TINY + ["data.in_channels=1"]), out,
+                 log=lambda s: None)
+    with pytest.raises(UserError, match="teacher maps 1 -> 3"):
+        compress(compress_config(teacher=str(tmp_path / "gray.pth"), data=str(workspace / "data"),
+                                 budget="1/3", overrides=TINY), out, log=lambda s: None)
+    assert not out.exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match="not an empty folder"):
+        compress(_config(workspace), tmp_path / "mine", log=lambda s: None)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
