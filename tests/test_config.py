@@ -23,7 +23,8 @@ def test_presets_match_published_recipes():
     assert (h2z.train.task, h2z.loss.gan_mode, h2z.model.ndf) == ("cyclegan", "lsgan", 64)
     assert (h2z.loss.lambda_cycle, h2z.loss.lambda_identity, h2z.loss.pool_size) == (10.0, 0.5, 50)
     for cfg in (e2s, city, h2z):
-        assert (cfg.train.lr, cfg.train.beta1, cfg.train.beta2, cfg.train.seed) == (2e-4, 0.5, 0.999, 233)
+        t = cfg.train
+        assert (t.lr, t.beta1, t.beta2, t.seed) == (2e-4, 0.5, 0.999, 233)
         assert (cfg.data.load_size, cfg.data.crop_size, cfg.model.init_std) == (286, 256, 0.02)
         assert (cfg.model.ngf, cfg.model.n_blocks, cfg.model.conv) == (64, 9, "dense")
     assert "demo" in PRESETS and preset("demo").data.crop_size == 64

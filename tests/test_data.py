@@ -31,7 +31,8 @@ def make_unaligned(root: Path, counts=(("trainA", 3), ("trainB", 5), ("testA", 2
     for name, n in counts:
         (root / name).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray(_noise(hash(name) % 1000 + i, 36, 40)).save(root / name / f"{name}_{i}.png")
+            image = Image.fromarray(_noise(len(name) * 31 + ord(name[-1]) + i, 36, 40))
+            image.save(root / name / f"{name}_{i}.png")
     return root
 
 
@@ -46,7 +47,8 @@ def test_aligned_pairs_share_crop_and_flip(tmp_path):
         assert item["source"].shape == (3, 32, 32) and item["target"].shape == (3, 32, 32)
         assert torch.allclose(item["target"], -item["source"], atol=1e-6)  # same crop and flip
         assert item["source"].min() >= -1 and item["source"].max() <= 1
-        full = torch.from_numpy(_noise(1 + 50, 40, 40).transpose(2, 0, 1).copy()).float() / 127.5 - 1
+        full = torch.from_numpy(_noise(1 + 50, 40, 40).transpose(2, 0, 1).copy())
+        full = full.float() / 127.5 - 1
         found = [(y, x) for y in range(9) for x in range(9)
                  if torch.equal(full[:, y:y + 32, x:x + 32], item["source"])]
         flips.add(not found)  # a flipped crop is not found unflipped
@@ -89,7 +91,8 @@ def test_preprocess_modes_and_image_conversion(tmp_path):
     rgba = np.dstack([_noise(1, 50, 90), np.full((50, 90), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
     none = open_dataset(folder, mode="single", preprocess="none")
-    assert [none[i]["source"].shape for i in range(2)] == [(3, 48, 88)] * 2  # multiples of 4 (round half to even, as the reference)
+    # rounded to multiples of 4 (half to even, as the reference): 50 x 90 -> 48 x 88
+    assert [none[i]["source"].shape for i in range(2)] == [(3, 48, 88)] * 2
     width = open_dataset(folder, mode="single", preprocess="scale_width", load_size=64,
                          crop_size=32, phase="test")
     assert width[0]["source"].shape == (3, 32, 32)

@@ -4,7 +4,7 @@ A `Config` groups one dataclass per concern (`data`, `model`, `loss`, `train`). 
 `--dry-run`, written to `RUN/config.json` and stored inside every checkpoint (as `to_dict()`), so a
 run can always be resumed or inspected without repeating flags.
 
-    cfg = preset("pix2pix-edges2shoes-r")                      # a published recipe (REFERENCE.md sec. 3)
+    cfg = preset("pix2pix-edges2shoes-r")          # a published recipe (REFERENCE.md sec. 3)
     cfg = apply_overrides(cfg, ["train.batch_size=8", "model.conv=separable"])
     cfg.train.lr                                               # typed attribute access
     Config.from_dict(cfg.to_dict()) == cfg                     # JSON round trip
@@ -93,7 +93,8 @@ class ModelConfig:
     disc: str = option("patch", "discriminator architecture (models.discriminators.DISCRIMINATORS)")
     ndf: int = option(64, "discriminator base width", minimum=1)
     disc_layers: int = option(3, "PatchGAN stride-2 layers (3 = 70x70 receptive field)", minimum=1)
-    disc_norm: str = option("instance", "discriminator normalisation", ("instance", "batch", "none"))
+    disc_norm: str = option("instance", "discriminator normalisation",
+                            ("instance", "batch", "none"))
     init_std: float = option(0.02, "weights initialised from N(0, init_std)", minimum=0.0)
 
 
@@ -121,8 +122,9 @@ class TrainConfig:
     lr: float = option(2e-4, "Adam learning rate", minimum=0.0)
     beta1: float = option(0.5, "Adam beta1", minimum=0.0)
     beta2: float = option(0.999, "Adam beta2", minimum=0.0)
-    max_steps: int = option(0, "stop after this many steps (0 = run the whole schedule)",
-                            minimum=0)
+    max_steps: int = option(0, "stop after this many steps (0 = run the whole schedule); the lr "
+                            "schedule ignores it, so it may be raised on --resume to train in "
+                            "chunks", runtime=True, minimum=0)
     amp: bool = option(False, "mixed precision (CUDA only; ignored on CPU)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", runtime=True)
     threads: int = option(0, "CPU threads for torch (0 = torch default)", runtime=True, minimum=0)
@@ -453,7 +455,8 @@ def preset(name: str) -> Config:
 
 # Published teacher-training recipes (REFERENCE.md sec. 3): Adam 2e-4 (0.5, 0.999), N(0, 0.02)
 # init, seed 233, resize 286 -> random crop 256 (bicubic), flip; lr constant then linear decay.
-register_preset("pix2pix-edges2shoes-r", "pix2pix teacher, edges -> shoes (ResNet), hinge, D ndf 128, "
+register_preset("pix2pix-edges2shoes-r", "pix2pix teacher, edges -> shoes (ResNet), hinge, "
+                "D ndf 128, "
                 "L1 x100, batch 4, 5+15 epochs", {
                     "train.task": "pix2pix", "data.mode": "aligned", "data.direction": "AtoB",
                     "loss.gan_mode": "hinge", "model.ndf": 128, "loss.lambda_recon": 100.0,
@@ -468,7 +471,8 @@ register_preset("pix2pix-map2sat", "pix2pix teacher, map -> aerial photo (BtoA),
                     "train.task": "pix2pix", "data.mode": "aligned", "data.direction": "BtoA",
                     "loss.gan_mode": "hinge", "model.ndf": 128, "loss.lambda_recon": 10.0,
                     "train.batch_size": 1, "train.epochs": 100, "train.epochs_decay": 100})
-register_preset("cyclegan-horse2zebra", "CycleGAN teacher, horse <-> zebra, lsgan, D ndf 64, cycle x10, "
+register_preset("cyclegan-horse2zebra", "CycleGAN teacher, horse <-> zebra, lsgan, D ndf 64, "
+                "cycle x10, "
                 "identity x0.5, pool 50, batch 1, 100+100 epochs", {
                     "train.task": "cyclegan", "data.mode": "unaligned", "data.direction": "AtoB",
                     "loss.gan_mode": "lsgan", "model.ndf": 64, "loss.lambda_cycle": 10.0,
@@ -486,3 +490,37 @@ register_preset("demo", "small pix2pix teacher for the built-in demo data (64 px
                     "train.batch_size": 4, "train.epochs": 6, "train.epochs_decay": 6,
                     "train.lr_update": "step", "train.checkpoint_every": 200,
                     "train.eval_every": 100, "train.log_every": 25, "train.n_samples": 6})
+
+# Compression recipes (`gancompress compress --preset NAME` looks up "compress-NAME"). They hold
+# only compression settings: data, model and loss settings come from the teacher's checkpoint.
+# Published values (REFERENCE.md sec. 3): lambda_distill, lambda_recon, GAN loss, supernet epochs
+# and the evolution budget per task; spaces as published for the Fast pipeline's ngf-64 student.
+register_preset("compress-pix2pix-edges2shoes-r", "Fast GAN Compression of a pix2pix edges2shoes "
+                "teacher: supernet 10+30 epochs, lambda_distill 1, budget 4.9e9", {
+                    "compress.space": "channels-64-pix2pix", "compress.lambda_distill": 1.0,
+                    "loss.lambda_recon": 100.0, "loss.gan_mode": "hinge",
+                    "compress.supernet_epochs": 10, "compress.supernet_epochs_decay": 30,
+                    "compress.finetune_epochs": 5, "compress.finetune_epochs_decay": 15,
+                    "compress.budget": "4.9e9", "train.batch_size": 4})
+register_preset("compress-pix2pix-cityscapes", "Fast GAN Compression of a pix2pix cityscapes "
+                "teacher: supernet 200+300 epochs, lambda_distill 1, budget 5.7e9", {
+                    "compress.space": "channels-64-pix2pix", "compress.lambda_distill": 1.0,
+                    "loss.lambda_recon": 100.0, "loss.gan_mode": "hinge",
+                    "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 300,
+                    "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
+                    "compress.budget": "5.7e9", "train.batch_size": 1})
+register_preset("compress-pix2pix-map2sat", "Fast GAN Compression of a pix2pix map2sat teacher: "
+                "supernet 200+400 epochs, lambda_recon 10, lambda_distill 0.01, budget 4.6e9", {
+                    "compress.space": "channels-64-pix2pix", "compress.lambda_distill": 0.01,
+                    "loss.lambda_recon": 10.0, "loss.gan_mode": "hinge",
+                    "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 400,
+                    "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
+                    "compress.budget": "4.6e9", "train.batch_size": 1})
+register_preset("compress-cyclegan-horse2zebra", "Fast GAN Compression of a CycleGAN horse2zebra "
+                "teacher: L1 to the teacher x10, lsgan, lambda_distill 0.01, supernet 200+200 "
+                "epochs, budget 3e9", {
+                    "compress.space": "channels-64-cycleGAN", "compress.lambda_distill": 0.01,
+                    "loss.lambda_recon": 10.0, "loss.gan_mode": "lsgan", "model.ndf": 64,
+                    "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 200,
+                    "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
+                    "compress.budget": "3e9", "train.batch_size": 1})

@@ -202,8 +202,10 @@ class CycleGANTask(Task):
             }
             if loss_cfg.lambda_identity > 0:
                 weight = loss_cfg.lambda_cycle * loss_cfg.lambda_identity
-                losses["identity_target"] = reconstruction(self.forward_gen(target), target) * weight
-                losses["identity_source"] = reconstruction(self.backward_gen(source), source) * weight
+                losses["identity_target"] = weight * reconstruction(self.forward_gen(target),
+                                                                     target)
+                losses["identity_source"] = weight * reconstruction(self.backward_gen(source),
+                                                                     source)
         self.optimize("generators", sum(losses.values()))
 
         set_requires_grad(discs, True)

@@ -3,7 +3,7 @@
     from gancompress.config import preset, apply_overrides
     from gancompress.train import train
     cfg = apply_overrides(preset("demo"), ["data.root=demo_data"])
-    train(cfg, "runs/demo")                  # new run folder (refused if it exists and is not empty)
+    train(cfg, "runs/demo")                  # new run folder (refused if it exists, non-empty)
     train(cfg, "runs/demo", resume=True)     # continue after a crash / SIGKILL, bitwise identical
 
 The loop owns everything that is the same for every kind of training: the run folder, seeding,
@@ -123,7 +123,7 @@ class Task:
 
     # -- building ------------------------------------------------------------------------------
     def add_model(self, name: str, model: nn.Module) -> nn.Module:
-        """Register a trained model: moved to the device, saved in checkpoints, put in train mode."""
+        """Register a trained model: moved to the device, saved in checkpoints, in train mode."""
         model = model.to(self.device).train()
         self.models[name] = model
         return model
@@ -328,31 +328,32 @@ def load_run_config(out_dir: str | Path) -> Config:
     return Config.from_dict(data, source=str(path))
 
 
-def _prepare_folder(out: Path, cfg: Config, resume: bool) -> dict[str, Any] | None:
-    """Create or check the run folder; on resume return the checkpoint (or None if none yet)."""
+def _check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
+    """Refuse unsafe starts (nothing is written); on resume return the checkpoint path, if any."""
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise UserError(f"{out} already exists and is not empty; pass --resume to continue "
                             f"the run in it, or choose a new --out folder (nothing was changed)")
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", cfg.to_json())
         return None
     if not (out / "config.json").is_file():
         raise UserError(f"cannot resume: {out} has no config.json (not a gancompress run "
                         f"folder); start a new run without --resume")
-    saved_cfg = load_run_config(out)
-    changed = diff(saved_cfg, cfg)
+    changed = diff(load_run_config(out), cfg)
     if changed:
         lines = "; ".join(f"{k}: run has {a!r}, given {b!r}" for k, a, b in changed[:8])
         raise UserError(f"cannot resume {out}: the given config differs from the run's ({lines}). "
                         f"Resume with the same settings (e.g. omit --preset and overrides), or "
                         f"start a new run folder")
-    atomic_write_text(out / "config.json", cfg.to_json())  # runtime keys may have changed
-    if not (out / "checkpoint.pt").is_file():
-        return None
-    ckpt = safe_load(out / "checkpoint.pt")
+    path = out / "checkpoint.pt"
+    return path if path.is_file() else None  # killed before its first checkpoint: start over
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != RUN_FORMAT:
-        raise UserError(f"{out / 'checkpoint.pt'} is not a gancompress run checkpoint")
+        raise UserError(f"{path} is not a gancompress run checkpoint")
+    if ckpt.get("version", 0) > RUN_VERSION:
+        raise UserError(f"{path} was written by a newer gancompress; upgrade to resume it")
     return ckpt
 
 
@@ -401,7 +402,8 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 def _eval_batch(cfg: Config, n: int, seed: int) -> dict[str, Any]:
     """First n items of the eval split (test, else val, else train), without augmentation."""
-    phases = [cfg.data.eval_phase] + [p for p in ("test", "val", "train") if p != cfg.data.eval_phase]
+    first = cfg.data.eval_phase
+    phases = [first] + [p for p in ("test", "val", "train") if p != first]
     for phase in phases:
         try:
             dataset = dataset_from_config(cfg.data, phase, train=False, seed=seed)
@@ -435,15 +437,20 @@ def train(config: Config, out_dir: str | Path, resume: bool = False,
     task_cls = get_task(task or t.task) if not isinstance(task, type) else task
     out = Path(out_dir)
     device = resolve_device(t.device)
-    # Data before the folder, so a wrong --data fails with nothing written.
-    train_set = dataset_from_config(cfg.data, "train", train=True, seed=t.seed)
-    ckpt = _prepare_folder(out, cfg, resume)
+    ckpt_path = _check_folder(out, cfg, resume)
     if t.threads:
         torch.set_num_threads(t.threads)
-
+    # Data, samples and models are built before the run folder is written, so a wrong --data,
+    # a corrupt test image or an impossible model setting fails with nothing on disk.
+    train_set = dataset_from_config(cfg.data, "train", train=True, seed=t.seed)
+    sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device)
+    ckpt = _load_checkpoint(ckpt_path) if ckpt_path else None
     seed_everything(t.seed)
     model_task = task_cls(cfg, device)
     model_task.name = model_task.name or (task if isinstance(task, str) else t.task)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", cfg.to_json())  # on resume: runtime keys may change
+
     steps_per_epoch = EpochBatchSampler.batches_per_epoch(len(train_set), t.batch_size)
     total = (t.epochs + t.epochs_decay) * steps_per_epoch
     if t.max_steps:
@@ -453,7 +460,6 @@ def train(config: Config, out_dir: str | Path, resume: bool = False,
         model_task.load_state_dict(ckpt["task"])
         set_rng_state(ckpt["rng"])
         start, elapsed = int(ckpt["step"]), float(ckpt.get("elapsed_s", 0.0))
-    sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device)
 
     log = _Log(out / "log.jsonl", keep_until=start if resume else None)
     log.write({"event": "resume" if resume else "start", "step": start, "total_steps": total,

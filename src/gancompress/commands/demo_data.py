@@ -15,9 +15,11 @@ def register(subparsers) -> None:
                     "crops of the colour photos bundled with scikit-image: grayscale -> colour "
                     "(default) or edges -> photo. Test crops come from photos never used for "
                     "training.")
-    parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
+    parser.add_argument("--out", required=True,
+                        help="folder to create (must not exist or be empty)")
     parser.add_argument("--kind", default="colorize", choices=("colorize", "edges"),
-                        help="what A is: the grayscale photo, or its Canny edges (default colorize)")
+                        help="what A is: the grayscale photo or its Canny edges (default "
+                             "colorize)")
     parser.add_argument("--size", type=int, default=64, help="pixels per side (default 64)")
     parser.add_argument("--train", type=int, default=400, help="training pairs (default 400)")
     parser.add_argument("--test", type=int, default=40, help="test pairs (default 40)")

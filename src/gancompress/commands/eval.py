@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from gancompress.commands.stats import (add_data_arguments, add_weights_arguments, check_device,
-                                        image_batches, iterate_items, open_side, parse_phases,
-                                        report_warnings)
+                                        check_same_size, image_batches, iterate_items, open_side,
+                                        parse_phases, report_warnings)
 from gancompress.errors import UserError
 
 METRICS = ("fid", "kid", "miou", "psnr", "macs", "latency")
@@ -213,9 +213,15 @@ def _data_metrics(model: torch.nn.Module, args: argparse.Namespace, metrics: lis
     extractor = (InceptionExtractor(args.inception_weights, args.weights_dir, device,
                                     args.batch_size) if wants_inception else None)
     reference: ReferenceStats | None = load_statistics(args.ref_stats) if args.ref_stats else None
-    if wants_inception and reference is None and spec.mode == "single":
-        raise UserError(f"FID/KID need reference images, and {args.data} is a single folder "
-                        f"without targets: pass --ref-stats FILE.npz (gancompress stats)")
+    # real target images are needed unless the statistics file covers every Inception metric
+    needs_real = wants_inception and (
+        reference is None or ("kid" in metrics and reference.features is None))
+    if needs_real and spec.mode == "single":
+        if reference is None:
+            raise UserError(f"FID/KID need reference images, and {args.data} is a single folder "
+                            f"without targets: pass --ref-stats FILE.npz (gancompress stats)")
+        raise UserError(f"KID needs reference features: {args.ref_stats} holds only mu/sigma; "
+                        f"recompute it with `gancompress stats --save-features`")
 
     miou = None
     labels: dict[str, Path] = {}
@@ -232,7 +238,6 @@ def _data_metrics(model: torch.nn.Module, args: argparse.Namespace, metrics: lis
     first_source = None
     first: tuple[tuple[int, ...], str] | None = None
     bar = _progress(args, len(spec), "eval")
-    from gancompress.commands.stats import check_same_size
     for key, items in iterate_items(spec, args.batch_size, args.workers):
         sources = [item[key] for item in items]
         paths = [str(item.get(f"{key}_path", "?")) for item in items]
@@ -257,14 +262,10 @@ def _data_metrics(model: torch.nn.Module, args: argparse.Namespace, metrics: lis
     num = len(spec)
 
     if wants_inception:
+        from gancompress.metrics.fid import statistics
         features = np.concatenate(fake_features)
-        real_features = None
-        needs_real = reference is None or ("kid" in metrics and reference.features is None)
+        real_features, real_desc = None, ""
         if needs_real:
-            if spec.mode == "single":
-                raise UserError(f"KID needs reference features: {args.ref_stats} holds only "
-                                f"mu/sigma; recompute it with `gancompress stats "
-                                f"--save-features`")
             ref_phases = parse_phases(args.ref_phase or args.phase)
             ref_spec = open_side(args.data, target_side, ref_phases, args.load_size,
                                  out_channels)
@@ -274,12 +275,9 @@ def _data_metrics(model: torch.nn.Module, args: argparse.Namespace, metrics: lis
             real_desc = f"{len(ref_spec)} real images of {ref_spec.description}"
         if "fid" in metrics:
             if reference is not None:
-                from gancompress.metrics.fid import statistics
                 fid_ref, ref_desc = reference, f"statistics file {reference.path}"
             else:
-                from gancompress.metrics.fid import statistics
-                mu, sigma = statistics(real_features)
-                fid_ref, ref_desc = ReferenceStats(mu, sigma), real_desc
+                fid_ref, ref_desc = ReferenceStats(*statistics(real_features)), real_desc
             scorer = FIDScorer(fid_ref, method=args.fid_method, extractor=extractor)
             value = scorer.score_features(features)
             protocol = scorer.protocol()

@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=3, help="warm-up runs for --latency (default 3)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads for --latency")
+    p.add_argument("--backends", default="torch", metavar="LIST",
+                   help="with --latency: comma-separated backends measured side by side: torch "
+                        "(eager, default), torchscript, compile, onnx, onnx-int8")
+    p.add_argument("--calib", metavar="DIR", help="calibration images for the onnx-int8 backend "
+                                                  "(default: synthetic images, speed only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -38,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
               "params": count_params(model), "macs": published, "macs_true": true}
     if getattr(model, "source_format", None):
         result["format"] = model.source_format
-    if args.latency:
+    backends = ["torch"]
+    if args.latency and args.backends != "torch":
+        from gancompress.deploy.backends import parse_backends
+        backends = parse_backends(args.backends)
+    if args.latency and backends != ["torch"]:
+        _measure_backends(args, model, size, backends, result)
+    elif args.latency:
         example = torch.rand(size, device=args.device) * 2 - 1
         lat = measure_latency(model, example, warmup=args.warmup, runs=args.runs,
                               device=args.device)
@@ -54,9 +65,39 @@ def run(args: argparse.Namespace) -> int:
     print(f"params        {result['params']:,} ({format_count(result['params'])})")
     print(f"MACs          {published:,} ({format_count(published)}, published convention)")
     print(f"MACs (true)   {true:,} ({format_count(true)})")
-    if args.latency:
+    if args.latency and "backends" in result:
+        base = result["backends"].get("torch", {}).get("median_ms")
+        for name, lat in result["backends"].items():
+            ratio = f", {base / lat['median_ms']:.2f}x eager" if base and name != "torch" else ""
+            print(f"latency       {name:12s} {lat['median_ms']:8.2f} ms median (p10 "
+                  f"{lat['p10_ms']:.2f}, p90 {lat['p90_ms']:.2f}, {lat['runs']} runs{ratio})")
+        print(f"              measured side by side, {result['threads']} threads, "
+              f"{result['device_name']}")
+    elif args.latency:
         lat = result["latency"]
         print(f"latency       {lat['median_ms']:.2f} ms median (p10 {lat['p10_ms']:.2f}, p90 "
               f"{lat['p90_ms']:.2f}, {lat['runs']} runs) on {lat['device']} "
               f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}")
     return 0
+
+
+def _measure_backends(args: argparse.Namespace, model, size, backends: list[str],
+                      result: dict) -> None:
+    """Latency of several backends, timed side by side (gancompress.deploy.backends)."""
+    from gancompress.deploy.backends import build_backend, measure_side_by_side
+    from gancompress.metrics.cost import runtime_conditions
+
+    calib = None
+    if args.calib and "onnx-int8" in backends:
+        from gancompress.deploy.quantize import calibration_images
+        calib = calibration_images(args.calib, size)
+    calls, infos = {}, {}
+    for name in backends:
+        calls[name], infos[name] = build_backend(name, model, size, threads=args.threads,
+                                                 device=args.device, calib_images=calib)
+    measured = measure_side_by_side(calls, warmup=args.warmup, runs=args.runs, device=args.device)
+    result["backends"] = {name: {**measured[name], **infos[name]} for name in backends}
+    if "torch" in measured:
+        result["latency_ms"] = measured["torch"]["median_ms"]
+    result.update({k: v for k, v in runtime_conditions(args.device).items()
+                   if k in ("threads", "device_name", "torch")})

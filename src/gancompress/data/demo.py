@@ -23,7 +23,8 @@ from gancompress.errors import UserError
 # Colour photographs bundled in the scikit-image wheel (skimage/data/). The stereo pair
 # motorcycle_left/right shows one scene: both are on the training side.
 TRAIN_PHOTOS = {"astronaut": "astronaut.png", "rocket": "rocket.jpg",
-                "motorcycle_left": "motorcycle_left.png", "motorcycle_right": "motorcycle_right.png",
+                "motorcycle_left": "motorcycle_left.png",
+                "motorcycle_right": "motorcycle_right.png",
                 "hubble_deep_field": "hubble_deep_field.jpg", "ihc": "ihc.png",
                 "retina": "retina.jpg"}
 TEST_PHOTOS = {"chelsea": "chelsea.png", "coffee": "coffee.png"}

@@ -43,7 +43,8 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.mode not in PREPROCESS_MODES:
-            raise UserError(f"unknown preprocess {self.mode!r}; use one of {', '.join(PREPROCESS_MODES)}")
+            raise UserError(f"unknown preprocess {self.mode!r}; use one of "
+                            f"{', '.join(PREPROCESS_MODES)}")
         if self.mode != "none" and (self.crop_size < 4 or self.crop_size % 4):
             raise UserError(f"crop_size {self.crop_size} must be a positive multiple of 4")
         if self.mode != "none" and self.crop_size > self.load_size:

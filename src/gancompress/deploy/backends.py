@@ -100,20 +100,30 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
 
 
 def measure_side_by_side(calls: dict[str, Callable[[], Any]], warmup: int = 3, runs: int = 20,
-                         device: str = "cpu") -> dict[str, dict[str, float]]:
-    """Median / min / p10 / p90 / spread (ms) of each call, timed round-robin."""
+                         device: str = "cpu", block: int = 5) -> dict[str, dict[str, float]]:
+    """Median / min / p10 / p90 / spread (ms) of each call, `runs` timed calls each.
+
+    Calls are timed in blocks of `block` consecutive runs, the backends taking turns, and the
+    first call of every block is not counted: idle worker threads of the backend that ran just
+    before (onnxruntime and OpenMP spin-wait for a while after each run) would otherwise slow it.
+    Taking turns spreads any change of machine load over all backends alike.
+    """
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for call in calls.values():
         for _ in range(warmup):
             call()
     sync()
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
+    block = max(1, min(block, runs))
+    while any(len(t) < runs for t in times.values()):
         for name, call in calls.items():
-            start = time.perf_counter()
-            call()
+            call()  # settle: not timed
             sync()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            for _ in range(min(block, runs - len(times[name]))):
+                start = time.perf_counter()
+                call()
+                sync()
+                times[name].append((time.perf_counter() - start) * 1e3)
     return {name: summarize(values) for name, values in times.items()}
 
 

@@ -24,7 +24,9 @@ search space, and reused by later searches.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -83,8 +85,14 @@ class LatencyModel:
     def load_or_build(cls, model: ElasticGenerator, space: SearchSpace,
                       input_size: Sequence[int] = (1, 3, 256, 256), device: str = "cpu",
                       backend: str = "torch", cache_dir: str | Path | None = None,
-                      samples: int | None = None, runs: int = 7, seed: int = 0) -> LatencyModel:
-        """The cached model for these conditions, or a new one (measured now, then cached)."""
+                      samples: int | None = None, runs: int = 7, seed: int = 0,
+                      threads: int | None = None) -> LatencyModel:
+        """The cached model for these conditions, or a new one (measured now, then cached).
+
+        threads: CPU threads to measure with (default: torch's current setting); part of the key.
+        samples: measured configs for the fit (default max(24, 2 x number of coefficients)),
+        plus a fifth as many held out; runs: timed runs per config (median).
+        """
         if backend not in BACKEND_NAMES:
             raise UserError(f"unknown latency backend {backend!r}; use torch or onnxruntime")
         if backend == "onnxruntime" and torch.device(device).type != "cpu":
@@ -95,7 +103,7 @@ class LatencyModel:
         space.validate(space.largest())
         with using_widths(model, space.widths(space.largest())):
             pass  # fails early, with the group names, if the space does not fit the model
-        threads = torch.get_num_threads()
+        threads = int(threads or torch.get_num_threads())
         input_size = tuple(int(v) for v in input_size)
         key = cls._key(model, space, input_size, device, backend, threads)
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -155,6 +163,7 @@ class LatencyModel:
         from gancompress.deploy.backends import measure_side_by_side
 
         rng = random.Random(seed)
+        self._fit_macs(random.Random(seed + 1))
         n_features = 2 + sum(len(c) - 1 for c in self.space.choices)
         if samples is None:
             samples = max(24, 2 * n_features)
@@ -165,16 +174,22 @@ class LatencyModel:
         train_configs = configs[:len(configs) - holdout_count]
         holdout = configs[len(configs) - holdout_count:]
         calls = {self.space.encode(c): self._runner(c) for c in configs}
-        measured = measure_side_by_side(calls, warmup=2, runs=runs, device=self.device)
+        with _threads(self.threads):
+            measured = measure_side_by_side(calls, warmup=1, runs=runs, device=self.device,
+                                            block=runs)
         ms = {k: v["median_ms"] for k, v in measured.items()}
         self._runners.clear()
-        x = np.array([self._features(c) for c in train_configs])
+        x = self._features(train_configs)
         y = np.array([ms[self.space.encode(c)] for c in train_configs])
         # Ridge on the table entries only (not on overhead and MACs): keeps rarely seen choices
         # near zero instead of letting them absorb noise.
         ridge = np.eye(x.shape[1]) * 1e-3 * max(1.0, float(np.mean(y)))
         ridge[0, 0] = ridge[-1, -1] = 0.0
         coef = np.linalg.solve(x.T @ x + ridge, x.T @ y)
+        if coef[-1] < 0:  # latency never falls as MACs grow: drop the term rather than invert it
+            x[:, -1] = 0.0
+            coef = np.linalg.solve(x.T @ x + ridge + np.diag([0.0] * (x.shape[1] - 1) + [1.0]),
+                                   x.T @ y)
         self.fit.update(version=VERSION, backend=self.backend, device=self.device,
                         device_name=device_name(self.device), threads=self.threads,
                         input_size=list(self.input_size), space=self.space.name,
@@ -184,46 +199,88 @@ class LatencyModel:
                                   for c in train_configs},
                         holdout={self.space.encode(c): ms[self.space.encode(c)] for c in holdout},
                         runs=runs, torch=torch.__version__)
-        fitted = [self.predict(c) for c in train_configs]
-        self.fit["train_mape"] = _mape(fitted, y)
+        self.fit["train_mape"] = _mape(self.predict_many(train_configs), y)
         if holdout:
-            predicted = [self.predict(c) for c in holdout]
+            predicted = self.predict_many(holdout)
             self.fit["holdout_mape"] = _mape(predicted, [ms[self.space.encode(c)] for c in holdout])
 
     # ------------------------------------------------------------------ features
     def _small_size(self) -> tuple[tuple[int, ...], int]:
-        """MACs are counted on a small input (fast) and scaled by the area ratio (exact for
-        convs and norms when the sizes stay multiples of 4)."""
+        """MACs are counted on a small input and scaled by the area ratio (exact for convs and
+        norms while the sizes stay multiples of 4)."""
         b, c, h, w = self.input_size
-        factor = max(1, min(h, w) // 32)
+        factor = max(1, min(h, w) // 16)
         while factor > 1 and (h % (4 * factor) or w % (4 * factor)):
             factor -= 1
         return (b, c, h // factor, w // factor), factor * factor
 
-    def macs(self, config: Sequence[int]) -> float:
+    def _count_macs(self, config: Sequence[int]) -> float:
         from gancompress.metrics.cost import count_macs
 
-        key = self.space.encode(config)
-        if key not in self._macs:
-            size, area = self._small_size()
-            with using_widths(self.model, self.space.widths(config)):
-                self._macs[key] = float(count_macs(self.model, size, convention="true") * area)
-        return self._macs[key]
+        size, area = self._small_size()
+        with using_widths(self.model, self.space.widths(config)):
+            return float(count_macs(self.model, size, convention="true") * area)
 
-    def _features(self, config: Sequence[int]) -> list[float]:
-        """[1, one-hot of every non-widest choice per position, GMACs]."""
-        self.space.validate(config)
-        row = [1.0]
-        for value, choices in zip(config, self.space.choices):
-            row += [1.0 if value == c else 0.0 for c in choices[1:]]
-        row.append(self.macs(config) * 1e-9)
-        return row
+    def _width_matrix(self, configs: Sequence[Sequence[int]]) -> np.ndarray:
+        """(n, groups) channel widths of each config."""
+        groups = sorted(self.space.widths(self.space.largest()))
+        return np.array([[self.space.widths(c)[g] for g in groups] for c in configs], float)
+
+    @staticmethod
+    def _quadratic(widths: np.ndarray) -> np.ndarray:
+        """[1, w_g, w_g * w_h (g <= h)]: every layer's MACs are c * w_in * w_out, c * w or c."""
+        n, g = widths.shape
+        rows, cols = np.triu_indices(g)
+        return np.hstack([np.ones((n, 1)), widths, widths[:, rows] * widths[:, cols]])
+
+    def _fit_macs(self, rng: random.Random) -> None:
+        """MACs as an exact quadratic polynomial of the group widths, fit once from counted
+        configs, so that predictions never run the model; checked on other configs (fallback:
+        count every config)."""
+        count = len(self._quadratic(np.zeros((1, len(self.space.widths(self.space.largest())))))[0])
+        configs = [self.space.sample(rng) for _ in range(count + count // 2 + 8)]
+        fit, check = configs[:-8], configs[-8:]
+        with _threads(1):  # tiny inputs: threads only add synchronisation
+            macs = np.array([self._count_macs(c) for c in configs])
+        coef, *_ = np.linalg.lstsq(self._quadratic(self._width_matrix(fit)), macs[:-8], rcond=None)
+        predicted = self._quadratic(self._width_matrix(check)) @ coef
+        exact = bool(np.all(np.abs(predicted - macs[-8:]) <= 1e-6 * np.abs(macs[-8:]) + 1))
+        self.fit["mac_poly"] = [float(v) for v in coef] if exact else None
+
+    def macs(self, config: Sequence[int]) -> float:
+        """True MACs of `config` at `input_size`."""
+        return float(self._macs_many([list(config)])[0])
+
+    def _macs_many(self, configs: Sequence[Sequence[int]]) -> np.ndarray:
+        poly = self.fit.get("mac_poly")
+        if poly is not None:
+            return self._quadratic(self._width_matrix(configs)) @ np.array(poly)
+        out = []
+        for config in configs:
+            key = self.space.encode(config)
+            if key not in self._macs:
+                self._macs[key] = self._count_macs(config)
+            out.append(self._macs[key])
+        return np.array(out)
+
+    def _features(self, configs: Sequence[Sequence[int]]) -> np.ndarray:
+        """(n, features): [1, one-hot of every non-widest choice per position, GMACs]."""
+        columns = [np.ones(len(configs))]
+        for pos, choices in enumerate(self.space.choices):
+            values = np.array([c[pos] for c in configs])
+            columns += [(values == choice).astype(float) for choice in choices[1:]]
+        columns.append(self._macs_many(configs) * 1e-9)
+        return np.stack(columns, axis=1)
 
     # ------------------------------------------------------------------ public API
     def predict(self, config: Sequence[int]) -> float:
         """Predicted latency (ms) of `config` (batch and size of `input_size`)."""
-        coef = self.fit["coef"]
-        return float(np.dot(self._features(list(config)), coef))
+        config = self.space.validate(list(config))
+        return float(self._features([config])[0] @ np.array(self.fit["coef"]))
+
+    def predict_many(self, configs: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._features([self.space.validate(list(c)) for c in configs]) @ \
+            np.array(self.fit["coef"])
 
     def _runner(self, config: Sequence[int]):
         """A zero-argument callable running the compact sub-network of `config` once."""
@@ -250,15 +307,26 @@ class LatencyModel:
 
         key = self.space.encode(config)
         call = self._runner(config)
-        return measure_side_by_side({key: call}, warmup=warmup, runs=runs,
-                                    device=self.device)[key]["median_ms"]
+        with _threads(self.threads):
+            return measure_side_by_side({key: call}, warmup=warmup, runs=runs,
+                                        device=self.device)[key]["median_ms"]
 
     def fastest(self) -> tuple[list[int], float]:
-        """The config with the lowest predicted latency (and that latency): every config for
-        spaces up to 4096 configs, else a greedy descent from the narrowest config."""
-        if self.space.size <= 4096:
-            best = min(self.space.all(), key=self.predict)
-            return list(best), self.predict(best)
+        """The config with the lowest predicted latency, and that latency: every config of spaces
+        up to 400,000 configs (vectorized), else a greedy descent from the narrowest config."""
+        if self.space.size <= 400_000 and self.fit.get("mac_poly") is not None:
+            best, best_ms = None, math.inf
+            chunk: list[list[int]] = []
+            for config in itertools.chain(self.space.all(), [None]):
+                if config is not None:
+                    chunk.append(config)
+                if len(chunk) >= 20_000 or (config is None and chunk):
+                    times = self.predict_many(chunk)
+                    i = int(np.argmin(times))
+                    if times[i] < best_ms:
+                        best, best_ms = chunk[i], float(times[i])
+                    chunk = []
+            return list(best), best_ms
         best = self.space.smallest()
         best_ms = self.predict(best)
         improved = True
@@ -287,6 +355,16 @@ class LatencyModel:
         keys = ("backend", "device_name", "threads", "input_size", "space", "train_mape",
                 "holdout_mape", "cache_file")
         return {k: self.fit[k] for k in keys if k in self.fit}
+
+
+@contextlib.contextmanager
+def _threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _mape(predicted: Sequence[float], measured: Sequence[float]) -> float:

@@ -127,8 +127,11 @@ class TorchScriptRunner(Runner):
         from gancompress.deploy.torchscript import META_FILE
 
         extra = {META_FILE: ""}
+        from gancompress.deploy.onnx_export import quiet
+
         try:
-            self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+            with quiet():  # torch.jit.load is deprecated upstream; the file format is still read
+                self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
         except Exception as err:  # noqa: BLE001 - torch.jit raises RuntimeError with C++ traces
             first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
             raise UserError(f"cannot load TorchScript file {path}: {first}") from None

@@ -38,14 +38,16 @@ def torchscript_bytes(module: nn.Module, input_size: Sequence[int], freeze: bool
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot trace this model to TorchScript: {first}") from None
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+    with quiet():  # torch.jit.save is deprecated upstream in favour of torch.export
+        torch.jit.save(traced, buffer)
     return buffer.getvalue()
 
 
 def _with_metadata(module_bytes: bytes, meta: Mapping[str, Any]) -> bytes:
-    module = torch.jit.load(io.BytesIO(module_bytes))
     buffer = io.BytesIO()
-    torch.jit.save(module, buffer, _extra_files={META_FILE: json.dumps(meta)})
+    with quiet():
+        module = torch.jit.load(io.BytesIO(module_bytes))
+        torch.jit.save(module, buffer, _extra_files={META_FILE: json.dumps(meta)})
     return buffer.getvalue()
 
 
@@ -64,7 +66,7 @@ def export_torchscript(model: nn.Module, path: str | Path,
     data = torchscript_bytes(deployed, input_size)
     inputs = sample_inputs(input_size, verify_inputs)
     reference = reference_output(model, inputs)
-    with torch.inference_mode():
+    with torch.inference_mode(), quiet():
         output = torch.jit.load(io.BytesIO(data))(inputs)
     check = compare(reference, output)
     if not check["max_abs"] <= tolerance:

@@ -1,0 +1,137 @@
+"""`gancompress export`: a generator checkpoint -> verified ONNX (fp32 / int8) or TorchScript file."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from gancompress.errors import UserError
+
+FORMATS = ("onnx", "torchscript")
+SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
+                  ".torchscript": "torchscript", ".ptl": "torchscript"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="export a generator to ONNX (fp32 or int8) or TorchScript",
+        description="Export any generator checkpoint gancompress can load (ours or the published "
+                    "formats; a supernet at --widths) to a deployable file. Every export is run "
+                    "on sample inputs and compared with PyTorch before the file is written; the "
+                    "input size and normalisation are recorded in the file.")
+    p.add_argument("model", help="generator checkpoint (any supported format)")
+    p.add_argument("--out", required=True, help="output file (.onnx, .pt)")
+    p.add_argument("--format", help="onnx or torchscript (default: from the --out suffix)")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 static quantization (ONNX only), calibrated on --calib images")
+    p.add_argument("--calib", metavar="DIR",
+                   help="calibration images: a folder of training images or a dataset folder")
+    p.add_argument("--calib-count", type=int, default=32, help="calibration images used (32)")
+    p.add_argument("--calib-method", default="minmax", help="minmax (default), percentile, entropy")
+    p.add_argument("--keep-float", default="auto", metavar="auto|none|NAMES",
+                   help="convs left in float for --int8: auto (by sensitivity, default), none, "
+                        "or comma-separated ONNX node names / 'first' / 'last'")
+    p.add_argument("--target-psnr", type=float, help="dB vs fp32 the auto sensitivity search "
+                                                     "aims for (default 30)")
+    p.add_argument("--min-psnr", type=float,
+                   help="refuse an int8 export below this PSNR vs fp32 (default 20 dB)")
+    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256),
+                   help="input height and width recorded in the file (default 256 256)")
+    p.add_argument("--widths", metavar="CONFIG",
+                   help="export this sub-network of a supernet (config string 16_16_32_...)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 18; legacy exporter: 17)")
+    p.add_argument("--exporter", default="dynamo", help="dynamo (default) or legacy")
+    p.add_argument("--no-optimize", action="store_true",
+                   help="skip the CPU rewrites (output phases, sub-pixel transposed convs)")
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="max abs difference to PyTorch an fp32 export may have (default 1e-3)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--json", action="store_true", help="print the recorded metadata as JSON")
+    p.set_defaults(func=run)
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        fmt = args.format.lower()
+        if fmt not in FORMATS:
+            raise UserError(f"unsupported export target {args.format!r}; supported: onnx, "
+                            f"torchscript (TFLite, Core ML and TensorRT read the ONNX file with "
+                            f"their own converters)")
+        return fmt
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise UserError(f"cannot tell the export format from {args.out!r}; pass --format onnx or "
+                        f"--format torchscript (or name the file .onnx / .pt)")
+    return SUFFIX_FORMATS[suffix]
+
+
+def run(args: argparse.Namespace) -> int:
+    from gancompress.checkpoint import load_generator
+    from gancompress.deploy.onnx_export import export_onnx
+    from gancompress.deploy.torchscript import export_torchscript
+    from gancompress.elastic import compact
+
+    fmt = _format(args)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out} exists; choose another --out or pass --overwrite")
+    if args.int8 and fmt != "onnx":
+        raise UserError("--int8 is available for ONNX only (onnxruntime static quantization); "
+                        "use --format onnx")
+    if args.int8 and not args.calib:
+        raise UserError("--int8 needs calibration images from the training data: pass --calib DIR "
+                        "(a folder of images or a dataset folder)")
+    if any(v < 4 or v % 4 for v in args.size):
+        raise UserError(f"--size {args.size[0]} {args.size[1]}: height and width must be "
+                        f"positive multiples of 4 (two stride-2 stages)")
+    model = load_generator(args.model)
+    if args.widths:
+        from gancompress.models.resnet import decode_config
+
+        if model.arch_name != "resnet":
+            raise UserError("--widths takes a ResNet config string; this generator is "
+                            f"{model.arch_name}")
+        model = compact(model, decode_config(args.widths)).eval()
+    size = (1, int(model.arch.get("in_channels", 3)), *args.size)
+    meta_extra = {"source": Path(args.model).name,
+                  "source_format": getattr(model, "source_format", None)}
+    with torch.no_grad():
+        if fmt == "onnx":
+            calib = None
+            if args.int8:
+                from gancompress.deploy.quantize import calibration_images
+                calib = calibration_images(args.calib, size, limit=args.calib_count)
+            meta = export_onnx(model, out, size, opset=args.opset, exporter=args.exporter,
+                               optimize=not args.no_optimize, tolerance=args.tolerance,
+                               metadata=meta_extra, overwrite=args.overwrite, int8=args.int8,
+                               calib_images=calib, keep_float=args.keep_float,
+                               min_psnr=args.min_psnr, target_psnr=args.target_psnr,
+                               calib_method=args.calib_method)
+        else:
+            meta = export_torchscript(model, out, size, optimize=not args.no_optimize,
+                                      tolerance=args.tolerance, metadata=meta_extra,
+                                      overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps(meta, indent=2, default=str))
+        return 0
+    verify = meta["verify"]
+    what = f"{fmt} {meta['precision']}"
+    if fmt == "onnx":
+        what += f", opset {meta['opset']} ({meta['exporter']} exporter)"
+    print(f"wrote {out} ({what}, {out.stat().st_size / 1e6:.2f} MB)")
+    print(f"input         {'x'.join(map(str, size))} in [-1, 1] (dynamic batch), config "
+          f"{meta.get('config', '-')}")
+    if meta["precision"] == "int8":
+        q = meta["quantization"]
+        print(f"int8          PSNR vs fp32 {q['psnr_db']:.2f} dB on {q['scored_images']} held-out "
+              f"calibration images (all convs int8: {q['psnr_all_int8']:.2f} dB); "
+              f"{len(q['float_convs'])} of {q['convs']} convs kept float")
+        print(f"verified      max abs error {verify['max_abs']:.3g}, PSNR {verify['psnr_db']:.2f} dB"
+              f" vs PyTorch on {verify['inputs']} sample inputs")
+    else:
+        print(f"verified      max abs error {verify['max_abs']:.3g} (tolerance "
+              f"{verify['tolerance']:g}), PSNR {verify['psnr_db']:.1f} dB vs PyTorch on "
+              f"{verify['inputs']} sample inputs")
+    return 0

@@ -1,0 +1,81 @@
+"""Latency model for latency budgets: MAC polynomial, fit, cache, fastest config, budgets."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from gancompress.deploy.latency import LatencyModel
+from gancompress.elastic import using_widths
+from gancompress.errors import UserError
+from gancompress.metrics.cost import count_macs
+from gancompress.models.resnet import ResnetGenerator
+from gancompress.space import SearchSpace
+
+SIZE = (1, 3, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """ngf 8 at 64 px, torch backend, one thread: the size the search tests use."""
+    model = ResnetGenerator(ngf=8, conv="separable").eval()
+    space = SearchSpace.uniform(8, fractions=(1, 0.5))
+    cache = tmp_path_factory.mktemp("latency-cache")
+    latency = LatencyModel.load_or_build(model, space, SIZE, backend="torch", cache_dir=cache,
+                                         threads=1, runs=5)
+    return model, space, cache, latency
+
+
+def test_mac_polynomial_is_exact(built):
+    model, space, _, latency = built
+    assert latency.fit["mac_poly"] is not None
+    rng = random.Random(7)
+    for _ in range(5):
+        config = space.sample(rng)
+        with using_widths(model, space.widths(config)):
+            assert latency.macs(config) == pytest.approx(count_macs(model, SIZE, "true"), rel=1e-6)
+
+
+def test_fit_predicts_measured_latency(built):
+    _, space, _, latency = built
+    fit = latency.fit
+    assert fit["threads"] == 1 and fit["backend"] == "torch" and len(fit["holdout"]) >= 4
+    # held-out configs: an additive table + MAC term explains whole-network times
+    assert 0 <= fit["holdout_mape"] < 35
+    config = space.sample(random.Random(3))
+    predicted, measured = latency.predict(config), latency.measure(config, runs=5)
+    assert predicted > 0 and 0.5 < predicted / measured < 2.0
+
+
+def test_cache_is_reused(built, monkeypatch):
+    model, space, cache, latency = built
+    files = list(cache.glob("latency-torch-cpu-t1-64x64-*.json"))
+    assert len(files) == 1
+    monkeypatch.setattr(LatencyModel, "_build", lambda *a, **k: pytest.fail("rebuilt"))
+    again = LatencyModel.load_or_build(model, space, SIZE, backend="torch", cache_dir=cache,
+                                       threads=1)
+    config = space.sample(random.Random(1))
+    assert again.predict(config) == pytest.approx(latency.predict(config))
+
+
+def test_fastest_and_budget(built):
+    _, space, _, latency = built
+    config, ms = latency.fastest()
+    every = latency.predict_many(list(space.all()))
+    assert ms == pytest.approx(float(np.min(every))) and latency.predict(config) == pytest.approx(ms)
+    latency.check_budget(ms * 1.01)
+    with pytest.raises(UserError, match="below the fastest sub-network"):
+        latency.check_budget(ms * 0.5)
+
+
+def test_onnxruntime_backend_and_bad_backend(tmp_path):
+    model = ResnetGenerator(ngf=4, n_blocks=3, conv="separable").eval()
+    space = SearchSpace("two", ((4, 2),) + ((4,),) * 7)
+    latency = LatencyModel.load_or_build(model, space, (1, 3, 32, 32), backend="onnxruntime",
+                                         cache_dir=tmp_path, threads=1, runs=3)
+    assert latency.fit["backend"] == "onnxruntime" and len(latency.fit["measured"]) == 2
+    assert all(latency.predict(c) > 0 for c in space.all())
+    with pytest.raises(UserError, match="unknown latency backend"):
+        LatencyModel.load_or_build(model, space, (1, 3, 32, 32), backend="tensorrt",
+                                   cache_dir=tmp_path)
