@@ -130,8 +130,9 @@ def part2(work: Path, threads: int, epochs: int) -> dict:
                "random_mean": sum(scorer(c) for c in sampled) / len(sampled), "best": {}}
         for fraction in fractions:
             bcfg = apply_overrides(cfg, {"compress.budget": fraction})
-            best = search_supernet(bcfg, supernet_path, run_dir / f"search-{fraction.replace('/', '_')}",
-                                   teacher, pipe.held_out, log=lambda s: None)
+            folder = run_dir / f"search-{fraction.replace('/', '_')}"
+            best = search_supernet(bcfg, supernet_path, folder, teacher, pipe.held_out,
+                                   log=lambda s: None)
             arm["best"][fraction] = (best["best"], best["score"], best["macs"])
         arm["teacher"] = scorer.evaluate(teacher)
         out["arms"][sampling] = arm

@@ -38,7 +38,8 @@ def workspace(tmp_path_factory) -> Path:
         (root / "data" / split).mkdir(parents=True)
         for i in range(n):
             a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(np.concatenate([a, 255 - a], 1)).save(root / "data" / split / f"{i}.png")
+            pair = np.concatenate([a, 255 - a], 1)
+            Image.fromarray(pair).save(root / "data" / split / f"{i}.png")
     torch.manual_seed(0)
     save_generator(ResnetGenerator(ngf=8, n_blocks=3), root / "teacher.pth")
     return root

@@ -31,7 +31,8 @@ def test_distillation_loss_value():
 
 
 def test_reconstruction_loss_reference():
-    fake, target, teacher = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4), torch.full((1, 3, 4, 4), 3.0)
+    fake, target = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    teacher = torch.full((1, 3, 4, 4), 3.0)
     assert reconstruction_loss(fake, target, teacher, paired=True).item() == pytest.approx(1.0)
     assert reconstruction_loss(fake, target, teacher, paired=False).item() == pytest.approx(3.0)
 
@@ -76,7 +77,8 @@ def test_permutation_preserves_function(conv, norm):
     # the table covers both channel dims of every conv weight but the image-facing ones
     axes = channel_axes(g)
     for key, tensor in g.state_dict().items():
-        if tensor.dim() == 4 and key not in ("head.weight", "stem.conv.weight") and "depthwise" not in key:
+        image_facing = key in ("head.weight", "stem.conv.weight")
+        if tensor.dim() == 4 and not image_facing and "depthwise" not in key:
             assert {d for d, _, _ in axes[key]} == {0, 1}, key
 
 

@@ -56,7 +56,8 @@ def test_parse_budget(text, kind, value):
     assert budget.kind == kind and budget.value == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "3X", "0.05", "2/1", "0%", "150%", "-3G", "1/0", "0ms"])
+@pytest.mark.parametrize("text", ["", "abc", "3X", "0.05", "2/1", "0%", "150%", "-3G", "1/0",
+                                  "0ms"])
 def test_parse_budget_invalid(text):
     with pytest.raises(UserError):
         parse_budget(text)
@@ -146,8 +147,8 @@ def test_search_folder_of_other_supernet_is_refused(tmp_path, macs):
                log=lambda s: None)
     before = (tmp_path / "results.jsonl").read_text()
     with pytest.raises(UserError, match="different supernet"):
-        run_search(SPACE, macs, SyntheticScore(), budget, tmp_path, {**_identity(), "supernet": "x"},
-                   settings=settings, log=lambda s: None)
+        run_search(SPACE, macs, SyntheticScore(), budget, tmp_path,
+                   {**_identity(), "supernet": "x"}, settings=settings, log=lambda s: None)
     assert (tmp_path / "results.jsonl").read_text() == before
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")

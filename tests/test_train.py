@@ -213,3 +213,18 @@ def test_cli_dry_run_and_errors(tmp_path):
     wrong = _cli("train", "--preset", "cyclegan-horse2zebra", "--data", str(data), "--out",
                  str(tmp_path / "run"))
     assert wrong.returncode == 2 and "aligned layout" in wrong.stderr
+
+
+def test_cli_resume_continues_in_chunks(tmp_path):
+    data = make_pairs(tmp_path / "data")
+    run = tmp_path / "run"
+    cfg = tiny_config(data, "pix2pix", "train.max_steps=4")
+    train(cfg, run)
+    # --resume with no preset takes the run's config; max_steps is a runtime key (chunks).
+    more = _cli("train", "--out", str(run), "--resume", "train.max_steps=6")
+    assert more.returncode == 0, more.stderr
+    assert safe_load(run / "checkpoint.pt")["step"] == 6
+    events = [json.loads(line).get("event") for line in (run / "log.jsonl").read_text().splitlines()]
+    assert events.count("resume") == 1 and events.count("done") == 2
+    other = _cli("train", "--out", str(run), "--resume", "loss.lambda_recon=1")
+    assert other.returncode == 2 and "loss.lambda_recon: run has 100.0, given 1.0" in other.stderr

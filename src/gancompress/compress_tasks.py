@@ -105,9 +105,10 @@ def build_student(config: Config, teacher: ElasticGenerator, widths: dict[str, i
         student, _ = l1_prune(teacher, widths)
         student.requires_grad_(True)
         return student
-    student = build_generator("resnet", in_channels=t["in_channels"], out_channels=t["out_channels"],
-                              ngf=widths["stem"], n_blocks=t["n_blocks"], conv=c.student_conv,
-                              norm=t["norm"], dropout=0.0, widths=widths)
+    student = build_generator("resnet", in_channels=t["in_channels"],
+                              out_channels=t["out_channels"], ngf=widths["stem"],
+                              n_blocks=t["n_blocks"], conv=c.student_conv, norm=t["norm"],
+                              dropout=0.0, widths=widths)
     init_weights(student, config.model.init_std)
     if init == "fresh":
         return student

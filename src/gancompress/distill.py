@@ -192,8 +192,9 @@ def channel_importance(model: ElasticGenerator) -> dict[str, torch.Tensor]:
     return scores
 
 
-def permute_channels(model: ElasticGenerator, orders: Mapping[str, torch.Tensor]) -> ElasticGenerator:
-    """Copy of `model` whose channels of each group are reordered (new channel j = old orders[g][j]).
+def permute_channels(model: ElasticGenerator, orders: Mapping[str, torch.Tensor]
+                     ) -> ElasticGenerator:
+    """Copy of `model` with each group's channels reordered (new channel j = old orders[g][j]).
 
     Function-preserving: producers and consumers of a group are permuted together.
     """

@@ -152,7 +152,8 @@ def check_teacher_and_data(cfg: Config, device: torch.device | str = "cpu") -> E
     item = dataset[0]
     for side, channels in (("source", t["in_channels"]), ("target", t["out_channels"])):
         if side in item and channels == 1 and _is_colour(item[side]):
-            raise UserError(f"data folder {d.root} holds colour {'input' if side == 'source' else 'target'} "
+            which = "input" if side == "source" else "target"
+            raise UserError(f"data folder {d.root} holds colour {which} "
                             f"images ({Path(item[side + '_path']).name}) but the teacher "
                             f"{'takes' if side == 'source' else 'makes'} 1-channel images; give "
                             f"the data the teacher was trained on")
@@ -437,7 +438,7 @@ class Pipeline:
             return str(self.path("mobile").resolve())
         return str(Path(self.c.teacher).resolve())
 
-    # -- prepare ------------------------------------------------------------------------------------
+    # -- prepare ------------------------------------------------------------------------------
     def check(self) -> list[str]:
         """Every check that can fail on the user's input (teacher, data, budget, output folder),
         writing nothing; returns the held-out names it would use."""

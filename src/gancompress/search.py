@@ -372,7 +372,8 @@ class _Fitter:
 
     def __init__(self, space: SearchSpace, cost: Callable[[Sequence[int]], float], budget: float,
                  rng: random.Random, max_tries: int):
-        self.space, self.cost, self.budget, self.rng, self.max_tries = space, cost, budget, rng, max_tries
+        self.space, self.cost, self.budget = space, cost, budget
+        self.rng, self.max_tries = rng, max_tries
 
     def fits(self, config: Sequence[int]) -> bool:
         return self.cost(config) <= self.budget
@@ -481,7 +482,7 @@ SEARCH_FORMAT = "gancompress-search"
 
 
 def file_fingerprint(path: str | Path) -> str:
-    """SHA-256 (first 16 hex digits) of a file: identifies the supernet a search folder belongs to."""
+    """SHA-256 (first 16 hex digits) of a file: which supernet a search folder belongs to."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -511,7 +512,8 @@ class SearchRun:
                 header = json.loads(self.header_path.read_text())
             except (OSError, json.JSONDecodeError) as err:
                 raise UserError(f"{self.header_path} is not readable JSON ({err}); it is not a "
-                                f"gancompress search folder, choose another output folder") from None
+                                f"gancompress search folder, choose another output folder"
+                                ) from None
             if header.get("format") != SEARCH_FORMAT:
                 raise UserError(f"{self.dir} is not a gancompress search folder; choose another "
                                 f"output folder")

@@ -312,20 +312,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_run_config(out_dir: str | Path) -> Config:
-    """The Config a run folder was started with (from its checkpoint, else config.json)."""
+    """The Config a run folder was started with (config.json, else the checkpoint's copy)."""
     out = Path(out_dir)
-    if (out / "checkpoint.pt").is_file():
-        ckpt = safe_load(out / "checkpoint.pt")
-        return Config.from_dict(ckpt.get("config", {}), source=str(out / "checkpoint.pt"))
     path = out / "config.json"
-    if not path.is_file():
-        raise UserError(f"{out} is not a run folder (no config.json); start a new run without "
-                        f"--resume")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-    return Config.from_dict(data, source=str(path))
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read {path}: {err}") from None
+        return Config.from_dict(data, source=str(path))
+    if (out / "checkpoint.pt").is_file():
+        ckpt = _load_checkpoint(out / "checkpoint.pt")
+        return Config.from_dict(ckpt.get("config", {}), source=str(out / "checkpoint.pt"))
+    raise UserError(f"{out} is not a run folder (no config.json); start a new run without "
+                    f"--resume")
 
 
 def _check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
@@ -335,7 +335,7 @@ def _check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
             raise UserError(f"{out} already exists and is not empty; pass --resume to continue "
                             f"the run in it, or choose a new --out folder (nothing was changed)")
         return None
-    if not (out / "config.json").is_file():
+    if not (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
         raise UserError(f"cannot resume: {out} has no config.json (not a gancompress run "
                         f"folder); start a new run without --resume")
     changed = diff(load_run_config(out), cfg)

@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     source = Path(args.supernet)
     if source.is_dir():
-        for candidate in (source / "finetune" / "supernet.pth", source / "supernet" / "supernet.pth",
-                          source / "supernet.pth"):
+        for candidate in (source / "finetune" / "supernet.pth",
+                          source / "supernet" / "supernet.pth", source / "supernet.pth"):
             if candidate.is_file():
                 source = candidate
                 break

@@ -100,13 +100,15 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
 
 
 def measure_side_by_side(calls: dict[str, Callable[[], Any]], warmup: int = 3, runs: int = 20,
-                         device: str = "cpu", block: int = 5) -> dict[str, dict[str, float]]:
+                         device: str = "cpu", block: int = 5, settle: bool = True
+                         ) -> dict[str, dict[str, float]]:
     """Median / min / p10 / p90 / spread (ms) of each call, `runs` timed calls each.
 
     Calls are timed in blocks of `block` consecutive runs, the backends taking turns, and the
     first call of every block is not counted: idle worker threads of the backend that ran just
     before (onnxruntime and OpenMP spin-wait for a while after each run) would otherwise slow it.
-    Taking turns spreads any change of machine load over all backends alike.
+    Taking turns spreads any change of machine load over all backends alike. `settle=False`
+    (calls that share one thread pool, e.g. several eager PyTorch models) skips that call.
     """
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for call in calls.values():
@@ -117,8 +119,9 @@ def measure_side_by_side(calls: dict[str, Callable[[], Any]], warmup: int = 3, r
     block = max(1, min(block, runs))
     while any(len(t) < runs for t in times.values()):
         for name, call in calls.items():
-            call()  # settle: not timed
-            sync()
+            if settle:
+                call()  # not timed
+                sync()
             for _ in range(min(block, runs - len(times[name]))):
                 start = time.perf_counter()
                 call()
@@ -134,5 +137,6 @@ def summarize(values: list[float]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
     median = statistics.median(values)
-    return {"median_ms": median, "min_ms": ordered[0], "p10_ms": pct(0.1), "p90_ms": pct(0.9),
+    return {"median_ms": median, "min_ms": ordered[0], "p10_ms": pct(0.1), "p25_ms": pct(0.25),
+            "p90_ms": pct(0.9),
             "spread": (pct(0.9) - pct(0.1)) / median if median else 0.0, "runs": len(values)}
