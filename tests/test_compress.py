@@ -161,8 +161,9 @@ def test_bad_inputs_fail_before_writing(workspace, tmp_path):
     with pytest.raises(UserError, match="not below the teacher"):
         compress(_config(workspace, "compress.space=16,8", budget="1/1"), out, log=lambda s: None)
     with pytest.raises(UserError, match="cannot read budget"):
-        _config(workspace, budget="fast")
         compress(_config(workspace, budget="fast"), out, log=lambda s: None)
+    with pytest.raises(UserError, match="no budget given"):
+        compress(_config(workspace, budget=""), out, log=lambda s: None)
     # a teacher of another architecture
     torch.save({"format": "gancompress-generator", "version": 1, "arch_name": "unet", "arch": {},
                 "state_dict": {}, "meta": {}}, tmp_path / "unet.pth")
@@ -184,3 +185,40 @@ def test_bad_inputs_fail_before_writing(workspace, tmp_path):
     with pytest.raises(UserError, match="not an empty folder"):
         compress(_config(workspace), tmp_path / "mine", log=lambda s: None)
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_discriminator_from_teacher_run(workspace, tmp_path):
+    """compress.disc_init=teacher starts D from the teacher run's checkpoint.pt."""
+    run = tmp_path / "teacher_run"
+    run.mkdir()
+    (run / "generator.pth").write_bytes((workspace / "teacher.pth").read_bytes())
+    fresh = _task(workspace, DistillTask)
+    state = {k: torch.randn_like(v) for k, v in fresh.disc.state_dict().items()}
+    torch.save({"format": "gancompress-run", "task": {"models": {"disc": state}}},
+               run / "checkpoint.pt")
+    cfg = apply_overrides(_config(workspace, "compress.disc_init=teacher"),
+                          {"train.task": "distill", "compress.teacher": str(run / "generator.pth")})
+    task = DistillTask(cfg, torch.device("cpu"))
+    assert all(torch.equal(v, state[k]) for k, v in task.disc.state_dict().items())
+    (run / "checkpoint.pt").unlink()
+    with pytest.raises(UserError, match="disc_init=fresh"):
+        DistillTask(cfg, torch.device("cpu"))
+
+
+def test_distribution_scorer_hook():
+    """FID / KID plug in through the metrics helper's scorer API: .score(images) -> float."""
+    from gancompress.search import DistributionScorer
+    from gancompress.space import SearchSpace
+
+    class MeanMetric:  # stands in for metrics.fid.FIDScorer
+        def score(self, images):
+            return float(torch.cat(list(images)).mean())
+
+    space = SearchSpace("tiny", ((8, 4),) * 8)
+    supernet = ResnetGenerator(ngf=8, n_blocks=3, conv="separable").eval()
+    sources = [torch.rand(2, 3, 32, 32) * 2 - 1]
+    scorer = DistributionScorer(supernet, space, sources, MeanMetric(), name="fid")
+    with torch.no_grad(), using_widths(supernet, space.widths([4] * 8)):
+        expected = float(supernet(sources[0]).mean())
+    assert scorer([4] * 8) == pytest.approx(expected, abs=1e-6)
+    assert not scorer.higher_is_better and scorer.identity()["metric"] == "fid"

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from gancompress.checkpoint import generator_from_object, safe_load, save_generator
-from gancompress.compress_tasks import (data_kind, load_teacher, resolve_space, space_from_meta,
+from gancompress.compress_tasks import (load_teacher, resolve_space, space_from_meta,
                                         space_to_meta)
 from gancompress.config import PRESETS, Config, apply_overrides, diff, validate
 from gancompress.elastic import ElasticGenerator, compact
@@ -178,6 +178,8 @@ def supernet_skeleton(cfg: Config, teacher: ElasticGenerator, space: SearchSpace
 
 def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: Budget,
               device: torch.device | str, cache_dir: Path | None) -> MacCost | LatencyCost:
+    """MACs, or predicted latency for a budget in ms (latency models are cached by
+    gancompress.deploy.latency, in its default cache folder when cache_dir is None)."""
     if budget.kind == "latency":
         return LatencyCost(model, space, input_size(cfg), device=str(device),
                            cache_dir=cache_dir)
@@ -362,7 +364,7 @@ def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
         raise UserError("the search needs a budget: --budget (e.g. 1/10, 3G, 30ms)")
     teacher_macs = count_macs(teacher, input_size(cfg)) if teacher is not None else None
     budget = budget.resolve(teacher_macs)
-    cost = make_cost(cfg, supernet, space, budget, device, Path(out_dir).parent / "latency")
+    cost = make_cost(cfg, supernet, space, budget, device, None)
     t_cost = teacher_cost(cfg, teacher, budget, device) if teacher is not None else None
     check_budget(budget, cost, space, t_cost)
     scorer = make_scorer(cfg, supernet, space, teacher, held_out, device)
@@ -439,7 +441,7 @@ class Pipeline:
         return str(Path(self.c.teacher).resolve())
 
     # -- prepare ------------------------------------------------------------------------------
-    def check(self) -> list[str]:
+    def check(self, stages: Sequence[str] | None = None) -> list[str]:
         """Every check that can fail on the user's input (teacher, data, budget, output folder),
         writing nothing; returns the held-out names it would use."""
         self.device = _device(self.cfg)
@@ -450,14 +452,17 @@ class Pipeline:
             self.budget = resolved_budget(self.cfg, self.teacher)
             skeleton = supernet_skeleton(self.cfg, self.teacher, self.space)
             cost = make_cost(self.cfg, skeleton, self.space, self.budget, self.device,
-                             self.out / "latency")
+                             None)
             check_budget(self.budget, cost, self.space,
                          teacher_cost(self.cfg, self.teacher, self.budget, self.device))
+        elif "search" in (stages or self.stages()) and not self.c.config:
+            raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
+                            "preset that sets compress.budget")
         return held_out_names(self.cfg)
 
-    def prepare(self) -> None:
+    def prepare(self, stages: Sequence[str] | None = None) -> None:
         """check(), then write compress.json and held_out.txt (kept from an earlier run)."""
-        names = self.check()
+        names = self.check(stages)
         self.out.mkdir(parents=True, exist_ok=True)
         if not (self.out / "compress.json").is_file():
             atomic_write_text(self.out / "compress.json", self.cfg.to_json())
@@ -548,7 +553,7 @@ class Pipeline:
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
-        self.prepare()
+        self.prepare(only)
         stages = self.stages() if only is None else list(only)
         done = []
         for stage in stages:

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if meta["precision"] == "int8":
         q = meta["quantization"]
         print(f"int8          PSNR vs fp32 {q['psnr_db']:.2f} dB on {q['scored_images']} held-out "
-              f"calibration images (all convs int8: {q['psnr_all_int8']:.2f} dB); "
+              f"calibration images ({q['psnr_start']:.2f} dB before the sensitivity search); "
               f"{len(q['float_convs'])} of {q['convs']} convs kept float")
         print(f"verified      max abs error {verify['max_abs']:.3g}, PSNR {verify['psnr_db']:.2f} dB"
               f" vs PyTorch on {verify['inputs']} sample inputs")

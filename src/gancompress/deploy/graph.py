@@ -178,19 +178,20 @@ class SubpixelConvTranspose2d(nn.Module):
         return y
 
 
-def _rewrite(model: nn.Module) -> list[str]:
+def _rewrite(model: nn.Module, transposed: bool = True, few_outputs: bool = True) -> list[str]:
     """Replace rewritable layers in place; return the names of what was rewritten."""
     done = []
     for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
             full = f"{parent_name}.{name}" if parent_name else name
-            if (type(child) is nn.ConvTranspose2d and child.groups == 1
+            if (transposed and type(child) is nn.ConvTranspose2d and child.groups == 1
                     and child.dilation == (1, 1) and child.stride[0] == child.stride[1] > 1
                     and child.kernel_size[0] == child.kernel_size[1]
                     and child.padding[0] == child.padding[1]):
                 setattr(parent, name, SubpixelConvTranspose2d(child))
                 done.append(f"{full}: ConvTranspose2d -> sub-pixel conv")
-            elif (type(child) is nn.Conv2d and child.out_channels <= FEW_OUT_CHANNELS
+            elif (few_outputs and type(child) is nn.Conv2d
+                  and child.out_channels <= FEW_OUT_CHANNELS
                   and child.stride == (1, 1) and child.groups == 1 and child.dilation == (1, 1)
                   and child.padding == (0, 0) and max(child.kernel_size) >= 3
                   and child.padding_mode == "zeros"):
@@ -267,14 +268,15 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
 # the whole pipeline
 # ----------------------------------------------------------------------------------------------
 
-def deploy_module(model: nn.Module, optimize: bool = True) -> nn.Module:
+def deploy_module(model: nn.Module, optimize: bool = True, transposed: bool = True) -> nn.Module:
     """The deployable module for `model` (see the module docstring). `optimize=False` keeps
-    only steps 1-2 (plain layers, folded BatchNorm). The returned module has `.deploy_notes`."""
+    only steps 1-2 (plain layers, folded BatchNorm); `transposed=False` keeps ConvTranspose2d.
+    The returned module has `.deploy_notes`."""
     plain = plain_module(model)
     plain, folded = fold_batchnorm(plain)
     notes = [f"folded {folded} BatchNorm layers into convs"] if folded else []
     if optimize:
-        notes += _rewrite(plain)
+        notes += _rewrite(plain, transposed=transposed)
     plain.eval()
     for p in plain.parameters():
         p.requires_grad_(False)

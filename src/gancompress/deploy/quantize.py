@@ -2,19 +2,22 @@
 
 Choice (measured on the compressed ResNet generator, 2-core AVX-512 VNNI CPU; see the report in
 deploy/__init__.py): onnxruntime static quantization in QDQ format, per-channel int8 weights,
-uint8 activations, MinMax calibration, Conv nodes only. onnxruntime fuses each
+uint8 activations, MinMax calibration, Conv and DepthToSpace nodes. onnxruntime fuses each
 DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv (depthwise included) and runs it in
-NHWC with VNNI kernels; the convs take ~2x less time than fp32. InstanceNormalization, Pad and
-DepthToSpace stay float (onnxruntime has no int8 kernels for them), so Q/DQ pairs frame every
-conv. Quantizing Add/Relu as well (onnxruntime's default op list) was not faster and cost PSNR.
-The PT2E path of PyTorch was not chosen: its int8 CPU kernels need torch.compile (x86 inductor
-quantizer) and its output is not a portable file.
+NHWC with VNNI kernels: the convs take ~2x less time than fp32. InstanceNormalization and Pad
+stay float (onnxruntime has no int8 kernels for them), so Q/DQ pairs and NHWC transposes frame
+every conv; DepthToSpace (sub-pixel outputs) moves uint8. Quantizing Pad/Relu/Add as well was
+not measurably faster and cost ~0.5 dB. Percentile calibration gained ~1 dB on random weights at
+3x the calibration time (available as method="percentile"). The PT2E path of PyTorch was not
+chosen: its int8 CPU kernels need torch.compile (x86 inductor quantizer) and its output is not a
+portable file.
 
 Calibration images come from the training data (`calibration_images`). Layers whose quantization
 costs too much quality stay float, chosen by sensitivity (`keep_float="auto"`): if the fully
 quantized model is below `target_psnr` against fp32, each conv is in turn left float, the gain in
 PSNR is measured (ranges are calibrated once and reused), and the most sensitive convs are kept
-float one by one until the target is met or `max_float` convs are float.
+float one by one until the target is met or `max_float` convs are float. A conv that reads the
+image itself (<= 4 input channels) is always kept float in "auto" mode: it is faster in fp32.
 """
 from __future__ import annotations
 
@@ -100,17 +103,28 @@ class _Reader:
         self.index = 0
 
 
-def _conv_names(model_bytes: bytes) -> list[str]:
+def _conv_names(model_bytes: bytes) -> tuple[list[str], list[str]]:
+    """(Conv node names in graph order, those whose input has <= 4 channels)."""
     import onnx
 
     proto = onnx.load_from_string(model_bytes)
-    return [n.name for n in proto.graph.node if n.op_type == "Conv"]
+    shapes = {t.name: list(t.dims) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    # weight (out, in / groups, kh, kw): a dense conv reading an image has in <= 4
+    narrow = [n.name for n in convs if len(shapes.get(n.input[1], [])) == 4
+              and shapes[n.input[1]][1] <= 4 and not _is_grouped(n)]
+    return [n.name for n in convs], narrow
+
+
+def _is_grouped(node) -> bool:
+    return any(a.name == "group" and a.i > 1 for a in node.attribute)
 
 
 class _Quantizer:
     """Calibrates once (onnxruntime's calibration cache when available), quantizes many times."""
 
-    def __init__(self, fp32: bytes, images: torch.Tensor, method: str, workdir: Path):
+    def __init__(self, fp32: bytes, images: torch.Tensor, method: str, workdir: Path,
+                 op_types: Sequence[str] = ("Conv",)):
         from onnxruntime.quantization import CalibrationMethod
 
         if method not in CALIB_METHODS:
@@ -123,6 +137,7 @@ class _Quantizer:
         self.source = workdir / "fp32.onnx"
         self.source.write_bytes(fp32)
         self.images = images
+        self.op_types = list(op_types)
         self.cache = workdir / "calibration.json"
         from onnxruntime.quantization import quantize_static
         self.can_cache = "calibration_cache_path" in inspect.signature(quantize_static).parameters
@@ -141,7 +156,7 @@ class _Quantizer:
                 reader = None
         with quiet():
             quantize_static(str(self.source), str(out), reader, quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["Conv"], per_channel=True,
+                            op_types_to_quantize=self.op_types, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=list(exclude), calibrate_method=self.method,
                             **kwargs)
@@ -159,25 +174,33 @@ def _score(model_bytes: bytes, images: torch.Tensor, reference: torch.Tensor,
 
 def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: str | Sequence[str]
                   = "auto", target_psnr: float = DEFAULT_TARGET_PSNR, max_float: float = 0.25,
-                  method: str = "minmax", threads: int | None = None) -> tuple[bytes, dict]:
+                  method: str = "minmax", threads: int | None = None,
+                  op_types: Sequence[str] = ("Conv", "DepthToSpace")) -> tuple[bytes, dict]:
     """int8 QDQ model of the fp32 ONNX `fp32`, and a report.
 
     calib: (N, C, H, W) calibration images (N >= 1; with N >= 4 a quarter is held out for
-    scoring). reference_fn(images) -> fp32 PyTorch outputs. keep_float: "auto" (sensitivity, see
-    the module docstring), "none", or names of Conv nodes to keep float ("first", "last" allowed).
+    scoring). reference_fn(images) -> fp32 PyTorch outputs. keep_float: "auto" (the conv on the
+    input image, then by sensitivity, see the module docstring), "none", or names of Conv nodes
+    to keep float ("first", "last" allowed). op_types: onnx ops to quantize (DepthToSpace then
+    moves uint8 instead of float).
     """
     if len(calib) == 0:
         raise UserError("no calibration images")
     held = max(1, len(calib) // 4) if len(calib) >= 4 else 0
     fit, score_on = (calib[:-held], calib[-held:]) if held else (calib, calib)
     reference = reference_fn(score_on)
-    convs = _conv_names(fp32)
+    convs, image_convs = _conv_names(fp32)
     with tempfile.TemporaryDirectory(prefix="gancompress-int8-") as tmp:
-        quantizer = _Quantizer(fp32, fit, method, Path(tmp))
+        quantizer = _Quantizer(fp32, fit, method, Path(tmp), op_types)
         if isinstance(keep_float, str) and keep_float not in ("auto", "none"):
             keep_float = [k for k in keep_float.split(",") if k]
-        if isinstance(keep_float, str):
-            excluded: list[str] = []
+        if keep_float == "auto":
+            # A conv on the image itself (3 input channels) is slower in int8 (measured: stem
+            # 7x7 3->16 at 256x256, QLinearConv 3.9 ms vs 1.6 ms fp32 NCHWc: K = 147 is too
+            # short for the int8 GEMM) and the classic most sensitive layer: it stays float.
+            excluded: list[str] = image_convs[:1]
+        elif isinstance(keep_float, str):
+            excluded = []
         else:
             alias = {"first": convs[0], "last": convs[-1]} if convs else {}
             excluded = [alias.get(k, k) for k in keep_float]
@@ -188,14 +211,18 @@ def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: st
         model = quantizer(excluded)
         quality = _score(model, score_on, reference, threads)
         report: dict[str, Any] = {"method": f"onnxruntime static QDQ, per-channel s8 weights, "
-                                            f"u8 activations, {method} calibration, Conv only",
+                                            f"u8 activations, {method} calibration, "
+                                            f"{'+'.join(op_types)}",
                                   "calibration_images": len(fit), "scored_images": len(score_on),
-                                  "convs": len(convs), "psnr_all_int8": quality}
+                                  "convs": len(convs), "psnr_start": quality,
+                                  "float_convs_start": list(excluded)}
         if keep_float == "auto" and quality < target_psnr and convs:
             limit = max(1, int(math.floor(max_float * len(convs))))
             gains = {}
             for name in convs:
-                gains[name] = _score(quantizer([name]), score_on, reference, threads) - quality
+                if name not in excluded:
+                    gains[name] = _score(quantizer(excluded + [name]), score_on, reference,
+                                         threads) - quality
             report["sensitivity_db"] = {k: round(v, 3) for k, v in
                                         sorted(gains.items(), key=lambda kv: -kv[1])}
             for name, gain in sorted(gains.items(), key=lambda kv: -kv[1]):
