@@ -58,7 +58,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     runs = [("full", 256, 1, args.steps), ("full", 64, 1, args.steps_small),
             ("full", 64, 4, args.steps_small), ("mobile", 64, 4, args.steps_small),
-            ("demo", 64, 4, args.steps_small)]
+            ("demo", 64, 4, args.steps_small), ("demo", 64, 1, 4 * args.steps_small)]
     results = {}
     print(f"{'model':8s} {'px':>4s} {'batch':>5s} {'images/s':>9s} {'ms/image':>9s}")
     for name, size, batch, steps in runs:
@@ -69,6 +69,9 @@ def main() -> None:
     print(f"full teacher: 64 px / 256 px throughput = {full64 / full256:.1f}x (pixels: 16x)")
     print(f"demo preset vs full teacher at 64 px: {results[('demo', 64, 4)] / full64:.1f}x")
     print(f"mobile vs full teacher at 64 px: {results[('mobile', 64, 4)] / full64:.2f}x")
+    demo1 = results[("demo", 64, 1)]
+    print(f"demo preset (batch 1): {demo1:.1f} images/s -> its 4800 steps take about "
+          f"{4800 / demo1 / 60:.1f} min of pure training steps")
 
 
 if __name__ == "__main__":

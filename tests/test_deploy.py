@@ -259,3 +259,17 @@ def test_profile_backends_side_by_side(tmp_path, capsys):
     assert result["backends"]["onnx"]["runs"] == 3
     assert main(["profile", str(ckpt), "--latency", "--backends", "tensorrt"]) == 2
     assert "unknown backend" in capsys.readouterr().err
+
+
+def test_calibration_from_dataset_folder_and_int8_floor(tmp_path):
+    from gancompress.deploy.quantize import calibration_images
+
+    _images(tmp_path / "data" / "trainA", 5, size=36)
+    _images(tmp_path / "data" / "trainB", 5, size=36)
+    images = calibration_images(tmp_path / "data", SIZE, limit=4)
+    assert images.shape == (4, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
+    model = _generator("dense", "instance")
+    with pytest.raises(UserError, match="loses too much quality"):
+        export_onnx(model, tmp_path / "g.onnx", SIZE, exporter="legacy", opset=17, int8=True,
+                    calib_images=images, keep_float="none", min_psnr=200.0)
+    assert not (tmp_path / "g.onnx").exists()

@@ -23,13 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_config(root: Path, task: str = "pix2pix", *extra: str) -> Config:
     """ngf 4, 3 blocks, 32 px crops; 8 train images at batch 2 -> 4 steps per epoch."""
+    # (train() restores the caller's torch thread count when it returns)
     base = preset("cyclegan-horse2zebra" if task == "cyclegan" else "demo")
     return apply_overrides(base, [
         f"data.root={root}", "data.load_size=36", "data.crop_size=32", "data.num_workers=0",
         "model.ngf=4", "model.n_blocks=3", "model.ndf=8", "model.disc_layers=2",
         "train.batch_size=2", "train.epochs=2", "train.epochs_decay=2", "train.log_every=2",
         "train.eval_every=8", "train.checkpoint_every=4", "train.n_samples=2",
-        "train.progress=false", "train.lr_update=epoch", "loss.pool_size=3", *extra])
+        "train.progress=false", "train.lr_update=epoch", "loss.pool_size=3",
+        "train.threads=1", *extra])  # one thread: tiny tensors, and robust on a busy CPU
 
 
 def make_pairs(root: Path, n: int = 8) -> Path:
@@ -91,7 +93,9 @@ def test_lr_schedule_is_constant_then_linear():
 def test_pix2pix_run_folder_and_export(tmp_path):
     cfg = tiny_config(make_pairs(tmp_path / "data"), "pix2pix", "train.amp=true")
     run = tmp_path / "run"
+    threads = torch.get_num_threads()
     result = train(cfg, run)
+    assert torch.get_num_threads() == threads  # train.threads=1 applied only inside train()
     assert result["steps"] == 16 and result["exported"] == [str(run / "generator.pth")]
     assert Config.from_dict(json.loads((run / "config.json").read_text())) == cfg
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]

@@ -30,7 +30,7 @@ DRIVER = textwrap.dedent("""
     from gancompress.config import Config
     from gancompress.imaging import atomic_path
 
-    cfg = Config.from_dict(json.loads(sys.argv[1]))
+    cfg = Config.from_dict(json.loads(sys.argv[1]))  # train.threads=1 as well
     out, kill, resume = sys.argv[2], sys.argv[3], sys.argv[4] == "resume"
     what, at = kill.split(":")
     at = int(at)
@@ -71,12 +71,7 @@ def _killed_run(tmp_path: Path, cfg, run: Path, kill: str, resume: bool) -> None
 
 
 def _uninterrupted(cfg, run: Path) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(cfg, run)
-    finally:
-        torch.set_num_threads(threads)
+    train(cfg, run)  # tiny_config sets train.threads=1, like the driver
 
 
 def _losses(run: Path) -> list[tuple[int, dict]]:
@@ -125,7 +120,7 @@ def test_pix2pix_sigkill_and_resume_is_bitwise_exact(tmp_path):
     _killed_run(tmp_path, cfg, run, "save:12", resume=True)
     assert safe_load(run / "checkpoint.pt")["step"] == 8
     assert list(run.glob(".checkpoint.pt.*.tmp"))
-    _resume_single_thread(cfg, run)
+    train(cfg, run, resume=True)
     _compare(tmp_path / "reference", run)
 
 
@@ -137,14 +132,7 @@ def test_cyclegan_sigkill_and_resume_is_bitwise_exact(tmp_path):
     run = tmp_path / "run"
     _killed_run(tmp_path, cfg, run, "optimize:17", resume=False)  # mid step 9 (2 updates/step)
     assert safe_load(run / "checkpoint.pt")["step"] == 8
-    _resume_single_thread(cfg, run)
+    train(cfg, run, resume=True)
     _compare(tmp_path / "reference", run)
 
 
-def _resume_single_thread(cfg, run: Path) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(cfg, run, resume=True)
-    finally:
-        torch.set_num_threads(threads)

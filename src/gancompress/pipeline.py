@@ -218,9 +218,13 @@ def _check_out(out: Path, cfg: Config) -> None:
         changed = diff(saved, cfg)
         if changed:
             lines = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:6])
+            hint = ""
+            if {k for k, _, _ in changed} == {"compress.budget"}:
+                hint = (f" To search its supernet under another budget: gancompress search "
+                        f"--supernet {out / 'supernet' / 'supernet.pth'} --budget B --out NEW")
             raise UserError(f"{out} holds a compression with other settings ({lines}); rerun with "
                             f"the same settings to resume, or choose another --out (nothing was "
-                            f"changed)")
+                            f"changed).{hint}")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} exists and is not an empty folder nor a compression folder; choose "
                         f"a new --out (nothing was changed)")

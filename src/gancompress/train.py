@@ -431,15 +431,26 @@ def _clean_worker_error(err: UserError) -> UserError:
 
 def train(config: Config, out_dir: str | Path, resume: bool = False,
           task: str | type[Task] | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """Run (or resume) training; returns {"steps", "out_dir", "exported", "elapsed_s"}."""
+    """Run (or resume) training; returns {"steps", "out_dir", "exported", "elapsed_s"}.
+
+    train.threads (if set) applies for the duration of the call; the previous value is restored.
+    """
     cfg = validate(config.copy())
+    threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    try:
+        return _train(cfg, Path(out_dir), resume, task, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
+           progress: bool | None) -> dict[str, Any]:
     t = cfg.train
     task_cls = get_task(task or t.task) if not isinstance(task, type) else task
-    out = Path(out_dir)
     device = resolve_device(t.device)
     ckpt_path = _check_folder(out, cfg, resume)
-    if t.threads:
-        torch.set_num_threads(t.threads)
     # Data, samples and models are built before the run folder is written, so a wrong --data,
     # a corrupt test image or an impossible model setting fails with nothing on disk.
     train_set = dataset_from_config(cfg.data, "train", train=True, seed=t.seed)

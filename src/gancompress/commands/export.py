@@ -1,4 +1,4 @@
-"""`gancompress export`: a generator checkpoint -> verified ONNX (fp32 / int8) or TorchScript file."""
+"""`gancompress export`: generator checkpoint -> verified ONNX (fp32 / int8) or TorchScript file."""
 from __future__ import annotations
 
 import argparse
@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"int8          PSNR vs fp32 {q['psnr_db']:.2f} dB on {q['scored_images']} held-out "
               f"calibration images ({q['psnr_start']:.2f} dB before the sensitivity search); "
               f"{len(q['float_convs'])} of {q['convs']} convs kept float")
-        print(f"verified      max abs error {verify['max_abs']:.3g}, PSNR {verify['psnr_db']:.2f} dB"
-              f" vs PyTorch on {verify['inputs']} sample inputs")
+        print(f"verified      max abs error {verify['max_abs']:.3g}, PSNR "
+              f"{verify['psnr_db']:.2f} dB vs PyTorch on {verify['inputs']} sample inputs")
     else:
         print(f"verified      max abs error {verify['max_abs']:.3g} (tolerance "
               f"{verify['tolerance']:g}), PSNR {verify['psnr_db']:.1f} dB vs PyTorch on "

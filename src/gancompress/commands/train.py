@@ -21,12 +21,12 @@ def register(subparsers) -> None:
         description="Train a generator/discriminator pair in a run folder (config.json, log.jsonl, "
                     "checkpoint.pt, samples/, generator*.pth). Settings come from --preset and "
                     "section.field=value overrides.",
-        epilog="presets: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
+        epilog="presets:\n" + "\n".join(f"  {p.name}: {p.description}" for p in PRESETS.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", metavar="section.field=value",
                         help="config overrides, e.g. train.batch_size=4 model.ngf=32 "
                              "(--list-keys shows them all)")
-    parser.add_argument("--preset", help=f"recipe to start from: {', '.join(PRESETS)}")
+    parser.add_argument("--preset", help="recipe to start from (listed below)")
     parser.add_argument("--data", help="dataset folder (aligned train/ test/, unaligned trainA/ "
                                        "trainB/ ..., or a folder of images)")
     parser.add_argument("--out", help="run folder to create (or to continue with --resume)")

@@ -29,7 +29,8 @@ def parse_backends(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in BACKENDS]
     if unknown or not names:
-        raise UserError(f"unknown backend(s) {unknown or text!r}; choose from {', '.join(BACKENDS)}")
+        raise UserError(f"unknown backend(s) {unknown or text!r}; choose from "
+                        f"{', '.join(BACKENDS)}")
     return names
 
 

@@ -220,11 +220,12 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
             keep_float=keep_float, method=calib_method,
             target_psnr=quantize.DEFAULT_TARGET_PSNR if target_psnr is None else target_psnr)
         if not report["psnr_db"] >= min_psnr:
-            raise UserError(f"int8 quantization loses too much quality: PSNR {report['psnr_db']:.1f}"
-                            f" dB against fp32 on held-out calibration images, below the floor "
-                            f"{min_psnr:g} dB (float convs: {len(report['float_convs'])}); nothing "
-                            f"written. Calibrate on more representative images (--calib), try "
-                            f"--calib-method percentile, or keep more layers float (--keep-float)")
+            raise UserError(f"int8 quantization loses too much quality: PSNR "
+                            f"{report['psnr_db']:.1f} dB against fp32 on held-out calibration "
+                            f"images, below the floor {min_psnr:g} dB (float convs: "
+                            f"{len(report['float_convs'])}); nothing written. Calibrate on more "
+                            f"representative images (--calib), try --calib-method percentile, or "
+                            f"keep more layers float (--keep-float)")
         session = ort_session(data, threads=None)
         output = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})[0]
         int8_check = compare(reference, output)

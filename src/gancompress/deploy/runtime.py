@@ -6,7 +6,7 @@ at export (None for checkpoints, which are fully convolutional and record none).
 
 onnxruntime sessions use graph optimisation level ALL (constant folding, conv+bias/activation
 fusion, NCHWc blocked layout on x86; measured ~5% faster than EXTENDED on the compressed ResNet),
-one inter-op thread and an explicit intra-op thread count, which is what a latency figure depends on.
+one inter-op thread and an explicit intra-op thread count (what a latency figure depends on).
 Note: loading a TorchScript file runs the TorchScript code stored in it; open only files you trust
 (our PyTorch checkpoints, by contrast, never unpickle code).
 """
@@ -133,7 +133,8 @@ class TorchScriptRunner(Runner):
             with quiet():  # torch.jit.load is deprecated upstream; the file format is still read
                 self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
         except Exception as err:  # noqa: BLE001 - torch.jit raises RuntimeError with C++ traces
-            first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            text = str(err).strip()
+            first = text.splitlines()[0][:300] if text else type(err).__name__
             raise UserError(f"cannot load TorchScript file {path}: {first}") from None
         self.metadata = json.loads(extra[META_FILE]) if extra[META_FILE] else {}
         self.device = torch.device(device)

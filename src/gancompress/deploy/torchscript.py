@@ -4,7 +4,8 @@ The deployable module (deploy/graph.py) is traced at batch 1 and frozen (`torch.
 parameters become constants, conv + BatchNorm folding, dead code removed); traced convolutions
 accept any batch size, which the verification checks with a batch of 2. Metadata (input size,
 normalisation, architecture, verification figures) is stored as the extra file
-`gancompress.json` inside the archive (`torch.jit.load(path, _extra_files={"gancompress.json": ""})`).
+`gancompress.json` inside the archive
+(`torch.jit.load(path, _extra_files={"gancompress.json": ""})`).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ META_FILE = "gancompress.json"
 
 
 def torchscript_bytes(module: nn.Module, input_size: Sequence[int], freeze: bool = True) -> bytes:
-    """Serialized, traced (and frozen) TorchScript module; `_extra_files` are added by the caller."""
+    """Serialized, traced (and frozen) TorchScript module (metadata is added by the caller)."""
     example = torch.zeros(tuple(input_size))
     try:
         with quiet(), torch.no_grad():
