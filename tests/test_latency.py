@@ -73,8 +73,8 @@ def test_fastest_and_budget(built):
     _, space, _, latency = built
     config, ms = latency.fastest()
     every = latency.predict_many(list(space.all()))
-    assert ms == pytest.approx(float(np.min(every)))
-    assert latency.predict(config) == pytest.approx(ms)
+    assert ms == pytest.approx(float(np.min(every))) and config == space.smallest()
+    assert latency.predict(config) == pytest.approx(ms) and min(latency.fit["coef"]) >= 0
     latency.check_budget(ms * 1.01)
     with pytest.raises(UserError, match="below the fastest sub-network"):
         latency.check_budget(ms * 0.5)

@@ -177,9 +177,11 @@ class CompressConfig:
     stats: str = option("", "reference statistics .npz for fid / kid (gancompress stats)")
     held_out: int = option(100, "training images held out from compression training, used to "
                            "score sub-networks and for the report", minimum=1)
-    mobile_epochs: int = option(5, "original pipeline: epochs distilling the mobile teacher", minimum=0)
+    mobile_epochs: int = option(5, "original pipeline: epochs distilling the mobile teacher",
+                                minimum=0)
     mobile_epochs_decay: int = option(15, "... then epochs of lr decay", minimum=0)
-    distill_epochs: int = option(5, "original pipeline: epochs pre-distilling the student", minimum=0)
+    distill_epochs: int = option(5, "original pipeline: epochs pre-distilling the student",
+                                 minimum=0)
     distill_epochs_decay: int = option(15, "... then epochs of lr decay", minimum=0)
     supernet_epochs: int = option(10, "supernet training epochs (edges2shoes: 10+30)", minimum=0)
     supernet_epochs_decay: int = option(30, "... then epochs of lr decay", minimum=0)

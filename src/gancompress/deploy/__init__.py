@@ -8,13 +8,27 @@
     backends.py     latency backends (torch, torchscript, compile, onnx, onnx-int8), side by side
     latency.py      LatencyModel: predicted latency of search-space configs (latency budgets)
 
-Where the time goes (compressed ResNet `16_16_24_16_32_64_16_24`, 256x256, 2-core AVX-512 CPU,
-onnxruntime profiler): in a plain export, the 7x7 head conv with 3 outputs took ~50% of the
-onnxruntime time (its NCHWc kernel pads 3 outputs to 16 channels; im2col without NCHWc is as
-slow), the two ConvTranspose ~15%, InstanceNorm ~15%, NCHWc reorders around every InstanceNorm /
-Pad ~15%, reflection pads ~8%. The output-phase rewrite of the head (graph.py) cut it ~5x; int8
-QLinearConv halves the conv time but adds Q/DQ and NHWC transposes around the float
-InstanceNorms. bench/bench_deploy.py prints the side-by-side table.
+Measured (bench/bench_deploy.py, compressed ResNet `16_16_24_16_32_64_16_24`, 256x256, batch 1,
+2-core AVX-512 VNNI EPYC, torch 2.13, onnxruntime 1.32, side by side in one run; medians in ms,
+speed-up vs the compressed model in eager PyTorch / vs the teacher in eager PyTorch):
+
+    2 threads   teacher eager 290 | compressed: eager 39.7 (1.0x / 7.3x), TorchScript 33.0,
+                torch.compile 18.4 (2.16x / 15.7x), onnxruntime fp32 plain export 30.7,
+                fp32 with the rewrites 24.8 (1.60x / 11.7x), int8 22.6 (1.76x / 12.8x)
+    1 thread    teacher eager 520 | compressed: eager 78.3, torch.compile 38.4 (2.04x / 13.5x),
+                onnxruntime fp32 35.1 (2.23x / 14.8x), int8 24.5 (3.20x / 21.2x)
+
+Where the time goes: the teacher (49.6G true MACs) runs at ~175 GMAC/s, about the 2-core FP32
+FMA peak; the compressed model (1.96G true MACs) would need the same efficiency to be 21.5x
+faster. It cannot: its 41 InstanceNorms (two passes each), 20 reflection pads and 18 depthwise
+convs are memory-bound. In a plain onnxruntime export the 7x7 head conv with 3 outputs alone took
+~50% of the time (NCHWc pads 3 outputs to 16 channels); the output-phase rewrite (graph.py) cut
+it ~5x. In onnxruntime int8 at 2 threads only QLinearConv is multi-threaded (4.0 ms);
+InstanceNorm (5.1 ms), the NHWC Transposes around QLinearConv (6.4 ms), Pad (2.2 ms),
+Quantize/Dequantize (3.6 ms) and DepthToSpace (1.9 ms) run on one thread, so int8 gains 3.2x
+over eager on one thread but only 1.8x on two. torch.compile (inductor) fuses norm + ReLU + pad
+into parallel loops: the fastest path on two threads, but a compiled function, not a file; ONNX
+int8 is the fastest file.
 """
 from gancompress.deploy.graph import deploy_module, model_info, psnr
 from gancompress.deploy.onnx_export import export_onnx, read_metadata

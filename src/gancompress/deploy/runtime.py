@@ -5,7 +5,7 @@ tensor (B, C, H, W) in [-1, 1] to the output in [-1, 1]; `runner.input_size` is 
 at export (None for checkpoints, which are fully convolutional and record none).
 
 onnxruntime sessions use graph optimisation level ALL (constant folding, conv+bias/activation
-fusion, NCHWc blocked layout on x86; measured ~5% faster than EXTENDED on the compressed ResNet),
+fusion, NCHWc blocked layout on x86; 4-20% faster than EXTENDED on the compressed ResNet),
 one inter-op thread and an explicit intra-op thread count (what a latency figure depends on).
 Note: loading a TorchScript file runs the TorchScript code stored in it; open only files you trust
 (our PyTorch checkpoints, by contrast, never unpickle code).

@@ -63,7 +63,7 @@ def export_torchscript(model: nn.Module, path: str | Path,
     if path.exists() and not overwrite:
         raise UserError(f"{path} exists; choose another --out or pass --overwrite")
     input_size = tuple(int(v) for v in input_size)
-    deployed = deploy_module(model, optimize=optimize)
+    deployed = deploy_module(model, optimize=optimize, transposed=False)  # see backends.py
     data = torchscript_bytes(deployed, input_size)
     inputs = sample_inputs(input_size, verify_inputs)
     reference = reference_output(model, inputs)
