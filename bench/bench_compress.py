@@ -106,7 +106,7 @@ def part2(work: Path, threads: int, epochs: int) -> dict:
         f"{epochs_for}")
     out: dict = {"speed": speed, "epochs": epochs_for, "arms": {}}
     teacher = load_teacher(teacher_path)
-    fractions = ["1/20", "1/10", "1/5"]
+    fractions = ["1/14", "1/10", "1/7", "1/5"]  # the demo space reaches down to 1/15
     for sampling in ("uniform", "sandwich"):
         e = epochs_for[sampling]
         decay = e // 2
