@@ -15,3 +15,12 @@ OFFICIAL = FIXTURES / "official"
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: a second thread only adds synchronisation (and stalls on a loaded machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

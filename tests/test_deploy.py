@@ -22,13 +22,7 @@ from gancompress.models.resnet import ResnetGenerator
 SIZE = (1, 3, 32, 32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: a second thread only adds synchronisation (and stalls on a loaded machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _generator(conv: str, norm: str, ngf: int = 4, n_blocks: int = 3) -> ResnetGenerator:
