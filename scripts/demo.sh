@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-runs/demo}
+bash scripts/setup.sh  # installs .venv on a fresh machine (quick when already there)
 THREADS=${GANCOMPRESS_THREADS:-1}
 gc() { .venv/bin/python -m gancompress "$@"; }
 
