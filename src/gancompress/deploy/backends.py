@@ -12,7 +12,6 @@ their ratios stay meaningful on a shared machine.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from gancompress.errors import UserError
+from gancompress.metrics.cost import summarize_times
 
 BACKENDS = ("torch", "torchscript", "compile", "onnx", "onnx-int8")
 
@@ -134,16 +134,4 @@ def measure_side_by_side(calls: dict[str, Callable[[], Any]], warmup: int = 3, r
                 call()
                 sync()
                 times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: summarize(values) for name, values in times.items()}
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def pct(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-    median = statistics.median(values)
-    return {"median_ms": median, "min_ms": ordered[0], "p10_ms": pct(0.1), "p25_ms": pct(0.25),
-            "p90_ms": pct(0.9),
-            "spread": (pct(0.9) - pct(0.1)) / median if median else 0.0, "runs": len(values)}
+    return {name: summarize_times(values) for name, values in times.items()}

@@ -161,12 +161,18 @@ def measure_latency(fn: Callable[[], Any] | nn.Module, example: torch.Tensor | N
         call()
         sync()
         times.append((time.perf_counter() - start) * 1e3)
-    ordered = sorted(times)
+    return {**summarize_times(times), "warmup": warmup, **runtime_conditions(device)}
+
+
+def summarize_times(times_ms: list[float]) -> dict[str, float]:
+    """Median, mean, std, min, p10/p25/p90 and relative spread (p90-p10)/median of timings."""
+    ordered = sorted(times_ms)
 
     def pct(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
-    return {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times),
-            "std_ms": statistics.pstdev(times), "min_ms": ordered[0], "p10_ms": pct(0.1),
-            "p90_ms": pct(0.9), "runs": len(times), "warmup": warmup,
-            **runtime_conditions(device)}
+    median = statistics.median(ordered)
+    return {"median_ms": median, "mean_ms": statistics.fmean(ordered),
+            "std_ms": statistics.pstdev(ordered), "min_ms": ordered[0], "p10_ms": pct(0.1),
+            "p25_ms": pct(0.25), "p90_ms": pct(0.9),
+            "spread": (pct(0.9) - pct(0.1)) / median if median else 0.0, "runs": len(ordered)}
