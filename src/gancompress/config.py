@@ -205,6 +205,15 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
+    def from_saved(cls, data: Any, source: str) -> Config:
+        """The config saved in a checkpoint's metadata, or the defaults if it is absent or from
+        an incompatible version (the caller then fills in what it needs from arguments)."""
+        try:
+            return cls.from_dict(data or {}, source=source)
+        except UserError:
+            return cls()
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         """Inverse of `to_dict`. Missing keys keep their defaults; unknown keys are UserErrors."""
         if not isinstance(data, dict):

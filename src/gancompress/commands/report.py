@@ -55,10 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} exists and is not empty; choose a new --out (nothing was changed)")
     meta = safe_load(args.model).get("meta", {})
-    try:
-        cfg = Config.from_dict(meta.get("train_config", {}), source=f"{args.model} metadata")
-    except UserError:
-        cfg = Config()
+    cfg = Config.from_saved(meta.get("train_config"), source=f"{args.model} metadata")
     if args.data:
         cfg.data.root = str(args.data)
     held = args.held_out or cfg.data.exclude_list

@@ -60,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     _, _, meta = load_supernet(args.supernet)
-    try:
-        cfg = Config.from_dict(meta.get("config", {}), source=f"{args.supernet} metadata")
-    except UserError:
-        cfg = Config()
+    cfg = Config.from_saved(meta.get("config"), source=f"{args.supernet} metadata")
     if args.data:
         cfg.data.root = str(args.data)
     if args.teacher:
