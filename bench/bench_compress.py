@@ -29,14 +29,20 @@ from pathlib import Path
 
 import torch
 
-from gancompress.compress_tasks import SupernetTask, load_teacher
+from gancompress.compress.pipeline import (
+    Pipeline,
+    compress,
+    compress_config,
+    held_out_batches,
+    load_supernet,
+    search_supernet,
+)
+from gancompress.compress.scoring import ReconstructionScorer
+from gancompress.compress.tasks import SupernetTask, load_teacher
 from gancompress.config import apply_overrides, preset
 from gancompress.data import dataset_from_config
 from gancompress.data.demo import write_demo_data
-from gancompress.pipeline import (Pipeline, compress, compress_config, held_out_batches,
-                                  load_supernet, search_supernet)
-from gancompress.search import ReconstructionScorer
-from gancompress.train import train
+from gancompress.training.loop import train
 
 
 def log(msg: str) -> None:

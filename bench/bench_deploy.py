@@ -27,11 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from gancompress.compress.latency import LatencyModel  # noqa: E402
+from gancompress.compress.space import SearchSpace  # noqa: E402
 from gancompress.deploy.backends import build_backend, measure_side_by_side  # noqa: E402
-from gancompress.deploy.latency import LatencyModel  # noqa: E402
 from gancompress.metrics.cost import count_macs, format_count, runtime_conditions  # noqa: E402
 from gancompress.models.resnet import ResnetGenerator  # noqa: E402
-from gancompress.space import SearchSpace  # noqa: E402
 
 CONFIG = "16_16_24_16_32_64_16_24"
 

@@ -11,8 +11,13 @@ import statistics
 
 import torch
 
-from gancompress.metrics.cost import (count_macs_both, count_params, format_count,
-                                      measure_latency, runtime_conditions)
+from gancompress.metrics.cost import (
+    count_macs_both,
+    count_params,
+    format_count,
+    measure_latency,
+    runtime_conditions,
+)
 from gancompress.models.resnet import ResnetGenerator
 
 

@@ -24,8 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from gancompress.metrics.fid import (FIDScorer, frechet_distance, inception_input,
-                                     statistics)
+from gancompress.metrics.fid import FIDScorer, frechet_distance, inception_input, statistics
 from gancompress.metrics.inception import FIDInceptionV3
 
 

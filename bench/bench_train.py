@@ -17,7 +17,7 @@ import time
 import torch
 
 from gancompress.config import apply_overrides, preset
-from gancompress.tasks import Pix2PixTask
+from gancompress.training.tasks import Pix2PixTask
 
 MODELS = {
     "full": ("pix2pix-edges2shoes-r", []),

@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from gancompress.checkpoint import load_generator, save_generator
-from gancompress.compress_tasks import DistillTask, SupernetTask, resolve_space
+from gancompress.compress.pipeline import compress, compress_config
+from gancompress.compress.supernet import load_supernet
+from gancompress.compress.tasks import DistillTask, SupernetTask, resolve_space
 from gancompress.config import Config, apply_overrides
-from gancompress.elastic import using_widths
 from gancompress.errors import UserError
+from gancompress.models.checkpoint import load_generator, save_generator
+from gancompress.models.elastic import using_widths
 from gancompress.models.resnet import ResnetGenerator
-from gancompress.pipeline import compress, compress_config, load_supernet
 
 TINY = ["compress.space=8,4", "compress.held_out=4", "compress.supernet_epochs=1",
         "compress.supernet_epochs_decay=0", "compress.finetune_epochs=1",
@@ -207,8 +208,8 @@ def test_discriminator_from_teacher_run(workspace, tmp_path):
 
 def test_distribution_scorer_hook():
     """FID / KID plug in through the metrics helper's scorer API: .score(images) -> float."""
-    from gancompress.search import DistributionScorer
-    from gancompress.space import SearchSpace
+    from gancompress.compress.scoring import DistributionScorer
+    from gancompress.compress.space import SearchSpace
 
     class MeanMetric:  # stands in for metrics.fid.FIDScorer
         def score(self, images):

@@ -5,8 +5,16 @@ import json
 
 import pytest
 
-from gancompress.config import (PRESETS, Config, apply_overrides, diff, keys, preset,
-                                register_preset, validate)
+from gancompress.config import (
+    PRESETS,
+    Config,
+    apply_overrides,
+    diff,
+    keys,
+    preset,
+    register_preset,
+    validate,
+)
 from gancompress.errors import UserError
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gancompress.cli import main
-from gancompress.elastic import using_widths
 from gancompress.metrics.cost import count_macs, count_macs_both, count_params, measure_latency
+from gancompress.models.elastic import using_widths
 from gancompress.models.resnet import ResnetGenerator, decode_config
 
 PUBLISHED = [  # (conv, config string or None, params, MACs) from REFERENCE.md sec. 5

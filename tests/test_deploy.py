@@ -9,7 +9,6 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from gancompress.checkpoint import save_generator
 from gancompress.cli import main
 from gancompress.deploy import graph
 from gancompress.deploy.graph import PhaseConv2d, SubpixelConvTranspose2d, deploy_module
@@ -17,6 +16,7 @@ from gancompress.deploy.onnx_export import export_onnx, read_metadata
 from gancompress.deploy.runtime import open_model
 from gancompress.deploy.torchscript import export_torchscript
 from gancompress.errors import UserError
+from gancompress.models.checkpoint import save_generator
 from gancompress.models.resnet import ResnetGenerator
 
 SIZE = (1, 3, 32, 32)
@@ -78,7 +78,7 @@ def test_deploy_module_matches_model(conv, norm):
 
 
 def test_deploy_module_of_supernet_uses_active_widths():
-    from gancompress.elastic import using_widths
+    from gancompress.models.elastic import using_widths
     from gancompress.models.resnet import decode_config
 
     model = ResnetGenerator(ngf=8, n_blocks=3, conv="separable").eval()
@@ -201,7 +201,7 @@ def test_generate_uses_recorded_size(tmp_path):
 
 
 def test_int8_sensitivity_keeps_worst_convs_float(tmp_path):
-    from gancompress.deploy.onnx_export import (onnx_bytes, reference_output, sample_inputs)
+    from gancompress.deploy.onnx_export import onnx_bytes, reference_output, sample_inputs
     from gancompress.deploy.quantize import quantize_onnx
 
     model = _generator("dense", "instance", n_blocks=3)

@@ -4,10 +4,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gancompress.distill import (FeatureMappings, channel_axes, channel_importance,
-                                 distillation_loss, freeze, l1_prune, permute_channels,
-                                 reconstruction_loss)
-from gancompress.elastic import using_widths
+from gancompress.compress.distill import (
+    FeatureMappings,
+    channel_axes,
+    channel_importance,
+    distillation_loss,
+    freeze,
+    l1_prune,
+    permute_channels,
+    reconstruction_loss,
+)
+from gancompress.models.elastic import using_widths
 from gancompress.models.resnet import ResnetGenerator
 
 

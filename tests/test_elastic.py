@@ -7,10 +7,10 @@ import random
 import pytest
 import torch
 
-from gancompress.elastic import compact, current_widths, recalibrate_bn, using_widths
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs_both, count_params
 from gancompress.models import GENERATORS, build_generator
+from gancompress.models.elastic import compact, current_widths, recalibrate_bn, using_widths
 
 # Tiny variants of every registered architecture: (name, constructor arguments).
 VARIANTS = [

@@ -4,15 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gancompress.checkpoint import load_generator, save_generator
 from gancompress.cli import main
-from gancompress.compress_tasks import space_to_meta
-from gancompress.elastic import using_widths
+from gancompress.compress.space import SearchSpace
+from gancompress.compress.supernet import extract_file
+from gancompress.compress.tasks import space_to_meta
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs
+from gancompress.models.checkpoint import load_generator, save_generator
+from gancompress.models.elastic import using_widths
 from gancompress.models.resnet import ResnetGenerator
-from gancompress.pipeline import extract_file
-from gancompress.space import SearchSpace
 
 SPACE = SearchSpace("tiny", ((8, 6, 4),) * 8)
 

@@ -5,14 +5,13 @@ import random
 
 import numpy as np
 import pytest
-import torch
 
-from gancompress.deploy.latency import LatencyModel
-from gancompress.elastic import using_widths
+from gancompress.compress.latency import LatencyModel
+from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs
+from gancompress.models.elastic import using_widths
 from gancompress.models.resnet import ResnetGenerator
-from gancompress.space import SearchSpace
 
 SIZE = (1, 3, 64, 64)
 

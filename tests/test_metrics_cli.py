@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from gancompress.checkpoint import save_generator
-from gancompress.cli import main
-from gancompress.metrics.cost import count_macs
-from gancompress.models.resnet import ResnetGenerator
-from gancompress.weights import ENV_VAR, sha256_file
 from test_weights import random_drn_file, random_inception_file
+
+from gancompress.cli import main
+from gancompress.files import sha256_file
+from gancompress.metrics.cost import count_macs
+from gancompress.models.checkpoint import save_generator
+from gancompress.models.resnet import ResnetGenerator
+from gancompress.weights import ENV_VAR
 
 N_IMAGES = 2
 

@@ -8,13 +8,21 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_weights import random_inception_file
 
 from gancompress.errors import UserError
 from gancompress.imaging import to_uint8
-from gancompress.metrics.fid import (FewSamplesWarning, FIDScorer, InceptionExtractor,
-                                     frechet_distance, inception_input, load_statistics,
-                                     save_statistics, statistics, to_uint8_tensor)
-from test_weights import random_inception_file
+from gancompress.metrics.fid import (
+    FewSamplesWarning,
+    FIDScorer,
+    InceptionExtractor,
+    frechet_distance,
+    inception_input,
+    load_statistics,
+    save_statistics,
+    statistics,
+    to_uint8_tensor,
+)
 
 METHODS = ["eigh", "sqrtm"]
 

@@ -6,13 +6,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_weights import random_drn_file
 
 from gancompress.errors import UserError
-from gancompress.metrics.segmentation import (CITYSCAPES_MEAN, CITYSCAPES_STD, MIoUScorer,
-                                              confusion_matrix, drn_input, find_label_files,
-                                              iou_per_class, load_drn, match_key, mean_iou,
-                                              read_label, segment)
-from test_weights import random_drn_file
+from gancompress.metrics.segmentation import (
+    CITYSCAPES_MEAN,
+    CITYSCAPES_STD,
+    MIoUScorer,
+    confusion_matrix,
+    drn_input,
+    find_label_files,
+    iou_per_class,
+    load_drn,
+    match_key,
+    mean_iou,
+    read_label,
+    segment,
+)
 
 
 def test_miou_on_hand_made_label_maps():

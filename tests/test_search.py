@@ -9,14 +9,21 @@ import types
 import pytest
 import torch
 
+from gancompress.compress.budget import Budget, LatencyCost, MacCost, check_budget, parse_budget
+from gancompress.compress.scoring import ReconstructionScorer
+from gancompress.compress.search import (
+    Candidate,
+    EvolutionSettings,
+    SearchInterrupted,
+    evolution_search,
+    exhaustive_search,
+    pareto_front,
+    run_search,
+)
+from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs
 from gancompress.models.resnet import ResnetGenerator
-from gancompress.search import (Budget, Candidate, EvolutionSettings, LatencyCost, MacCost,
-                                ReconstructionScorer, SearchInterrupted, check_budget,
-                                evolution_search, exhaustive_search, parse_budget, pareto_front,
-                                run_search)
-from gancompress.space import SearchSpace
 
 SPACE = SearchSpace("tiny", ((8, 4),) * 8)  # 256 configs of an ngf-8 generator
 
@@ -70,7 +77,7 @@ def test_fraction_resolves_against_teacher():
 
 
 def test_mac_cost_is_exact(supernet, macs):
-    from gancompress.elastic import using_widths
+    from gancompress.models.elastic import using_widths
     assert macs.scale > 1  # the fast path (smaller input, scaled count) is in use
     rng = random.Random(1)
     for config in [SPACE.largest(), SPACE.smallest()] + [SPACE.sample(rng) for _ in range(3)]:
@@ -174,7 +181,7 @@ def test_pareto_front():
 def test_reconstruction_scorer(supernet):
     source = torch.rand(2, 3, 32, 32) * 2 - 1
     config = [4, 8, 4, 8, 4, 8, 4, 8]
-    from gancompress.elastic import compact
+    from gancompress.models.elastic import compact
     small = compact(supernet, SPACE.widths(config)).eval()
     with torch.no_grad():
         target = small(source)
@@ -201,9 +208,9 @@ def test_latency_budget_uses_latency_model(tmp_path, monkeypatch, supernet):
         def fastest(self):
             return [4] * 8, 32.0
 
-    module = types.ModuleType("gancompress.deploy.latency")
+    module = types.ModuleType("gancompress.compress.latency")
     module.LatencyModel = FakeLatencyModel
-    monkeypatch.setitem(sys.modules, "gancompress.deploy.latency", module)
+    monkeypatch.setitem(sys.modules, "gancompress.compress.latency", module)
     cost = LatencyCost(supernet, SPACE, (1, 3, 64, 64))
     assert calls["args"] == ("tiny", (1, 3, 64, 64), "cpu", "torch")
     with pytest.raises(UserError, match="32 ms"):

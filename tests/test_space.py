@@ -5,9 +5,9 @@ import random
 
 import pytest
 
+from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
 from gancompress.models.resnet import ResnetGenerator, decode_config, encode_config
-from gancompress.space import SearchSpace
 
 
 @pytest.mark.parametrize("name,size", [("channels-48", 5184), ("channels-64-cycleGAN", 390625),

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from gancompress.checkpoint import load_generator, safe_load
 from gancompress.config import Config, apply_overrides, preset
 from gancompress.errors import UserError
-from gancompress.losses import disc_loss, gen_loss
+from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import PatchDiscriminator
-from gancompress.train import Task, lr_factor, register_task, TASKS, train
+from gancompress.training.loop import TASKS, Task, lr_factor, register_task, train
+from gancompress.training.losses import disc_loss, gen_loss
 
 REPO = Path(__file__).resolve().parents[1]
 

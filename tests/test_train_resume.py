@@ -11,11 +11,10 @@ import textwrap
 from pathlib import Path
 
 import torch
-
-from gancompress.checkpoint import safe_load
-from gancompress.train import train
-
 from test_train import make_domains, make_pairs, tiny_config
+
+from gancompress.models.checkpoint import safe_load
+from gancompress.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,9 +25,9 @@ DRIVER = textwrap.dedent("""
     import json, os, signal, sys
     import torch
     torch.set_num_threads(1)
-    import gancompress.train as loop
+    import gancompress.training.loop as loop
     from gancompress.config import Config
-    from gancompress.imaging import atomic_path
+    from gancompress.files import atomic_path
 
     cfg = Config.from_dict(json.loads(sys.argv[1]))  # train.threads=1 as well
     out, kill, resume = sys.argv[2], sys.argv[3], sys.argv[4] == "resume"

@@ -18,10 +18,17 @@ import pytest
 import torch
 
 from gancompress.errors import UserError
+from gancompress.files import sha256_file
 from gancompress.metrics.drn import DRNSegD105
 from gancompress.metrics.inception import FIDInceptionV3
-from gancompress.weights import (DRN_D_105_CITYSCAPES, ENV_VAR, INCEPTION_FID, find_weights,
-                                 load_published, read_state_dict, sha256_file)
+from gancompress.weights import (
+    DRN_D_105_CITYSCAPES,
+    ENV_VAR,
+    INCEPTION_FID,
+    find_weights,
+    load_published,
+    read_state_dict,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 

@@ -7,8 +7,8 @@ Public entry points:
     using_widths(model, w)    run an elastic generator at a sub-network's widths
 """
 from gancompress.errors import UserError
-from gancompress.elastic import compact, using_widths
-from gancompress.checkpoint import load_generator, save_generator
+from gancompress.models.checkpoint import load_generator, save_generator
+from gancompress.models.elastic import compact, using_widths
 
 __all__ = ["UserError", "compact", "using_widths", "load_generator", "save_generator"]
 __version__ = "0.1.0"

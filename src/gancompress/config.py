@@ -111,8 +111,8 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    """The training loop (gancompress.train)."""
-    task: str = option("pix2pix", "what to train (gancompress.train.TASKS)")
+    """The training loop (gancompress.training.loop)."""
+    task: str = option("pix2pix", "what to train (gancompress.training.loop.TASKS)")
     seed: int = option(233, "random seed (python, numpy, torch, data order and augmentation)")
     batch_size: int = option(1, "images per step", minimum=1)
     epochs: int = option(100, "epochs at the initial learning rate", minimum=0)
@@ -138,7 +138,7 @@ class TrainConfig:
 
 @dataclass
 class CompressConfig:
-    """Compression (gancompress.pipeline / compress_tasks; REFERENCE.md sec. 1-3): distillation,
+    """Compression (gancompress.compress.pipeline / compress_tasks; REFERENCE.md sec. 1-3): distillation,
     once-for-all supernet, search, fine-tune. The pipeline sets the paths per stage."""
     teacher: str = option("", "teacher generator checkpoint (set by --teacher)")
     pipeline: str = option("fast", "fast: supernet distilled from the teacher (Fast GAN "

@@ -17,7 +17,6 @@ can always be traced to the weights that made it.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 
 from gancompress.errors import UserError
+from gancompress.files import sha256_file
 
 ENV_VAR = "GANCOMPRESS_WEIGHTS_DIR"
 
@@ -103,25 +103,6 @@ def _where_to_get(name: str, known: PublishedWeights | None, weights_dir) -> str
             f"Searched: {searched}.")
 
 
-# SHA-256 of large files is cached per (path, size, mtime) so that repeated scoring (a search
-# evaluates hundreds of candidates) hashes each 100 MB file once.
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        _HASH_CACHE[key] = digest.hexdigest()
-    return _HASH_CACHE[key]
-
-
 @dataclass(frozen=True)
 class WeightsRecord:
     """Which file made a number: its published name, where it was found, and its SHA-256."""
@@ -139,7 +120,7 @@ def read_state_dict(path: str | Path, strip_prefix: str = "module.") -> dict[str
 
     Unwraps {'state_dict': ...} and drops a DataParallel `module.` prefix.
     """
-    from gancompress.checkpoint import safe_load
+    from gancompress.models.checkpoint import safe_load
 
     obj = safe_load(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):

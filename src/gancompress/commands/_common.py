@@ -6,8 +6,8 @@ import json
 import sys
 from typing import Any
 
-from gancompress.elastic import ElasticGenerator
 from gancompress.errors import UserError
+from gancompress.models.elastic import ElasticGenerator
 
 
 def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +27,8 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
 
 def model_from_args(args: argparse.Namespace, device: str = "cpu") -> ElasticGenerator:
     """The generator named by args.model (a checkpoint) or built from the architecture options."""
-    from gancompress.checkpoint import load_generator
     from gancompress.models import build_generator
+    from gancompress.models.checkpoint import load_generator
 
     if getattr(args, "model", None):
         return load_generator(args.model, device=device)

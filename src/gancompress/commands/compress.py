@@ -4,7 +4,7 @@
         --out runs/demo-compact --preset demo
     gancompress compress --out runs/demo-compact          # resume: finished stages are skipped
 
-Stages (gancompress.pipeline): [mobile, distill (original pipeline)] -> supernet -> search ->
+Stages (gancompress.compress.pipeline): [mobile, distill (original pipeline)] -> supernet -> search ->
 finetune -> extract -> report. Each is also a command of its own (distill, supernet, search,
 finetune, extract, report). This module also holds the argument handling they share.
 """
@@ -20,7 +20,7 @@ from gancompress.errors import UserError
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by compress and the stage commands that train (distill, supernet, ...)."""
-    from gancompress.pipeline import compress_presets
+    from gancompress.compress.pipeline import compress_presets
 
     parser.add_argument("overrides", nargs="*", metavar="section.field=value",
                         help="config overrides, e.g. compress.space=channels-48 "
@@ -41,8 +41,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     """Settings from the arguments; in an existing compression folder, its saved settings are
     the base (so `--out DIR` alone resumes)."""
+    from gancompress.compress.pipeline import compress_config
     from gancompress.config import Config
-    from gancompress.pipeline import compress_config
 
     saved = Path(args.out) / "compress.json"
     base = None
@@ -59,7 +59,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_pipeline(args: argparse.Namespace, stages: Sequence[str] | None = None) -> dict | None:
-    from gancompress.pipeline import Pipeline
+    from gancompress.compress.pipeline import Pipeline
 
     cfg = config_from_args(args)
     if args.dry_run:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancompress.checkpoint import load_generator, save_generator
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_params
+from gancompress.models.checkpoint import load_generator, save_generator
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,7 +15,7 @@ Metrics (REFERENCE.md sec. 5):
   psnr     generated vs target (paired data), on uint8 images, mean over images (dB)
   macs     published convention (torchprofile 0.0.1 rules) at batch 1 and the data's image size
   latency  median wall time at batch 1 (warm-up, device sync), with the conditions
-The model may be in any format `gancompress.checkpoint.load_generator` reads.
+The model may be in any format `gancompress.models.checkpoint.load_generator` reads.
 """
 from __future__ import annotations
 
@@ -29,9 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from gancompress.commands.stats import (add_data_arguments, add_weights_arguments, check_device,
-                                        check_same_size, image_batches, iterate_items, open_side,
-                                        parse_phases, report_warnings)
+from gancompress.commands.stats import (
+    add_data_arguments,
+    add_weights_arguments,
+    check_device,
+    check_same_size,
+    image_batches,
+    iterate_items,
+    open_side,
+    parse_phases,
+    report_warnings,
+)
 from gancompress.errors import UserError
 
 METRICS = ("fid", "kid", "miou", "psnr", "macs", "latency")
@@ -110,7 +118,7 @@ def psnr_uint8(fake: torch.Tensor, target: torch.Tensor) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.checkpoint import load_generator
+    from gancompress.models.checkpoint import load_generator
 
     metrics = parse_metrics(args.metrics)
     device = check_device(args.device)
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     result["warnings"] = report_warnings(caught, "eval")
     text = json.dumps(result, indent=2, default=_json_default)
     if args.out:
-        from gancompress.imaging import atomic_write_text
+        from gancompress.files import atomic_write_text
         atomic_write_text(args.out, text + "\n")
     if args.json:
         print(text)
@@ -190,8 +198,12 @@ def _data_metrics(model: torch.nn.Module, args: argparse.Namespace, metrics: lis
                   device: torch.device, in_channels: int, out_channels: int,
                   result: dict[str, Any]) -> torch.Tensor:
     """Generate every input image once and feed the generated batch to each metric."""
-    from gancompress.metrics.fid import (FIDScorer, InceptionExtractor, ReferenceStats,
-                                         load_statistics)
+    from gancompress.metrics.fid import (
+        FIDScorer,
+        InceptionExtractor,
+        ReferenceStats,
+        load_statistics,
+    )
     from gancompress.metrics.kid import KIDScorer
 
     phases = parse_phases(args.phase)

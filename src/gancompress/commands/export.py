@@ -68,10 +68,10 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.checkpoint import load_generator
     from gancompress.deploy.onnx_export import export_onnx
     from gancompress.deploy.torchscript import export_torchscript
-    from gancompress.elastic import compact
+    from gancompress.models.checkpoint import load_generator
+    from gancompress.models.elastic import compact
 
     fmt = _format(args)
     out = Path(args.out)

@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gancompress.compress.supernet import extract_file
     from gancompress.metrics.cost import format_count
-    from gancompress.pipeline import extract_file
 
     source = Path(args.supernet)
     if source.is_dir():

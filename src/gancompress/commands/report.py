@@ -37,18 +37,18 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{out} is not a compression folder; for a standalone report give "
                             f"--teacher, --model and --data")
         from gancompress.commands.compress import config_from_args
-        from gancompress.pipeline import Pipeline
+        from gancompress.compress.pipeline import Pipeline
         cfg = config_from_args(argparse.Namespace(out=args.out, teacher=None, preset=None,
                                                   data=args.data, budget=None, overrides=[]))
         Pipeline(cfg, out).run(["report"])
         print((out / "report" / "report.md").read_text())
         return 0
 
-    from gancompress.checkpoint import safe_load
-    from gancompress.compress_tasks import load_teacher
+    from gancompress.compress.pipeline import _device, report_files
+    from gancompress.compress.tasks import load_teacher
     from gancompress.config import Config
     from gancompress.data.folders import read_file_list
-    from gancompress.pipeline import _device, report_files
+    from gancompress.models.checkpoint import safe_load
 
     if not args.teacher:
         raise UserError("a standalone report needs --teacher FILE as well as --model")

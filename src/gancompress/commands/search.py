@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gancompress.compress.pipeline import Pipeline, _device, search_supernet
+    from gancompress.compress.supernet import load_supernet
     from gancompress.config import Config, apply_overrides, validate
-    from gancompress.pipeline import Pipeline, load_supernet, search_supernet, _device
 
     overrides = list(args.overrides)
     if args.method:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     device = _device(cfg)
     teacher = None
     if cfg.compress.teacher:
-        from gancompress.compress_tasks import load_teacher
+        from gancompress.compress.tasks import load_teacher
         teacher = load_teacher(cfg.compress.teacher, device)
     search_supernet(cfg, args.supernet, args.out, teacher, names, device)
     _print_best(Path(args.out) / "best.json")

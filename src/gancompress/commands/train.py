@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_keys:
         print(describe())
         return 0
-    from gancompress.train import load_run_config, steps_for, train
+    from gancompress.training.loop import load_run_config, steps_for, train
 
     if args.resume and not args.out:
         raise UserError("--resume needs --out RUN_FOLDER (the run to continue)")

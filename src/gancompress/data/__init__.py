@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gancompress.data.datasets import (AlignedDataset, FolderDataset, SingleDataset,
-                                       UnalignedDataset)
+from gancompress.data.datasets import AlignedDataset, FolderDataset, SingleDataset, UnalignedDataset
 from gancompress.data.folders import Layout, resolve_layout, select
 from gancompress.data.sampling import EpochBatchSampler, epoch_order
 from gancompress.data.transforms import Preprocess

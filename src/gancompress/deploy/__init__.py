@@ -6,7 +6,7 @@
     torchscript.py  export_torchscript(model, path, input_size, ...): traced + frozen, verified
     runtime.py      open_model(path) -> runner for checkpoints, .onnx and TorchScript files
     backends.py     latency backends (torch, torchscript, compile, onnx, onnx-int8), side by side
-    latency.py      LatencyModel: predicted latency of search-space configs (latency budgets)
+    (the latency model of search-space configs lives in compress/latency.py)
 
 Measured (bench/bench_deploy.py, compressed ResNet `16_16_24_16_32_64_16_24`, 256x256, batch 1,
 2-core AVX-512 VNNI EPYC, torch 2.13, onnxruntime 1.32, side by side in one run; medians in ms,

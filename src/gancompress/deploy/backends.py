@@ -87,8 +87,8 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
 
     data = onnx_bytes(deployed, input_size, DEFAULT_OPSET, "dynamo")
     if name == "onnx-int8":
-        from gancompress.deploy.quantize import quantize_onnx
         from gancompress.deploy.onnx_export import sample_inputs
+        from gancompress.deploy.quantize import quantize_onnx
 
         synthetic = calib_images is None
         images = sample_inputs(input_size, count=8, seed=1) if synthetic else calib_images

@@ -36,8 +36,15 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gancompress.elastic import (ElasticBatchNorm2d, ElasticConv2d, ElasticConvTranspose2d,
-                                 ElasticGenerator, ElasticInstanceNorm2d, compact, current_widths)
+from gancompress.models.elastic import (
+    ElasticBatchNorm2d,
+    ElasticConv2d,
+    ElasticConvTranspose2d,
+    ElasticGenerator,
+    ElasticInstanceNorm2d,
+    compact,
+    current_widths,
+)
 
 # A conv with at most this many outputs is rewritten to output phases (stride FEW_OUT_PHASES).
 FEW_OUT_CHANNELS = 4

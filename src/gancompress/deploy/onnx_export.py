@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from gancompress.deploy.graph import deploy_module, model_info, psnr
 from gancompress.errors import UserError
-from gancompress.imaging import atomic_path
+from gancompress.files import atomic_path
 
 DEFAULT_OPSET = 18
 # Opsets each exporter can write (the dynamo exporter starts at 18; the legacy one stops at 20).

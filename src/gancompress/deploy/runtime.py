@@ -181,7 +181,7 @@ def open_model(path: str | Path, device: str = "cpu", threads: int | None = None
         return OnnxRunner(path, threads=threads)
     if kind == "torchscript":
         return TorchScriptRunner(path, device=device)
-    from gancompress.checkpoint import load_generator
+    from gancompress.models.checkpoint import load_generator
 
     return TorchRunner(load_generator(path, device=device), device=device)
 

@@ -19,10 +19,15 @@ import torch
 import torch.nn as nn
 
 from gancompress.deploy.graph import deploy_module, model_info
-from gancompress.deploy.onnx_export import (FP32_TOLERANCE, compare, quiet, reference_output,
-                                            sample_inputs)
+from gancompress.deploy.onnx_export import (
+    FP32_TOLERANCE,
+    compare,
+    quiet,
+    reference_output,
+    sample_inputs,
+)
 from gancompress.errors import UserError
-from gancompress.imaging import atomic_path
+from gancompress.files import atomic_path
 
 META_FILE = "gancompress.json"
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.imaging import atomic_path
+from gancompress.files import atomic_path
 from gancompress.metrics.inception import FEATURE_DIM, INPUT_SIZE, FIDInceptionV3
 from gancompress.weights import INCEPTION_FID, WeightsRecord, load_published
 

@@ -22,7 +22,12 @@ import numpy as np
 import torch
 
 from gancompress.errors import UserError
-from gancompress.metrics.fid import FewSamplesWarning, InceptionExtractor, ReferenceStats, load_statistics
+from gancompress.metrics.fid import (
+    FewSamplesWarning,
+    InceptionExtractor,
+    ReferenceStats,
+    load_statistics,
+)
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,

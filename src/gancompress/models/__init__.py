@@ -5,8 +5,8 @@ Every registered class derives from `elastic.ElasticGenerator`, keeps its constr
 """
 from __future__ import annotations
 
-from gancompress.elastic import ElasticGenerator
 from gancompress.errors import UserError
+from gancompress.models.elastic import ElasticGenerator
 from gancompress.models.resnet import ResnetGenerator
 
 GENERATORS: dict[str, type[ElasticGenerator]] = {

@@ -26,9 +26,15 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from gancompress.elastic import (ElasticConv2d, ElasticConvTranspose2d, ElasticGenerator,
-                                 SeparableConv2d, Widths, norm_layer)
 from gancompress.errors import UserError
+from gancompress.models.elastic import (
+    ElasticConv2d,
+    ElasticConvTranspose2d,
+    ElasticGenerator,
+    SeparableConv2d,
+    Widths,
+    norm_layer,
+)
 
 GROUPS = ("stem", "down1", "trunk", "res1", "res2", "res3", "up1", "up2")
 # channels = MULTIPLIER[group] * (number in the config string)

@@ -1,7 +1,7 @@
 """The one training loop of gancompress, with pluggable tasks.
 
     from gancompress.config import preset, apply_overrides
-    from gancompress.train import train
+    from gancompress.training.loop import train
     cfg = apply_overrides(preset("demo"), ["data.root=demo_data"])
     train(cfg, "runs/demo")                  # new run folder (refused if it exists, non-empty)
     train(cfg, "runs/demo", resume=True)     # continue after a crash / SIGKILL, bitwise identical
@@ -94,11 +94,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gancompress.checkpoint import atomic_torch_save, safe_load
 from gancompress.config import Config, diff, validate
 from gancompress.data import EpochBatchSampler, dataset_from_config
 from gancompress.errors import UserError
-from gancompress.imaging import atomic_write_text, make_grid, save_image
+from gancompress.files import atomic_write_text
+from gancompress.imaging import make_grid, save_image
+from gancompress.models.checkpoint import atomic_torch_save, safe_load
 
 RUN_FORMAT = "gancompress-run"
 RUN_VERSION = 1
@@ -218,12 +219,12 @@ class Task:
 
 
 TASKS: dict[str, str | type[Task]] = {
-    "pix2pix": "gancompress.tasks:Pix2PixTask",
-    "cyclegan": "gancompress.tasks:CycleGANTask",
+    "pix2pix": "gancompress.training.tasks:Pix2PixTask",
+    "cyclegan": "gancompress.training.tasks:CycleGANTask",
     # compression stages (compress helper): GAN Compression distillation / supernet / fine-tune
-    "distill": "gancompress.compress_tasks:DistillTask",
-    "supernet": "gancompress.compress_tasks:SupernetTask",
-    "finetune": "gancompress.compress_tasks:FinetuneTask",
+    "distill": "gancompress.compress.tasks:DistillTask",
+    "supernet": "gancompress.compress.tasks:SupernetTask",
+    "finetune": "gancompress.compress.tasks:FinetuneTask",
 }
 
 

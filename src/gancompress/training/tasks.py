@@ -22,13 +22,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from gancompress.checkpoint import save_generator
 from gancompress.config import Config
 from gancompress.errors import UserError
-from gancompress.losses import disc_loss, gen_loss, reconstruction
 from gancompress.models import build_generator
+from gancompress.models.checkpoint import save_generator
 from gancompress.models.discriminators import build_discriminator
-from gancompress.train import Task
+from gancompress.training.loop import Task
+from gancompress.training.losses import disc_loss, gen_loss, reconstruction
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:

@@ -48,10 +48,10 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from gancompress.elastic import ElasticGenerator, compact, using_widths
+from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
-from gancompress.imaging import atomic_write_text
-from gancompress.space import SearchSpace
+from gancompress.files import atomic_write_text
+from gancompress.models.elastic import ElasticGenerator, compact, using_widths
 
 VERSION = 2
 SIMD_BLOCK = 16  # channel block of oneDNN / onnxruntime NCHWc kernels with AVX-512

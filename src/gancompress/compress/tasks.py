@@ -28,18 +28,17 @@ from typing import Any
 
 import torch
 
-from gancompress.checkpoint import load_generator, safe_load, save_generator
+from gancompress.compress.distill import FeatureMappings, distillation_loss, freeze, l1_prune
+from gancompress.compress.space import PRESETS as SPACE_PRESETS
+from gancompress.compress.space import SearchSpace
 from gancompress.config import Config
-from gancompress.distill import FeatureMappings, distillation_loss, freeze, l1_prune
-from gancompress.elastic import ElasticGenerator, crop_state_dict, using_widths
 from gancompress.errors import UserError
-from gancompress.losses import disc_loss, gen_loss
 from gancompress.models import build_generator
-from gancompress.space import PRESETS as SPACE_PRESETS
-from gancompress.space import SearchSpace
-from gancompress.tasks import discriminator_from_config, init_weights, set_requires_grad
-from gancompress.train import Task, register_task
-
+from gancompress.models.checkpoint import load_generator, safe_load, save_generator
+from gancompress.models.elastic import ElasticGenerator, crop_state_dict, using_widths
+from gancompress.training.loop import Task, register_task
+from gancompress.training.losses import disc_loss, gen_loss
+from gancompress.training.tasks import discriminator_from_config, init_weights, set_requires_grad
 
 # ----------------------------------------------------------------------------------------------
 # Helpers shared with the pipeline

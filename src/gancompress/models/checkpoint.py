@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from gancompress.elastic import ElasticGenerator
 from gancompress.errors import UserError
-from gancompress.imaging import atomic_path
+from gancompress.files import atomic_path
 from gancompress.models import build_generator
+from gancompress.models.elastic import ElasticGenerator
 from gancompress.models.resnet import GROUPS, block_group
 
 FORMAT = "gancompress-generator"

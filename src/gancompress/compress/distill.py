@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gancompress.elastic import ElasticConv2d, ElasticGenerator, compact
 from gancompress.errors import UserError
+from gancompress.models.elastic import ElasticConv2d, ElasticGenerator, compact
 
 # ----------------------------------------------------------------------------------------------
 # Feature distillation

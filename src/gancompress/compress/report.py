@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
-from gancompress.imaging import atomic_write_text, make_grid, save_image
+from gancompress.compress.scoring import _psnr
+from gancompress.files import atomic_write_text
+from gancompress.imaging import make_grid, save_image
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
-from gancompress.search import _psnr
 
 
 @torch.no_grad()

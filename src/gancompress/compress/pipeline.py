@@ -32,20 +32,20 @@ from typing import Any
 
 import torch
 
-from gancompress.checkpoint import generator_from_object, safe_load, save_generator
-from gancompress.compress_tasks import (load_teacher, resolve_space, space_from_meta,
-                                        space_to_meta)
+from gancompress.compress.budget import Budget, LatencyCost, MacCost, check_budget, parse_budget
+from gancompress.compress.scoring import ReconstructionScorer
+from gancompress.compress.search import EvolutionSettings, run_search
+from gancompress.compress.space import SearchSpace
+from gancompress.compress.supernet import extract_file, load_supernet
+from gancompress.compress.tasks import load_teacher, resolve_space, space_to_meta
 from gancompress.config import PRESETS, Config, apply_overrides, diff, validate
-from gancompress.elastic import ElasticGenerator, compact
 from gancompress.errors import UserError
-from gancompress.imaging import atomic_write_text
+from gancompress.files import atomic_write_text, file_fingerprint
 from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
+from gancompress.models.checkpoint import safe_load
+from gancompress.models.elastic import ElasticGenerator
 from gancompress.models.resnet import encode_config
-from gancompress.search import (Budget, EvolutionSettings, LatencyCost, MacCost,
-                                ReconstructionScorer, check_budget, file_fingerprint,
-                                parse_budget, run_search)
-from gancompress.space import SearchSpace
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
 Log = Callable[[str], None]
@@ -122,7 +122,7 @@ def _teacher_config(teacher: str, cfg: Config) -> Config:
 
 
 def _device(cfg: Config) -> torch.device:
-    from gancompress.train import resolve_device
+    from gancompress.training.loop import resolve_device
     return resolve_device(cfg.train.device)
 
 
@@ -179,7 +179,7 @@ def supernet_skeleton(cfg: Config, teacher: ElasticGenerator, space: SearchSpace
 def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: Budget,
               device: torch.device | str, cache_dir: Path | None) -> MacCost | LatencyCost:
     """MACs, or predicted latency for a budget in ms (latency models are cached by
-    gancompress.deploy.latency, in its default cache folder when cache_dir is None)."""
+    gancompress.compress.latency, in its default cache folder when cache_dir is None)."""
     if budget.kind == "latency":
         return LatencyCost(model, space, input_size(cfg), device=str(device),
                            cache_dir=cache_dir)
@@ -284,55 +284,6 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
 
 
 # ----------------------------------------------------------------------------------------------
-# Supernet files and extraction
-
-
-def load_supernet(path: str | Path, device: str | torch.device = "cpu"
-                  ) -> tuple[ElasticGenerator, SearchSpace, dict[str, Any]]:
-    """(supernet, its search space, its metadata) from a supernet.pth written by the supernet
-    or finetune stage."""
-    obj = safe_load(path)
-    model, _ = generator_from_object(obj, name=str(path))
-    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
-    if not isinstance(meta, dict) or "space" not in meta:
-        raise UserError(f"{path} is not a supernet (its metadata names no search space); give a "
-                        f"supernet.pth written by `gancompress supernet` or `compress`")
-    return model.to(device).eval(), space_from_meta(meta["space"]), meta
-
-
-def extract(supernet: ElasticGenerator, space: SearchSpace, config: str
-            ) -> tuple[ElasticGenerator, dict[str, int]]:
-    """The standalone compact generator of sub-network `config` (weights cropped, no copy of
-    the supernet's other channels); compact(g, w)(x) == g@w(x)."""
-    widths = space.widths(space.decode(config))
-    return compact(supernet, widths).eval(), widths
-
-
-def extract_file(supernet_path: str | Path, config: str, out: str | Path, force: bool = False,
-                 extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the compact model of `config` to `out` (refuses to overwrite unless `force`)."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise UserError(f"{out} already exists; choose another --out or pass --force")
-    supernet, space, meta = load_supernet(supernet_path)
-    if meta.get("finetuned_config") and meta["finetuned_config"] != config:
-        raise UserError(f"{supernet_path} was fine-tuned for sub-network "
-                        f"{meta['finetuned_config']}, not {config}; extract that one, or extract "
-                        f"{config} from the supernet before fine-tuning")
-    model, widths = extract(supernet, space, config)
-    size = (1, model.arch["in_channels"], 256, 256)
-    info = {"kind": "compact", "config": config, "widths": widths,
-            "supernet": str(Path(supernet_path).resolve()),
-            "supernet_sha256": file_fingerprint(supernet_path),
-            "space": space_to_meta(space), "teacher": meta.get("teacher"),
-            "macs_256": count_macs(model, size), **(extra_meta or {})}
-    if "config" in meta:  # the training config of the supernet: data settings for later use
-        info["train_config"] = meta["config"]
-    save_generator(model, out, meta=info)
-    return info
-
-
-# ----------------------------------------------------------------------------------------------
 # Search and report (also used on their own by `gancompress search` / `gancompress report`)
 
 
@@ -350,7 +301,7 @@ def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
         if not c.stats:
             raise UserError(f"compress.metric={metric} needs reference statistics: "
                             f"compress.stats=FILE.npz (made by gancompress stats)")
-        from gancompress.search import DistributionScorer
+        from gancompress.compress.scoring import DistributionScorer
         return DistributionScorer.from_statistics(supernet, space, [s for s, _ in batches],
                                                   c.stats, kind=metric, device=device)
     return ReconstructionScorer(supernet, space, batches, metric,
@@ -392,8 +343,8 @@ def report_files(cfg: Config, teacher: ElasticGenerator, compact_path: str | Pat
                  held_out: Sequence[str], out_dir: str | Path, device: torch.device | str = "cpu",
                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Teacher vs compact on the held-out slice -> out_dir/report.{json,md}, grid.png."""
-    from gancompress.checkpoint import load_generator
-    from gancompress.report import compare, write_report
+    from gancompress.compress.report import compare, write_report
+    from gancompress.models.checkpoint import load_generator
 
     compact_model = load_generator(compact_path, device)
     batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
@@ -507,8 +458,8 @@ class Pipeline:
         return validate(apply_overrides(self.cfg, over, source=f"stage {stage}"))
 
     def train_stage(self, stage: str) -> None:
-        from gancompress.train import train
-        import gancompress.compress_tasks  # noqa: F401  (registers the tasks)
+        import gancompress.compress.tasks  # noqa: F401  (registers the tasks)
+        from gancompress.training.loop import train
 
         run = self.path(stage).parent
         cfg = self.stage_config(stage)

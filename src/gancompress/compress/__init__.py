@@ -1,0 +1,1 @@
+"""Compression wing: distillation, search spaces, budgets, scoring, search, the stage pipeline."""

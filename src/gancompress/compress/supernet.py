@@ -1,0 +1,64 @@
+"""Supernet files: load a supernet.pth with its search space, extract a compact sub-network."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gancompress.compress.space import SearchSpace
+from gancompress.compress.tasks import space_from_meta, space_to_meta
+from gancompress.errors import UserError
+from gancompress.files import file_fingerprint
+from gancompress.metrics.cost import count_macs
+from gancompress.models.checkpoint import generator_from_object, safe_load, save_generator
+from gancompress.models.elastic import ElasticGenerator, compact
+
+# ----------------------------------------------------------------------------------------------
+# Supernet files and extraction
+
+
+def load_supernet(path: str | Path, device: str | torch.device = "cpu"
+                  ) -> tuple[ElasticGenerator, SearchSpace, dict[str, Any]]:
+    """(supernet, its search space, its metadata) from a supernet.pth written by the supernet
+    or finetune stage."""
+    obj = safe_load(path)
+    model, _ = generator_from_object(obj, name=str(path))
+    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
+    if not isinstance(meta, dict) or "space" not in meta:
+        raise UserError(f"{path} is not a supernet (its metadata names no search space); give a "
+                        f"supernet.pth written by `gancompress supernet` or `compress`")
+    return model.to(device).eval(), space_from_meta(meta["space"]), meta
+
+
+def extract(supernet: ElasticGenerator, space: SearchSpace, config: str
+            ) -> tuple[ElasticGenerator, dict[str, int]]:
+    """The standalone compact generator of sub-network `config` (weights cropped, no copy of
+    the supernet's other channels); compact(g, w)(x) == g@w(x)."""
+    widths = space.widths(space.decode(config))
+    return compact(supernet, widths).eval(), widths
+
+
+def extract_file(supernet_path: str | Path, config: str, out: str | Path, force: bool = False,
+                 extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the compact model of `config` to `out` (refuses to overwrite unless `force`)."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists; choose another --out or pass --force")
+    supernet, space, meta = load_supernet(supernet_path)
+    if meta.get("finetuned_config") and meta["finetuned_config"] != config:
+        raise UserError(f"{supernet_path} was fine-tuned for sub-network "
+                        f"{meta['finetuned_config']}, not {config}; extract that one, or extract "
+                        f"{config} from the supernet before fine-tuning")
+    model, widths = extract(supernet, space, config)
+    size = (1, model.arch["in_channels"], 256, 256)
+    info = {"kind": "compact", "config": config, "widths": widths,
+            "supernet": str(Path(supernet_path).resolve()),
+            "supernet_sha256": file_fingerprint(supernet_path),
+            "space": space_to_meta(space), "teacher": meta.get("teacher"),
+            "macs_256": count_macs(model, size), **(extra_meta or {})}
+    if "config" in meta:  # the training config of the supernet: data settings for later use
+        info["train_config"] = meta["config"]
+    save_generator(model, out, meta=info)
+    return info
+

@@ -1,0 +1,1 @@
+"""Training wing: the one training loop, its tasks and the GAN losses."""
