@@ -98,7 +98,7 @@ def main() -> None:
     if args.no_latency_model:
         return
     supernet = ResnetGenerator(ngf=64, conv="separable").eval()
-    space = SearchSpace.from_name("channels-64-cycleGAN")
+    space = SearchSpace.for_model(teacher, "channels-64-cycleGAN")
     config = space.decode(CONFIG)
     for backend in [b for b in args.lat_backend.split(",") if b]:
         with tempfile.TemporaryDirectory() as cache:

@@ -11,13 +11,14 @@ import torch
 from PIL import Image
 
 from gancompress.compress.pipeline import compress, compress_config
+from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import load_supernet
-from gancompress.compress.tasks import DistillTask, SupernetTask, resolve_space
+from gancompress.compress.tasks import DistillTask, SupernetTask
 from gancompress.config import Config, apply_overrides
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import load_generator, save_generator
 from gancompress.models.elastic import using_widths
-from gancompress.models.resnet import ResnetGenerator
+from gancompress.models.resnet import ResnetGenerator, decode_config
 
 TINY = ["compress.space=8,4", "compress.held_out=4", "compress.supernet_epochs=1",
         "compress.supernet_epochs_decay=0", "compress.finetune_epochs=1",
@@ -80,7 +81,7 @@ def test_teacher_frozen_and_student_trained(workspace):
 
 def test_uniform_sampling_stays_in_space(workspace):
     task = _task(workspace, SupernetTask)
-    space = resolve_space("8,4")
+    space = SearchSpace.for_model(ResnetGenerator(), "8,4")
     allowed = [space.widths(c) for c in space.all()]
     random.seed(0)
     drawn = [task.step_widths() for _ in range(50)]
@@ -146,7 +147,7 @@ def test_original_pipeline(workspace, tmp_path):
     mobile = load_generator(out / "mobile" / "student.pth")
     assert mobile.arch["conv"] == "separable" and mobile.max_widths["stem"] == 8
     student = load_generator(out / "distill" / "student.pth")
-    assert student.max_widths == resolve_space("8,4").widths([8] * 8)
+    assert student.max_widths == SearchSpace.for_model(ResnetGenerator(), "8,4").widths([8] * 8)
     supernet_cfg = json.loads((out / "supernet" / "config.json").read_text())["compress"]
     assert supernet_cfg["teacher"] == str((out / "mobile" / "student.pth").resolve())
     assert supernet_cfg["init_from_run"] == str((out / "distill").resolve())
@@ -215,7 +216,7 @@ def test_distribution_scorer_hook():
         def score(self, images):
             return float(torch.cat(list(images)).mean())
 
-    space = SearchSpace("tiny", ((8, 4),) * 8)
+    space = SearchSpace("tiny", ((8, 4),) * 8, decode_config)
     supernet = ResnetGenerator(ngf=8, n_blocks=3, conv="separable").eval()
     sources = [torch.rand(2, 3, 32, 32) * 2 - 1]
     scorer = DistributionScorer(supernet, space, sources, MeanMetric(), name="fid")

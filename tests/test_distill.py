@@ -6,15 +6,17 @@ import torch
 
 from gancompress.compress.distill import (
     FeatureMappings,
-    channel_axes,
-    channel_importance,
     distillation_loss,
     freeze,
-    l1_prune,
-    permute_channels,
     reconstruction_loss,
 )
-from gancompress.models.elastic import using_widths
+from gancompress.compress.prune import channel_importance, l1_prune, permute_channels
+from gancompress.models.elastic import (
+    ElasticConv2d,
+    ElasticConvTranspose2d,
+    channel_axes,
+    using_widths,
+)
 from gancompress.models.resnet import ResnetGenerator
 
 
@@ -86,7 +88,7 @@ def test_permutation_preserves_function(conv, norm):
     for key, tensor in g.state_dict().items():
         image_facing = key in ("head.weight", "stem.conv.weight")
         if tensor.dim() == 4 and not image_facing and "depthwise" not in key:
-            assert {d for d, _, _ in axes[key]} == {0, 1}, key
+            assert {d for d, _ in axes[key]} == {0, 1}, key
 
 
 def test_l1_prune_keeps_largest_norm_channels():
@@ -117,11 +119,15 @@ def test_pruned_model_equals_parent_without_other_channels(conv):
     small, kept = l1_prune(parent, widths)
     masked = ResnetGenerator(ngf=8, n_blocks=3, conv=conv).eval()
     state = parent.state_dict()
-    for key, entries in channel_axes(parent).items():
-        for dim, group, role in entries:
-            if role == "out":
-                drop = [c for c in range(state[key].shape[dim]) if c not in kept[group]]
-                state[key] = state[key].index_fill(dim, torch.tensor(drop, dtype=torch.long), 0.0)
+    for name, m in parent.named_modules():  # zero the filters (and biases) that produce dropped channels
+        if not isinstance(m, (ElasticConv2d, ElasticConvTranspose2d)) or m.group is None:
+            continue
+        dim = 1 if isinstance(m, ElasticConvTranspose2d) else 0
+        drop = torch.tensor([c for c in range(m.weight.shape[dim]) if c not in kept[m.group]],
+                            dtype=torch.long)
+        state[f"{name}.weight"] = state[f"{name}.weight"].index_fill(dim, drop, 0.0)
+        if m.bias is not None:
+            state[f"{name}.bias"] = state[f"{name}.bias"].index_fill(0, drop, 0.0)
     masked.load_state_dict(state)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():

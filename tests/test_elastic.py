@@ -111,7 +111,8 @@ def test_recalibrate_bn_matches_batch_statistics():
     model = build_generator("resnet", ngf=8, n_blocks=3, norm="batch")
     widths = {"stem": 4, "down1": 8, "trunk": 16}
     batches = [torch.rand(4, 3, 32, 32) * 2 - 1 for _ in range(3)]
-    recalibrate_bn(model, batches, widths)
+    with using_widths(model, widths):
+        recalibrate_bn(model, batches)
     # stem BN statistics after calibration = mean of the stem conv outputs over all batches
     with torch.no_grad(), using_widths(model, widths):
         pre = torch.cat([model.stem.conv(model.stem.pad(b)) for b in batches])

@@ -7,14 +7,13 @@ import torch
 from gancompress.cli import main
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import extract_file
-from gancompress.compress.tasks import space_to_meta
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs
 from gancompress.models.checkpoint import load_generator, save_generator
 from gancompress.models.elastic import using_widths
-from gancompress.models.resnet import ResnetGenerator
+from gancompress.models.resnet import ResnetGenerator, decode_config
 
-SPACE = SearchSpace("tiny", ((8, 6, 4),) * 8)
+SPACE = SearchSpace("tiny", ((8, 6, 4),) * 8, decode_config)
 
 
 @pytest.fixture()
@@ -24,7 +23,7 @@ def supernet_file(tmp_path):
     for p in supernet.parameters():  # trained-looking weights, not the zero-bias init
         p.data.normal_(0, 0.2)
     path = tmp_path / "supernet.pth"
-    save_generator(supernet, path, meta={"kind": "supernet", "space": space_to_meta(SPACE)})
+    save_generator(supernet, path, meta={"kind": "supernet", "space": SPACE.to_meta()})
     return supernet.eval(), path
 
 

@@ -11,7 +11,7 @@ from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs
 from gancompress.models.elastic import using_widths
-from gancompress.models.resnet import ResnetGenerator
+from gancompress.models.resnet import ResnetGenerator, decode_config
 
 SIZE = (1, 3, 64, 64)
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def built(tmp_path_factory):
     """ngf 8 at 64 px, torch backend, one thread: the size the search tests use."""
     model = ResnetGenerator(ngf=8, conv="separable").eval()
-    space = SearchSpace.uniform(8, fractions=(1, 0.5))
+    space = SearchSpace.uniform(ResnetGenerator(), 8, fractions=(1, 0.5))
     cache = tmp_path_factory.mktemp("latency-cache")
     latency = LatencyModel.load_or_build(model, space, SIZE, backend="torch", cache_dir=cache,
                                          threads=1)
@@ -76,7 +76,7 @@ def test_fastest_and_budget(built):
 
 def test_onnxruntime_backend_and_bad_backend(tmp_path):
     model = ResnetGenerator(ngf=4, n_blocks=3, conv="separable").eval()
-    space = SearchSpace("two", ((4, 2),) + ((4,),) * 7)
+    space = SearchSpace("two", ((4, 2),) + ((4,),) * 7, decode_config)
     latency = LatencyModel.load_or_build(model, space, (1, 3, 32, 32), backend="onnxruntime",
                                          cache_dir=tmp_path, threads=1, runs=3)
     assert latency.fit["backend"] == "onnxruntime" and len(latency.fit["measured"]) == 2

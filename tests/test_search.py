@@ -23,9 +23,9 @@ from gancompress.compress.search import (
 from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs
-from gancompress.models.resnet import ResnetGenerator
+from gancompress.models.resnet import ResnetGenerator, decode_config
 
-SPACE = SearchSpace("tiny", ((8, 4),) * 8)  # 256 configs of an ngf-8 generator
+SPACE = SearchSpace("tiny", ((8, 4),) * 8, decode_config)  # 256 configs of an ngf-8 generator
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from gancompress.models.resnet import ResnetGenerator, decode_config, encode_con
 @pytest.mark.parametrize("name,size", [("channels-48", 5184), ("channels-64-cycleGAN", 390625),
                                        ("channels-64-pix2pix", 5764801), ("channels-32", 3 ** 8)])
 def test_published_space_sizes(name, size):
-    assert SearchSpace.from_name(name).size == size
+    assert SearchSpace.for_model(ResnetGenerator(), name).size == size
 
 
 def test_decode_matches_reference_table():
@@ -28,7 +28,7 @@ def test_six_number_form():
 
 @pytest.mark.parametrize("name", ["channels-48", "channels-64-pix2pix"])
 def test_encode_decode_round_trip_random(name):
-    space = SearchSpace.from_name(name)
+    space = SearchSpace.for_model(ResnetGenerator(), name)
     rng = random.Random(0)
     for _ in range(50):
         config = space.sample(rng)
@@ -38,7 +38,7 @@ def test_encode_decode_round_trip_random(name):
 
 
 def test_invalid_position_names_allowed_values():
-    space = SearchSpace.from_name("channels-48")
+    space = SearchSpace.for_model(ResnetGenerator(), "channels-48")
     with pytest.raises(UserError, match=r"position 2 is 24, allowed values .* 48, 40, 32"):
         space.decode("48_48_24_48_48_48_48_48")
     with pytest.raises(UserError, match="position 1 is 'x'"):
@@ -53,6 +53,6 @@ def test_widths_encode_requires_multiples():
 
 
 def test_largest_in_space_is_student_supernet():
-    space = SearchSpace.from_name("channels-48")
+    space = SearchSpace.for_model(ResnetGenerator(), "channels-48")
     model = ResnetGenerator(conv="separable", ngf=48)
     assert space.widths(space.largest()) == model.max_widths

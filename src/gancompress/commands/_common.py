@@ -10,33 +10,67 @@ from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticGenerator
 
 
+def _arch_options() -> dict[str, tuple[type, set[str]]]:
+    """Constructor argument name -> (type, families taking it), over every registered family."""
+    import inspect
+
+    from gancompress.models import GENERATORS
+
+    options: dict[str, tuple[type, set[str]]] = {}
+    for family, cls in GENERATORS.items():
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name in ("self", "widths") or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            default = param.default
+            kind = type(default) if isinstance(default, (bool, int, float, str)) else str
+            options.setdefault(name, (kind, set()))[1].add(family)
+    return options
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options that describe a ResNet generator on the command line instead of a checkpoint."""
+    """Options that describe a generator on the command line instead of a checkpoint: --arch
+    FAMILY, then the family's own constructor arguments as --kebab-case options (derived from
+    the registered classes' signatures, so a new family needs no edit here)."""
+    from gancompress.models import GENERATORS
+
     group = parser.add_argument_group("architecture (when MODEL is not given)")
-    group.add_argument("--arch", default="resnet", help="generator architecture (default: resnet)")
-    group.add_argument("--conv", choices=["dense", "separable"], default="dense",
-                       help="dense = full model, separable = mobile / compressed model")
-    group.add_argument("--ngf", type=int, default=64, help="base width (default 64)")
-    group.add_argument("--n-blocks", type=int, default=9, help="residual blocks (default 9)")
-    group.add_argument("--norm", choices=["instance", "batch"], default="instance")
+    families = list(GENERATORS)
+    group.add_argument("--arch", default=families[0], choices=families,
+                       help=f"generator family (default: {families[0]})")
     group.add_argument("--widths", metavar="CONFIG",
-                       help="published config string, e.g. 16_16_32_16_32_32_16_16")
-    group.add_argument("--in-channels", type=int, default=3)
-    group.add_argument("--out-channels", type=int, default=3)
+                       help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
+    for name, (kind, owners) in sorted(_arch_options().items()):
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"arch_{name}", default=None,
+                           type=_parse_bool if kind is bool else kind, metavar=kind.__name__.upper(),
+                           help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 
 def model_from_args(args: argparse.Namespace, device: str = "cpu") -> ElasticGenerator:
     """The generator named by args.model (a checkpoint) or built from the architecture options."""
-    from gancompress.models import build_generator
+    from gancompress.models import build_generator, generator_class
     from gancompress.models.checkpoint import load_generator
 
+    given = {k[5:]: v for k, v in vars(args).items() if k.startswith("arch_") and v is not None}
     if getattr(args, "model", None):
+        if given or args.widths:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in given) or "--widths"
+            raise UserError(f"{flags}: architecture options describe a model when no MODEL file "
+                            f"is given; a checkpoint carries its own architecture")
         return load_generator(args.model, device=device)
-    if args.arch != "resnet":
-        raise UserError(f"--arch {args.arch!r} is not available on the command line; known: resnet")
-    return build_generator("resnet", in_channels=args.in_channels, out_channels=args.out_channels,
-                           ngf=args.ngf, n_blocks=args.n_blocks, conv=args.conv, norm=args.norm,
-                           widths=args.widths).to(device).eval()
+    cls = generator_class(args.arch)
+    model = build_generator(args.arch, **cls.arch_args(given))
+    if args.widths:
+        model = build_generator(args.arch, **{**model.arch,
+                                              "widths": model.widths_from_config(args.widths)})
+    return model.to(device).eval()
 
 
 def print_json(obj: Any) -> None:

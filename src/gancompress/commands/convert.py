@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_generator(args.input)
     save_generator(model, out, meta={"converted_from": str(args.input),
                                      "source_format": model.source_format})
-    print(f"read {args.input} as {model.source_format}: {model.arch_name} {model.arch['conv']}, "
-          f"{model.arch['n_blocks']} blocks, widths {model.arch['widths']}, "
-          f"{count_params(model):,} params")
+    args_text = ", ".join(f"{k}={v}" for k, v in model.arch.items() if k != "widths")
+    print(f"read {args.input} as {model.source_format}: {model.arch_name} ({args_text}), "
+          f"widths {model.arch['widths']}, {count_params(model):,} params")
     print(f"wrote {out}")
     return 0

@@ -41,6 +41,7 @@ from gancompress.commands.stats import (
     report_warnings,
 )
 from gancompress.errors import UserError
+from gancompress.metrics.quality import psnr_uint8
 
 METRICS = ("fid", "kid", "miou", "psnr", "macs", "latency")
 DATA_METRICS = ("fid", "kid", "miou", "psnr")
@@ -102,19 +103,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if w < 1 or h < 1:
         raise UserError(f"--miou-size {text!r}: width and height must be positive")
     return h, w
-
-
-def psnr_uint8(fake: torch.Tensor, target: torch.Tensor) -> list[float]:
-    """Per-image PSNR (dB) between uint8 versions (published truncation) of two batches."""
-    from gancompress.metrics.fid import to_uint8_tensor
-
-    a = to_uint8_tensor(fake).double()
-    b = to_uint8_tensor(target.to(fake.device)).double()
-    if a.shape != b.shape:
-        raise UserError(f"psnr: generated images {tuple(a.shape)} and targets {tuple(b.shape)} "
-                        f"differ in shape")
-    mse = ((a - b) ** 2).flatten(1).mean(1)
-    return [math.inf if m == 0 else 10 * math.log10(255.0 ** 2 / m) for m in mse.tolist()]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -87,13 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--size {args.size[0]} {args.size[1]}: height and width must be "
                         f"positive multiples of 4 (two stride-2 stages)")
     model = load_generator(args.model)
-    if args.widths:
-        from gancompress.models.resnet import decode_config
-
-        if model.arch_name != "resnet":
-            raise UserError("--widths takes a ResNet config string; this generator is "
-                            f"{model.arch_name}")
-        model = compact(model, decode_config(args.widths)).eval()
+    if args.widths:  # the config string of the model's own family
+        model = compact(model, model.widths_from_config(args.widths)).eval()
     size = (1, int(model.arch.get("in_channels", 3)), *args.size)
     meta_extra = {"source": Path(args.model).name,
                   "source_format": getattr(model, "source_format", None)}

@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "optionally measure its latency at batch 1.")
     p.add_argument("model", nargs="?", help="generator checkpoint (any supported format)")
     add_arch_arguments(p)
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256),
-                   help="input height and width (default 256 256)")
+    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+                   help="input height and width (default: the family's reference size, e.g. "
+                        "256 256 for ResNet)")
     p.add_argument("--latency", action="store_true", help="also measure latency (batch 1)")
     p.add_argument("--runs", type=int, default=10, help="timed runs for --latency (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up runs for --latency (default 3)")
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = model_from_args(args, device=args.device)
-    size = (1, model.arch["in_channels"], *args.size)
+    size = model.input_size(args.size)
     published, true = count_macs_both(model, size)
     result = {"arch": model.arch_name, "conv": model.arch.get("conv"),
               "widths": model.arch.get("widths"), "input_size": list(size),
@@ -50,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.latency and backends != ["torch"]:
         _measure_backends(args, model, size, backends, result)
     elif args.latency:
-        example = torch.rand(size, device=args.device) * 2 - 1
-        lat = measure_latency(model, example, warmup=args.warmup, runs=args.runs,
+        lat = measure_latency(model, size, warmup=args.warmup, runs=args.runs,
                               device=args.device)
         result["latency_ms"] = lat["median_ms"]
         result["latency"] = lat

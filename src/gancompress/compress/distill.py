@@ -9,23 +9,18 @@ first k input channels of its weight, as every other layer does.
 
 Reconstruction (sec. 3.1): paired data -> L1 to the ground truth; unpaired data -> L1 to the
 teacher's output (which turns unpaired learning into paired learning).
-
-L1-norm channel pruning (the original pipeline's student initialisation): rank the output
-channels of every width group by the L1 norm of their filters, permute the parent so the most
-important channels come first (a function-preserving reordering), then crop with `compact()`.
-The pruned model therefore equals the parent with the other channels removed.
+L1-norm channel pruning lives in prune.py.
 """
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.models.elastic import ElasticConv2d, ElasticGenerator, compact
+from gancompress.models.elastic import ElasticConv2d, ElasticGenerator
 
 # ----------------------------------------------------------------------------------------------
 # Feature distillation
@@ -92,132 +87,3 @@ def freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-# ----------------------------------------------------------------------------------------------
-# Channel bookkeeping and L1-norm pruning
-
-# An axis entry: (tensor dimension, width group, role). role "out": the tensor *produces* that
-# group's channels along the dimension (a filter per channel); "in": it consumes them.
-Axis = tuple[int, str, str]
-
-
-def resnet_channel_axes(model: ElasticGenerator) -> dict[str, list[Axis]]:
-    """Which dimension of which tensor of a ResnetGenerator carries which width group.
-
-    Layout in models/resnet.py: conv weights are (out, in, k, k), conv-transpose weights
-    (in, out, k, k), depthwise weights (C, 1, k, k) with C the *input* group.
-    """
-    state = model.state_dict()
-    axes: dict[str, list[Axis]] = {}
-
-    def add(key: str, dim: int, group: str, role: str) -> None:
-        if key in state:
-            axes.setdefault(key, []).append((dim, group, role))
-
-    def conv(prefix: str, out_group: str | None, in_group: str | None, transpose: bool = False):
-        o, i = (1, 0) if transpose else (0, 1)
-        if out_group:
-            add(f"{prefix}.weight", o, out_group, "out")
-            add(f"{prefix}.bias", 0, out_group, "out")
-        if in_group:
-            add(f"{prefix}.weight", i, in_group, "in")
-
-    def norm(prefix: str, group: str) -> None:
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            add(f"{prefix}.{name}", 0, group, "out")
-
-    def separable(prefix: str, out_group: str, in_group: str) -> None:
-        add(f"{prefix}.depthwise.weight", 0, in_group, "in")
-        add(f"{prefix}.depthwise.bias", 0, in_group, "in")
-        norm(f"{prefix}.norm", in_group)
-        conv(f"{prefix}.pointwise", out_group, in_group)
-
-    from gancompress.models.resnet import block_group
-
-    conv("stem.conv", "stem", None)
-    norm("stem.norm", "stem")
-    conv("down1.conv", "down1", "stem")
-    norm("down1.norm", "down1")
-    conv("down2.conv", "trunk", "down1")
-    norm("down2.norm", "trunk")
-    n_blocks = model.arch["n_blocks"]
-    for b in range(n_blocks):
-        hidden, p = block_group(b, n_blocks), f"blocks.{b}"
-        if model.arch["conv"] == "separable":
-            separable(f"{p}.conv1", hidden, "trunk")
-            separable(f"{p}.conv2", "trunk", hidden)
-        else:
-            conv(f"{p}.conv1", hidden, "trunk")
-            conv(f"{p}.conv2", "trunk", hidden)
-        norm(f"{p}.norm1", hidden)
-        norm(f"{p}.norm2", "trunk")
-    conv("up1.conv", "up1", "trunk", transpose=True)
-    norm("up1.norm", "up1")
-    conv("up2.conv", "up2", "up1", transpose=True)
-    norm("up2.norm", "up2")
-    conv("head", None, "up2")
-    return axes
-
-
-CHANNEL_AXES = {"resnet": resnet_channel_axes}
-
-
-def channel_axes(model: ElasticGenerator) -> dict[str, list[Axis]]:
-    if model.arch_name not in CHANNEL_AXES:
-        raise UserError(f"L1-norm channel pruning is not available for {model.arch_name} "
-                        f"generators (known: {', '.join(CHANNEL_AXES)}); use the fast pipeline")
-    return CHANNEL_AXES[model.arch_name](model)
-
-
-def channel_importance(model: ElasticGenerator) -> dict[str, torch.Tensor]:
-    """Per group, the L1 norm of each output channel's filter, summed over the group's producers.
-
-    Every layer that writes a group's channels votes (for the trunk: the 2nd downsampling conv
-    and the last conv of every residual block); each layer's norms are divided by their mean so
-    that layers of different scale count equally.
-    """
-    state = model.state_dict()
-    scores: dict[str, torch.Tensor] = {}
-    for key, entries in channel_axes(model).items():
-        tensor = state[key]
-        if tensor.dim() != 4:
-            continue  # filters only: biases and norm parameters do not vote
-        for dim, group, role in entries:
-            if role != "out":
-                continue
-            norms = tensor.detach().abs().transpose(0, dim).flatten(1).sum(1).double()
-            norms = norms / norms.mean().clamp_min(1e-12)
-            scores[group] = scores[group] + norms if group in scores else norms
-    return scores
-
-
-def permute_channels(model: ElasticGenerator, orders: Mapping[str, torch.Tensor]
-                     ) -> ElasticGenerator:
-    """Copy of `model` with each group's channels reordered (new channel j = old orders[g][j]).
-
-    Function-preserving: producers and consumers of a group are permuted together.
-    """
-    state = model.state_dict()
-    new_state = {}
-    for key, tensor in state.items():
-        for dim, group, _role in channel_axes(model).get(key, []):
-            if group in orders:
-                tensor = tensor.index_select(dim, orders[group].to(tensor.device))
-        new_state[key] = tensor.clone()
-    out = copy.deepcopy(model)
-    out.load_state_dict(new_state)
-    return out
-
-
-def l1_prune(parent: ElasticGenerator, widths: Mapping[str, int]
-             ) -> tuple[ElasticGenerator, dict[str, list[int]]]:
-    """Narrower copy of `parent` keeping, per group, the channels with the largest L1 norm.
-
-    Returns (pruned model, kept channel indices of the parent per group, most important first).
-    """
-    widths = parent.check_widths(widths)
-    importance = channel_importance(parent)
-    orders = {g: torch.argsort(s, descending=True, stable=True) for g, s in importance.items()}
-    kept = {g: orders[g][: widths[g]].tolist() for g in orders}
-    return compact(permute_channels(parent, orders), widths), kept

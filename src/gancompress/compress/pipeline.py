@@ -37,7 +37,7 @@ from gancompress.compress.scoring import ReconstructionScorer
 from gancompress.compress.search import EvolutionSettings, run_search
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import extract_file, load_supernet
-from gancompress.compress.tasks import load_teacher, resolve_space, space_to_meta
+from gancompress.compress.tasks import load_teacher
 from gancompress.config import PRESETS, Config, apply_overrides, diff, validate
 from gancompress.errors import UserError
 from gancompress.files import atomic_write_text, file_fingerprint
@@ -45,7 +45,6 @@ from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import safe_load
 from gancompress.models.elastic import ElasticGenerator
-from gancompress.models.resnet import encode_config
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
 Log = Callable[[str], None]
@@ -157,7 +156,7 @@ def check_teacher_and_data(cfg: Config, device: torch.device | str = "cpu") -> E
                             f"images ({Path(item[side + '_path']).name}) but the teacher "
                             f"{'takes' if side == 'source' else 'makes'} 1-channel images; give "
                             f"the data the teacher was trained on")
-    resolve_space(cfg.compress.space)
+    SearchSpace.for_model(teacher, cfg.compress.space)
     return teacher
 
 
@@ -168,12 +167,11 @@ def _is_colour(image: torch.Tensor, tolerance: float = 0.05) -> bool:
 
 def supernet_skeleton(cfg: Config, teacher: ElasticGenerator, space: SearchSpace
                       ) -> ElasticGenerator:
-    """An (untrained) supernet of the configured space: for costs before training."""
-    t = teacher.arch
+    """An (untrained) supernet of the configured space, of the teacher's family: for costs
+    before training."""
     widths = space.widths(space.largest())
-    return build_generator("resnet", in_channels=t["in_channels"], out_channels=t["out_channels"],
-                           ngf=widths["stem"], n_blocks=t["n_blocks"],
-                           conv=cfg.compress.student_conv, norm=t["norm"], widths=widths).eval()
+    return build_generator(teacher.arch_name,
+                           **teacher.student_arch(cfg.compress.student_conv, widths)).eval()
 
 
 def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: Budget,
@@ -190,8 +188,8 @@ def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
                  device: torch.device | str) -> float:
     if budget.kind == "latency":
         from gancompress.metrics.cost import measure_latency
-        example = torch.rand(input_size(cfg), device=device) * 2 - 1
-        return measure_latency(teacher, example, warmup=3, runs=10, device=device)["median_ms"]
+        return measure_latency(teacher, input_size(cfg), warmup=3, runs=10,
+                               device=device)["median_ms"]
     return float(count_macs(teacher, input_size(cfg)))
 
 
@@ -325,7 +323,7 @@ def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
     scorer = make_scorer(cfg, supernet, space, teacher, held_out, device)
     teacher_score = scorer.evaluate(teacher) if teacher is not None else None
     identity = {"supernet_sha256": file_fingerprint(supernet_path),
-                "space": space_to_meta(space), "input_size": list(input_size(cfg)),
+                "space": space.to_meta(), "input_size": list(input_size(cfg)),
                 **scorer.identity()}
     settings = EvolutionSettings(c.population, c.parents, c.mutants, c.crossovers,
                                  c.mutate_prob, c.generations)
@@ -401,7 +399,7 @@ class Pipeline:
         writing nothing; returns the held-out names it would use."""
         self.device = _device(self.cfg)
         self.teacher = check_teacher_and_data(self.cfg, self.device)
-        self.space = resolve_space(self.c.space)
+        self.space = SearchSpace.for_model(self.teacher, self.c.space)
         _check_out(self.out, self.cfg)
         if self.c.budget:
             self.budget = resolved_budget(self.cfg, self.teacher)
@@ -443,7 +441,8 @@ class Pipeline:
         if stage == "mobile":
             over.update({"compress.teacher": str(Path(c.teacher).resolve()),
                          "compress.student_conv": "separable", "compress.student_init": "fresh",
-                         "compress.student_widths": encode_config(self.teacher.arch["widths"])})
+                         "compress.student_widths": self.teacher.config_from_widths(
+                             self.teacher.max_widths)})
         elif stage == "distill":
             over.update({"compress.student_init": "prune" if c.pipeline == "original"
                          else c.student_init})

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from gancompress.compress.scoring import _psnr
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
+from gancompress.metrics.quality import psnr_per_image
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.
     for source, ref in batches:
         fake = model(source)
         l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
-        psnr += _psnr(fake, ref).sum().item()
+        psnr += psnr_per_image(fake, ref).sum().item()
         n += len(source)
     return {"l1": l1 / n, "psnr": psnr / n}
 

@@ -14,16 +14,11 @@ import torch
 from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
 from gancompress.files import file_fingerprint
-from gancompress.models.elastic import ElasticGenerator, recalibrate_bn, using_widths
+from gancompress.metrics.quality import psnr_per_image
+from gancompress.models.elastic import ElasticGenerator, sub_network
 
 # ----------------------------------------------------------------------------------------------
 # Scorers (config -> quality number)
-
-def _psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [-1, 1] (peak 1 on the [0, 1] scale)."""
-    mse = (((fake - real) / 2) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)
-
 
 class ReconstructionScorer:
     """Error of a sub-network on a fixed held-out set of (source, reference) batches.
@@ -70,18 +65,15 @@ class ReconstructionScorer:
                 if self.metric == "l1":
                     total += (fake - ref).abs().flatten(1).mean(1).sum().item()
                 else:
-                    total += _psnr(fake, ref).sum().item()
+                    total += psnr_per_image(fake, ref).sum().item()
                 count += len(source)
         finally:
             model.train(was_training)
         return total / count
 
     def __call__(self, config: Sequence[int]) -> float:
-        widths = self.space.widths(config)
-        if self.calibration is not None:
-            recalibrate_bn(self.model, self.calibration, widths)
-        with using_widths(self.model, widths):
-            return self.evaluate(self.model)
+        with sub_network(self.model, self.space.widths(config), self.calibration) as model:
+            return self.evaluate(model)
 
 
 class DistributionScorer:
@@ -95,16 +87,20 @@ class DistributionScorer:
 
     def __init__(self, model: ElasticGenerator, space: SearchSpace, sources: Sequence[torch.Tensor],
                  metric_scorer: Any, name: str = "fid", reference_name: str = "reference",
+                 calibration: Sequence[torch.Tensor] | None = None,
                  device: str | torch.device = "cpu"):
         self.model, self.space, self.metric_scorer, self.name = model, space, metric_scorer, name
         self.device = torch.device(device)
+        self.calibration = [c.to(self.device) for c in calibration] if calibration else None
         self.sources = [s.to(self.device) for s in sources]
         self.reference_name = reference_name
 
     @classmethod
     def from_statistics(cls, model: ElasticGenerator, space: SearchSpace,
                         sources: Sequence[torch.Tensor], statistics: str | Path, kind: str = "fid",
-                        device: str | torch.device = "cpu", **weights) -> DistributionScorer:
+                        device: str | torch.device = "cpu",
+                        calibration: Sequence[torch.Tensor] | None = None,
+                        **weights) -> DistributionScorer:
         """FID / KID against a reference statistics file (`gancompress stats`)."""
         if kind == "kid":
             from gancompress.metrics.kid import KIDScorer as Metric
@@ -112,7 +108,7 @@ class DistributionScorer:
             from gancompress.metrics.fid import FIDScorer as Metric
         return cls(model, space, sources, Metric(str(statistics), device=device, **weights),
                    kind, reference_name=f"{Path(statistics).name}:{file_fingerprint(statistics)}",
-                   device=device)
+                   calibration=calibration, device=device)
 
     def identity(self) -> dict[str, Any]:
         return {"metric": self.name, "reference": self.reference_name,
@@ -129,6 +125,6 @@ class DistributionScorer:
         return float(self.metric_scorer.score(fakes))
 
     def __call__(self, config: Sequence[int]) -> float:
-        with using_widths(self.model, self.space.widths(config)):
-            return self.evaluate(self.model)
+        with sub_network(self.model, self.space.widths(config), self.calibration) as model:
+            return self.evaluate(model)
 

@@ -1,29 +1,24 @@
 """Search spaces: the allowed choices per position of a config string, and their encoding.
 
-A config is a list of numbers c0..c7 (REFERENCE.md sec. 2); `SearchSpace.widths(config)` turns it
-into the per-group channel widths of the generator, `encode`/`decode` into the published string
-'16_16_32_16_32_32_16_16'. Choices are listed widest first, as published.
+A config is the list of numbers of a family's published config string (8 for ResNet and SPADE,
+10 for MUNIT, one per level for U-Net); `SearchSpace.widths(config)` turns it into the per-group
+channel widths through the generator's own codec (`model.widths_from_config`), `encode`/`decode` into
+the string '16_16_32_16_32_32_16_16'. Choices are listed widest first, as published. Named spaces
+are the family's (`model.search_spaces()`): `channels-48` means different things per family.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from gancompress.errors import UserError
-from gancompress.models import resnet
 
 Config = list[int]
-
-# Published ResNet spaces (REFERENCE.md sec. 2).
-PRESETS: dict[str, list[list[int]]] = {
-    "channels-48": [[48, 32]] * 2 + [[48, 40, 32]] * 4 + [[48, 32, 24, 16]] * 2,
-    "channels-32": [[32, 24, 16]] * 8,
-    "channels-64-cycleGAN": [[64, 48, 32, 24, 16]] * 8,
-    "channels-64-pix2pix": [[64, 56, 48, 40, 32, 24, 16]] * 8,
-}
 
 
 @dataclass(frozen=True)
@@ -32,20 +27,50 @@ class SearchSpace:
 
     name: str
     choices: tuple[tuple[int, ...], ...]
-    to_widths: Callable[[Sequence[int]], dict[str, int]] = resnet.decode_config
+    to_widths: Callable[[Sequence[int]], dict[str, int]] = field(compare=False, repr=False)
 
     @classmethod
-    def from_name(cls, name: str) -> SearchSpace:
-        if name not in PRESETS:
-            raise UserError(f"unknown search space {name!r}; known: {', '.join(PRESETS)}")
-        return cls(name, tuple(tuple(c) for c in PRESETS[name]))
+    def for_model(cls, model: Any, text: str) -> SearchSpace:
+        """A space for `model`'s family from a setting: a preset name of the family, 'a,b,c' (the
+        same choices at every position) or a JSON list of per-position lists."""
+        text = text.strip()
+        presets = model.search_spaces()
+        n = model.config_length()
+        if text in presets:
+            return cls(text, tuple(tuple(c) for c in presets[text]), model.widths_from_config)
+        try:
+            if text.startswith("["):
+                choices = [sorted({int(v) for v in pos}, reverse=True) for pos in json.loads(text)]
+            else:
+                choices = [sorted({int(v) for v in text.split(",")}, reverse=True)] * n
+        except (ValueError, TypeError, json.JSONDecodeError):
+            raise UserError(f"search space {text!r}: use a {model.arch_name} preset "
+                            f"({', '.join(presets) or 'none'}), widths such as 16,12,8, or a "
+                            f"JSON list of {n} lists") from None
+        if len(choices) != n or any(not pos or min(pos) < 1 for pos in choices):
+            raise UserError(f"search space {text!r}: a {model.arch_name} space has {n} positions "
+                            f"of positive widths")
+        name = ("custom-" + "-".join(map(str, choices[0])) if all(c == choices[0] for c in choices)
+                else "custom")
+        return cls(name, tuple(tuple(c) for c in choices), model.widths_from_config)
 
     @classmethod
-    def uniform(cls, ngf: int, fractions: Sequence[float] = (1, 0.75, 0.5, 0.375, 0.25),
-                positions: int = 8, step: int = 4) -> SearchSpace:
+    def from_meta(cls, meta: Mapping[str, Any], model: Any) -> SearchSpace:
+        """The space recorded in a supernet's metadata (`to_meta`), decoded by `model`'s family."""
+        return cls(str(meta["name"]), tuple(tuple(int(v) for v in c) for c in meta["choices"]),
+                   model.widths_from_config)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"name": self.name, "choices": [list(c) for c in self.choices]}
+
+    @classmethod
+    def uniform(cls, model: Any, ngf: int,
+                fractions: Sequence[float] = (1, 0.75, 0.5, 0.375, 0.25), step: int = 4
+                ) -> SearchSpace:
         """A space for a student of width `ngf`: each position in ngf * fractions, multiples of step."""
         values = sorted({max(step, int(round(ngf * f / step)) * step) for f in fractions}, reverse=True)
-        return cls(f"uniform-{ngf}", tuple(tuple(values) for _ in range(positions)))
+        return cls(f"uniform-{ngf}", tuple(tuple(values) for _ in range(model.config_length())),
+                   model.widths_from_config)
 
     @property
     def size(self) -> int:

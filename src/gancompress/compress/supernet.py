@@ -7,7 +7,6 @@ from typing import Any
 import torch
 
 from gancompress.compress.space import SearchSpace
-from gancompress.compress.tasks import space_from_meta, space_to_meta
 from gancompress.errors import UserError
 from gancompress.files import file_fingerprint
 from gancompress.metrics.cost import count_macs
@@ -28,7 +27,7 @@ def load_supernet(path: str | Path, device: str | torch.device = "cpu"
     if not isinstance(meta, dict) or "space" not in meta:
         raise UserError(f"{path} is not a supernet (its metadata names no search space); give a "
                         f"supernet.pth written by `gancompress supernet` or `compress`")
-    return model.to(device).eval(), space_from_meta(meta["space"]), meta
+    return model.to(device).eval(), SearchSpace.from_meta(meta["space"], model), meta
 
 
 def extract(supernet: ElasticGenerator, space: SearchSpace, config: str
@@ -55,7 +54,7 @@ def extract_file(supernet_path: str | Path, config: str, out: str | Path, force:
     info = {"kind": "compact", "config": config, "widths": widths,
             "supernet": str(Path(supernet_path).resolve()),
             "supernet_sha256": file_fingerprint(supernet_path),
-            "space": space_to_meta(space), "teacher": meta.get("teacher"),
+            "space": space.to_meta(), "teacher": meta.get("teacher"),
             "macs_256": count_macs(model, size), **(extra_meta or {})}
     if "config" in meta:  # the training config of the supernet: data settings for later use
         info["train_config"] = meta["config"]

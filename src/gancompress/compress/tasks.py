@@ -21,21 +21,25 @@ the fine-tuned config); `gancompress extract` turns a supernet into a compact mo
 """
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gancompress.compress.distill import FeatureMappings, distillation_loss, freeze, l1_prune
-from gancompress.compress.space import PRESETS as SPACE_PRESETS
+from gancompress.compress.distill import FeatureMappings, distillation_loss, freeze
+from gancompress.compress.prune import l1_prune
 from gancompress.compress.space import SearchSpace
 from gancompress.config import Config
 from gancompress.errors import UserError
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import load_generator, safe_load, save_generator
-from gancompress.models.elastic import ElasticGenerator, crop_state_dict, using_widths
+from gancompress.models.elastic import (
+    ElasticGenerator,
+    crop_state,
+    parse_config_numbers,
+    using_widths,
+)
 from gancompress.training.loop import Task, register_task
 from gancompress.training.losses import disc_loss, gen_loss
 from gancompress.training.tasks import discriminator_from_config, init_weights, set_requires_grad
@@ -44,44 +48,10 @@ from gancompress.training.tasks import discriminator_from_config, init_weights, 
 # Helpers shared with the pipeline
 
 def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> ElasticGenerator:
-    """The teacher generator, frozen (eval mode, no gradients); only ResNet generators so far."""
+    """The teacher generator, frozen (eval mode, no gradients); any registered family."""
     if not str(path):
         raise UserError("no teacher given: pass --teacher FILE (or compress.teacher=FILE)")
-    teacher = load_generator(path, device=device)
-    if teacher.arch_name != "resnet" or not hasattr(teacher, "feature_widths"):
-        raise UserError(f"teacher {path} is a {teacher.arch_name} generator; compression is "
-                        f"implemented for ResNet generators (pix2pix / CycleGAN)")
-    return freeze(teacher)
-
-
-def resolve_space(text: str) -> SearchSpace:
-    """A search space from compress.space: a preset name, 'a,b,c' (the same choices at every
-    position) or a JSON list of 8 lists (choices per position)."""
-    text = text.strip()
-    if text in SPACE_PRESETS:
-        return SearchSpace.from_name(text)
-    try:
-        if text.startswith("["):
-            choices = [sorted({int(v) for v in pos}, reverse=True) for pos in json.loads(text)]
-        else:
-            choices = [sorted({int(v) for v in text.split(",")}, reverse=True)] * 8
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise UserError(f"compress.space = {text!r}: use a preset ({', '.join(SPACE_PRESETS)}), "
-                        f"widths such as 16,12,8, or a JSON list of 8 lists") from None
-    if len(choices) != 8 or any(not pos or min(pos) < 1 for pos in choices):
-        raise UserError(f"compress.space = {text!r}: a ResNet space has 8 positions of positive "
-                        f"widths")
-    name = "custom-" + "-".join(map(str, choices[0])) if all(c == choices[0] for c in choices) \
-        else "custom"
-    return SearchSpace(name, tuple(tuple(c) for c in choices))
-
-
-def space_to_meta(space: SearchSpace) -> dict[str, Any]:
-    return {"name": space.name, "choices": [list(c) for c in space.choices]}
-
-
-def space_from_meta(meta: dict[str, Any]) -> SearchSpace:
-    return SearchSpace(str(meta["name"]), tuple(tuple(int(v) for v in c) for c in meta["choices"]))
+    return freeze(load_generator(path, device=device))
 
 
 def data_kind(config: Config) -> str:
@@ -93,30 +63,30 @@ def data_kind(config: Config) -> str:
 
 def build_student(config: Config, teacher: ElasticGenerator, widths: dict[str, int]
                   ) -> ElasticGenerator:
-    """The student at `widths` (its widest), initialised as compress.student_init says."""
-    c, t = config.compress, teacher.arch
+    """The student at `widths` (its widest), initialised as compress.student_init says; of the
+    teacher's family (`teacher.student_arch`)."""
+    c = config.compress
     init = c.student_init.strip() or "fresh"
     if init == "prune":
-        if t["conv"] != c.student_conv:
+        if teacher.arch.get("conv") != c.student_conv:
             raise UserError(f"compress.student_init=prune needs a teacher with {c.student_conv} "
-                            f"convs, but the teacher's are {t['conv']} (the original pipeline "
-                            f"prunes the mobile teacher)")
+                            f"convs, but the teacher's are {teacher.arch.get('conv')} (the original "
+                            f"pipeline prunes the mobile teacher)")
         student, _ = l1_prune(teacher, widths)
         student.requires_grad_(True)
         return student
-    student = build_generator("resnet", in_channels=t["in_channels"],
-                              out_channels=t["out_channels"], ngf=widths["stem"],
-                              n_blocks=t["n_blocks"], conv=c.student_conv, norm=t["norm"],
-                              dropout=0.0, widths=widths)
+    student = build_generator(teacher.arch_name, **teacher.student_arch(c.student_conv, widths))
     init_weights(student, config.model.init_std)
     if init == "fresh":
         return student
     source = load_generator(init)
-    for key in ("n_blocks", "conv", "norm", "in_channels", "out_channels"):
-        if source.arch.get(key) != student.arch[key]:
-            raise UserError(f"compress.student_init = {init}: its {key} is "
-                            f"{source.arch.get(key)!r}, the student needs {student.arch[key]!r}")
-    student.load_state_dict(crop_state_dict(source.state_dict(), student.state_dict()))
+    mismatched = [k for k in student.arch if k != "widths" and source.arch.get(k) != student.arch[k]]
+    if source.arch_name != student.arch_name or mismatched:
+        key = mismatched[0] if mismatched else "family"
+        raise UserError(f"compress.student_init = {init}: its {key} is "
+                        f"{source.arch.get(key, source.arch_name)!r}, the student needs "
+                        f"{student.arch.get(key, student.arch_name)!r}")
+    student.load_state_dict(crop_state(source, widths, student))
     return student
 
 
@@ -154,16 +124,15 @@ class DistillTask(Task):
         super().__init__(config, device)
         c = config.compress
         self.teacher = load_teacher(c.teacher, self.device)
-        t = self.teacher.arch
-        d = config.data
-        if (d.in_channels, d.out_channels) != (t["in_channels"], t["out_channels"]):
+        t, d = self.teacher, config.data
+        if (d.in_channels, d.out_channels) != (t.in_channels, t.out_channels):
             raise UserError(f"the data is read with {d.in_channels} input and {d.out_channels} "
-                            f"output channels, but the teacher maps {t['in_channels']} -> "
-                            f"{t['out_channels']}; set data.in_channels / data.out_channels to "
+                            f"output channels, but the teacher maps {t.in_channels} -> "
+                            f"{t.out_channels}; set data.in_channels / data.out_channels to "
                             f"the teacher's or use the teacher's data")
         self.kind = data_kind(config)
         self.paired = self.kind == "paired"
-        self.space = resolve_space(c.space)
+        self.space = SearchSpace.for_model(self.teacher, c.space)
         self.student = self.add_model("student", build_student(config, self.teacher,
                                                                self.student_widths()))
         self.mappings = self.add_model("mappings", FeatureMappings.between(self.student,
@@ -172,7 +141,7 @@ class DistillTask(Task):
         self.use_gan = c.lambda_gan > 0 and self.kind != "single"  # single folders: no real images
         self.disc = None
         if self.use_gan:
-            in_ch = d.in_channels + d.out_channels if self.paired else d.out_channels
+            in_ch = t.in_channels + t.out_channels if self.paired else t.out_channels
             self.disc = self.add_model("disc", discriminator_from_config(config, in_ch))
             self.add_optimizer("disc", self.disc.parameters())
             if c.disc_init == "teacher" and not c.init_from_run:
@@ -188,7 +157,7 @@ class DistillTask(Task):
         """Widest widths of the student network (its constructor widths)."""
         c = self.config.compress
         if c.student_widths:
-            return self.space.to_widths([int(v) for v in c.student_widths.split("_")])
+            return self.space.to_widths(parse_config_numbers(c.student_widths))
         return self.space.widths(self.space.largest())
 
     def step_widths(self) -> list[dict[str, int] | None]:
@@ -276,7 +245,7 @@ class DistillTask(Task):
 
     def export_meta(self) -> dict[str, Any]:
         return {"kind": "student", "teacher": str(Path(self.config.compress.teacher).resolve()),
-                "space": space_to_meta(self.space), "config": self.config.to_dict()}
+                "space": self.space.to_meta(), "config": self.config.to_dict()}
 
     def export(self, out_dir: Path) -> list[Path]:
         path = Path(out_dir) / "student.pth"

@@ -30,10 +30,11 @@ over eager on one thread but only 1.8x on two. torch.compile (inductor) fuses no
 into parallel loops: the fastest path on two threads, but a compiled function, not a file; ONNX
 int8 is the fastest file.
 """
-from gancompress.deploy.graph import deploy_module, model_info, psnr
+from gancompress.deploy.graph import deploy_module, model_info
 from gancompress.deploy.onnx_export import export_onnx, read_metadata
 from gancompress.deploy.runtime import open_model
 from gancompress.deploy.torchscript import export_torchscript
+from gancompress.metrics.quality import psnr
 
 __all__ = ["deploy_module", "model_info", "psnr", "export_onnx", "read_metadata", "open_model",
            "export_torchscript"]

@@ -28,7 +28,6 @@ runtimes handle well:
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 
 import torch
@@ -36,6 +35,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gancompress.errors import UserError
 from gancompress.models.elastic import (
     ElasticBatchNorm2d,
     ElasticConv2d,
@@ -303,15 +303,7 @@ def model_info(model: nn.Module, input_size: Sequence[int]) -> dict:
         info["arch_name"] = model.arch_name
         info["arch"] = {**model.arch, "widths": current_widths(model)}
         try:
-            from gancompress.models.resnet import encode_config
-            if model.arch_name == "resnet":
-                info["config"] = encode_config(current_widths(model))
-        except Exception:  # noqa: BLE001 - widths without a config-string form
+            info["config"] = model.config_from_widths(current_widths(model))
+        except (UserError, NotImplementedError):  # widths without a config-string form
             pass
     return info
-
-
-def psnr(reference: torch.Tensor, other: torch.Tensor, peak: float = 2.0) -> float:
-    """PSNR in dB between two outputs in [-1, 1] (peak-to-peak range 2); inf when identical."""
-    mse = torch.mean((reference.double() - other.double()) ** 2).item()
-    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)

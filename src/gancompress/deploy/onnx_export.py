@@ -29,9 +29,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gancompress.deploy.graph import deploy_module, model_info, psnr
+from gancompress.deploy.graph import deploy_module, model_info
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
+from gancompress.metrics.quality import psnr
 
 DEFAULT_OPSET = 18
 # Opsets each exporter can write (the dynamo exporter starts at 18; the legacy one stops at 20).

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gancompress.deploy.graph import psnr
 from gancompress.deploy.onnx_export import quiet
 from gancompress.errors import UserError
 from gancompress.imaging import list_images, read_image
+from gancompress.metrics.quality import psnr
 
 DEFAULT_TARGET_PSNR = 30.0    # dB vs fp32 the sensitivity search aims for
 DEFAULT_MIN_PSNR = 20.0       # dB vs fp32 below which an int8 export is refused

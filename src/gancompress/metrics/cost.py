@@ -69,10 +69,25 @@ def _rule_for(module: nn.Module) -> MacRule | None:
     return None
 
 
+def model_inputs(model: nn.Module, inputs: Any) -> tuple[torch.Tensor, ...]:
+    """forward() inputs from a shape (B, C, H, W) - through the generator family's
+    `example_inputs` when it has one (label maps, style codes) - a tensor, or a tuple of tensors."""
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,)
+    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, int) for v in inputs):
+        shape = tuple(int(v) for v in inputs)
+        if hasattr(model, "example_inputs"):
+            return model.example_inputs(shape[-2:], batch=shape[0])
+        param = next(model.parameters(), None)
+        return (torch.zeros(shape, device=param.device if param is not None else "cpu"),)
+    return tuple(inputs)
+
+
 @torch.no_grad()
-def count_macs_both(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 256, 256),
-                    example: torch.Tensor | None = None) -> tuple[int, int]:
-    """(published MACs, true MACs) of one forward pass on a zero input of `input_size`."""
+def count_macs_both(model: nn.Module, input_size: Any = (1, 3, 256, 256),
+                    example: Any = None) -> tuple[int, int]:
+    """(published MACs, true MACs) of one forward pass at `input_size` (a shape (B, C, H, W) or
+    the inputs themselves, see `model_inputs`)."""
     totals = [0, 0]
 
     def hook(module, inputs, output):
@@ -84,11 +99,7 @@ def count_macs_both(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 256, 
     was_training = model.training
     try:
         model.eval()
-        if example is None:
-            param = next(model.parameters(), None)
-            device = param.device if param is not None else "cpu"
-            example = torch.zeros(input_size, device=device)
-        model(example)
+        model(*model_inputs(model, input_size if example is None else example))
     finally:
         model.train(was_training)
         for h in handles:
@@ -96,7 +107,7 @@ def count_macs_both(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 256, 
     return totals[0], totals[1]
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 256, 256),
+def count_macs(model: nn.Module, input_size: Any = (1, 3, 256, 256),
                convention: str = "published") -> int:
     """MACs of one forward pass; convention 'published' (paper tables) or 'true'."""
     published, true = count_macs_both(model, input_size)
@@ -131,10 +142,11 @@ def runtime_conditions(device: torch.device | str = "cpu") -> dict[str, Any]:
     return info
 
 
-def measure_latency(fn: Callable[[], Any] | nn.Module, example: torch.Tensor | None = None,
+def measure_latency(fn: Callable[[], Any] | nn.Module, example: Any = None,
                     warmup: int = 3, runs: int = 10, device: torch.device | str | None = None,
                     min_time_s: float = 0.0) -> dict[str, Any]:
-    """Time `fn()` (or `model(example)` under no_grad): warm-up, then `runs` timed calls.
+    """Time `fn()` (or `model(*inputs)` under no_grad; `example` as in `model_inputs`): warm-up,
+    then `runs` timed calls.
 
     Each call is bracketed by a CUDA synchronize on GPU. Returns median/mean/std/min/p10/p90 in
     milliseconds plus the conditions. `min_time_s` adds runs until that much time was measured.
@@ -145,9 +157,11 @@ def measure_latency(fn: Callable[[], Any] | nn.Module, example: torch.Tensor | N
             param = next(model.parameters(), None)
             device = param.device if param is not None else torch.device("cpu")
 
+        inputs = model_inputs(model, example)
+
         def call():
             with torch.inference_mode():
-                return model(example)
+                return model(*inputs)
     else:
         call = fn
     device = torch.device(device or "cpu")

@@ -1,24 +1,31 @@
-"""Generator registry: architecture name -> elastic generator class.
+"""Generator registry: family name -> elastic generator class (the registry entry is all a caller
+needs: constructor, config-string codec, search spaces, taps, inputs, published readers).
 
-Every registered class derives from `elastic.ElasticGenerator`, keeps its constructor arguments in
-`.arch`, and so can be rebuilt from a checkpoint, compacted, profiled and exported by name.
+Adding a family = a new module with one `ElasticGenerator` subclass + one line here.
 """
 from __future__ import annotations
+
+from typing import Any
 
 from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticGenerator
 from gancompress.models.resnet import ResnetGenerator
 
 GENERATORS: dict[str, type[ElasticGenerator]] = {
-    "resnet": ResnetGenerator,
+    ResnetGenerator.arch_name: ResnetGenerator,
 }
 
 
-def build_generator(arch_name: str, **arch) -> ElasticGenerator:
-    """Instantiate a registered generator from its name and constructor arguments."""
+def generator_class(arch_name: str) -> type[ElasticGenerator]:
     if arch_name not in GENERATORS:
         raise UserError(f"unknown generator architecture {arch_name!r}; known: {', '.join(GENERATORS)}")
+    return GENERATORS[arch_name]
+
+
+def build_generator(arch_name: str, **arch: Any) -> ElasticGenerator:
+    """Instantiate a registered generator from its name and constructor arguments (checked)."""
+    cls = generator_class(arch_name)
     try:
-        return GENERATORS[arch_name](**arch)
+        return cls(**cls.arch_args(arch))
     except TypeError as err:
         raise UserError(f"bad arguments for a {arch_name} generator: {err}") from None

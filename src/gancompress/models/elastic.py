@@ -15,7 +15,8 @@ block of every tensor, giving a standalone model with `compact(g, w)(x) == g@w(x
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -26,62 +27,207 @@ from gancompress.errors import UserError
 Widths = dict[str, int]
 
 
-class ElasticConv2d(nn.Conv2d):
+# A channel axis is a concatenation of *parts*: (width group or None, widest channels). A part
+# with a group runs with that group's active width; a part without one has a fixed width. Most
+# axes have one part; a layer fed torch.cat([a, b], 1) (U-Net skips) declares two, and a linear
+# layer whose output is split (MUNIT's AdaIN parameters) declares one output part per target.
+Part = tuple["str | None", int]
+Parts = tuple[Part, ...]
+# (tensor dimension, parts) for every parameter / buffer whose size follows width groups.
+Axes = dict[str, list[tuple[int, Parts]]]
+
+
+def as_parts(spec: Any, channels: int) -> Parts:
+    """Normalise a declaration: None (fixed), a group name, or a sequence of (group, width)."""
+    if spec is None or isinstance(spec, str):
+        return ((spec, int(channels)),)
+    parts = tuple((g, int(w)) for g, w in spec)
+    if sum(w for _, w in parts) != channels:
+        raise ValueError(f"parts {parts} do not add up to {channels} channels")
+    return parts
+
+
+def part_index(parts: Parts, widths: Mapping[str, int] | None) -> torch.Tensor | None:
+    """Indices kept along an axis when each grouped part runs at widths[group] (None: all)."""
+    if not widths or all(g is None or g not in widths or widths[g] == w for g, w in parts):
+        return None
+    index, offset = [], 0
+    for group, width in parts:
+        keep = width if group is None or group not in widths else widths[group]
+        index.extend(range(offset, offset + keep))
+        offset += width
+    return torch.tensor(index, dtype=torch.long)
+
+
+class ElasticModule:
+    """Mixin of every elastic layer: its declared input parts and output group.
+
+    `using_widths` sets `active` (output width of the layer's group) and, for layers with
+    several input parts, `in_index` (which input channels of the widest weight the narrowed
+    concatenation holds). Declarations also drive `compact` and L1 pruning (`channel_axes`).
+    """
+
+    group: str | None = None
+    in_parts: Parts = ()
+    out_parts: Parts | None = None  # only for layers whose output concatenates several groups
+    active: int | None = None
+    in_index: torch.Tensor | None = None
+    out_index: torch.Tensor | None = None
+
+    def set_widths(self, widths: Mapping[str, int] | None) -> None:
+        self.active = widths[self.group] if widths and self.group in widths else None
+        self.in_index = part_index(self.in_parts, widths) if len(self.in_parts) > 1 else None
+        if self.out_parts is not None:
+            self.out_index = part_index(self.out_parts, widths)
+
+    def widths_state(self) -> tuple:
+        return self.active, self.in_index, self.out_index
+
+    def restore_widths(self, state: tuple) -> None:
+        self.active, self.in_index, self.out_index = state
+
+    def channel_axes(self) -> Axes:
+        raise NotImplementedError
+
+    def _input_weight(self, weight: torch.Tensor, dim: int, c_in: int) -> torch.Tensor:
+        """The weight's input slice for an input of c_in channels (parts honoured)."""
+        if self.in_index is not None:
+            if len(self.in_index) != c_in:
+                raise RuntimeError(f"input has {c_in} channels but the active parts "
+                                   f"{self.in_parts} give {len(self.in_index)}")
+            return weight.index_select(dim, self.in_index.to(weight.device))
+        return weight.narrow(dim, 0, c_in) if weight.shape[dim] != c_in else weight
+
+
+def _out_parts(layer: ElasticModule, channels: int) -> Parts:
+    return layer.out_parts or ((layer.group, channels),)
+
+
+class ElasticConv2d(ElasticModule, nn.Conv2d):
     """Conv2d that runs with its first `active` output channels and any input width <= in_channels.
 
+    `group`: width group of the output channels (None = fixed, e.g. the RGB head);
+    `in_group`: the group of the input channels, or `in_parts` for a concatenated input.
     A depthwise conv (groups == in == out channels) keeps one filter per input channel, so its
     output width follows the input and it needs no group.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, group: str | None = None,
-                 depthwise: bool = False, **kwargs):
+                 in_group: str | None = None, in_parts: Any = None, depthwise: bool = False, **kwargs):
         if depthwise:
             kwargs["groups"] = in_channels
             out_channels = in_channels
         super().__init__(in_channels, out_channels, kernel_size, **kwargs)
         self.group = None if depthwise else group
         self.depthwise = depthwise
-        self.active: int | None = None
+        self.in_parts = as_parts(in_parts if in_parts is not None else in_group, in_channels)
+
+    def channel_axes(self) -> Axes:
+        if self.depthwise:
+            axes = {"weight": [(0, self.in_parts)]}
+            if self.bias is not None:
+                axes["bias"] = [(0, self.in_parts)]
+            return axes
+        out = _out_parts(self, self.out_channels)
+        axes = {"weight": [(0, out)] + ([(1, self.in_parts)] if self.groups == 1 else [])}
+        if self.bias is not None:
+            axes["bias"] = [(0, out)]
+        return axes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c_in = x.shape[1]
         if self.depthwise:
             weight = self.weight[:c_in]
             bias = None if self.bias is None else self.bias[:c_in]
-            return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, c_in)
+            return self._conv_forward(x, weight, bias) if c_in == self.in_channels else \
+                F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, c_in)
         c_out = self.active or self.out_channels
-        if c_in == self.in_channels and c_out == self.out_channels:
-            weight, bias = self.weight, self.bias
-        else:
-            weight = self.weight[:c_out, : c_in // self.groups]
-            bias = None if self.bias is None else self.bias[:c_out]
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        weight, bias = self.weight, self.bias
+        if c_out != self.out_channels:
+            weight = weight[:c_out]
+            bias = None if bias is None else bias[:c_out]
+        weight = self._input_weight(weight, 1, c_in // self.groups)
+        return self._conv_forward(x, weight, bias)
 
 
-class ElasticConvTranspose2d(nn.ConvTranspose2d):
+class ElasticConvTranspose2d(ElasticModule, nn.ConvTranspose2d):
     """ConvTranspose2d (weight shape: in, out, kh, kw) narrowed to its first `active` outputs."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, group: str | None = None,
-                 **kwargs):
+                 in_group: str | None = None, in_parts: Any = None, **kwargs):
         super().__init__(in_channels, out_channels, kernel_size, **kwargs)
         self.group = group
-        self.active: int | None = None
+        self.in_parts = as_parts(in_parts if in_parts is not None else in_group, in_channels)
+
+    def channel_axes(self) -> Axes:
+        out = _out_parts(self, self.out_channels)
+        axes = {"weight": [(0, self.in_parts), (1, out)]}
+        if self.bias is not None:
+            axes["bias"] = [(0, out)]
+        return axes
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:  # noqa: D401
-        c_in = x.shape[1]
         c_out = self.active or self.out_channels
-        weight = self.weight[:c_in, :c_out]
+        weight = self._input_weight(self.weight[:, :c_out], 0, x.shape[1])
         bias = None if self.bias is None else self.bias[:c_out]
         return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding,
                                   self.groups, self.dilation)
 
 
-class ElasticBatchNorm2d(nn.BatchNorm2d):
+class ElasticLinear(ElasticModule, nn.Linear):
+    """Linear layer with elastic input (`in_group` / `in_parts`) and output.
+
+    The output is either one group (`group`, first k features) or a concatenation of parts
+    (`out_parts`, e.g. MUNIT's MLP emitting the AdaIN mean and std of every decoder layer: each
+    part follows its layer's width group, so a narrowed decoder gets exactly its parameters).
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, group: str | None = None,
+                 in_group: str | None = None, in_parts: Any = None, out_parts: Any = None,
+                 bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        self.group = group
+        self.in_parts = as_parts(in_parts if in_parts is not None else in_group, in_features)
+        self.out_parts = as_parts(out_parts, out_features) if out_parts is not None else None
+
+    def channel_axes(self) -> Axes:
+        out = _out_parts(self, self.out_features)
+        axes = {"weight": [(0, out), (1, self.in_parts)]}
+        if self.bias is not None:
+            axes["bias"] = [(0, out)]
+        return axes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        if self.out_index is not None:
+            index = self.out_index.to(weight.device)
+            weight = weight.index_select(0, index)
+            bias = None if bias is None else bias.index_select(0, index)
+        elif self.active and self.active != self.out_features:
+            weight = weight[: self.active]
+            bias = None if bias is None else bias[: self.active]
+        return F.linear(x, self._input_weight(weight, 1, x.shape[-1]), bias)
+
+
+class _ElasticNorm(ElasticModule):
+    """Norm layers follow their input width; they declare the group of their channels."""
+
+    def channel_axes(self) -> Axes:
+        parts = self.in_parts
+        return {name: [(0, parts)] for name in ("weight", "bias", "running_mean", "running_var")
+                if getattr(self, name, None) is not None}
+
+
+class ElasticBatchNorm2d(_ElasticNorm, nn.BatchNorm2d):
     """BatchNorm whose affine parameters and running statistics are sliced to the input width.
 
     Training a narrow sub-network updates only the leading slice of the running statistics; a
-    sub-network's statistics should be re-calibrated before it is scored (see `recalibrate_bn`).
+    sub-network's statistics are re-calibrated before it is scored (see `sub_network`).
     """
+
+    def __init__(self, num_features: int, *, group: str | None = None, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.in_parts = as_parts(group, num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
@@ -102,8 +248,12 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
             use_batch_stats, momentum, self.eps)
 
 
-class ElasticInstanceNorm2d(nn.InstanceNorm2d):
+class ElasticInstanceNorm2d(_ElasticNorm, nn.InstanceNorm2d):
     """InstanceNorm (affine or not) at any input width <= num_features."""
+
+    def __init__(self, num_features: int, *, group: str | None = None, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.in_parts = as_parts(group, num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
@@ -118,12 +268,15 @@ class ElasticInstanceNorm2d(nn.InstanceNorm2d):
             self.training or not self.track_running_stats, self.momentum or 0.0, self.eps)
 
 
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    """The published conventions: InstanceNorm without affine or running stats; affine BatchNorm."""
+def norm_layer(kind: str, channels: int, group: str | None = None) -> nn.Module:
+    """The published conventions: InstanceNorm without affine or running stats; affine BatchNorm.
+
+    `group` is the width group of the normalised channels (for compact / pruning).
+    """
     if kind == "instance":
-        return ElasticInstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return ElasticInstanceNorm2d(channels, group=group, affine=False, track_running_stats=False)
     if kind == "batch":
-        return ElasticBatchNorm2d(channels)
+        return ElasticBatchNorm2d(channels, group=group)
     if kind == "none":
         return nn.Identity()
     raise UserError(f"unknown norm {kind!r}; use 'instance', 'batch' or 'none'")
@@ -133,38 +286,90 @@ class SeparableConv2d(nn.Module):
     """MobileNet-style conv of the mobile generators: depthwise kxk (bias) -> norm -> pointwise 1x1.
 
     The norm between the two convs is InstanceNorm without affine in the published mobile ResNet
-    generator (REFERENCE.md sec. 2). The pointwise conv sets the output width (its `group`).
+    generator (REFERENCE.md sec. 2). The pointwise conv sets the output width (its `group`);
+    `in_group` is the group of the input channels.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, group: str | None,
-                 norm: str = "instance", bias: bool = True):
+                 in_group: str | None = None, norm: str = "instance", bias: bool = True,
+                 padding: int = 0):
         super().__init__()
         self.depthwise = ElasticConv2d(in_channels, in_channels, kernel_size, depthwise=True,
-                                       padding=0, bias=True)
-        self.norm = norm_layer(norm, in_channels)
-        self.pointwise = ElasticConv2d(in_channels, out_channels, 1, group=group, bias=bias)
+                                       in_group=in_group, padding=padding, bias=True)
+        self.norm = norm_layer(norm, in_channels, in_group)
+        self.pointwise = ElasticConv2d(in_channels, out_channels, 1, group=group, in_group=in_group,
+                                       bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.norm(self.depthwise(x)))
 
 
-def elastic_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Every (name, module) whose output width is governed by a width group."""
+def elastic_modules(model: nn.Module) -> Iterator[tuple[str, ElasticModule]]:
+    """Every (name, module) that declares channel parts (convs, linears, norms)."""
     for name, module in model.named_modules():
-        if getattr(module, "group", None) is not None and hasattr(module, "active"):
+        if isinstance(module, ElasticModule):
             yield name, module
 
 
-class ElasticGenerator(nn.Module):
-    """Base of every generator built from elastic layers.
+def elastic_layers(model: nn.Module) -> Iterator[tuple[str, ElasticModule]]:
+    """Every (name, module) whose output width is governed by a width group."""
+    for name, module in elastic_modules(model):
+        if module.group is not None or module.out_parts is not None:
+            yield name, module
 
-    Subclasses store their constructor arguments in `self.arch` (JSON-serialisable, with the
-    per-group maximum widths under "widths") so that `compact` and checkpoints can rebuild them.
+
+def channel_axes(model: nn.Module) -> Axes:
+    """state_dict key -> [(dim, parts)] for every tensor whose size follows width groups.
+
+    Derived from the layers' declarations only: no per-family tables.
+    """
+    axes: Axes = {}
+    for name, module in elastic_modules(model):
+        prefix = f"{name}." if name else ""
+        for key, entries in module.channel_axes().items():
+            axes[prefix + key] = [(dim, parts) for dim, parts in entries
+                                  if any(g is not None for g, _ in parts)]
+    return {k: v for k, v in axes.items() if v}
+
+
+class ElasticGenerator(nn.Module):
+    """Base of every generator family: the family contract (DESIGN.md, "A generator family is
+    one registry entry").
+
+    A family class owns every fact about its architecture, so pipeline, search, distillation,
+    export, profile and the CLI stay generic:
+        arch                  its constructor arguments (JSON-serialisable; per-group widest
+                              widths under "widths"); `type(g)(**g.arch)` rebuilds it
+        widths_from_config / config_from_widths   published config string <-> widths
+        search_spaces()       named search-space presets of this family (names are local)
+        feature_widths        width group of each distillation tap of forward(return_features)
+        example_inputs(size)  the inputs of forward (image, label map, style code ...)
+        reference_size        the paper's (H, W) for MAC counts
+        read_published(state) the reader of its published checkpoint formats
+        student_arch(...)     constructor arguments of a student / supernet of this family
     """
 
     arch_name: str = ""
     arch: dict
+    published_formats: str = ""     # what read_published opens, with example keys (for messages)
+    reference_size: tuple[int, int] = (256, 256)
+    size_multiple: int = 1          # inputs' H and W must be multiples of this
 
+    # -- constructor arguments ------------------------------------------------------------------
+    @classmethod
+    def arch_args(cls, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Check `args` against the constructor's signature (unknown names -> UserError)."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters
+        known = [p for p in params if p != "self"]
+        unknown = [k for k in args if k not in known]
+        if unknown:
+            raise UserError(f"unknown argument(s) {', '.join(map(repr, unknown))} for a "
+                            f"{cls.arch_name} generator; valid: {', '.join(known)}")
+        return dict(args)
+
+    # -- widths and config strings --------------------------------------------------------------
     @property
     def max_widths(self) -> Widths:
         return dict(self.arch["widths"])
@@ -182,6 +387,98 @@ class ElasticGenerator(nn.Module):
         full.update(widths)
         return full
 
+    def widths_from_config(self, config: str | Sequence[int]) -> Widths:
+        """The published config string (or its numbers) -> widths per group."""
+        raise NotImplementedError
+
+    def config_from_widths(self, widths: Mapping[str, int]) -> str:
+        """Widths per group -> the published config string."""
+        raise NotImplementedError
+
+    def config_length(self) -> int:
+        return len(parse_config_numbers(self.config_from_widths(self.max_widths)))
+
+    def search_spaces(self) -> dict[str, list[list[int]]]:
+        """Named search spaces of this family: choices per config position, widest first."""
+        return {}
+
+    # -- inputs ---------------------------------------------------------------------------------
+    @property
+    def in_channels(self) -> int:
+        return int(self.arch["in_channels"])
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.arch["out_channels"])
+
+    def check_size(self, size: Sequence[int]) -> tuple[int, int]:
+        """(H, W) of an input, checked against the family's size rule."""
+        h, w = (int(size[0]), int(size[-1]))
+        m = self.size_multiple
+        if h < m or w < m or h % m or w % m:
+            raise UserError(f"input size {h}x{w} does not suit a {self.arch_name} generator: "
+                            f"height and width must be positive multiples of {m}")
+        return h, w
+
+    def example_inputs(self, size: Sequence[int] | None = None, batch: int = 1,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Inputs of forward() at `size` (H, W; default the reference size), values in [-1, 1]."""
+        h, w = self.check_size(size or self.reference_size)
+        device = next(self.parameters()).device
+        x = torch.rand(batch, self.in_channels, h, w, generator=generator) * 2 - 1
+        return (x.to(device),)
+
+    def input_size(self, size: Sequence[int] | None = None, batch: int = 1) -> tuple[int, ...]:
+        """Shape of the first input (B, C, H, W) at `size`."""
+        return tuple(self.example_inputs(size, batch)[0].shape)
+
+    # -- distillation ---------------------------------------------------------------------------
+    @property
+    def feature_widths(self) -> list[str]:
+        """Width group of each distillation tap (forward(..., return_features=True))."""
+        raise NotImplementedError
+
+    # -- students -------------------------------------------------------------------------------
+    def student_arch(self, conv: str | None = None, widths: Mapping[str, int] | None = None
+                     ) -> dict[str, Any]:
+        """Constructor arguments of a student of this family: the teacher's, with `conv`
+        (dense / separable) and `widths`, and no dropout."""
+        arch = {**self.arch}
+        if conv is not None and "conv" in arch:
+            arch["conv"] = conv
+        if "dropout" in arch:
+            arch["dropout"] = 0.0
+        if widths is not None:
+            arch["widths"] = dict(widths)
+        return arch
+
+    # -- published checkpoints ------------------------------------------------------------------
+    @classmethod
+    def read_published(cls, obj: Any, name: str, **hints: Any
+                       ) -> tuple[ElasticGenerator, str] | None:
+        """(model, format description) from a loaded published checkpoint object of this family
+        (`tensor_dict(obj)` unwraps the usual containers), or None when it is not this family's.
+        Raise UserError when it is this family's but unusable (say what is missing)."""
+        return None
+
+    # -- deployment -----------------------------------------------------------------------------
+    def prepare_deploy(self) -> nn.Module:
+        """Module to export (e.g. with spectral norm folded); rewrites in deploy/ are generic."""
+        return self
+
+
+def parse_config_numbers(config: str | Sequence[int]) -> list[int]:
+    """'16_16_32' (or a sequence) -> [16, 16, 32]; every entry a positive integer."""
+    if not isinstance(config, str):
+        return [int(v) for v in config]
+    values = []
+    for pos, part in enumerate(config.strip().split("_")):
+        if not part.isdigit() or int(part) < 1:
+            raise UserError(f"config string {config!r}: position {pos} is {part!r}, expected a "
+                            f"positive integer")
+        values.append(int(part))
+    return values
+
 
 @contextlib.contextmanager
 def using_widths(model: nn.Module, widths: Mapping[str, int] | None) -> Iterator[nn.Module]:
@@ -192,18 +489,15 @@ def using_widths(model: nn.Module, widths: Mapping[str, int] | None) -> Iterator
     """
     if widths and isinstance(model, ElasticGenerator):
         widths = model.check_widths(widths)
-    layers = list(elastic_layers(model))
-    saved = [(m, m.active) for _, m in layers]
+    modules = [m for _, m in elastic_modules(model)]
+    saved = [(m, m.widths_state()) for m in modules]
     try:
-        for _, m in layers:
-            if widths and m.group in widths:
-                m.active = widths[m.group]
-            else:
-                m.active = None
+        for m in modules:
+            m.set_widths(widths or None)
         yield model
     finally:
         for m, previous in saved:
-            m.active = previous
+            m.restore_widths(previous)
 
 
 def current_widths(model: ElasticGenerator) -> Widths:
@@ -215,18 +509,27 @@ def current_widths(model: ElasticGenerator) -> Widths:
     return widths
 
 
-def crop_state_dict(source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
-                    ) -> dict[str, torch.Tensor]:
-    """Copy of `source` with every tensor cropped to the leading block of `target`'s shape."""
+def crop_state(model: nn.Module, widths: Mapping[str, int], target: nn.Module
+               ) -> dict[str, torch.Tensor]:
+    """`model`'s tensors cut to sub-network `widths`, keyed and shaped as `target`'s state dict.
+
+    Each declared part keeps its first k channels (k = widths[group]), so a concatenated input
+    keeps the right columns of each part.
+    """
+    source, axes = model.state_dict(), channel_axes(model)
     out = {}
-    for key, ref in target.items():
+    for key, ref in target.state_dict().items():
         if key not in source:
-            raise KeyError(key)
+            raise UserError(f"cannot crop: tensor {key} of the sub-network is not in the source")
         tensor = source[key]
-        if tensor.dim() != ref.dim() or any(s < r for s, r in zip(tensor.shape, ref.shape)):
-            raise UserError(f"cannot crop tensor {key}: source shape {tuple(tensor.shape)} is "
-                            f"smaller than target shape {tuple(ref.shape)}")
-        out[key] = tensor[tuple(slice(0, r) for r in ref.shape)].clone()
+        for dim, parts in axes.get(key, []):
+            index = part_index(parts, widths)
+            if index is not None:
+                tensor = tensor.index_select(dim, index.to(tensor.device))
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise UserError(f"cannot crop tensor {key}: {tuple(tensor.shape)} after cropping, "
+                            f"expected {tuple(ref.shape)} (a layer without width declarations?)")
+        out[key] = tensor.clone()
     return out
 
 
@@ -237,34 +540,110 @@ def compact(model: ElasticGenerator, widths: Mapping[str, int]) -> ElasticGenera
     macs(compact(g, w)) == macs(g@w).
     """
     widths = model.check_widths(widths)
-    arch = {**model.arch, "widths": widths}
-    small = type(model)(**arch)
-    small.load_state_dict(crop_state_dict(model.state_dict(), small.state_dict()))
+    small = type(model)(**{**model.arch, "widths": widths})
+    small.load_state_dict(crop_state(model, widths, small))
     small.train(model.training)
     return small.to(next(model.parameters()).device)
 
 
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches, widths: Mapping[str, int] | None = None,
-                   max_batches: int = 50) -> None:
-    """Re-estimate BatchNorm running statistics for a sub-network on training inputs.
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.track_running_stats]
 
-    Needed for BatchNorm generators (pix2pix --norm batch, SPADE): statistics accumulated while
-    the supernet sampled many widths do not match any single sub-network.
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: Iterable[Any], max_batches: int = 50) -> int:
+    """Re-estimate BatchNorm running statistics on training inputs at the current widths.
+
+    Each batch is a tensor or a tuple of forward() inputs. Returns the batches used.
     """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = batchnorms(model)
     if not bns:
-        return
+        return 0
     was_training = model.training
+    momenta = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the calibration batches
     model.train()
-    with using_widths(model, widths):
-        for i, batch in enumerate(batches):
-            if i >= max_batches:
+    used = 0
+    try:
+        for batch in batches:
+            if used >= max_batches:
                 break
-            model(batch)
-    for bn in bns:
-        bn.momentum = 0.1
-    model.train(was_training)
+            model(*batch) if isinstance(batch, (tuple, list)) else model(batch)
+            used += 1
+    finally:
+        for bn, m in zip(bns, momenta):
+            bn.momentum = m
+        model.train(was_training)
+    return used
+
+
+@contextlib.contextmanager
+def sub_network(model: nn.Module, widths: Mapping[str, int] | None,
+                calibration: Iterable[Any] | None = None, max_batches: int = 50
+                ) -> Iterator[nn.Module]:
+    """THE way to evaluate a sub-network: widths set, eval mode, and - when the model has
+    BatchNorm - running statistics re-calibrated on `calibration` training batches first
+    (statistics accumulated while a supernet sampled many widths match no single sub-network;
+    REFERENCE.md sec. 4). The model's statistics, widths and mode are restored on exit.
+
+    A BatchNorm model without calibration batches is an error: its score would be wrong.
+    """
+    bns = batchnorms(model)
+    if bns and calibration is None:
+        raise ValueError("this generator has BatchNorm: pass calibration batches (training "
+                         "inputs) to score a sub-network")
+    saved = [{k: v.clone() for k, v in bn.state_dict().items()} for bn in bns]
+    was_training = model.training
+    try:
+        with using_widths(model, widths):
+            if bns:
+                recalibrate_bn(model, calibration, max_batches)
+            model.eval()
+            yield model
+    finally:
+        for bn, state in zip(bns, saved):
+            bn.load_state_dict(state)
+        model.train(was_training)
+
+
+def calibrated_compact(model: ElasticGenerator, widths: Mapping[str, int],
+                       calibration: Iterable[Any] | None = None, max_batches: int = 50
+                       ) -> ElasticGenerator:
+    """compact(model, widths) with BatchNorm statistics re-calibrated for that sub-network."""
+    small = compact(model, widths)
+    if batchnorms(small):
+        if calibration is None:
+            raise ValueError("this generator has BatchNorm: pass calibration batches")
+        recalibrate_bn(small, calibration, max_batches)
+    return small.eval()
+
+
+def load_state_checked(model: torch.nn.Module, state: Mapping[str, torch.Tensor], name: str) -> None:
+    """load_state_dict with messages that name the tensor and both shapes."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise UserError(f"{name} does not match the architecture it describes: missing tensors "
+                        f"{missing[:5]}, unexpected tensors {unexpected[:5]}")
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise UserError(f"{name}: tensor {key} has shape {tuple(state[key].shape)}, expected "
+                            f"{tuple(ref.shape)}")
+    model.load_state_dict(state)
+
+
+def tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
+    """The tensor dict inside common wrappers ({'state_dict': ...}, {'netG': ...}), 'module.' stripped."""
+    if not isinstance(obj, Mapping):
+        return None
+    for key in ("state_dict", "netG", "generator", "model"):
+        if isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return None
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}

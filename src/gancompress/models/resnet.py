@@ -21,7 +21,9 @@ Width groups and the published 8-number config string c0_..._c7:
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -33,7 +35,10 @@ from gancompress.models.elastic import (
     ElasticGenerator,
     SeparableConv2d,
     Widths,
+    load_state_checked,
     norm_layer,
+    parse_config_numbers,
+    tensor_dict,
 )
 
 GROUPS = ("stem", "down1", "trunk", "res1", "res2", "res3", "up1", "up2")
@@ -52,7 +57,7 @@ def block_group(index: int, n_blocks: int) -> str:
 
 def decode_config(config: str | Sequence[int]) -> Widths:
     """'c0_c1_..._c7' (or the older 6-number form) -> channel widths per group."""
-    values = _parse_numbers(config)
+    values = parse_config_numbers(config)
     if len(values) == 6:  # older form: one hidden width for all blocks; c4, c5 = the two convT
         c0, c1, c2, c3, c4, c5 = values
         values = [c0, c1, c2, c3, c3, c3, c4, c5]
@@ -75,16 +80,13 @@ def encode_config(widths: Mapping[str, int]) -> str:
     return "_".join(parts)
 
 
-def _parse_numbers(config: str | Sequence[int]) -> list[int]:
-    if not isinstance(config, str):
-        return [int(v) for v in config]
-    values = []
-    for pos, part in enumerate(config.strip().split("_")):
-        if not part.isdigit() or int(part) < 1:
-            raise UserError(f"config string {config!r}: position {pos} is {part!r}, expected a "
-                            f"positive integer")
-        values.append(int(part))
-    return values
+# Published ResNet search spaces (REFERENCE.md sec. 2): choices per config position, widest first.
+SPACES: dict[str, list[list[int]]] = {
+    "channels-48": [[48, 32]] * 2 + [[48, 40, 32]] * 4 + [[48, 32, 24, 16]] * 2,
+    "channels-32": [[32, 24, 16]] * 8,
+    "channels-64-cycleGAN": [[64, 48, 32, 24, 16]] * 8,
+    "channels-64-pix2pix": [[64, 56, 48, 40, 32, 24, 16]] * 8,
+}
 
 
 class ConvNormAct(nn.Module):
@@ -94,7 +96,7 @@ class ConvNormAct(nn.Module):
         super().__init__()
         self.pad = nn.ReflectionPad2d(pad) if pad else nn.Identity()
         self.conv = conv
-        self.norm = norm_layer(norm, channels)
+        self.norm = norm_layer(norm, channels, conv.group)
         self.act = nn.ReLU(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,13 +112,15 @@ class ResidualBlock(nn.Module):
         self.pad1 = nn.ReflectionPad2d(1)
         self.pad2 = nn.ReflectionPad2d(1)
         if conv == "separable":
-            self.conv1 = SeparableConv2d(trunk, hidden, 3, group=hidden_group)
-            self.conv2 = SeparableConv2d(hidden, trunk, 3, group="trunk")
+            self.conv1 = SeparableConv2d(trunk, hidden, 3, group=hidden_group, in_group="trunk")
+            self.conv2 = SeparableConv2d(hidden, trunk, 3, group="trunk", in_group=hidden_group)
         else:
-            self.conv1 = ElasticConv2d(trunk, hidden, 3, group=hidden_group, bias=bias)
-            self.conv2 = ElasticConv2d(hidden, trunk, 3, group="trunk", bias=bias)
-        self.norm1 = norm_layer(norm, hidden)
-        self.norm2 = norm_layer(norm, trunk)
+            self.conv1 = ElasticConv2d(trunk, hidden, 3, group=hidden_group, in_group="trunk",
+                                       bias=bias)
+            self.conv2 = ElasticConv2d(hidden, trunk, 3, group="trunk", in_group=hidden_group,
+                                       bias=bias)
+        self.norm1 = norm_layer(norm, hidden, hidden_group)
+        self.norm2 = norm_layer(norm, trunk, "trunk")
         self.act = nn.ReLU(True)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -129,6 +133,10 @@ class ResnetGenerator(ElasticGenerator):
     """Elastic ResNet generator (see the module docstring for layout and width groups)."""
 
     arch_name = "resnet"
+    published_formats = ("pytorch-CycleGAN-and-pix2pix / gan-compression ResNet generators (keys "
+                         "like 'model.1.weight', 'model.10.conv_block.1.weight')")
+    reference_size = (256, 256)
+    size_multiple = 4
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  conv: str = "dense", norm: str = "instance", dropout: float = 0.0,
@@ -153,29 +161,54 @@ class ResnetGenerator(ElasticGenerator):
         bias = norm == "instance"  # conv bias iff InstanceNorm (BatchNorm has its own shift)
         self.stem = ConvNormAct(ElasticConv2d(in_channels, w["stem"], 7, group="stem", bias=bias),
                                 w["stem"], norm, pad=3)
-        self.down1 = ConvNormAct(ElasticConv2d(w["stem"], w["down1"], 3, group="down1", stride=2,
-                                               padding=1, bias=bias), w["down1"], norm)
-        self.down2 = ConvNormAct(ElasticConv2d(w["down1"], w["trunk"], 3, group="trunk", stride=2,
-                                               padding=1, bias=bias), w["trunk"], norm)
+        self.down1 = ConvNormAct(ElasticConv2d(w["stem"], w["down1"], 3, group="down1",
+                                               in_group="stem", stride=2, padding=1, bias=bias),
+                                 w["down1"], norm)
+        self.down2 = ConvNormAct(ElasticConv2d(w["down1"], w["trunk"], 3, group="trunk",
+                                               in_group="down1", stride=2, padding=1, bias=bias),
+                                 w["trunk"], norm)
         self.blocks = nn.ModuleList(
             ResidualBlock(w["trunk"], w[block_group(i, n_blocks)], block_group(i, n_blocks), conv,
                           norm, dropout, bias) for i in range(n_blocks))
-        self.up1 = ConvNormAct(ElasticConvTranspose2d(w["trunk"], w["up1"], 3, group="up1", stride=2,
-                                                      padding=1, output_padding=1, bias=bias),
+        self.up1 = ConvNormAct(ElasticConvTranspose2d(w["trunk"], w["up1"], 3, group="up1",
+                                                      in_group="trunk", stride=2, padding=1,
+                                                      output_padding=1, bias=bias),
                                w["up1"], norm)
-        self.up2 = ConvNormAct(ElasticConvTranspose2d(w["up1"], w["up2"], 3, group="up2", stride=2,
-                                                      padding=1, output_padding=1, bias=bias),
+        self.up2 = ConvNormAct(ElasticConvTranspose2d(w["up1"], w["up2"], 3, group="up2",
+                                                      in_group="up1", stride=2, padding=1,
+                                                      output_padding=1, bias=bias),
                                w["up2"], norm)
         self.head_pad = nn.ReflectionPad2d(3)
-        self.head = ElasticConv2d(w["up2"], out_channels, 7)
+        self.head = ElasticConv2d(w["up2"], out_channels, 7, in_group="up2")
         # Distillation taps (paper sec. 3.2; REFERENCE.md sec. 2): the input of the residual
         # blocks and the outputs of the blocks that end each third (3, 6, 9 for 9 blocks).
         self.tap_after = tuple(n_blocks * k // 3 - 1 for k in (1, 2, 3))
+
+    # -- the family contract --------------------------------------------------------------------
+    def widths_from_config(self, config: str | Sequence[int]) -> Widths:
+        return decode_config(config)
+
+    def config_from_widths(self, widths: Mapping[str, int]) -> str:
+        return encode_config(widths)
+
+    def config_length(self) -> int:
+        return len(GROUPS)
+
+    def search_spaces(self) -> dict[str, list[list[int]]]:
+        return {name: [list(c) for c in choices] for name, choices in SPACES.items()}
 
     @property
     def feature_widths(self) -> list[str]:
         """Width group of each distillation feature (all taps are in the residual trunk)."""
         return ["trunk"] * 4
+
+    @classmethod
+    def read_published(cls, obj: Any, name: str, **hints: Any
+                       ) -> tuple[ResnetGenerator, str] | None:
+        state = tensor_dict(obj)
+        if state is None or not any(k.startswith("model.") for k in state):
+            return None
+        return read_published_resnet(state, name)
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """(B, in, H, W) in [-1, 1] -> (B, out, H, W) in [-1, 1]; H, W multiples of 4.
@@ -191,3 +224,74 @@ class ResnetGenerator(ElasticGenerator):
                 features.append(h)
         out = torch.tanh(self.head(self.head_pad(self.up2(self.up1(h)))))
         return (out, features) if return_features else out
+
+
+# ----------------------------------------------------------------------------------------------
+# Published checkpoints (REFERENCE.md sec. 7)
+
+_BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.(\d+)\.(.+)$")
+_LAYER = re.compile(r"^model\.(\d+)\.(.+)$")
+
+
+def read_published_resnet(state: dict[str, torch.Tensor], name: str) -> tuple[ResnetGenerator, str] | None:
+    """Map pix2pix/CycleGAN/gan-compression ResNet keys onto ResnetGenerator's named modules."""
+    blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK.match(k))})
+    if not blocks or blocks != list(range(10, 10 + len(blocks))) or "model.1.weight" not in state:
+        return None  # not a ResNet generator's keys: another family's reader may know them
+    n_blocks = len(blocks)
+    separable = "model.10.conv_block.1.conv.0.weight" in state
+    batch = "model.2.running_mean" in state and "model.2.weight" in state
+    if not batch:  # stray InstanceNorm running stats written by old PyTorch versions
+        state = {k: v for k, v in state.items()
+                 if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    if separable:
+        conv2, fmt = 6, "gan-compression mobile/compressed ResNet"
+    elif "model.10.conv_block.5.weight" in state:
+        conv2, fmt = 5, "pytorch-CycleGAN-and-pix2pix ResNet (no dropout)"
+    else:
+        conv2 = 6
+        fmt = ("pytorch-CycleGAN-and-pix2pix ResNet (dropout)" if batch
+               else "gan-compression full ResNet")
+    after = 10 + n_blocks  # up1 conv, up1 norm, relu, up2 conv, up2 norm, relu, pad, head conv
+    layer_names = {1: "stem.conv", 2: "stem.norm", 4: "down1.conv", 5: "down1.norm",
+                   7: "down2.conv", 8: "down2.norm", after: "up1.conv", after + 1: "up1.norm",
+                   after + 3: "up2.conv", after + 4: "up2.norm", after + 7: "head"}
+    sub_names = {1: "conv1", 2: "norm1", conv2: "conv2", conv2 + 1: "norm2"}
+    sep_names = {"conv.0.": "depthwise.", "conv.1.": "norm.", "conv.2.": "pointwise."}
+    mapped: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if m := _BLOCK.match(key):
+            block, idx, rest = int(m.group(1)) - 10, int(m.group(2)), m.group(3)
+            if idx not in sub_names:
+                raise UserError(f"{name}: unexpected tensor {key} in a residual block")
+            if separable and idx in (1, conv2):
+                for old, new in sep_names.items():
+                    if rest.startswith(old):
+                        rest = new + rest[len(old):]
+                        break
+            mapped[f"blocks.{block}.{sub_names[idx]}.{rest}"] = tensor
+        elif (m := _LAYER.match(key)) and int(m.group(1)) in layer_names:
+            mapped[f"{layer_names[int(m.group(1))]}.{m.group(2)}"] = tensor
+        else:
+            raise UserError(f"{name}: unexpected tensor {key} for a {n_blocks}-block ResNet generator")
+
+    hidden_key = "conv1.pointwise.weight" if separable else "conv1.weight"
+    widths = {"stem": mapped["stem.conv.weight"].shape[0],
+              "down1": mapped["down1.conv.weight"].shape[0],
+              "trunk": mapped["down2.conv.weight"].shape[0],
+              "up1": mapped["up1.conv.weight"].shape[1],
+              "up2": mapped["up2.conv.weight"].shape[1]}
+    for i in range(n_blocks):
+        group, width = block_group(i, n_blocks), mapped[f"blocks.{i}.{hidden_key}"].shape[0]
+        if widths.setdefault(group, width) != width:
+            raise UserError(f"{name}: residual blocks of group {group} have different hidden widths "
+                            f"({widths[group]} and {width}); gancompress shares one width per third "
+                            f"of the blocks, as the published config strings do")
+    widths = {g: int(widths[g]) for g in GROUPS}
+    dropout = 0.5 if conv2 == 6 and batch and not separable else 0.0
+    model = ResnetGenerator(in_channels=int(mapped["stem.conv.weight"].shape[1]),
+                            out_channels=int(mapped["head.weight"].shape[0]), ngf=widths["stem"],
+                            n_blocks=n_blocks, conv="separable" if separable else "dense",
+                            norm="batch" if batch else "instance", dropout=dropout, widths=widths)
+    load_state_checked(model, mapped, name)
+    return model, fmt
