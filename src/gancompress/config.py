@@ -5,7 +5,7 @@ A `Config` groups one dataclass per concern (`data`, `model`, `loss`, `train`). 
 run can always be resumed or inspected without repeating flags.
 
     cfg = preset("pix2pix-edges2shoes-r")          # a published recipe (REFERENCE.md sec. 3)
-    cfg = apply_overrides(cfg, ["train.batch_size=8", "model.conv=separable"])
+    cfg = apply_overrides(cfg, ["train.batch_size=8", "model.generator_args.conv=separable"])
     cfg.train.lr                                               # typed attribute access
     Config.from_dict(cfg.to_dict()) == cfg                     # JSON round trip
 
@@ -81,21 +81,29 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Generator and discriminator architecture (REFERENCE.md sec. 2-3)."""
-    generator: str = option("resnet", "generator architecture (gancompress.models.GENERATORS)")
-    ngf: int = option(64, "generator base width", minimum=1)
-    n_blocks: int = option(9, "residual blocks", minimum=3)
-    conv: str = option("dense", "residual block convs: dense = full teacher, separable = the "
-                       "mobile teacher of the original GAN Compression pipeline",
-                       ("dense", "separable"))
-    norm: str = option("instance", "generator normalisation", ("instance", "batch"))
-    dropout: float = option(0.0, "dropout inside residual blocks", minimum=0.0)
+    """Generator and discriminator: a registered family and its own constructor arguments
+    (REFERENCE.md sec. 2-3). `model.generator_args.ngf=32` sets one argument; the family's
+    constructor checks them (unknown names are errors that list the valid ones)."""
+    generator: str = option("", "generator family (gancompress.models.GENERATORS; empty = the "
+                            "first registered family, the ResNet generator)")
+    generator_args: dict = option({}, "constructor arguments of the generator family, e.g. "
+                                  "ngf, n_blocks, conv (dense / separable), norm, dropout for "
+                                  "ResNet (input / output channels come from the data section)")
     disc: str = option("patch", "discriminator architecture (models.discriminators.DISCRIMINATORS)")
-    ndf: int = option(64, "discriminator base width", minimum=1)
-    disc_layers: int = option(3, "PatchGAN stride-2 layers (3 = 70x70 receptive field)", minimum=1)
-    disc_norm: str = option("instance", "discriminator normalisation",
-                            ("instance", "batch", "none"))
+    disc_args: dict = option({}, "constructor arguments of the discriminator, e.g. ndf, "
+                             "n_layers (3 = 70x70 PatchGAN), norm")
     init_std: float = option(0.02, "weights initialised from N(0, init_std)", minimum=0.0)
+
+
+# Flat model keys of earlier versions -> (dict field, argument): old run folders, checkpoints
+# and overrides such as model.ngf=32 keep working.
+LEGACY_MODEL_KEYS = {"ngf": ("generator_args", "ngf"), "n_blocks": ("generator_args", "n_blocks"),
+                     "conv": ("generator_args", "conv"), "norm": ("generator_args", "norm"),
+                     "dropout": ("generator_args", "dropout"), "ndf": ("disc_args", "ndf"),
+                     "disc_layers": ("disc_args", "n_layers"), "disc_norm": ("disc_args", "norm")}
+# Their defaults: a legacy value equal to the old default is dropped (the family's default).
+_LEGACY_DEFAULTS = {"ngf": 64, "n_blocks": 9, "conv": "dense", "norm": "instance",
+                    "dropout": 0.0, "ndf": 64, "disc_layers": 3, "disc_norm": "instance"}
 
 
 @dataclass
@@ -122,6 +130,10 @@ class TrainConfig:
     lr: float = option(2e-4, "Adam learning rate", minimum=0.0)
     beta1: float = option(0.5, "Adam beta1", minimum=0.0)
     beta2: float = option(0.999, "Adam beta2", minimum=0.0)
+    lr_disc: float = option(0.0, "discriminator learning rate (0 = train.lr; GauGAN's TTUR uses "
+                            "2x the generator's)", minimum=0.0)
+    beta1_disc: float = option(-1.0, "discriminator Adam beta1 (-1 = train.beta1)", minimum=-1.0)
+    beta2_disc: float = option(-1.0, "discriminator Adam beta2 (-1 = train.beta2)", minimum=-1.0)
     max_steps: int = option(0, "stop after this many steps (0 = run the whole schedule); the lr "
                             "schedule ignores it, so it may be raised on --resume to train in "
                             "chunks", runtime=True, minimum=0)
@@ -206,12 +218,15 @@ class Config:
 
     @classmethod
     def from_saved(cls, data: Any, source: str) -> Config:
-        """The config saved in a checkpoint's metadata, or the defaults if it is absent or from
-        an incompatible version (the caller then fills in what it needs from arguments)."""
-        try:
-            return cls.from_dict(data or {}, source=source)
-        except UserError:
+        """The config saved in a checkpoint's metadata (defaults when none was saved). A saved
+        config that cannot be read is an error naming the file: never silent defaults."""
+        if data is None:
             return cls()
+        try:
+            return cls.from_dict(data, source=source)
+        except UserError as err:
+            raise UserError(f"the settings saved in {source} cannot be read ({err}); the file "
+                            f"was written by another gancompress version or edited") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
@@ -227,6 +242,9 @@ class Config:
             if not isinstance(values, dict):
                 raise UserError(f"{source}: section {name!r} must be an object of fields")
             for key, value in values.items():
+                if name == "model" and key in LEGACY_MODEL_KEYS:
+                    if value == _LEGACY_DEFAULTS[key]:
+                        continue  # the old default: let the family's default apply
                 _set(cfg, f"{name}.{key}", value, source=source, from_text=False)
         return cfg
 
@@ -239,7 +257,9 @@ class Config:
     def get(self, key: str) -> Any:
         """Value of a dotted key, e.g. cfg.get("train.lr")."""
         sect, name = _split_key(key)
-        return getattr(getattr(self, sect), name)
+        value = getattr(getattr(self, sect), name)
+        sub = _sub_key(key)
+        return value.get(sub) if sub is not None else value
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,6 +284,12 @@ def _split_key(key: str) -> tuple[str, str]:
     sect, dot, name = key.partition(".")
     if dot and sect in section_names() and name in _fields(sect):
         return sect, name
+    if sect == "model" and name in LEGACY_MODEL_KEYS:
+        return sect, LEGACY_MODEL_KEYS[name][0]
+    head, dot2, _ = name.partition(".")
+    if dot and dot2 and sect in section_names() and head in _fields(sect) and \
+            typing.get_type_hints(typing.get_type_hints(Config)[sect])[head] is dict:
+        return sect, head
     close = difflib.get_close_matches(key, keys(), n=3, cutoff=0.6)
     close += [k for k in keys() if name and k.endswith("." + name) and k not in close]
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
@@ -317,6 +343,16 @@ def _convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
             raise UserError(f"config key {key}: expected a list, got {value!r}")
         return [_convert(v, item, key, from_text or isinstance(v, str) and item is not str)
                 for v in value]
+    if kind is dict:
+        if from_text and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise UserError(f"config key {key}: {value!r} is not a JSON object (set one "
+                                f"entry with {key}.NAME=VALUE)") from None
+        if not isinstance(value, dict):
+            raise UserError(f"config key {key}: expected an object, got {value!r}")
+        return dict(value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -356,8 +392,34 @@ def _convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
     raise UserError(f"config key {key}: cannot use {value!r} (expected {kind})")
 
 
+def _sub_key(key: str) -> str | None:
+    """The argument name of a dict-field key: model.generator_args.ngf -> ngf (also for the
+    legacy flat keys: model.ngf -> ngf); None for a plain key."""
+    sect, _, name = key.partition(".")
+    if sect == "model" and name in LEGACY_MODEL_KEYS:
+        return LEGACY_MODEL_KEYS[name][1]
+    head, dot, sub = name.partition(".")
+    return sub if dot else None
+
+
+def _scalar(value: Any, from_text: bool) -> Any:
+    """A dict-field entry: JSON scalars as such, other text kept as a string."""
+    if from_text and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 def _set(cfg: Config, key: str, value: Any, source: str, from_text: bool) -> None:
     sect, name = _split_key(key)
+    sub = _sub_key(key)
+    if sub is not None:
+        entries = dict(getattr(getattr(cfg, sect), name))
+        entries[sub] = _scalar(value, from_text)
+        setattr(getattr(cfg, sect), name, entries)
+        return
     try:
         converted = _convert(value, _field_type(key), key, from_text)
     except UserError as err:
@@ -470,23 +532,23 @@ register_preset("pix2pix-edges2shoes-r", "pix2pix teacher, edges -> shoes (ResNe
                 "D ndf 128, "
                 "L1 x100, batch 4, 5+15 epochs", {
                     "train.task": "pix2pix", "data.mode": "aligned", "data.direction": "AtoB",
-                    "loss.gan_mode": "hinge", "model.ndf": 128, "loss.lambda_recon": 100.0,
+                    "loss.gan_mode": "hinge", "model.disc_args.ndf": 128, "loss.lambda_recon": 100.0,
                     "train.batch_size": 4, "train.epochs": 5, "train.epochs_decay": 15})
 register_preset("pix2pix-cityscapes", "pix2pix teacher, labels -> photo (BtoA), hinge, D ndf 128, "
                 "L1 x100, batch 1, 100+150 epochs", {
                     "train.task": "pix2pix", "data.mode": "aligned", "data.direction": "BtoA",
-                    "loss.gan_mode": "hinge", "model.ndf": 128, "loss.lambda_recon": 100.0,
+                    "loss.gan_mode": "hinge", "model.disc_args.ndf": 128, "loss.lambda_recon": 100.0,
                     "train.batch_size": 1, "train.epochs": 100, "train.epochs_decay": 150})
 register_preset("pix2pix-map2sat", "pix2pix teacher, map -> aerial photo (BtoA), hinge, D ndf 128, "
                 "L1 x10, batch 1, 100+100 epochs (pix2pix default schedule)", {
                     "train.task": "pix2pix", "data.mode": "aligned", "data.direction": "BtoA",
-                    "loss.gan_mode": "hinge", "model.ndf": 128, "loss.lambda_recon": 10.0,
+                    "loss.gan_mode": "hinge", "model.disc_args.ndf": 128, "loss.lambda_recon": 10.0,
                     "train.batch_size": 1, "train.epochs": 100, "train.epochs_decay": 100})
 register_preset("cyclegan-horse2zebra", "CycleGAN teacher, horse <-> zebra, lsgan, D ndf 64, "
                 "cycle x10, "
                 "identity x0.5, pool 50, batch 1, 100+100 epochs", {
                     "train.task": "cyclegan", "data.mode": "unaligned", "data.direction": "AtoB",
-                    "loss.gan_mode": "lsgan", "model.ndf": 64, "loss.lambda_cycle": 10.0,
+                    "loss.gan_mode": "lsgan", "model.disc_args.ndf": 64, "loss.lambda_cycle": 10.0,
                     "loss.lambda_identity": 0.5, "loss.pool_size": 50,
                     "train.batch_size": 1, "train.epochs": 100, "train.epochs_decay": 100})
 # Sized to train in a few minutes on a 2-core CPU on `gancompress demo-data` (400 pairs, 64 px,
@@ -499,7 +561,8 @@ register_preset("demo", "small pix2pix teacher for the built-in demo data (64 px
                     "train.task": "pix2pix", "data.mode": "aligned", "data.direction": "AtoB",
                     "data.load_size": 72, "data.crop_size": 64, "data.cache": True,
                     "data.num_workers": 0,
-                    "model.ngf": 24, "model.n_blocks": 6, "model.ndf": 32, "model.disc_layers": 2,
+                    "model.generator_args.ngf": 24, "model.generator_args.n_blocks": 6,
+                    "model.disc_args.ndf": 32, "model.disc_args.n_layers": 2,
                     "loss.gan_mode": "lsgan", "loss.lambda_recon": 100.0,
                     "train.batch_size": 1, "train.epochs": 6, "train.epochs_decay": 6,
                     "train.lr_update": "step", "train.checkpoint_every": 400,
@@ -534,7 +597,7 @@ register_preset("compress-cyclegan-horse2zebra", "Fast GAN Compression of a Cycl
                 "teacher: L1 to the teacher x10, lsgan, lambda_distill 0.01, supernet 200+200 "
                 "epochs, budget 3e9", {
                     "compress.space": "channels-64-cycleGAN", "compress.lambda_distill": 0.01,
-                    "loss.lambda_recon": 10.0, "loss.gan_mode": "lsgan", "model.ndf": 64,
+                    "loss.lambda_recon": 10.0, "loss.gan_mode": "lsgan", "model.disc_args.ndf": 64,
                     "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 200,
                     "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
                     "compress.budget": "3e9", "train.batch_size": 1})

@@ -1,7 +1,8 @@
 """Files: atomic writes (a crash never leaves a half-written file), SHA-256 fingerprints.
 
 One function per job, used everywhere: `atomic_path` / `atomic_write_text` for every output,
-`sha256_file` for every recorded hash (weights, supernets, statistics).
+`sha256_file` for every recorded hash (weights, supernets, statistics), `cache_root()` for every
+cache (published weights are looked up there last; latency models are cached under latency/).
 """
 from __future__ import annotations
 
@@ -62,3 +63,12 @@ def sha256_file(path: str | Path) -> str:
 def file_fingerprint(path: str | Path) -> str:
     """Short SHA-256 (first 16 hex digits): which supernet a search folder belongs to."""
     return sha256_file(path)[:16]
+
+
+def cache_root() -> Path:
+    """The one cache folder: $GANCOMPRESS_CACHE, else $XDG_CACHE_HOME/gancompress, else
+    ~/.cache/gancompress."""
+    if os.environ.get("GANCOMPRESS_CACHE"):
+        return Path(os.environ["GANCOMPRESS_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(base) / "gancompress"

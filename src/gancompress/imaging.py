@@ -63,9 +63,18 @@ def read_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None
     return pil_to_tensor(img)
 
 
+def to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> uint8, the published truncation trunc(clip((y + 1) / 2 * 255, 0, 255)), on the
+    same device and layout. uint8 input is returned as is. The one uint8 conversion (images
+    saved, FID, mIoU, PSNR)."""
+    if images.dtype == torch.uint8:
+        return images
+    return ((images.detach().float() + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(C, H, W) or (B, C, H, W) in [-1, 1] -> uint8 array (H, W, C) or (B, H, W, C)."""
-    x = ((x.detach().float().cpu() + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)
+    x = to_uint8_tensor(x).cpu()
     return x.permute(*range(x.dim() - 3), -2, -1, -3).numpy()
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from gancompress.errors import UserError
-from gancompress.files import sha256_file
+from gancompress.files import cache_root, sha256_file
 
 ENV_VAR = "GANCOMPRESS_WEIGHTS_DIR"
 
@@ -57,9 +57,8 @@ PUBLISHED: dict[str, PublishedWeights] = {w.name: w for w in (INCEPTION_FID, DRN
 
 
 def cache_dir() -> Path:
-    """The last folder searched: $XDG_CACHE_HOME/gancompress, default ~/.cache/gancompress."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
-    return Path(base) / "gancompress"
+    """The last folder searched: the cache root (files.cache_root)."""
+    return cache_root()
 
 
 def search_dirs(weights_dir: str | Path | None = None) -> list[tuple[str, Path]]:

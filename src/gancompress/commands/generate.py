@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from gancompress.devices import parse_device
 from gancompress.errors import UserError
 
 DEFAULT_SIZE = (256, 256)
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{len(existing)} output image(s) exist already, e.g. {existing[0]}; "
                         f"choose another --out or pass --overwrite")
 
-    runner = open_model(args.model, device=args.device, threads=args.threads)
+    runner = open_model(args.model, device=str(parse_device(args.device)), threads=args.threads)
     if args.size:
         size = tuple(args.size)
         if any(v < 4 or v % 4 for v in size):

@@ -6,6 +6,7 @@ import argparse
 import torch
 
 from gancompress.commands._common import add_arch_arguments, model_from_args, print_json
+from gancompress.devices import parse_device
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
 
 
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.device = str(parse_device(args.device))
     model = model_from_args(args, device=args.device)
     size = model.input_size(args.size)
     published, true = count_macs_both(model, size)

@@ -37,7 +37,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import platform
 import random
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ from scipy.optimize import nnls
 
 from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text
+from gancompress.files import atomic_write_text, cache_root
 from gancompress.models.elastic import ElasticGenerator, compact, using_widths
 
 VERSION = 2
@@ -59,8 +58,7 @@ BACKEND_NAMES = ("torch", "onnxruntime")
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("GANCOMPRESS_CACHE")
-    return Path(root) / "latency" if root else Path.home() / ".cache" / "gancompress" / "latency"
+    return cache_root() / "latency"
 
 
 def device_name(device: str) -> str:

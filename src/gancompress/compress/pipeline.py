@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from gancompress.files import atomic_write_text, file_fingerprint
 from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import safe_load
-from gancompress.models.elastic import ElasticGenerator
+from gancompress.models.elastic import ElasticGenerator, batchnorms
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
 Log = Callable[[str], None]
@@ -126,7 +127,8 @@ def _device(cfg: Config) -> torch.device:
 
 
 def input_size(cfg: Config) -> tuple[int, int, int, int]:
-    """Batch-1 input at the data's evaluation size: MACs and latency are counted there."""
+    """Batch-1 input shape at the data's evaluation size: MACs and latency are counted there
+    (the family's `example_inputs` builds the actual inputs from it)."""
     return (1, cfg.data.in_channels, cfg.data.crop_size, cfg.data.crop_size)
 
 
@@ -193,12 +195,25 @@ def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
     return float(count_macs(teacher, input_size(cfg)))
 
 
-def resolved_budget(cfg: Config, teacher: ElasticGenerator) -> Budget:
+@dataclass(frozen=True)
+class CheckedBudget:
+    """compress.budget parsed, resolved against the teacher and checked against the space, once
+    per run (a latency budget measures the teacher once)."""
+    budget: Budget
+    teacher_cost: float | None
+
+
+def checked_budget(cfg: Config, teacher: ElasticGenerator | None, model: ElasticGenerator,
+                   space: SearchSpace, device: torch.device | str) -> CheckedBudget:
+    """Parse, resolve and check compress.budget for a supernet (or its untrained skeleton)."""
     if not cfg.compress.budget:
         raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
                         "preset that sets compress.budget")
     budget = parse_budget(cfg.compress.budget)
-    return budget.resolve(count_macs(teacher, input_size(cfg)))
+    budget = budget.resolve(count_macs(teacher, input_size(cfg)) if teacher is not None else None)
+    t_cost = teacher_cost(cfg, teacher, budget, device) if teacher is not None else None
+    check_budget(budget, make_cost(cfg, model, space, budget, device, None), space, t_cost)
+    return CheckedBudget(budget, t_cost)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,6 +296,17 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
     return batches, paired
 
 
+def calibration_batches(cfg: Config, held_out: Sequence[str], count: int = 64,
+                        device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Training inputs (never the held-out slice) for BatchNorm re-calibration."""
+    from gancompress.data import training_inputs
+    return training_inputs(cfg.data, exclude=held_out, count=count, device=device)
+
+
+def needs_calibration(model: ElasticGenerator) -> bool:
+    return bool(batchnorms(model))
+
+
 # ----------------------------------------------------------------------------------------------
 # Search and report (also used on their own by `gancompress search` / `gancompress report`)
 
@@ -295,31 +321,33 @@ def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
     if metric == "auto":
         metric = "fid" if c.stats else "l1"
     batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
+    calibration = (calibration_batches(cfg, held_out, device=device)
+                   if needs_calibration(supernet) else None)
     if metric in ("fid", "kid"):
         if not c.stats:
             raise UserError(f"compress.metric={metric} needs reference statistics: "
                             f"compress.stats=FILE.npz (made by gancompress stats)")
         from gancompress.compress.scoring import DistributionScorer
         return DistributionScorer.from_statistics(supernet, space, [s for s, _ in batches],
-                                                  c.stats, kind=metric, device=device)
+                                                  c.stats, kind=metric, device=device,
+                                                  calibration=calibration)
     return ReconstructionScorer(supernet, space, batches, metric,
-                                reference="target" if paired else "teacher", device=device)
+                                reference="target" if paired else "teacher",
+                                calibration=calibration, device=device)
 
 
 def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
                     teacher: ElasticGenerator | None, held_out: Sequence[str],
-                    device: torch.device | str = "cpu", log: Log = print) -> dict[str, Any]:
-    """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json."""
+                    device: torch.device | str = "cpu", log: Log = print,
+                    checked: CheckedBudget | None = None) -> dict[str, Any]:
+    """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json.
+    `checked`: the budget as the pipeline already parsed and checked it."""
     c = cfg.compress
     supernet, space, _ = load_supernet(supernet_path, device)
-    budget = parse_budget(c.budget) if c.budget else None
-    if budget is None:
-        raise UserError("the search needs a budget: --budget (e.g. 1/10, 3G, 30ms)")
-    teacher_macs = count_macs(teacher, input_size(cfg)) if teacher is not None else None
-    budget = budget.resolve(teacher_macs)
+    if checked is None:
+        checked = checked_budget(cfg, teacher, supernet, space, device)
+    budget, t_cost = checked.budget, checked.teacher_cost
     cost = make_cost(cfg, supernet, space, budget, device, None)
-    t_cost = teacher_cost(cfg, teacher, budget, device) if teacher is not None else None
-    check_budget(budget, cost, space, t_cost)
     scorer = make_scorer(cfg, supernet, space, teacher, held_out, device)
     teacher_score = scorer.evaluate(teacher) if teacher is not None else None
     identity = {"supernet_sha256": file_fingerprint(supernet_path),
@@ -401,13 +429,12 @@ class Pipeline:
         self.teacher = check_teacher_and_data(self.cfg, self.device)
         self.space = SearchSpace.for_model(self.teacher, self.c.space)
         _check_out(self.out, self.cfg)
+        self.checked = None
         if self.c.budget:
-            self.budget = resolved_budget(self.cfg, self.teacher)
             skeleton = supernet_skeleton(self.cfg, self.teacher, self.space)
-            cost = make_cost(self.cfg, skeleton, self.space, self.budget, self.device,
-                             None)
-            check_budget(self.budget, cost, self.space,
-                         teacher_cost(self.cfg, self.teacher, self.budget, self.device))
+            self.checked = checked_budget(self.cfg, self.teacher, skeleton, self.space,
+                                          self.device)
+            self.budget = self.checked.budget
         elif "search" in (stages or self.stages()) and not self.c.config:
             raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
                             "preset that sets compress.budget")
@@ -472,7 +499,7 @@ class Pipeline:
     # -- search ---------------------------------------------------------------------------------
     def run_search(self) -> None:
         search_supernet(self.cfg, self.path("supernet"), self.path("search").parent, self.teacher,
-                        self.held_out, self.device, self.log)
+                        self.held_out, self.device, self.log, checked=self.checked)
 
     def chosen_config(self) -> str:
         if self.c.config:
@@ -488,12 +515,17 @@ class Pipeline:
         source = self.path("finetune") if self.path("finetune").is_file() else self.path("supernet")
         config = self.chosen_config()
         best = json.loads(self.path("search").read_text()) if self.path("search").is_file() else {}
-        info = extract_file(source, config, self.path("extract"), extra_meta={
+        calibration = None
+        if needs_calibration(self.teacher):
+            calibration = calibration_batches(self.cfg, self.held_out)
+        info = extract_file(source, config, self.path("extract"), calibration=calibration,
+                            extra_meta={
             "budget": self.c.budget, "search": {k: best.get(k) for k in ("score", "metric", "cost",
                                                                          "cost_unit")},
             "finetuned": source == self.path("finetune")})
         self.log(f"[extract] {config} -> {self.path('extract')} "
-                 f"({format_count(info['macs_256'])} MACs at 256x256)")
+                 f"({format_count(info['macs_ref'])} MACs at "
+                 f"{'x'.join(map(str, info['macs_size']))})")
 
     def run_report(self) -> dict[str, Any]:
         best = json.loads(self.path("search").read_text()) if self.path("search").is_file() else {}

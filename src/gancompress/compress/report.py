@@ -6,7 +6,8 @@
 Quality is measured on the held-out slice of the training data that the search used (never the
 test set): L1 and PSNR to the ground truth on paired data, to the teacher's output on unpaired
 data; FID/KID when the caller passes distribution scores. MACs follow the published convention
-(REFERENCE.md sec. 5) at the evaluation size and at 256x256 (the papers' tables); latency is
+(REFERENCE.md sec. 5) at the evaluation size and at the family's reference size (the papers'
+tables); latency is
 batch 1, warm-up then timed runs, with the conditions recorded (gancompress.metrics.cost).
 """
 from __future__ import annotations
@@ -41,15 +42,17 @@ def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.
 
 def profile(model: torch.nn.Module, input_size: Sequence[int], device: str | torch.device = "cpu",
             runs: int = 20, warmup: int = 5) -> dict[str, Any]:
-    """Params, published and true MACs at `input_size` and at 256x256, measured latency."""
+    """Params, published and true MACs at `input_size` and at the family's reference size,
+    measured latency."""
     size = tuple(int(v) for v in input_size)
     macs, macs_true = count_macs_both(model, size)
-    macs_256, _ = count_macs_both(model, (1, size[1], 256, 256))
-    example = torch.rand(size, device=device) * 2 - 1
-    latency = measure_latency(model.to(device).eval(), example, warmup=warmup, runs=runs,
+    ref_size = model.input_size()
+    macs_ref, _ = count_macs_both(model, ref_size)
+    latency = measure_latency(model.to(device).eval(), size, warmup=warmup, runs=runs,
                               device=device)
     return {"params": count_params(model), "macs": macs, "macs_true": macs_true,
-            "macs_256": macs_256, "latency_ms": latency["median_ms"], "latency": latency}
+            "macs_ref": macs_ref, "ref_size": list(ref_size[-2:]),
+            "latency_ms": latency["median_ms"], "latency": latency}
 
 
 @torch.no_grad()
@@ -120,8 +123,8 @@ def markdown(report: Mapping[str, Any]) -> str:
               f"{c['params'] / t['params']:.3f} |",
               f"| MACs at {size} | {format_count(t['macs'])} | {format_count(c['macs'])} | "
               f"{c['macs'] / t['macs']:.3f} |",
-              f"| MACs at 256x256 | {format_count(t['macs_256'])} | "
-              f"{format_count(c['macs_256'])} | {c['macs_256'] / t['macs_256']:.3f} |",
+              f"| MACs at {'x'.join(map(str, c['ref_size']))} | {format_count(t['macs_ref'])} | "
+              f"{format_count(c['macs_ref'])} | {c['macs_ref'] / t['macs_ref']:.3f} |",
               f"| latency (ms, median) | {t['latency_ms']:.2f} | {c['latency_ms']:.2f} | "
               f"{c['latency_ms'] / t['latency_ms']:.3f} |"]
     ref = report["reference"]

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
+from gancompress.imaging import to_uint8_tensor
 from gancompress.metrics.inception import FEATURE_DIM, INPUT_SIZE, FIDInceptionV3
 from gancompress.weights import INCEPTION_FID, WeightsRecord, load_published
 
@@ -43,16 +44,6 @@ class FewSamplesWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------- preprocessing
-def to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) in [-1, 1] -> uint8 (B, C, H, W), the published truncation (stays on device).
-
-    uint8 input is returned as is. Same arithmetic as gancompress.imaging.to_uint8.
-    """
-    if images.dtype == torch.uint8:
-        return images
-    return ((images.float() + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)
-
-
 def inception_input(images: torch.Tensor) -> torch.Tensor:
     """Published FID preprocessing: [-1, 1] (or uint8) images -> (B, 3, 299, 299) in [-1, 1]."""
     if images.dim() == 3:

@@ -6,11 +6,21 @@ follows the tensor it receives, so only layers that *produce* channels need to b
 Those layers carry a `group` name; coupled layers (e.g. every conv that writes into the residual
 trunk) share one group, so the coupling is declared where the model is built.
 
+Every layer also declares the groups of its *input* channels, as parts: a layer fed
+torch.cat([a, b], 1) (U-Net skips) declares two parts and slices each; a linear layer whose
+output is split (MUNIT's AdaIN parameters) declares output parts. `channel_axes(model)` reads
+these declarations, so `compact` and L1 pruning need no per-family channel tables.
+
 The active widths are the only hidden state. They are set through `using_widths(model, widths)`
 (a context manager that always restores the previous state) and nowhere else.
 
-`compact(model, widths)` builds the same generator class at those widths and copies the leading
-block of every tensor, giving a standalone model with `compact(g, w)(x) == g@w(x)`.
+`compact(model, widths)` builds the same generator class at those widths and keeps the first k
+channels of every declared part, giving a standalone model with `compact(g, w)(x) == g@w(x)`.
+`sub_network(model, widths, calibration)` is the one way to *evaluate* a sub-network: BatchNorm
+statistics are re-calibrated on training batches first (and restored afterwards).
+
+`ElasticGenerator` is the family contract (see its docstring): a generator family is one
+subclass plus one registry line in models/__init__.py.
 """
 from __future__ import annotations
 

@@ -96,6 +96,7 @@ import torch.nn as nn
 
 from gancompress.config import Config, diff, validate
 from gancompress.data import EpochBatchSampler, dataset_from_config
+from gancompress.devices import parse_device
 from gancompress.errors import UserError
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
@@ -130,11 +131,24 @@ class Task:
         return model
 
     def add_optimizer(self, name: str, params: Iterable[nn.Parameter], lr: float | None = None,
-                      betas: tuple[float, float] | None = None) -> torch.optim.Optimizer:
-        """Adam with the configured lr / betas (REFERENCE.md sec. 3); the loop schedules its lr."""
+                      betas: tuple[float, float] | None = None, disc: bool | None = None
+                      ) -> torch.optim.Optimizer:
+        """Adam with the configured lr / betas (REFERENCE.md sec. 3); the loop schedules its lr.
+
+        Discriminator optimisers (`disc`, default: names starting with "disc") take
+        train.lr_disc / beta1_disc / beta2_disc when set (two time-scale update rule, TTUR).
+        """
         t = self.config.train
-        lr = t.lr if lr is None else lr
-        optimizer = torch.optim.Adam(list(params), lr=lr, betas=betas or (t.beta1, t.beta2))
+        if disc is None:
+            disc = name.startswith("disc")
+        if lr is None:
+            lr = t.lr_disc if disc and t.lr_disc > 0 else t.lr
+        if betas is None:
+            betas = (t.beta1, t.beta2)
+            if disc:
+                betas = (t.beta1_disc if t.beta1_disc >= 0 else t.beta1,
+                         t.beta2_disc if t.beta2_disc >= 0 else t.beta2)
+        optimizer = torch.optim.Adam(list(params), lr=lr, betas=betas)
         for group in optimizer.param_groups:
             group["initial_lr"] = group["lr"]
         self.optimizers[name] = optimizer
@@ -299,17 +313,7 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int,
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"train.device = {name!r} is not a device; use auto, cpu, cuda or "
-                        f"cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"train.device = {name!r} but CUDA is not available; use "
-                        f"train.device=cpu")
-    return device
+    return parse_device(name, "train.device =")
 
 
 def load_run_config(out_dir: str | Path) -> Config:
