@@ -108,3 +108,25 @@ def test_register_preset_with_base():
             register_preset("test-bad", "typo", {"model.width": 8})
     finally:
         PRESETS.pop("test-tiny", None)
+
+
+def test_legacy_flat_model_keys_still_load():
+    """Run folders and checkpoints written before model.generator_args keep loading."""
+    old = {"model": {"generator": "resnet", "ngf": 24, "n_blocks": 6, "conv": "dense",
+                     "norm": "batch", "dropout": 0.0, "ndf": 32, "disc_layers": 2,
+                     "disc_norm": "instance", "init_std": 0.02}}
+    cfg = Config.from_dict(old)
+    assert cfg.model.generator_args == {"ngf": 24, "n_blocks": 6, "norm": "batch"}
+    assert cfg.model.disc_args == {"ndf": 32, "n_layers": 2}
+    # flat overrides are aliases; sub-keys parse JSON scalars
+    cfg = apply_overrides(Config(), ["model.ngf=16", "model.generator_args.conv=separable",
+                                     "model.disc_args.n_layers=2"])
+    assert cfg.model.generator_args == {"ngf": 16, "conv": "separable"}
+    assert cfg.get("model.generator_args.ngf") == 16 and cfg.model.disc_args == {"n_layers": 2}
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_unreadable_saved_config_is_an_error_naming_the_file():
+    with pytest.raises(UserError, match="run/checkpoint.pt.*cannot be read"):
+        Config.from_saved({"model": {"no_such_key": 1}}, source="run/checkpoint.pt")
+    assert Config.from_saved(None, source="x") == Config()

@@ -11,11 +11,10 @@ finetune, extract, report). This module also holds the argument handling they sh
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from gancompress.errors import UserError
+from gancompress.compress.pipeline import folder_config
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,23 +38,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """Settings from the arguments; in an existing compression folder, its saved settings are
-    the base (so `--out DIR` alone resumes)."""
-    from gancompress.compress.pipeline import compress_config
-    from gancompress.config import Config
-
-    saved = Path(args.out) / "compress.json"
-    base = None
-    if saved.is_file() and not args.teacher and not args.preset:
-        try:
-            base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
-        except (OSError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read {saved}: {err}") from None
-    elif not args.teacher:
-        raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
-                        "resume)")
-    return compress_config(teacher=args.teacher, data=args.data, budget=args.budget,
-                           preset_name=args.preset, overrides=args.overrides, base=base)
+    return folder_config(args.out, teacher=args.teacher, data=args.data, budget=args.budget,
+                         preset_name=args.preset, overrides=args.overrides)
 
 
 def run_pipeline(args: argparse.Namespace, stages: Sequence[str] | None = None) -> dict | None:

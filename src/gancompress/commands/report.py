@@ -36,10 +36,8 @@ def run(args: argparse.Namespace) -> int:
         if not (out / "compress.json").is_file():
             raise UserError(f"{out} is not a compression folder; for a standalone report give "
                             f"--teacher, --model and --data")
-        from gancompress.commands.compress import config_from_args
-        from gancompress.compress.pipeline import Pipeline
-        cfg = config_from_args(argparse.Namespace(out=args.out, teacher=None, preset=None,
-                                                  data=args.data, budget=None, overrides=[]))
+        from gancompress.compress.pipeline import Pipeline, folder_config
+        cfg = folder_config(args.out, data=args.data)
         Pipeline(cfg, out).run(["report"])
         print((out / "report" / "report.md").read_text())
         return 0

@@ -94,6 +94,25 @@ def compress_config(teacher: str | None = None, data: str | None = None,
     return validate(apply_overrides(cfg, list(overrides)))
 
 
+def folder_config(out: str | Path, teacher: str | None = None, data: str | None = None,
+                  budget: str | None = None, preset_name: str | None = None,
+                  overrides: Sequence[str] = ()) -> Config:
+    """Settings of the compression in folder `out`: its saved compress.json is the base when it
+    has one and no teacher / preset is given (so `--out DIR` alone resumes)."""
+    saved = Path(out) / "compress.json"
+    base = None
+    if saved.is_file() and not teacher and not preset_name:
+        try:
+            base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read {saved}: {err}") from None
+    elif not teacher:
+        raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
+                        "resume)")
+    return compress_config(teacher=teacher, data=data, budget=budget, preset_name=preset_name,
+                           overrides=list(overrides), base=base)
+
+
 def _teacher_config(teacher: str, cfg: Config) -> Config:
     """cfg with the data / model / loss / train settings the teacher was trained with, if its
     checkpoint records them (gancompress train does); file lists are not inherited."""
