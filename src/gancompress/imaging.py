@@ -34,16 +34,21 @@ def open_image(path: str | Path, channels: int = 3) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                img = img.convert("RGBA")
-                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, img)
-            return img.convert("RGB" if channels == 3 else "L")
+            return flatten_image(img, channels)
     except FileNotFoundError:
         raise UserError(f"image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"cannot read image {path}: {err} (the file is corrupt, truncated or not "
                         f"an image; replace or remove it)") from None
+
+
+def flatten_image(img: Image.Image, channels: int = 3) -> Image.Image:
+    """A loaded image as RGB (3 channels) or L (1 channel); transparency composited on white."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB" if channels == 3 else "L")
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

@@ -31,8 +31,11 @@ def default_threads() -> int:
 
 
 def ort_session(model: str | Path | bytes, threads: int | None = None, level: str = "all",
-                optimized_path: str | Path | None = None):
-    """An onnxruntime CPU session (`level`: basic | extended | all | none)."""
+                optimized_path: str | Path | None = None, spinning: bool = True):
+    """An onnxruntime CPU session (`level`: basic | extended | all | none). spinning=False stops
+    idle intra-op threads from busy-waiting for work: slower on an idle machine by a few %, but
+    ~1.8x faster when the cores are shared (measured, bench/bench_demo.py's machine under load),
+    as with several sessions serving side by side."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -45,6 +48,8 @@ def ort_session(model: str | Path | bytes, threads: int | None = None, level: st
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
     source = model if isinstance(model, bytes) else str(model)
@@ -97,10 +102,11 @@ class TorchRunner(Runner):
 class OnnxRunner(Runner):
     kind = "onnx"
 
-    def __init__(self, path: str | Path | bytes, threads: int | None = None, level: str = "all"):
+    def __init__(self, path: str | Path | bytes, threads: int | None = None, level: str = "all",
+                 spinning: bool = True):
         from gancompress.deploy.onnx_export import read_metadata
 
-        self.session = ort_session(path, threads, level)
+        self.session = ort_session(path, threads, level, spinning=spinning)
         self.metadata = read_metadata(path)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
