@@ -250,7 +250,8 @@ def test_instance_edges_follow_the_published_rule():
 
 def test_label_mode_builds_onehot_and_edges(label_model):
     model, path = label_model
-    demo = Demo.open([path], size=(16, 16), backend="torch", threads=1, log=quiet)
+    demo = Demo.open([path], size=(16, 16), backend="torch", threads=1, log=quiet,
+                     cache=path.parent / "cache")
     client = TestClient(create_app(demo), base_url=BASE)
     info = client.get("/api/info").json()
     assert info["mode"] == "label" and info["edges"] and len(info["palette"]) == 5

@@ -196,7 +196,7 @@ def test_label_mode_paints_indices(browser, tmp_path, label_generator, one_threa
         p.data.normal_(0, 0.3)
     save_generator(model.eval(), tmp_path / "spade-standin.pth")
     demo = Demo.open([tmp_path / "spade-standin.pth"], size=(32, 64), backend="torch",
-                     threads=1, log=quiet)
+                     threads=1, log=quiet, cache=tmp_path / "cache")
     with Served(create_app(demo)) as served:
         browser.get(served.url)
         WebDriverWait(browser, 30).until(

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "PyTorch)")
     p.add_argument("--threads", type=int, help="intra-op threads per model session")
     p.add_argument("--cache", help="folder for ONNX exports and extracted sub-networks "
-                                   "(default RUN/demo-cache, else a temporary folder)")
+                                   "(default RUN/demo-cache, else ~/.cache/gancompress/demo)")
     p.add_argument("--max-body-mb", type=float, default=8.0, help="request body cap (8 MB)")
     p.add_argument("--max-megapixels", type=float, default=16.0,
                    help="uploaded image cap in megapixels (16)")

@@ -6,8 +6,8 @@
 
 Inference path per model, fastest first (`backend="auto"`): OpenVINO through
 gancompress.deploy.openvino when that module exists, onnxruntime on a verified ONNX export
-(gancompress.deploy.export_onnx; the file is cached in RUN/demo-cache, or a temporary folder when
-the run folder is read-only, keyed by the checkpoint's SHA-256 and the input size), PyTorch as the
+(gancompress.deploy.export_onnx; the file is cached in RUN/demo-cache, or in the cache root's demo/
+folder for model files and read-only runs, keyed by the checkpoint's SHA-256 and the input size), PyTorch as the
 fallback. Each session has its own intra-op thread count; a per-model lock keeps one inference
 per model at a time, so a measured time is that model's own.
 
@@ -350,19 +350,25 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _writable_cache(run: Path | None, explicit: str | Path | None) -> Path:
-    """--cache DIR, else RUN/demo-cache when the run folder is writable, else a temp folder."""
+    """--cache DIR, else RUN/demo-cache when the run folder is writable, else the one cache root
+    (files.cache_root()/demo; names carry the checkpoint's SHA-256, so sharing is safe), else a
+    temporary folder."""
+    from gancompress.files import cache_root
+
     if explicit:
-        path = Path(explicit)
+        candidates = [Path(explicit)]
     elif run is not None and os.access(run, os.W_OK):
-        path = run / "demo-cache"
+        candidates = [run / "demo-cache"]
     else:
-        return Path(tempfile.mkdtemp(prefix="gancompress-demo-"))
+        candidates = [cache_root() / "demo"]
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        candidates[0].mkdir(parents=True, exist_ok=True)
+        return candidates[0]
     except OSError as err:
-        raise UserError(f"cannot create the demo cache folder {path}: {err}; pass --cache DIR"
-                        ) from None
-    return path
+        if explicit:
+            raise UserError(f"cannot create the demo cache folder {explicit}: {err.strerror}; "
+                            f"pass another --cache DIR") from None
+        return Path(tempfile.mkdtemp(prefix="gancompress-demo-"))
 
 
 def _resolve_recorded(path_text: str, run: Path, folder: bool = False) -> Path | None:
