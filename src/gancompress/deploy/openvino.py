@@ -50,6 +50,11 @@ IR_SUFFIX = ".xml"
 RT_PATH = ["gancompress", "metadata"]   # rt_info key holding the metadata JSON
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}  # recorded precision -> INFERENCE_PRECISION_HINT
 CONV_TYPES = ("Convolution", "GroupConvolution", "ConvolutionBackpropData")
+# deploy_module's sub-pixel rewrite of ConvTranspose2d pays in onnxruntime, not here: OpenVINO
+# runs transposed convs with oneDNN's brgemm kernels (compressed ResNet, fp32, 2 threads, one
+# round-robin run: 22.3 ms median keeping ConvTranspose2d, 23.6 ms with the rewrite). The
+# output-phase rewrite of the 3-output head pays here too (without it: +26% conv time).
+TRANSPOSED_REWRITE = False
 
 
 def require_openvino():
@@ -304,7 +309,7 @@ def export_openvino(model: nn.Module, path: str | Path,
     tolerance = FP32_TOLERANCE if tolerance is None else tolerance
     min_psnr = quantize.DEFAULT_MIN_PSNR if min_psnr is None else min_psnr
     input_size = tuple(int(v) for v in input_size)
-    deployed = deploy_module(model, optimize=optimize)
+    deployed = deploy_module(model, optimize=optimize, transposed=TRANSPOSED_REWRITE)
     ov_model = from_onnx(onnx_bytes(deployed, input_size, DEFAULT_OPSET, "dynamo"))
     inputs = sample_inputs(input_size, verify_inputs)
     reference = reference_output(model, inputs)
@@ -388,7 +393,8 @@ class OpenVinoRunner(Runner):
 def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | None = None,
                  int8: bool = False, precision: str = "fp32",
                  calib_images: torch.Tensor | None = None, optimize: bool = True,
-                 exporter: str = "dynamo") -> tuple[Callable[[], Any], dict[str, Any]]:
+                 exporter: str = "dynamo", profile: bool = False
+                 ) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(call, info) running one batch of `input_size` through `model` on OpenVINO (the profile /
     bench / latency-model backend). int8 without calibration images calibrates on smooth random
     images: right for speed, not a quality figure."""
@@ -398,7 +404,7 @@ def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | Non
     if int8:
         require_nncf()
     precision = check_precision(precision)
-    deployed = deploy_module(model, optimize=optimize)
+    deployed = deploy_module(model, optimize=optimize, transposed=TRANSPOSED_REWRITE)
     ov_model = from_onnx(onnx_bytes(deployed, input_size,
                                     DEFAULT_OPSET if exporter == "dynamo" else 17, exporter))
     info: dict[str, Any] = {"precision": precision}
@@ -412,11 +418,27 @@ def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | Non
                                        precision=precision)
         info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
                     calibration="synthetic (speed only)" if synthetic else "images")
-    request = compile_model(ov_model, threads, precision, batch=int(input_size[0])
-                            ).create_infer_request()
+    request = compile_model(ov_model, threads, precision, batch=int(input_size[0]),
+                            profile=profile).create_infer_request()
     x = np.random.default_rng(0).uniform(-1, 1, tuple(input_size)).astype(np.float32)
 
     def call():
         return request.infer({0: x})
-    call.request = request  # per-op profiling (compile with profile=True) reads it
+    # any batch, image by image through the same compiled model (quality checks)
+    call.run = lambda images: torch.cat([torch.from_numpy(np.array(
+        request.infer({0: images[i:i + 1].float().numpy()})[0])) for i in range(len(images))])
+    if profile:
+        call.op_times = lambda: op_times(request)
     return call, info
+
+
+def op_times(request) -> list[dict[str, Any]]:
+    """Per-op times (ms) of the last inference of a request compiled with profile=True
+    (OpenVINO PERF_COUNT): name, type, the kernel that ran (exec_type) and real time."""
+    rows = []
+    for item in request.profiling_info:
+        if item.status == item.Status.EXECUTED:
+            rows.append({"name": item.node_name, "type": item.node_type,
+                         "kernel": item.exec_type,
+                         "ms": item.real_time.total_seconds() * 1e3})
+    return rows
