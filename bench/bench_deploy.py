@@ -40,10 +40,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from gancompress.compress.latency import LatencyModel  # noqa: E402
+from gancompress.compress.latency import LatencyModel, device_name  # noqa: E402
 from gancompress.compress.space import SearchSpace  # noqa: E402
 from gancompress.deploy.backends import BACKENDS, build_backend, measure_side_by_side  # noqa: E402
-from gancompress.deploy.graph import psnr  # noqa: E402
+from gancompress.metrics.quality import psnr  # noqa: E402
 from gancompress.deploy.onnx_export import sample_inputs  # noqa: E402
 from gancompress.errors import UserError  # noqa: E402
 from gancompress.metrics.cost import count_macs, format_count, runtime_conditions  # noqa: E402
@@ -95,7 +95,7 @@ def main() -> None:
     models = {"teacher": teacher, "compressed": student}
     macs = {name: count_macs(m, size) for name, m in models.items()}
     backends = args.backends.split(",") if args.backends else default_backends(args.compile)
-    conditions = runtime_conditions("cpu")
+    conditions = {**runtime_conditions("cpu"), "device_name": device_name("cpu")}
     start_load = load()
     log(f"teacher {format_count(macs['teacher'])} MACs, compressed {CONFIG} "
         f"{format_count(macs['compressed'])} MACs ({macs['teacher'] / macs['compressed']:.1f}x "

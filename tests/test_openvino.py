@@ -15,7 +15,7 @@ from gancompress.cli import main
 from gancompress.deploy.onnx_export import sample_inputs
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import save_generator
-from gancompress.models.resnet import ResnetGenerator
+from gancompress.models.resnet import ResnetGenerator, decode_config
 
 pytest.importorskip("openvino")  # CI installs the extra (scripts/setup.sh); see test_missing_*
 from gancompress.deploy import openvino as ovx  # noqa: E402
@@ -236,7 +236,7 @@ def test_latency_model_openvino_backend(tmp_path):
     from gancompress.compress.space import SearchSpace
 
     model = ResnetGenerator(ngf=4, n_blocks=3, conv="separable").eval()
-    space = SearchSpace("two", ((4, 2),) + ((4,),) * 7)
+    space = SearchSpace("two", ((4, 2),) + ((4,),) * 7, decode_config)
     latency = LatencyModel.load_or_build(model, space, SIZE, backend="openvino",
                                          cache_dir=tmp_path, threads=1, runs=3)
     assert latency.fit["backend"] == "openvino" and latency.predict(space.largest()) > 0

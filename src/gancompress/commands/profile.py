@@ -116,7 +116,7 @@ def _profile_file(args: argparse.Namespace) -> int:
                         f"export); profile the checkpoint instead")
     model = build_generator(meta["arch_name"], **meta["arch"]).eval()
     size = tuple(runner.input_size) if runner.input_size is not None else \
-        (1, model.arch["in_channels"], *args.size)
+        model.input_size(args.size)
     published, true = count_macs_both(model, size)
     precision = meta.get("precision", "fp32")
     result = {"file": runner.kind, "precision": precision, "arch": model.arch_name,

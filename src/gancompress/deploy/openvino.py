@@ -41,9 +41,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gancompress.deploy.graph import deploy_module, model_info, psnr
+from gancompress.deploy.graph import deploy_module, model_info
 from gancompress.deploy.runtime import Runner
 from gancompress.errors import UserError
+from gancompress.metrics.quality import psnr
 
 INSTALL_HINT = "pip install 'gancompress[openvino]'"
 IR_SUFFIX = ".xml"
