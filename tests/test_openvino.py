@@ -241,3 +241,27 @@ def test_latency_model_openvino_backend(tmp_path):
                                          cache_dir=tmp_path, threads=1, runs=3)
     assert latency.fit["backend"] == "openvino" and latency.predict(space.largest()) > 0
     assert list(tmp_path.glob("latency-openvino-cpu-t1-32x32-*.json"))
+
+
+def test_latency_budget_backend_from_config(monkeypatch):
+    """compress.latency_backend=openvino: a latency budget is predicted by an OpenVINO-measured
+    latency model (the config choice reaches the latency model; no timing here)."""
+    from gancompress.compress import pipeline
+    from gancompress.compress.budget import parse_budget
+    from gancompress.compress.latency import LatencyModel
+    from gancompress.config import Config, apply_overrides
+
+    seen = {}
+
+    def fake_build(cls, model, space, input_size=None, device="cpu", backend="torch", **kw):
+        seen["backend"] = backend
+        return "latency model"
+    monkeypatch.setattr(LatencyModel, "load_or_build", classmethod(fake_build))
+    cfg = apply_overrides(Config(), ["compress.latency_backend=openvino"])
+    model = ResnetGenerator(ngf=8, conv="separable").eval()
+    from gancompress.compress.space import SearchSpace
+    space = SearchSpace.uniform(model, 8, fractions=(1, 0.5))
+    cost = pipeline.make_cost(cfg, model, space, parse_budget("30ms"), "cpu", None)
+    assert seen["backend"] == "openvino" and cost.latency == "latency model"
+    with pytest.raises(UserError, match="latency_backend"):
+        apply_overrides(Config(), ["compress.latency_backend=tensorrt"])
