@@ -249,7 +249,7 @@ def test_latency_budget_backend_from_config(monkeypatch):
     from gancompress.compress import pipeline
     from gancompress.compress.budget import parse_budget
     from gancompress.compress.latency import LatencyModel
-    from gancompress.config import Config, apply_overrides
+    from gancompress.config import Config, apply_overrides, validate
 
     seen = {}
 
@@ -264,4 +264,4 @@ def test_latency_budget_backend_from_config(monkeypatch):
     cost = pipeline.make_cost(cfg, model, space, parse_budget("30ms"), "cpu", None)
     assert seen["backend"] == "openvino" and cost.latency == "latency model"
     with pytest.raises(UserError, match="latency_backend"):
-        apply_overrides(Config(), ["compress.latency_backend=tensorrt"])
+        validate(apply_overrides(Config(), ["compress.latency_backend=tensorrt"]))
