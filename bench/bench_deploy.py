@@ -40,14 +40,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from gancompress.compress.latency import LatencyModel, device_name  # noqa: E402
-from gancompress.compress.space import SearchSpace  # noqa: E402
-from gancompress.deploy.backends import BACKENDS, build_backend, measure_side_by_side  # noqa: E402
-from gancompress.metrics.quality import psnr  # noqa: E402
-from gancompress.deploy.onnx_export import sample_inputs  # noqa: E402
-from gancompress.errors import UserError  # noqa: E402
-from gancompress.metrics.cost import count_macs, format_count, runtime_conditions  # noqa: E402
-from gancompress.models.resnet import ResnetGenerator  # noqa: E402
+from gancompress.compress.latency import LatencyModel, device_name
+from gancompress.compress.space import SearchSpace
+from gancompress.deploy.backends import BACKENDS, build_backend, measure_side_by_side
+from gancompress.deploy.onnx_export import sample_inputs
+from gancompress.errors import UserError
+from gancompress.metrics.cost import count_macs, format_count, runtime_conditions
+from gancompress.metrics.quality import psnr
+from gancompress.models.resnet import ResnetGenerator
 
 CONFIG = "16_16_24_16_32_64_16_24"
 PAYS_PSNR = 35.0
@@ -242,7 +242,7 @@ def latency_models(args, log) -> dict:
     lat_size = args.lat_size or args.size
     size = (1, 3, lat_size, lat_size)
     supernet = ResnetGenerator(ngf=64, conv="separable").eval()
-    space = SearchSpace.for_model(teacher, "channels-64-cycleGAN")
+    space = SearchSpace.for_model(supernet, "channels-64-cycleGAN")
     config = space.decode(CONFIG)
     out = {}
     for backend in [b for b in args.lat_backends.split(",") if b]:

@@ -90,7 +90,7 @@ def test_fit_against_fake_timer_with_interference(tmp_path, monkeypatch):
     """The fit and its statistic, without timing: a fake device whose latency is a known function
     of the widths, plus load from other jobs that only ever adds time (on 2 of 3 runs, up to
     +150%). The minimum of the runs recovers the device's latency, the held-out error is small."""
-    import gancompress.deploy.backends as backends
+    from gancompress.deploy import backends
 
     model = ResnetGenerator(ngf=8, conv="separable").eval()
     space = SearchSpace.uniform(model, 8, fractions=(1, 0.75, 0.5))

@@ -12,13 +12,11 @@ import torch
 from PIL import Image
 
 from gancompress.cli import main
+from gancompress.deploy import openvino as ovx  # the extra is installed by scripts/setup.sh
 from gancompress.deploy.onnx_export import sample_inputs
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import save_generator
 from gancompress.models.resnet import ResnetGenerator, decode_config
-
-pytest.importorskip("openvino")  # CI installs the extra (scripts/setup.sh); see test_missing_*
-from gancompress.deploy import openvino as ovx  # noqa: E402
 
 SIZE = (1, 3, 32, 32)
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,9 +9,9 @@ channel counts padded to the 16-wide SIMD blocks of oneDNN / onnxruntime NCHWc).
 per width group g (stem, down1, trunk, res1..3, up1, up2 for the ResNet generator): a_g * width is
 the memory-bound cost of the stage (activations it writes and reads, norms, pads), MACs the
 compute, MACs16 the compute with every width rounded up to a multiple of 16 (what blocked conv
-kernels really do). All coefficients are >= 0 (non-negative least squares), so a wider network is
-never predicted faster and the narrowest config is the fastest. They are fit to whole
-sub-networks measured on the device: a few dozen configs chosen so that every choice of every
+kernels really do). All coefficients are >= 0 (non-negative least squares, rows weighted by
+1 / latency so that the relative error is minimised), so a wider network is never predicted
+faster and the narrowest config is the fastest. They are fit to whole sub-networks measured on the device: a few dozen configs chosen so that every choice of every
 position appears, timed round-robin (a change of load hits them alike); held-out configs give
 the reported mean absolute % error. Compared by 8-fold cross-validation on 76 measured configs of
 channels-64-cycleGAN at 256x256 (1 thread), this form had 3.3% (torch) / 7.4% (onnxruntime) mean

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from gancompress.errors import UserError
 from gancompress.metrics.cost import summarize_times

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from gancompress.deploy.graph import deploy_module, model_info
 from gancompress.deploy.runtime import Runner
@@ -292,8 +292,14 @@ def export_openvino(model: nn.Module, path: str | Path,
     otherwise UserError and no file. Returns the metadata written.
     """
     from gancompress.deploy import quantize
-    from gancompress.deploy.onnx_export import (DEFAULT_OPSET, FP32_TOLERANCE, compare, onnx_bytes,
-                                                reference_output, sample_inputs)
+    from gancompress.deploy.onnx_export import (
+        DEFAULT_OPSET,
+        FP32_TOLERANCE,
+        compare,
+        onnx_bytes,
+        reference_output,
+        sample_inputs,
+    )
 
     require_openvino()
     path = Path(path)
