@@ -177,6 +177,9 @@ class CompressConfig:
     lambda_gan: float = option(1.0, "adversarial loss weight (0 = no discriminator)", minimum=0.0)
     budget: str = option("", "search budget: MACs (3e9, 3G), fraction of the teacher (1/20, 5%) "
                          "or latency (30ms)")
+    latency_backend: str = option("torch", "runtime a latency budget (30ms) refers to: the "
+                                  "latency model is measured on it", ("torch", "onnxruntime",
+                                                                      "openvino"))
     search: str = option("evolution", "search method", ("evolution", "exhaustive"))
     population: int = option(100, "evolution: population", minimum=1)
     parents: int = option(25, "evolution: parents kept per generation", minimum=1)

@@ -1,4 +1,5 @@
-"""`gancompress export`: generator checkpoint -> verified ONNX (fp32 / int8) or TorchScript file."""
+"""`gancompress export`: generator checkpoint -> verified ONNX (fp32 / int8), OpenVINO IR (fp32 /
+bf16 / int8) or TorchScript file."""
 from __future__ import annotations
 
 import argparse
@@ -9,23 +10,29 @@ import torch
 
 from gancompress.errors import UserError
 
-FORMATS = ("onnx", "torchscript")
-SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
+FORMATS = ("onnx", "openvino", "torchscript")
+SUFFIX_FORMATS = {".onnx": "onnx", ".xml": "openvino", ".pt": "torchscript", ".ts": "torchscript",
                   ".torchscript": "torchscript", ".ptl": "torchscript"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "export", help="export a generator to ONNX (fp32 or int8) or TorchScript",
+        "export", help="export a generator to ONNX, OpenVINO IR (fp32 or int8) or TorchScript",
         description="Export any generator checkpoint gancompress can load (ours or the published "
                     "formats; a supernet at --widths) to a deployable file. Every export is run "
                     "on sample inputs and compared with PyTorch before the file is written; the "
                     "input size and normalisation are recorded in the file.")
     p.add_argument("model", help="generator checkpoint (any supported format)")
-    p.add_argument("--out", required=True, help="output file (.onnx, .pt)")
-    p.add_argument("--format", help="onnx or torchscript (default: from the --out suffix)")
+    p.add_argument("--out", required=True,
+                   help="output file (.onnx, .xml for OpenVINO with a .bin next to it, .pt)")
+    p.add_argument("--format", help="onnx, openvino or torchscript (default: from the --out "
+                                    "suffix)")
     p.add_argument("--int8", action="store_true",
-                   help="int8 static quantization (ONNX only), calibrated on --calib images")
+                   help="int8 post-training quantization (ONNX: onnxruntime static QDQ; "
+                        "OpenVINO: NNCF), calibrated on --calib images")
+    p.add_argument("--bf16", action="store_true",
+                   help="OpenVINO only: run in bf16 on CPUs with AMX / AVX-512 BF16 (faster, "
+                        "checked against --min-psnr instead of the fp32 tolerance)")
     p.add_argument("--calib", metavar="DIR",
                    help="calibration images: a folder of training images or a dataset folder")
     p.add_argument("--calib-count", type=int, default=32, help="calibration images used (32)")
@@ -57,13 +64,13 @@ def _format(args: argparse.Namespace) -> str:
         fmt = args.format.lower()
         if fmt not in FORMATS:
             raise UserError(f"unsupported export target {args.format!r}; supported: onnx, "
-                            f"torchscript (TFLite, Core ML and TensorRT read the ONNX file with "
+                            f"openvino, torchscript (TFLite, Core ML and TensorRT read the ONNX file with "
                             f"their own converters)")
         return fmt
     suffix = Path(args.out).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
-        raise UserError(f"cannot tell the export format from {args.out!r}; pass --format onnx or "
-                        f"--format torchscript (or name the file .onnx / .pt)")
+        raise UserError(f"cannot tell the export format from {args.out!r}; pass --format onnx, "
+                        f"openvino or torchscript (or name the file .onnx / .xml / .pt)")
     return SUFFIX_FORMATS[suffix]
 
 
@@ -77,9 +84,19 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} exists; choose another --out or pass --overwrite")
-    if args.int8 and fmt != "onnx":
-        raise UserError("--int8 is available for ONNX only (onnxruntime static quantization); "
-                        "use --format onnx")
+    if args.int8 and fmt not in ("onnx", "openvino"):
+        raise UserError("--int8 is available for ONNX and OpenVINO only; use --format onnx or "
+                        "--format openvino")
+    if args.bf16 and fmt != "openvino":
+        raise UserError("--bf16 is an OpenVINO inference precision; use --format openvino")
+    if fmt == "openvino":
+        from gancompress.deploy.openvino import require_nncf, require_openvino
+        require_openvino()
+        if args.int8:
+            require_nncf()
+        if out.suffix.lower() != ".xml":
+            raise UserError(f"an OpenVINO IR is an .xml file (the .bin goes next to it); got "
+                            f"--out {out}")
     if args.int8 and not args.calib:
         raise UserError("--int8 needs calibration images from the training data: pass --calib DIR "
                         "(a folder of images or a dataset folder)")
@@ -93,11 +110,20 @@ def run(args: argparse.Namespace) -> int:
     meta_extra = {"source": Path(args.model).name,
                   "source_format": getattr(model, "source_format", None)}
     with torch.no_grad():
-        if fmt == "onnx":
-            calib = None
-            if args.int8:
-                from gancompress.deploy.quantize import calibration_images
-                calib = calibration_images(args.calib, size, limit=args.calib_count)
+        calib = None
+        if args.int8:
+            from gancompress.deploy.quantize import calibration_images
+            calib = calibration_images(args.calib, size, limit=args.calib_count)
+        if fmt == "openvino":
+            from gancompress.deploy.openvino import export_openvino
+
+            meta = export_openvino(model, out, size, optimize=not args.no_optimize,
+                                   tolerance=args.tolerance, metadata=meta_extra,
+                                   overwrite=args.overwrite, int8=args.int8, calib_images=calib,
+                                   keep_float=args.keep_float, min_psnr=args.min_psnr,
+                                   target_psnr=args.target_psnr,
+                                   precision="bf16" if args.bf16 else "fp32")
+        elif fmt == "onnx":
             meta = export_onnx(model, out, size, opset=args.opset, exporter=args.exporter,
                                optimize=not args.no_optimize, tolerance=args.tolerance,
                                metadata=meta_extra, overwrite=args.overwrite, int8=args.int8,
@@ -113,9 +139,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     verify = meta["verify"]
     what = f"{fmt} {meta['precision']}"
+    size_bytes = out.stat().st_size
     if fmt == "onnx":
         what += f", opset {meta['opset']} ({meta['exporter']} exporter)"
-    print(f"wrote {out} ({what}, {out.stat().st_size / 1e6:.2f} MB)")
+    elif fmt == "openvino":
+        what += f", runs in {meta['inference_precision']}, OpenVINO {meta['openvino']}"
+        size_bytes += out.with_suffix(".bin").stat().st_size
+        out = f"{out} + {out.with_suffix('.bin').name}"
+    print(f"wrote {out} ({what}, {size_bytes / 1e6:.2f} MB)")
     print(f"input         {'x'.join(map(str, size))} in [-1, 1] (dynamic batch), config "
           f"{meta.get('config', '-')}")
     if meta["precision"] == "int8":
@@ -124,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
               f"calibration images ({q['psnr_start']:.2f} dB before the sensitivity search); "
               f"{len(q['float_convs'])} of {q['convs']} convs kept float")
         print(f"verified      max abs error {verify['max_abs']:.3g}, PSNR "
+              f"{verify['psnr_db']:.2f} dB vs PyTorch on {verify['inputs']} sample inputs")
+    elif "min_psnr" in verify:
+        print(f"verified      fp32 max abs error {verify['fp32_max_abs']:.3g}; in "
+              f"{meta['inference_precision']} max abs error {verify['max_abs']:.3g}, PSNR "
               f"{verify['psnr_db']:.2f} dB vs PyTorch on {verify['inputs']} sample inputs")
     else:
         print(f"verified      max abs error {verify['max_abs']:.3g} (tolerance "

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "else 256 256)")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch models)")
-    p.add_argument("--threads", type=int, help="CPU threads (torch and onnxruntime)")
+    p.add_argument("--threads", type=int, help="CPU threads (torch, onnxruntime and OpenVINO)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output images")
     p.set_defaults(func=run)
 

@@ -201,12 +201,21 @@ def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: 
     gancompress.compress.latency, in its default cache folder when cache_dir is None)."""
     if budget.kind == "latency":
         return LatencyCost(model, space, input_size(cfg), device=str(device),
-                           cache_dir=cache_dir)
+                           backend=cfg.compress.latency_backend, cache_dir=cache_dir)
     return MacCost(model, space, input_size(cfg))
 
 
 def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
                  device: torch.device | str) -> float:
+    if budget.kind == "latency" and cfg.compress.latency_backend != "torch":
+        # the teacher on the runtime the budget refers to (the same statistic as the model fit)
+        from gancompress.compress.latency import runtime_backend
+        from gancompress.deploy.backends import build_backend, measure_side_by_side
+
+        name = runtime_backend(cfg.compress.latency_backend)
+        call, _ = build_backend(name, teacher, input_size(cfg), device=str(device))
+        return measure_side_by_side({name: call}, warmup=2, runs=5, device=str(device)
+                                    )[name]["min_ms"]
     if budget.kind == "latency":
         from gancompress.metrics.cost import measure_latency
         return measure_latency(teacher, input_size(cfg), warmup=3, runs=10,

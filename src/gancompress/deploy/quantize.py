@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,39 @@ def _score(model_bytes: bytes, images: torch.Tensor, reference: torch.Tensor,
     return psnr(reference, torch.from_numpy(np.asarray(output)))
 
 
+def split_holdout(calib: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images to calibrate on, held-out images to score on): with >= 4 images a quarter is
+    held out; with fewer both are all of them."""
+    held = max(1, len(calib) // 4) if len(calib) >= 4 else 0
+    return (calib[:-held], calib[-held:]) if held else (calib, calib)
+
+
+def sensitivity_search(build: Callable[[Sequence[str]], Any], score: Callable[[Any], float],
+                       candidates: Sequence[str], excluded: Sequence[str], model: Any,
+                       quality: float, target_psnr: float, limit: int
+                       ) -> tuple[Any, float, list[str], dict[str, float]]:
+    """Keep the most sensitive layers float until `target_psnr` is met (any quantizer).
+
+    build(names kept float) -> quantized model; score(model) -> PSNR vs fp32. Each candidate is
+    in turn left float and the PSNR gain measured; then, most sensitive first, a layer stays
+    float if that raises the PSNR, until the target is met, `limit` layers are float, or no
+    layer gains. Returns (model, PSNR, float layers, gain of each candidate in dB).
+    """
+    excluded = list(excluded)
+    gains = {name: score(build(excluded + [name])) - quality
+             for name in candidates if name not in excluded}
+    for name, gain in sorted(gains.items(), key=lambda kv: -kv[1]):
+        if quality >= target_psnr or len(excluded) >= limit or gain <= 0:
+            break
+        candidate = build(excluded + [name])
+        candidate_quality = score(candidate)
+        if candidate_quality > quality:
+            excluded.append(name)
+            model, quality = candidate, candidate_quality
+    ranked = {k: round(v, 3) for k, v in sorted(gains.items(), key=lambda kv: -kv[1])}
+    return model, quality, excluded, ranked
+
+
 def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: str | Sequence[str]
                   = "auto", target_psnr: float = DEFAULT_TARGET_PSNR, max_float: float = 0.25,
                   method: str = "minmax", threads: int | None = None,
@@ -186,8 +219,7 @@ def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: st
     """
     if len(calib) == 0:
         raise UserError("no calibration images")
-    held = max(1, len(calib) // 4) if len(calib) >= 4 else 0
-    fit, score_on = (calib[:-held], calib[-held:]) if held else (calib, calib)
+    fit, score_on = split_holdout(calib)
     reference = reference_fn(score_on)
     convs, image_convs = _conv_names(fp32)
     with tempfile.TemporaryDirectory(prefix="gancompress-int8-") as tmp:
@@ -217,21 +249,9 @@ def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: st
                                   "convs": len(convs), "psnr_start": quality,
                                   "float_convs_start": list(excluded)}
         if keep_float == "auto" and quality < target_psnr and convs:
-            limit = max(1, int(math.floor(max_float * len(convs))))
-            gains = {}
-            for name in convs:
-                if name not in excluded:
-                    gains[name] = _score(quantizer(excluded + [name]), score_on, reference,
-                                         threads) - quality
-            report["sensitivity_db"] = {k: round(v, 3) for k, v in
-                                        sorted(gains.items(), key=lambda kv: -kv[1])}
-            for name, gain in sorted(gains.items(), key=lambda kv: -kv[1]):
-                if quality >= target_psnr or len(excluded) >= limit or gain <= 0:
-                    break
-                candidate = quantizer(excluded + [name])
-                candidate_quality = _score(candidate, score_on, reference, threads)
-                if candidate_quality > quality:
-                    excluded.append(name)
-                    model, quality = candidate, candidate_quality
+            model, quality, excluded, gains = sensitivity_search(
+                quantizer, lambda m: _score(m, score_on, reference, threads), convs, excluded,
+                model, quality, target_psnr, limit=max(1, int(math.floor(max_float * len(convs)))))
+            report["sensitivity_db"] = gains
         report.update(float_convs=excluded, psnr_db=quality, target_psnr=target_psnr)
     return model, report

@@ -1,4 +1,5 @@
-"""Running any generator file on images: PyTorch checkpoints, ONNX files, TorchScript files.
+"""Running any generator file on images: PyTorch checkpoints, ONNX files, OpenVINO IRs (.xml),
+TorchScript files.
 
 `open_model(path)` detects the kind of file and returns a `Runner`: `runner(batch)` maps a float
 tensor (B, C, H, W) in [-1, 1] to the output in [-1, 1]; `runner.input_size` is the size recorded
@@ -24,6 +25,7 @@ import torch.nn as nn
 from gancompress.errors import UserError
 
 ONNX_SUFFIXES = (".onnx",)
+OPENVINO_SUFFIXES = (".xml",)
 
 
 def default_threads() -> int:
@@ -155,12 +157,18 @@ class TorchScriptRunner(Runner):
 
 
 def file_kind(path: str | Path) -> str:
-    """'onnx', 'torchscript' or 'checkpoint' (our / published PyTorch weights)."""
+    """'onnx', 'openvino' (an IR .xml), 'torchscript' or 'checkpoint' (our / published PyTorch
+    weights)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file not found: {path}")
     if path.suffix.lower() in ONNX_SUFFIXES:
         return "onnx"
+    if path.suffix.lower() in OPENVINO_SUFFIXES:
+        if not path.with_suffix(".bin").is_file():
+            raise UserError(f"{path} is an OpenVINO IR without its weights: "
+                            f"{path.with_suffix('.bin').name} is missing next to it")
+        return "openvino"
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -185,6 +193,13 @@ def open_model(path: str | Path, device: str = "cpu", threads: int | None = None
             raise UserError("ONNX files run on the CPU here (onnxruntime CPU provider); drop "
                             "--device or use the PyTorch checkpoint for GPU inference")
         return OnnxRunner(path, threads=threads)
+    if kind == "openvino":
+        if device != "cpu":
+            raise UserError("OpenVINO IR files run on the CPU here; drop --device or use the "
+                            "PyTorch checkpoint for GPU inference")
+        from gancompress.deploy.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(path, threads=threads)
     if kind == "torchscript":
         return TorchScriptRunner(path, device=device)
     from gancompress.models.checkpoint import load_generator
