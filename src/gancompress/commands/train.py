@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancompress.config import PRESETS, apply_overrides, describe, preset, validate
+from gancompress.config import (
+    PRESETS,
+    apply_overrides,
+    describe,
+    preset,
+    unique_overrides,
+    validate,
+)
 from gancompress.errors import UserError
 
 
@@ -55,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                         + (f"; {args.out} has no run to resume" if args.resume else ""))
     if args.data:
         cfg.data.root = str(args.data)
-    cfg = validate(apply_overrides(cfg, args.overrides))
+    cfg = validate(apply_overrides(cfg, unique_overrides(args.overrides)))
 
     if args.dry_run:
         print(cfg.to_json(), end="")

@@ -93,8 +93,10 @@ def resolve_layout(root: str | Path, mode: str = "auto", phase: str = "train") -
             return Layout("aligned", root, {"AB": _images(paired)})
         if unaligned_a or unaligned_b or _phase_dir(root, "train", "A"):
             raise UserError(f"{root} has the unaligned layout ({phase}A/, {phase}B/) but aligned "
-                            f"data was requested; set data.mode=unaligned (or auto), or give a "
-                            f"folder with {phase}/ holding A|B side-by-side images")
+                            f"data was requested; give a folder with {phase}/ holding A|B "
+                            f"side-by-side images, or, for unpaired data, data.mode=unaligned "
+                            f"with a task that learns from unpaired images (train.task=cyclegan"
+                            f"; pix2pix needs pairs)")
         if _has_images(root) and not any(_phase_dir(root, p) for p in PHASES):
             return Layout("aligned", root, {"AB": _images(root)})
         raise UserError(f"no {phase}/ folder in {root} (aligned layout: {root}/{phase}/ with each "
