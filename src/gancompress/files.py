@@ -79,6 +79,8 @@ def check_writable(path: str | Path, folder: bool = False) -> None:
         os.unlink(name)
     except OSError as err:
         raise os_error(path, err) from None
+    if probe_dir == target:  # the writer's own temp files left by an earlier, killed run
+        clean_stale_temps(target, only=None if folder else path.name)
 
 
 def read_dir(folder: str | Path) -> list[Path]:
@@ -105,8 +107,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_temps(folder: str | Path) -> list[Path]:
-    """Remove temp files/folders of killed writers (`.NAME.<pid>.*.tmp[dir]`, pid not alive)."""
+def clean_stale_temps(folder: str | Path, only: str | None = None) -> list[Path]:
+    """Remove temp files/folders of killed writers (`.NAME.<pid>.*.tmp[dir]`, pid not alive),
+    all of them or (`only`) those of one target name."""
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():
@@ -114,6 +117,8 @@ def clean_stale_temps(folder: str | Path) -> list[Path]:
     for entry in folder.iterdir():
         m = _TEMP.match(entry.name)
         if not m or _pid_alive(int(m.group(1))):
+            continue
+        if only is not None and not entry.name.startswith(f".{only}."):
             continue
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():

@@ -16,7 +16,7 @@ import torch
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
 from gancompress.commands._common import THREADS, image_side, int_range
-
+from gancompress.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

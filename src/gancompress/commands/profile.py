@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gancompress.commands.stats import check_device
+
     if args.threads:
         torch.set_num_threads(args.threads)
     args.device = str(parse_device(args.device))

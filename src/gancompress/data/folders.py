@@ -155,13 +155,19 @@ def select(layout: Layout, file_list: str | Path | list[str] | None = None,
         wanted = set(entries(spec))
         unknown = sorted(wanted - every)
         if unknown and keep:
-            raise UserError(f"file list {spec}: {len(unknown)} entries match no image under "
-                            f"{layout.root}, e.g. {unknown[:3]}; entries are file names or paths "
+            shown = ", ".join(unknown[:3])
+            where = f"file list {spec}" if isinstance(spec, (str, Path)) else "the file list"
+            raise UserError(f"{where}: {len(unknown)} entries match no image under "
+                            f"{layout.root}, e.g. {shown}; entries are file names or paths "
                             f"relative to the dataset folder")
         files = {side: [p for p in paths if bool(names(p) & wanted) == keep]
                  for side, paths in files.items()}
     for side, paths in files.items():
         if not paths:
+            named = [str(s) for s in (file_list, exclude_list) if isinstance(s, (str, Path))]
+            lists = f" ({', '.join(named)})" if named else ""
             raise UserError(f"no {side} images left in {layout.root} after applying the file "
-                            f"list(s) {file_list or ''} {exclude_list or ''}".rstrip())
+                            f"list(s){lists}: the list keeps none of its "
+                            f"{len(layout.files[side])} images; check the entries (file names "
+                            f"or paths relative to the dataset folder)")
     return Layout(layout.mode, layout.root, files)
