@@ -13,9 +13,8 @@ from pathlib import Path
 
 import torch
 
-from gancompress.devices import parse_device
-from gancompress.errors import UserError
 from gancompress.commands._common import THREADS, image_side, int_range
+from gancompress.devices import parse_device
 from gancompress.errors import UserError
 
 

@@ -42,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.commands.stats import check_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
                         + (f"; {args.out} has no run to resume" if args.resume else ""))
     if args.data:
         cfg.data.root = str(args.data)
+    elif args.resume and cfg.data.root and not Path(cfg.data.root).exists():
+        raise UserError(f"dataset folder {cfg.data.root}, recorded in "
+                        f"{Path(args.out) / 'config.json'}, does not exist (moved or deleted?); "
+                        f"pass --data DIR to give its new place")
     cfg = validate(apply_overrides(cfg, unique_overrides(args.overrides)))
 
     if args.dry_run:

@@ -122,6 +122,13 @@ def folder_config(out: str | Path, teacher: str | None = None, data: str | None 
             base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
         except (OSError, json.JSONDecodeError) as err:
             raise UserError(f"cannot read {saved}: {err}") from None
+        if base.data.root and not data and not Path(base.data.root).exists():
+            raise UserError(f"dataset folder {base.data.root}, recorded in {saved}, does not "
+                            f"exist (moved or deleted?); pass --data DIR to give its new place")
+        if base.compress.teacher and not Path(base.compress.teacher).exists():
+            raise UserError(f"teacher {base.compress.teacher}, recorded in {saved}, does not "
+                            f"exist (moved or deleted?); put it back there to resume this "
+                            f"compression")
     elif not teacher:
         raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
                         "resume)")
