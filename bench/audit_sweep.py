@@ -1,6 +1,6 @@
 """Bad-input sweep over every command (a rerun of the RELIABILITY-FINDINGS.md audit's kind).
 
-    PYTHONPATH=src python bench/audit_sweep.py [--jobs 2] [--only train,eval] [--keep DIR]
+    PYTHONPATH=src python bench/audit_sweep.py [--jobs 2] [--only train,eval,race] [--keep DIR]
 
 Builds tiny fixtures (8 aligned 32 px pairs, a 4-wide generator with its training size in the
 metadata, a discriminator state dict, a zero-byte and a pickled-list "checkpoint", a truncated
@@ -14,6 +14,9 @@ metadata, a discriminator state dict, a zero-byte and a pickled-list "checkpoint
     partial     exit 2 but the case's output was created or changed (a half-written result)
     ok          exit 0 for a case that is expected to work (e.g. a 16-bit PNG input)
     broken      a good input that failed
+
+Then three races: two processes started together on one output folder / file (generate, export,
+train); promised is one success and one clean refusal.
 
 Prints one line per case and the totals: inputs tried / handled as promised / defects left.
 Timings are not measured (each case pays the ~2 s start-up of torch).
@@ -253,6 +256,37 @@ def run_case(case: Case, cwd: Path) -> tuple[Case, str, str]:
     return case, verdict, last[:200]
 
 
+def race(name: str, argv: list[str], cwd: Path) -> tuple[str, str, str]:
+    """Two processes started together on one output (the audit's T41 / G14 / E17): promised is
+    one success and one clean refusal, never two successes over each other's files."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "gancompress", *argv], cwd=cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    codes = sorted(rc for rc, _ in results)
+    errors = [err.strip().splitlines()[-1] for rc, err in results if rc == 2 and err.strip()]
+    if any("Traceback" in err for _, err in results):
+        return name, "traceback", ""
+    if codes == [0, 2] and errors and (": error: " in errors[0]):
+        return name, "handled", errors[0][:200]
+    return name, "silent" if codes == [0, 0] else "traceback", f"exit codes {codes}"
+
+
+def races(f: dict[str, Path], tmp: Path) -> list[tuple[str, list[str]]]:
+    m, d = str(f["model"]), str(f["data"])
+    out = tmp / "outs"
+    return [("race: two generate into one folder",
+             ["generate", m, "--input", str(f["images"]), "--out", str(out / "race_g")]),
+            ("race: two export to one file",
+             ["export", m, "--out", str(out / "race.pt"), "--size", "32", "32"]),
+            ("race: two train into one new --out",
+             ["train", "--preset", "demo", "--data", d, "--out", str(out / "race_t"),
+              "data.load_size=36", "data.crop_size=32", "model.ngf=4", "model.n_blocks=3",
+              "model.ndf=8", "train.max_steps=3", "train.progress=false",
+              "train.n_samples=1"])]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=2)
@@ -272,6 +306,12 @@ def main() -> int:
         for case, verdict, last in pool.map(lambda c: run_case(c, tmp), todo):
             counts[verdict] = counts.get(verdict, 0) + 1
             print(f"{verdict:9s} {case.name:48s} {last}", flush=True)
+    if not args.only or "race" in args.only:
+        for name, argv in races(f, tmp):
+            name, verdict, last = race(name, argv, tmp)
+            counts[verdict] = counts.get(verdict, 0) + 1
+            todo.append(Case(name, argv))
+            print(f"{verdict:9s} {name:48s} {last}", flush=True)
     good = counts.get("ok", 0) + counts.get("broken", 0)
     bad_inputs = len(todo) - good
     defects = sum(counts.get(k, 0) for k in ("traceback", "silent", "partial", "broken"))
