@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gancompress.compress.pipeline import folder_config
+from gancompress.errors import UserError
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = str(parse_device(args.device))  # a missing device fails before anything else
     source = Path(args.input)
     if source.is_dir():
         files = list_images(source)
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input images in {source} share names that differ only by extension; "
                         f"their outputs would overwrite each other")
     check_writable(out, folder=True)
-    runner = open_model(args.model, device=str(parse_device(args.device)), threads=args.threads)
+    runner = open_model(args.model, device=device, threads=args.threads)
     if args.size:
         size, origin = tuple(args.size), "as given"
     elif runner.input_size is not None:

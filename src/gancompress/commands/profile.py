@@ -42,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     if args.threads:
         torch.set_num_threads(args.threads)
     args.device = str(parse_device(args.device))
