@@ -496,6 +496,7 @@ def test_torn_results_line_does_not_swallow_the_next_record(tmp_path):
     assert sorted(again.records) == ["4_4", "8_8"]
 
 
+@pytest.mark.slow
 def test_run_resumes_from_any_working_directory(tmp_path, monkeypatch):
     make_pairs(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
