@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,15 +35,20 @@ from gancompress.errors import UserError
 
 
 def option(default: Any, help: str = "", choices: tuple | None = None, runtime: bool = False,
-           minimum: float | None = None) -> Any:
+           minimum: float | None = None, maximum: float | None = None, path: bool = False) -> Any:
     """A config field with documentation.
 
     choices   allowed values (checked by `validate`)
     runtime   True if changing it cannot change the trained weights (paths, logging, device...),
               so it may differ when a run is resumed
     minimum   lowest allowed value for numbers
+    maximum   highest allowed value for numbers (numbers without one are still bounded by
+              MAX_INT / must be finite: NaN and inf are never valid settings)
+    path      a file or folder path: stored absolute (`absolute_paths`), so a run folder
+              resumes from any working directory
     """
-    meta = {"help": help, "choices": choices, "runtime": runtime, "minimum": minimum}
+    meta = {"help": help, "choices": choices, "runtime": runtime, "minimum": minimum,
+            "maximum": maximum, "path": path}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -60,23 +66,27 @@ def section(cls: type) -> Any:
 @dataclass
 class DataConfig:
     """Where the images are and how they are turned into tensors (gancompress.data)."""
-    root: str = option("", "dataset folder (set by --data)", runtime=True)
+    root: str = option("", "dataset folder (set by --data)", runtime=True, path=True)
     mode: str = option("auto", "folder layout", ("auto", "aligned", "unaligned", "single"))
     direction: str = option("AtoB", "which side is the input", ("AtoB", "BtoA"))
     preprocess: str = option("resize_and_crop", "training-time resize/crop",
                              ("resize_and_crop", "scale_width", "none"))
-    load_size: int = option(286, "resize to this size before cropping", minimum=4)
-    crop_size: int = option(256, "training crop (and evaluation resize) size", minimum=4)
+    load_size: int = option(286, "resize to this size before cropping", minimum=4,
+                            maximum=16384)
+    crop_size: int = option(256, "training crop (and evaluation resize) size", minimum=4,
+                            maximum=16384)
     flip: bool = option(True, "random horizontal flip while training (same for input and target)")
     in_channels: int = option(3, "channels of the input images", (1, 3))
     out_channels: int = option(3, "channels of the target images", (1, 3))
-    file_list: str | None = option(None, "text file naming the training images to use")
+    file_list: str | None = option(None, "text file naming the training images to use",
+                                   path=True)
     exclude_list: str | None = option(None, "text file naming training images to leave out "
-                                      "(e.g. a held-out slice for search)")
+                                      "(e.g. a held-out slice for search)", path=True)
     cache: bool = option(False, "keep decoded, resized images in memory")
     eval_phase: str = option("test", "split used for sample grids (falls back to val, then train)",
                              ("test", "val", "train"), runtime=True)
-    num_workers: int = option(2, "DataLoader worker processes", runtime=True, minimum=0)
+    num_workers: int = option(2, "DataLoader worker processes", runtime=True, minimum=0,
+                              maximum=256)
 
 
 @dataclass
@@ -92,7 +102,8 @@ class ModelConfig:
     disc: str = option("patch", "discriminator architecture (models.discriminators.DISCRIMINATORS)")
     disc_args: dict = option({}, "constructor arguments of the discriminator, e.g. ndf, "
                              "n_layers (3 = 70x70 PatchGAN), norm")
-    init_std: float = option(0.02, "weights initialised from N(0, init_std)", minimum=0.0)
+    init_std: float = option(0.02, "weights initialised from N(0, init_std)", minimum=0.0,
+                            maximum=10.0)
 
 
 # Flat model keys of earlier versions -> (dict field, argument): old run folders, checkpoints
@@ -114,36 +125,43 @@ class LossConfig:
     lambda_cycle: float = option(10.0, "CycleGAN: weight of the cycle L1 losses", minimum=0.0)
     lambda_identity: float = option(0.5, "CycleGAN: identity loss weight, relative to "
                                     "lambda_cycle", minimum=0.0)
-    pool_size: int = option(50, "CycleGAN: image pool of past fakes for D (0 = off)", minimum=0)
+    pool_size: int = option(50, "CycleGAN: image pool of past fakes for D (0 = off)", minimum=0,
+                            maximum=100000)
 
 
 @dataclass
 class TrainConfig:
     """The training loop (gancompress.training.loop)."""
     task: str = option("pix2pix", "what to train (gancompress.training.loop.TASKS)")
-    seed: int = option(233, "random seed (python, numpy, torch, data order and augmentation)")
-    batch_size: int = option(1, "images per step", minimum=1)
-    epochs: int = option(100, "epochs at the initial learning rate", minimum=0)
-    epochs_decay: int = option(100, "epochs of linear decay to ~0 afterwards", minimum=0)
+    seed: int = option(233, "random seed (python, numpy, torch, data order and augmentation)",
+                       minimum=0, maximum=2**63 - 1)
+    batch_size: int = option(1, "images per step", minimum=1, maximum=65536)
+    epochs: int = option(100, "epochs at the initial learning rate", minimum=0, maximum=10**6)
+    epochs_decay: int = option(100, "epochs of linear decay to ~0 afterwards", minimum=0,
+                               maximum=10**6)
     lr_update: str = option("epoch", "apply the decay once per epoch (published) or every step",
                             ("epoch", "step"))
-    lr: float = option(2e-4, "Adam learning rate", minimum=0.0)
-    beta1: float = option(0.5, "Adam beta1", minimum=0.0)
-    beta2: float = option(0.999, "Adam beta2", minimum=0.0)
+    lr: float = option(2e-4, "Adam learning rate", minimum=0.0, maximum=10.0)
+    beta1: float = option(0.5, "Adam beta1", minimum=0.0, maximum=0.9999999)
+    beta2: float = option(0.999, "Adam beta2", minimum=0.0, maximum=0.9999999)
     lr_disc: float = option(0.0, "discriminator learning rate (0 = train.lr; GauGAN's TTUR uses "
-                            "2x the generator's)", minimum=0.0)
-    beta1_disc: float = option(-1.0, "discriminator Adam beta1 (-1 = train.beta1)", minimum=-1.0)
-    beta2_disc: float = option(-1.0, "discriminator Adam beta2 (-1 = train.beta2)", minimum=-1.0)
+                            "2x the generator's)", minimum=0.0, maximum=10.0)
+    beta1_disc: float = option(-1.0, "discriminator Adam beta1 (-1 = train.beta1)", minimum=-1.0,
+                              maximum=0.9999999)
+    beta2_disc: float = option(-1.0, "discriminator Adam beta2 (-1 = train.beta2)", minimum=-1.0,
+                              maximum=0.9999999)
     max_steps: int = option(0, "stop after this many steps (0 = run the whole schedule); the lr "
                             "schedule ignores it, so it may be raised on --resume to train in "
                             "chunks", runtime=True, minimum=0)
     amp: bool = option(False, "mixed precision (CUDA only; ignored on CPU)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N", runtime=True)
-    threads: int = option(0, "CPU threads for torch (0 = torch default)", runtime=True, minimum=0)
+    threads: int = option(0, "CPU threads for torch (0 = torch default)", runtime=True, minimum=0,
+                          maximum=4096)
     checkpoint_every: int = option(1000, "steps between checkpoints", runtime=True, minimum=1)
     eval_every: int = option(1000, "steps between sample grids", runtime=True, minimum=1)
     log_every: int = option(100, "steps between log lines", runtime=True, minimum=1)
-    n_samples: int = option(4, "rows in each sample grid", runtime=True, minimum=1)
+    n_samples: int = option(4, "rows in each sample grid", runtime=True, minimum=1,
+                            maximum=1024)
     tensorboard: bool = option(False, "also log to TensorBoard (if installed)", runtime=True)
     progress: bool = option(True, "show a progress bar", runtime=True)
 
@@ -152,7 +170,7 @@ class TrainConfig:
 class CompressConfig:
     """Compression (gancompress.compress.pipeline / compress_tasks; REFERENCE.md sec. 1-3): distillation,
     once-for-all supernet, search, fine-tune. The pipeline sets the paths per stage."""
-    teacher: str = option("", "teacher generator checkpoint (set by --teacher)")
+    teacher: str = option("", "teacher generator checkpoint (set by --teacher)", path=True)
     pipeline: str = option("fast", "fast: supernet distilled from the teacher (Fast GAN "
                            "Compression); original: mobile teacher -> pruned, pre-distilled "
                            "student -> supernet (GAN Compression)", ("fast", "original"))
@@ -164,9 +182,10 @@ class CompressConfig:
     student_widths: str = option("", "distill task: student config string (default: the widest "
                                  "of the space)")
     student_init: str = option("fresh", "fresh (N(0, init_std)), prune (L1-norm channel pruning "
-                               "of the teacher) or a generator checkpoint to start from")
+                               "of the teacher) or a generator checkpoint to start from",
+                               path=True)
     init_from_run: str = option("", "run folder of the previous stage: its feature mappings and "
-                                "discriminator are reused")
+                                "discriminator are reused", path=True)
     disc_init: str = option("fresh", "fresh discriminator, or the teacher's (from the run "
                             "checkpoint.pt beside the teacher file)", ("fresh", "teacher"))
     sampling: str = option("uniform", "supernet: widths per step drawn uniformly per position "
@@ -185,11 +204,13 @@ class CompressConfig:
     parents: int = option(25, "evolution: parents kept per generation", minimum=1)
     mutants: int = option(50, "evolution: mutants per generation", minimum=0)
     crossovers: int = option(50, "evolution: crossovers per generation", minimum=0)
-    mutate_prob: float = option(0.2, "evolution: probability to redraw each position", minimum=0.0)
+    mutate_prob: float = option(0.2, "evolution: probability to redraw each position", minimum=0.0,
+                                maximum=1.0)
     generations: int = option(500, "evolution: generations", minimum=1)
     metric: str = option("auto", "search score: auto (fid with compress.stats, else l1), l1, "
                          "psnr, fid, kid", ("auto", "l1", "psnr", "fid", "kid"))
-    stats: str = option("", "reference statistics .npz for fid / kid (gancompress stats)")
+    stats: str = option("", "reference statistics .npz for fid / kid (gancompress stats)",
+                        path=True)
     held_out: int = option(100, "training images held out from compression training, used to "
                            "score sub-networks and for the report", minimum=1)
     mobile_epochs: int = option(5, "original pipeline: epochs distilling the mobile teacher",
@@ -382,9 +403,11 @@ def _convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
             return float(value)
         if from_text and isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
-                pass
+                number = None
+            if number is not None:
+                return number  # non-finite values are refused by validate, with the range
         raise UserError(f"config key {key}: expected a number, got {value!r}")
     if kind is str:
         if isinstance(value, str):
@@ -447,6 +470,19 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any], source: 
     return cfg
 
 
+def unique_overrides(overrides: list[str], source: str = "override") -> list[str]:
+    """The overrides a user typed, refusing a key given twice (in a layered list from code the
+    last one wins by design; on a command line it is a typo that must not pass silently)."""
+    seen: dict[str, str] = {}
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in seen:
+            raise UserError(f"{source} key {key} is given twice ({seen[key]!r} and {item!r}); "
+                            f"give it once")
+        seen[key] = item
+    return list(overrides)
+
+
 def validate(cfg: Config) -> Config:
     """Check choices, minimums and the cross-field rules; returns cfg, raises UserError."""
     for key in keys():
@@ -456,9 +492,11 @@ def validate(cfg: Config) -> Config:
         if choices is not None and value not in choices:
             raise UserError(f"config key {key} = {value!r} is not one of "
                             f"{', '.join(map(str, choices))}")
-        minimum = info.metadata.get("minimum")
-        if minimum is not None and value is not None and value < minimum:
-            raise UserError(f"config key {key} = {value!r} must be >= {minimum}")
+        check_number(f"config key {key}", value, info.metadata.get("minimum"),
+                     info.metadata.get("maximum"))
+        if isinstance(value, dict):  # constructor arguments: the family checks names and ranges,
+            for name, item in value.items():  # but NaN / inf / absurd sizes never pass
+                check_number(f"config key {key}.{name}", item)
     data = cfg.data
     if data.crop_size % 4:
         raise UserError(f"data.crop_size = {data.crop_size} must be a multiple of 4 (the generator "
@@ -469,6 +507,49 @@ def validate(cfg: Config) -> Config:
     if cfg.train.epochs + cfg.train.epochs_decay < 1:
         raise UserError("train.epochs + train.epochs_decay must be at least 1")
     return cfg
+
+
+# Bounds of numbers whose field declares none: a setting this large is always a mistake (and
+# int(1e20) batch sizes or 1e300 weights otherwise fail deep inside torch).
+MAX_INT = 10**12
+MAX_FLOAT = 1e12
+
+
+def number_range(minimum: float | None, maximum: float | None, integer: bool) -> str:
+    top = maximum if maximum is not None else (MAX_INT if integer else MAX_FLOAT)
+    low = minimum if minimum is not None else -top
+    return f"[{low:g}, {top:g}]" if not integer else f"{int(low)}..{int(top)}"
+
+
+def check_number(what: str, value: Any, minimum: float | None = None,
+                 maximum: float | None = None) -> None:
+    """The one range rule for numbers (config keys, CLI options, budgets): finite and within
+    [minimum, maximum] (default bounds MAX_INT / MAX_FLOAT); UserError naming the range."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    integer = isinstance(value, int)
+    top = maximum if maximum is not None else (MAX_INT if integer else MAX_FLOAT)
+    low = minimum if minimum is not None else -top
+    if not math.isfinite(value) or not low <= value <= top:
+        raise UserError(f"{what} = {value!r} is out of range: allowed "
+                        f"{number_range(minimum, maximum, integer)}")
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """cfg with every path field (option(path=True)) made absolute, so the run folder that
+    records it resumes from any working directory. Non-paths of such fields (``fresh``,
+    ``prune``) and empty values are kept."""
+    import os
+
+    out = cfg.copy()
+    for key in keys():
+        if not field_info(key).metadata.get("path"):
+            continue
+        value = out.get(key)
+        if isinstance(value, str) and value and value not in ("fresh", "prune"):
+            sect, name = _split_key(key)
+            setattr(getattr(out, sect), name, os.path.abspath(os.path.expanduser(value)))
+    return out
 
 
 def diff(a: Config, b: Config, include_runtime: bool = False) -> list[tuple[str, Any, Any]]:

@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from gancompress.config import check_number
 from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticGenerator
 
@@ -35,6 +36,68 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+# Range-checked argparse types: every numeric option of every command uses one of these, so NaN,
+# inf, 0 and negative counts are refused at parse time with the allowed range (one line, exit 2).
+# tests/test_reliability.py checks that no option is left with a bare int / float type.
+
+def int_range(minimum: int, maximum: int = 10**9) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        try:
+            check_number("value", value, minimum, maximum)
+        except UserError:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: allowed "
+                                             f"{minimum}..{maximum}") from None
+        return value
+    parse.__name__ = f"integer in {minimum}..{maximum}"
+    parse.bounded = True
+    return parse
+
+
+def float_range(minimum: float, maximum: float) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        try:
+            check_number("value", value, minimum, maximum)
+        except UserError:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: allowed "
+                                             f"[{minimum:g}, {maximum:g}]") from None
+        return value
+    parse.__name__ = f"number in [{minimum:g}, {maximum:g}]"
+    parse.bounded = True
+    return parse
+
+
+def image_side(text: str) -> int:
+    """An image height or width: a positive multiple of 4 (two stride-2 stages), at most 16384."""
+    value = int_range(4, 16384)(text)
+    if value % 4:
+        raise argparse.ArgumentTypeError(f"{value} is not a multiple of 4 (the generators "
+                                         f"downsample twice by 2)")
+    return value
+
+
+image_side.bounded = True  # type: ignore[attr-defined]
+THREADS = int_range(1, 4096)
+
+
+def _option_type(kind: type):
+    """argparse type of a constructor argument: bounded numbers (the one range rule)."""
+    if kind is bool:
+        return _parse_bool
+    if kind is int:
+        return int_range(0, 10**6)
+    if kind is float:
+        return float_range(0.0, 1e6)
+    return kind
+
+
 def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that describe a generator on the command line instead of a checkpoint: --arch
     FAMILY, then the family's own constructor arguments as --kebab-case options (derived from
@@ -49,7 +112,7 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(_arch_options().items()):
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"arch_{name}", default=None,
-                           type=_parse_bool if kind is bool else kind, metavar=kind.__name__.upper(),
+                           type=_option_type(kind), metavar=kind.__name__.upper(),
                            help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gancompress.compress.pipeline import folder_config
+from gancompress.errors import UserError
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,18 +39,27 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
+    from gancompress.config import unique_overrides
+
+    if args.budget is not None and not str(args.budget).strip():
+        raise UserError("--budget is empty; give MACs (3e9, 3G), a fraction of the teacher "
+                        "(1/20, 5%) or a latency (30ms), or omit it to use the preset's")
     return folder_config(args.out, teacher=args.teacher, data=args.data, budget=args.budget,
-                         preset_name=args.preset, overrides=args.overrides)
+                         preset_name=args.preset, overrides=unique_overrides(args.overrides))
 
 
 def run_pipeline(args: argparse.Namespace, stages: Sequence[str] | None = None) -> dict | None:
-    from gancompress.compress.pipeline import Pipeline
+    from gancompress.compress.pipeline import Pipeline, inherited_from_teacher
 
     cfg = config_from_args(args)
+    if args.teacher:
+        inherited = inherited_from_teacher(args.teacher)
+        print(f"# from the teacher's training run: {', '.join(inherited) or 'nothing recorded'}"
+              f"; stage settings (epochs, steps, checkpoint cadence) come from the recipe")
     if args.dry_run:
-        print(cfg.to_json(), end="")
         pipeline = Pipeline(cfg, args.out)
-        held_out = pipeline.check()
+        held_out = pipeline.check()  # checks first: a failing one is the last line printed
+        print(cfg.to_json(), end="")
         print(f"# checks passed; stages: {', '.join(stages or pipeline.stages())}; "
               f"{len(held_out)} training images held out for scoring")
         return None

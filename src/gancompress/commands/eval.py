@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,11 @@ import numpy as np
 from gancompress.commands.stats import (
     add_data_arguments,
     add_weights_arguments,
+    apply_weights_arguments,
     check_device,
     report_warnings,
 )
+from gancompress.commands._common import int_range
 from gancompress.errors import UserError
 from gancompress.metrics.evaluate import (
     DATA_METRICS,
@@ -69,32 +72,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fid-method", choices=["eigh", "sqrtm"], default="eigh",
                    help="Tr sqrtm(S1 S2) by eigh (default: symmetric eigenvalues, stable, fast) "
                         "or sqrtm (scipy, the published computation; same value to ~1e-12)")
-    p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100)")
-    p.add_argument("--kid-subset-size", type=int, default=1000,
+    p.add_argument("--kid-subsets", type=int_range(1, 10**6), default=100, help="KID subsets (default 100)")
+    p.add_argument("--kid-subset-size", type=int_range(2, 10**7), default=1000,
                    help="KID subset size (default 1000; smaller sets use all their images)")
-    p.add_argument("--latency-runs", type=int, default=10, help="timed runs (default 10)")
-    p.add_argument("--latency-warmup", type=int, default=3, help="warm-up runs (default 3)")
+    p.add_argument("--latency-runs", type=int_range(1, 10**6), default=10, help="timed runs (default 10)")
+    p.add_argument("--latency-warmup", type=int_range(0, 10**6), default=3, help="warm-up runs (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    add_data_arguments(p, phase="test")
+    add_data_arguments(p, phase="test", load_size=None)
+
     add_weights_arguments(p, drn=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.models.checkpoint import load_generator
+    from gancompress.models.checkpoint import evaluation_size, load_generator
 
     metrics = parse_metrics(args.metrics)
     device = check_device(args.device)
     if args.out and Path(args.out).exists() and not args.force:
         raise UserError(f"{args.out} already exists; choose another --out or pass --force")
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    if args.out:
+        from gancompress.files import check_writable
+        check_writable(args.out)  # before the evaluation, not after it
     needs_data = [m for m in metrics if m in DATA_METRICS]
     if needs_data and not args.data:
         raise UserError(f"{', '.join(needs_data)} need(s) images: pass --data DIR")
     model = load_generator(args.model, device=device)
+    args.size_origin = "as given (--load-size)"
+    if args.load_size is None:
+        (size, _), origin = evaluation_size(model)
+        args.load_size = size
+        args.size_origin = origin
+        print(f"gancompress eval: images resized to {size}x{size}, {origin}; pass "
+              f"--load-size 256 for the published protocol", file=sys.stderr)
+    apply_weights_arguments(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         settings = EvalSettings(**{f: getattr(args, f) for f in EvalSettings.fields()})
@@ -103,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(result, indent=2, default=_json_default)
     if args.out:
         from gancompress.files import atomic_write_text
-        atomic_write_text(args.out, text + "\n")
+        atomic_write_text(args.out, text + "\n", overwrite=args.force)
     if args.json:
         print(text)
     else:

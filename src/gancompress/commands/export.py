@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from gancompress.errors import UserError
+from gancompress.commands._common import float_range, image_side, int_range
 
 FORMATS = ("onnx", "openvino", "torchscript")
 SUFFIX_FORMATS = {".onnx": "onnx", ".xml": "openvino", ".pt": "torchscript", ".ts": "torchscript",
@@ -35,24 +36,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "checked against --min-psnr instead of the fp32 tolerance)")
     p.add_argument("--calib", metavar="DIR",
                    help="calibration images: a folder of training images or a dataset folder")
-    p.add_argument("--calib-count", type=int, default=32, help="calibration images used (32)")
+    p.add_argument("--calib-count", type=int_range(1, 10**6), default=32, help="calibration images used (32)")
     p.add_argument("--calib-method", default="minmax", help="minmax (default), percentile, entropy")
     p.add_argument("--keep-float", default="auto", metavar="auto|none|NAMES",
                    help="convs left in float for --int8: auto (by sensitivity, default), none, "
                         "or comma-separated ONNX node names / 'first' / 'last'")
-    p.add_argument("--target-psnr", type=float, help="dB vs fp32 the auto sensitivity search "
+    p.add_argument("--target-psnr", type=float_range(0.0, 200.0), help="dB vs fp32 the auto sensitivity search "
                                                      "aims for (default 30)")
-    p.add_argument("--min-psnr", type=float,
+    p.add_argument("--min-psnr", type=float_range(0.0, 200.0),
                    help="refuse an int8 export below this PSNR vs fp32 (default 20 dB)")
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256),
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"), default=(256, 256),
                    help="input height and width recorded in the file (default 256 256)")
     p.add_argument("--widths", metavar="CONFIG",
                    help="export this sub-network of a supernet (config string 16_16_32_...)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 18; legacy exporter: 17)")
+    p.add_argument("--opset", type=int_range(7, 100), help="ONNX opset (default 18; legacy exporter: 17)")
     p.add_argument("--exporter", default="dynamo", help="dynamo (default) or legacy")
     p.add_argument("--no-optimize", action="store_true",
                    help="skip the CPU rewrites (output phases, sub-pixel transposed convs)")
-    p.add_argument("--tolerance", type=float, default=1e-3,
+    p.add_argument("--tolerance", type=float_range(0.0, 10.0), default=1e-3,
                    help="max abs difference to PyTorch an fp32 export may have (default 1e-3)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--json", action="store_true", help="print the recorded metadata as JSON")
@@ -80,10 +81,13 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.models.checkpoint import load_generator
     from gancompress.models.elastic import compact
 
+    from gancompress.files import check_writable
+
     fmt = _format(args)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} exists; choose another --out or pass --overwrite")
+    check_writable(out)  # before the export work, not after it
     if args.int8 and fmt not in ("onnx", "openvino"):
         raise UserError("--int8 is available for ONNX and OpenVINO only; use --format onnx or "
                         "--format openvino")
@@ -100,9 +104,6 @@ def run(args: argparse.Namespace) -> int:
     if args.int8 and not args.calib:
         raise UserError("--int8 needs calibration images from the training data: pass --calib DIR "
                         "(a folder of images or a dataset folder)")
-    if any(v < 4 or v % 4 for v in args.size):
-        raise UserError(f"--size {args.size[0]} {args.size[1]}: height and width must be "
-                        f"positive multiples of 4 (two stride-2 stages)")
     model = load_generator(args.model)
     if args.widths:  # the config string of the model's own family
         model = compact(model, model.widths_from_config(args.widths)).eval()

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise UserError(f"{args.supernet} holds no supernet.pth (nor finetune/ or supernet/ "
                             f"with one)")
+    from gancompress.files import check_writable
+    check_writable(args.out)
     info = extract_file(source, args.config, args.out, force=args.force, data=args.data)
     h, w = info["macs_size"]
     print(f"wrote {args.out}: sub-network {info['config']} of {source} "

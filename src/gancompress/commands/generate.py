@@ -1,7 +1,8 @@
 """`gancompress generate`: run a generator (checkpoint, ONNX or TorchScript file) on image files.
 
-Pre/post-processing as published (REFERENCE.md sec. 3, 5): bicubic resize to the model's
-recorded input size (or --size; checkpoints record none, so 256x256, the evaluation size),
+Pre/post-processing as published (REFERENCE.md sec. 3, 5): bicubic resize to --size, else the
+size recorded in an exported file, else the size the model was trained at (checkpoint metadata),
+else the family's reference size / 256x256 (the size used and its origin are printed),
 [-1, 1] normalisation, output to uint8 by (y + 1) / 2 * 255, clipped and truncated.
 """
 from __future__ import annotations
@@ -12,10 +13,9 @@ from pathlib import Path
 
 import torch
 
+from gancompress.commands._common import THREADS, image_side, int_range
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
-
-DEFAULT_SIZE = (256, 256)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,24 +26,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="generator checkpoint, exported .onnx or TorchScript .pt file")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
-                   help="resize inputs to H W (default: the size recorded in the model file, "
-                        "else 256 256)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (1)")
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
+                   help="resize inputs to H W (default: the size recorded in the model file or "
+                        "trained at, else 256 256)")
+    p.add_argument("--batch-size", type=int_range(1, 65536), default=1, help="images per forward pass (1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch models)")
-    p.add_argument("--threads", type=int, help="CPU threads (torch, onnxruntime and OpenVINO)")
+    p.add_argument("--threads", type=THREADS, help="CPU threads (torch, onnxruntime and OpenVINO)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output images")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gancompress.deploy.runtime import describe, open_model
-    from gancompress.imaging import list_images, read_image, save_image
+    from gancompress.files import check_writable, output_lock
+    from gancompress.imaging import check_images, list_images, read_image, save_image
+    from gancompress.models.checkpoint import evaluation_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    device = str(parse_device(args.device))  # a missing device fails before anything else
     source = Path(args.input)
     if source.is_dir():
         files = list_images(source)
@@ -60,30 +61,29 @@ def run(args: argparse.Namespace) -> int:
     if len({t.name for t in targets}) != len(targets):
         raise UserError(f"input images in {source} share names that differ only by extension; "
                         f"their outputs would overwrite each other")
-    existing = [t for t in targets if t.exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"{len(existing)} output image(s) exist already, e.g. {existing[0]}; "
-                        f"choose another --out or pass --overwrite")
-
-    runner = open_model(args.model, device=str(parse_device(args.device)), threads=args.threads)
+    check_writable(out, folder=True)
+    runner = open_model(args.model, device=device, threads=args.threads)
     if args.size:
-        size = tuple(args.size)
-        if any(v < 4 or v % 4 for v in size):
-            raise UserError(f"--size {size[0]} {size[1]}: height and width must be positive "
-                            f"multiples of 4")
+        size, origin = tuple(args.size), "as given"
     elif runner.input_size is not None:
-        size = tuple(runner.input_size[2:])
+        size, origin = tuple(runner.input_size[2:]), "recorded in the exported file"
     else:
-        size = DEFAULT_SIZE
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    for i in range(0, len(files), args.batch_size):
-        chunk = files[i:i + args.batch_size]
-        batch = torch.stack([read_image(f, runner.in_channels, size) for f in chunk])
-        result = runner(batch)
-        for image, target in zip(result, targets[i:i + args.batch_size]):
-            save_image(image, target)
-    elapsed = time.perf_counter() - start
+        size, origin = evaluation_size(getattr(runner, "model", None))
+    check_images(files, runner.in_channels)  # every input decodes before anything is written
+    with output_lock(out, "generate"):
+        # Checked under the lock: another process cannot add outputs between check and write.
+        existing = [t for t in targets if t.exists()]
+        if existing and not args.overwrite:
+            raise UserError(f"{len(existing)} output image(s) exist already, e.g. {existing[0]}; "
+                            f"choose another --out or pass --overwrite")
+        start = time.perf_counter()
+        for i in range(0, len(files), args.batch_size):
+            chunk = files[i:i + args.batch_size]
+            batch = torch.stack([read_image(f, runner.in_channels, size) for f in chunk])
+            result = runner(batch)
+            for image, target in zip(result, targets[i:i + args.batch_size]):
+                save_image(image, target, overwrite=args.overwrite)
+        elapsed = time.perf_counter() - start
     print(f"wrote {len(files)} image(s) to {out} with {describe(runner)} at {size[0]}x{size[1]} "
-          f"({elapsed / len(files) * 1e3:.0f} ms per image incl. file I/O)")
+          f"({origin}; {elapsed / len(files) * 1e3:.0f} ms per image incl. file I/O)")
     return 0

@@ -5,7 +5,14 @@ import argparse
 
 import torch
 
-from gancompress.commands._common import add_arch_arguments, model_from_args, print_json
+from gancompress.commands._common import (
+    THREADS,
+    add_arch_arguments,
+    image_side,
+    int_range,
+    model_from_args,
+    print_json,
+)
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
@@ -21,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "OpenVINO .xml, TorchScript .pt): MACs from its recorded architecture, "
                         "--latency times the file itself")
     add_arch_arguments(p)
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
                    help="input height and width (default: the family's reference size, e.g. "
                         "256 256 for ResNet)")
     p.add_argument("--latency", action="store_true", help="also measure latency (batch 1)")
-    p.add_argument("--runs", type=int, default=10, help="timed runs for --latency (default 10)")
-    p.add_argument("--warmup", type=int, default=3, help="warm-up runs for --latency (default 3)")
+    p.add_argument("--runs", type=int_range(1, 10**6), default=10, help="timed runs for --latency (default 10)")
+    p.add_argument("--warmup", type=int_range(0, 10**6), default=3, help="warm-up runs for --latency (default 3)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads for --latency")
+    p.add_argument("--threads", type=THREADS, help="torch CPU threads for --latency")
     p.add_argument("--backends", default="torch", metavar="LIST",
                    help="with --latency: comma-separated backends measured side by side: torch "
                         "(eager, default), torchscript, compile, onnx, onnx-int8, openvino, "

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.compress.supernet import load_supernet
     from gancompress.config import Config, apply_overrides, validate
 
-    overrides = list(args.overrides)
+    from gancompress.config import unique_overrides
+    overrides = unique_overrides(list(args.overrides))
     if args.method:
         overrides.append(f"compress.search={args.method}")
     if args.supernet is None:  # a stage of the compression in --out

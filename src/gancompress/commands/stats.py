@@ -26,6 +26,8 @@ import torch
 from gancompress.data.splits import image_batches, open_side, parse_phases
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
+from gancompress.weights import weights_tag
+from gancompress.commands._common import int_range
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -39,20 +41,36 @@ def add_weights_arguments(parser: argparse.ArgumentParser, drn: bool = False) ->
     if drn:
         group.add_argument("--drn-weights", metavar="FILE",
                            help="the DRN-D-105 file drn-d-105_ms_cityscapes.pth itself")
+    group.add_argument("--allow-unverified-weights", action="store_true",
+                       help="use a weights file whose SHA-256 differs from the published file's "
+                            "(results are marked unverified)")
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, phase: str) -> None:
+def apply_weights_arguments(args: argparse.Namespace) -> None:
+    """--allow-unverified-weights -> the switch gancompress.weights reads."""
+    if getattr(args, "allow_unverified_weights", False):
+        import os
+
+        from gancompress.weights import ALLOW_ENV
+        os.environ[ALLOW_ENV] = "1"
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, phase: str,
+                       load_size: int | None = 256) -> None:
     parser.add_argument("--phase", default=phase,
                         help=f"dataset phase(s) to read: train, test, val, or several joined by "
                              f"'+' (e.g. train+test, the CycleGAN protocol); default {phase}")
-    parser.add_argument("--load-size", type=int, default=256, metavar="N",
-                        help="resize images to NxN (bicubic) first, as the evaluation pipeline "
-                             "does (default 256); 0 keeps each image's size (rounded to a "
-                             "multiple of 4), then all images must have the same size")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
-    parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    default = ("the size the model was trained at, else 256" if load_size is None
+               else str(load_size))
+    parser.add_argument("--load-size", type=int_range(0, 16384), default=load_size, metavar="N",
+                        help=f"resize images to NxN (bicubic) first, as the evaluation pipeline "
+                             f"does (default {default}; 256 is the published protocol); 0 keeps "
+                             f"each image's size (rounded to a multiple of 4), then all images "
+                             f"must have the same size")
+    parser.add_argument("--batch-size", type=int_range(1, 65536), default=16, help="images per batch (default 16)")
+    parser.add_argument("--workers", type=int_range(0, 256), default=0, help="data loader worker processes")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument("--limit", type=int, metavar="N",
+    parser.add_argument("--limit", type=int_range(1, 10**9), metavar="N",
                         help="use only the first N images (quick checks; not the protocol)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -87,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--save-features", action="store_true",
                    help="also store the (N, 2048) features (float32), so KID can use this file")
-    p.add_argument("--channels", type=int, default=3, choices=[1, 3],
+    p.add_argument("--channels", type=int_range(1, 3), default=3, choices=[1, 3],
                    help="read images as 3 (RGB) or 1 (grayscale, tiled to RGB) channels")
     add_data_arguments(p, phase="test")
     add_weights_arguments(p)
@@ -102,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: statistics are written as .npz; name the file *.npz")
     if out.exists() and not args.force:
         raise UserError(f"{out} already exists; choose another --out or pass --force")
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    from gancompress.files import check_writable
+    check_writable(out)  # before computing the features
+    apply_weights_arguments(args)
     device = check_device(args.device)
     phases = parse_phases(args.phase)
     with warnings.catch_warnings(record=True) as caught:
@@ -128,5 +147,5 @@ def run(args: argparse.Namespace) -> int:
     save_statistics(out, mu, sigma, meta, features if args.save_features else None,
                     overwrite=args.force)
     print(f"wrote {out}: mu {mu.shape}, sigma {sigma.shape} from {len(features)} images of "
-          f"{spec.description}; Inception weights sha256 {extractor.weights.sha256[:12]}...")
+          f"{spec.description}; Inception weights {weights_tag(extractor.weights)}")
     return 0

@@ -2,6 +2,7 @@
 and the up-front check that a budget is reachable and compresses the teacher."""
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,21 +61,25 @@ def parse_budget(text: str | float | int) -> Budget:
         raise UserError(f"empty budget; {how}")
     if m := re.fullmatch(_NUMBER + r"/" + _NUMBER, s):
         num, den = float(m.group(1)), float(m.group(2))
-        if den == 0 or num <= 0 or num > den:
+        # finite first: 1e999/1e999 is inf/inf = NaN, and every comparison with NaN is False
+        if not (math.isfinite(num) and math.isfinite(den)) or den == 0 or num <= 0 or num > den:
             raise UserError(f"budget {raw!r}: a fraction must be in (0, 1]; {how}")
         return Budget("fraction", num / den, raw)
     if m := re.fullmatch(_NUMBER + r"%", s):
         value = float(m.group(1)) / 100
-        if not 0 < value <= 1:
+        if not (math.isfinite(value) and 0 < value <= 1):
             raise UserError(f"budget {raw!r}: a percentage must be in (0, 100]; {how}")
         return Budget("fraction", value, raw)
     if m := re.fullmatch(_NUMBER + r"(ms|s)", s, flags=re.IGNORECASE):
         value = float(m.group(1)) * (1.0 if m.group(2).lower() == "ms" else 1000.0)
-        if value <= 0:
-            raise UserError(f"budget {raw!r}: a latency must be positive; {how}")
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"budget {raw!r}: a latency must be a positive, finite number of "
+                            f"milliseconds; {how}")
         return Budget("latency", value, raw)
     if m := re.fullmatch(_NUMBER + r"([kKmMgGtT]?)(?:MACs?|macs?|MAC|mac)?", s):
         value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+        if not math.isfinite(value):
+            raise UserError(f"budget {raw!r} is not a finite number of MACs; {how}")
         if value < 1:
             raise UserError(f"budget {raw!r}: a plain number is absolute MACs and must be >= 1; "
                             f"for a fraction of the teacher write 1/20 or 5%")

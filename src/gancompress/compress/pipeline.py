@@ -39,9 +39,9 @@ from gancompress.compress.search import EvolutionSettings, run_search
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import extract_file, load_supernet
 from gancompress.compress.tasks import load_teacher
-from gancompress.config import PRESETS, Config, apply_overrides, diff, validate
+from gancompress.config import PRESETS, Config, absolute_paths, apply_overrides, diff, validate
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text, file_fingerprint
+from gancompress.files import atomic_write_text, file_fingerprint, folder_is_empty, output_lock
 from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import safe_load
@@ -91,7 +91,23 @@ def compress_config(teacher: str | None = None, data: str | None = None,
         cfg.data.root = str(data)
     if budget:
         cfg.compress.budget = str(budget)
-    return validate(apply_overrides(cfg, list(overrides)))
+    # absolute paths: the folder's compress.json resumes from any working directory, and one
+    # teacher given by two relative paths is the same setting
+    return validate(absolute_paths(apply_overrides(cfg, list(overrides))))
+
+
+# Train settings that belong to a stage of the compression recipe, never to the teacher's run:
+# a teacher trained with train.max_steps=200 must not cap the supernet at 200 steps.
+STAGE_TRAIN_KEYS = ("task", "epochs", "epochs_decay", "max_steps", "checkpoint_every",
+                    "eval_every", "log_every", "n_samples")
+
+
+def inherited_from_teacher(teacher: str) -> list[str]:
+    """'key=value' of the settings the teacher's checkpoint passes on (those that differ from
+    the defaults), for printing what a compression inherits."""
+    inherited = _teacher_config(teacher, Config())
+    return [f"{k}={b!r}" for k, _, b in diff(Config(), inherited, include_runtime=True)
+            if k.split(".")[0] in ("data", "model", "loss", "train")]
 
 
 def folder_config(out: str | Path, teacher: str | None = None, data: str | None = None,
@@ -106,6 +122,13 @@ def folder_config(out: str | Path, teacher: str | None = None, data: str | None 
             base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
         except (OSError, json.JSONDecodeError) as err:
             raise UserError(f"cannot read {saved}: {err}") from None
+        if base.data.root and not data and not Path(base.data.root).exists():
+            raise UserError(f"dataset folder {base.data.root}, recorded in {saved}, does not "
+                            f"exist (moved or deleted?); pass --data DIR to give its new place")
+        if base.compress.teacher and not Path(base.compress.teacher).exists():
+            raise UserError(f"teacher {base.compress.teacher}, recorded in {saved}, does not "
+                            f"exist (moved or deleted?); put it back there to resume this "
+                            f"compression")
     elif not teacher:
         raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
                         "resume)")
@@ -133,6 +156,8 @@ def _teacher_config(teacher: str, cfg: Config) -> Config:
     out.data, out.model, out.loss, out.train = (teacher_cfg.data, teacher_cfg.model,
                                                 teacher_cfg.loss, teacher_cfg.train)
     out.data.root, out.data.file_list, out.data.exclude_list = "", None, None
+    for key in STAGE_TRAIN_KEYS:  # the recipe's (or the defaults), not the teacher run's
+        setattr(out.train, key, getattr(cfg.train, key))
     return out
 
 
@@ -266,7 +291,7 @@ def _check_out(out: Path, cfg: Config) -> None:
             raise UserError(f"{out} holds a compression with other settings ({lines}); rerun with "
                             f"the same settings to resume, or choose another --out (nothing was "
                             f"changed).{hint}")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+    elif out.exists() and (not out.is_dir() or not folder_is_empty(out)):
         raise UserError(f"{out} exists and is not an empty folder nor a compression folder; choose "
                         f"a new --out (nothing was changed)")
 
@@ -369,7 +394,17 @@ def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
                     device: torch.device | str = "cpu", log: Log = print,
                     checked: CheckedBudget | None = None) -> dict[str, Any]:
     """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json.
-    `checked`: the budget as the pipeline already parsed and checked it."""
+    `checked`: the budget as the pipeline already parsed and checked it. `out_dir` is locked for
+    the search (files.output_lock)."""
+    with output_lock(out_dir, "search"):
+        return _search_supernet(cfg, supernet_path, out_dir, teacher, held_out, device, log,
+                                checked)
+
+
+def _search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
+                     teacher: ElasticGenerator | None, held_out: Sequence[str],
+                     device: torch.device | str, log: Log,
+                     checked: CheckedBudget | None) -> dict[str, Any]:
     c = cfg.compress
     supernet, space, _ = load_supernet(supernet_path, device)
     if checked is None:
@@ -422,6 +457,17 @@ class Pipeline:
         self.c = self.cfg.compress
 
     # -- paths ------------------------------------------------------------------------------------
+    def files(self, stage: str) -> list[Path]:
+        """Every file a finished stage leaves; the stage is done only when all exist (its
+        marker, `path(stage)`, is written last)."""
+        marker = self.path(stage)
+        extra = {"search": [marker.parent / "pareto.png"],
+                 "report": [marker.parent / "report.md", marker.parent / "grid.png"]}
+        return extra.get(stage, []) + [marker]
+
+    def done(self, stage: str) -> bool:
+        return all(p.is_file() for p in self.files(stage))
+
     def path(self, stage: str) -> Path:
         return {"mobile": self.out / "mobile" / "student.pth",
                 "distill": self.out / "distill" / "student.pth",
@@ -567,13 +613,23 @@ class Pipeline:
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run the stages under an exclusive lock on the output folder (files.output_lock)."""
+        with output_lock(self.out, "compress"):
+            return self._run(only)
+
+    def _run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
         self.prepare(only)
         stages = self.stages() if only is None else list(only)
         done = []
         for stage in stages:
-            if self.path(stage).is_file():
+            if self.done(stage):
                 self.log(f"[{stage}] done already ({self.path(stage)}); skipping")
                 continue
+            if self.path(stage).is_file():  # a kill between its files: redo it (marker last)
+                missing = ", ".join(p.name for p in self.files(stage) if not p.is_file())
+                self.log(f"[{stage}] incomplete ({missing} missing); redoing it")
+                if stage in ("search", "report"):
+                    self.path(stage).unlink()
             if stage in ("mobile", "distill", "supernet", "finetune"):
                 self.train_stage(stage)
             elif stage == "search":
@@ -584,7 +640,7 @@ class Pipeline:
                 self.run_report()
             done.append(stage)
         result: dict[str, Any] = {"out": str(self.out), "ran": done, "stages": stages}
-        if self.path("report").is_file():
+        if self.done("report"):
             result["report"] = json.loads(self.path("report").read_text())
             result["report_md"] = (self.path("report").parent / "report.md").read_text()
         return result

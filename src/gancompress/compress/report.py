@@ -155,6 +155,7 @@ def write_report(report: Mapping[str, Any], grid: torch.Tensor, out_dir: str | P
     out = Path(out_dir)
     paths = {"json": out / "report.json", "markdown": out / "report.md", "grid": out / "grid.png"}
     save_image(grid, paths["grid"])
-    atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
     atomic_write_text(paths["markdown"], markdown(report))
+    # report.json marks the stage done: written last, after every other file exists
+    atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
     return paths

@@ -68,7 +68,7 @@ def extract_file(supernet_path: str | Path, config: str, out: str | Path, force:
             "bn_recalibrated": bool(batchnorms(model)), **(extra_meta or {})}
     if "config" in meta:  # the training config of the supernet: data settings for later use
         info["train_config"] = meta["config"]
-    save_generator(model, out, meta=info)
+    save_generator(model, out, meta=info, overwrite=force)
     return info
 
 

@@ -235,6 +235,6 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
                             "psnr_db": int8_check["psnr"], "fp32_max_abs": check["max_abs"],
                             "min_psnr": min_psnr})
     meta.update(dict(metadata or {}))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless asked
         Path(tmp).write_bytes(set_metadata(data, meta))
     return meta

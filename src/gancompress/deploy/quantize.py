@@ -31,15 +31,32 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from gancompress.deploy.onnx_export import quiet
 from gancompress.errors import UserError
-from gancompress.imaging import list_images, read_image
+from gancompress.imaging import list_images, open_image, pil_to_tensor, read_image
 from gancompress.metrics.quality import psnr
 
 DEFAULT_TARGET_PSNR = 30.0    # dB vs fp32 the sensitivity search aims for
 DEFAULT_MIN_PSNR = 20.0       # dB vs fp32 below which an int8 export is refused
 CALIB_METHODS = ("minmax", "percentile", "entropy")
+
+
+def _paired_half(path: Path, size: tuple[int, int], direction: str) -> str | None:
+    """'left' / 'right' when `path` is an A|B side-by-side pair for a model taking `size`
+    inputs (twice the model's aspect ratio), else None."""
+    with Image.open(path) as img:
+        w, h = img.size
+    height, width = size
+    if w % 2 == 0 and abs(w / h - 2 * width / height) < 1e-6 * max(1.0, w / h):
+        return "left" if direction == "AtoB" else "right"
+    return None
+
+
+def _crop_half(img: Image.Image, half: str) -> Image.Image:
+    w, h = img.size
+    return img.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
 
 
 def calibration_images(folder: str | Path, input_size: Sequence[int], limit: int = 32,
@@ -54,6 +71,11 @@ def calibration_images(folder: str | Path, input_size: Sequence[int], limit: int
     files = list_images(folder)
     if files:
         picked = [files[i] for i in _spread(len(files), limit)]
+        half = _paired_half(picked[0], (height, width), direction)
+        if half is not None:  # the train/ or test/ folder of an aligned A|B set: the input half
+            return torch.stack([pil_to_tensor(_crop_half(open_image(p, channels), half)
+                                              .resize((width, height), Image.BICUBIC))
+                                for p in picked])
         return torch.stack([read_image(p, channels, (height, width)) for p in picked])
     try:
         from gancompress.data import open_dataset

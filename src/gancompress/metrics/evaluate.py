@@ -21,6 +21,7 @@ from gancompress.data.splits import (
     parse_phases,
 )
 from gancompress.errors import UserError
+from gancompress.weights import weights_tag
 from gancompress.metrics.quality import psnr_uint8
 
 METRICS = ("fid", "kid", "miou", "psnr", "macs", "latency")
@@ -51,6 +52,7 @@ class EvalSettings:
     drn_weights: str | None = None
     weights_dir: str | None = None
     no_progress: bool = False
+    size_origin: str = "as given"         # where load_size came from (said in the result)
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -89,6 +91,7 @@ def evaluate(model: torch.nn.Module, settings: EvalSettings, metrics: list[str],
                               "widths": arch.get("widths"), "device": str(device),
                               "gancompress": gancompress.__version__, "torch": torch.__version__,
                               "metrics": {}}
+    result["image_size"] = {"load_size": settings.load_size, "origin": settings.size_origin}
     size = (settings.load_size or 256, settings.load_size or 256)
     first_source = None
     if any(m in DATA_METRICS for m in metrics):
@@ -223,8 +226,8 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
                 protocol["reference_meta"] = reference.meta
             result["metrics"]["fid"] = {
                 "value": value, "num_images": num, "protocol": protocol,
-                "summary": f"{num} generated vs {ref_desc}; Inception pool3 (weights sha256 "
-                           f"{extractor.weights.sha256[:12]}), {settings.fid_method}"}
+                "summary": f"{num} generated vs {ref_desc}; Inception pool3 (weights "
+                           f"{weights_tag(extractor.weights)}), {settings.fid_method}"}
         if "kid" in metrics:
             kid_ref = reference.features if reference is not None and \
                 reference.features is not None else real_features
@@ -244,7 +247,7 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
         result["metrics"]["miou"] = {
             "value": value, "num_images": miou.count, "protocol": miou.protocol(),
             "summary": f"{miou.count} generated vs labels in {settings.labels}; DRN-D-105 (weights "
-                       f"sha256 {miou.weights.sha256[:12]}), bilinear to {settings.miou_size}, "
+                       f"{weights_tag(miou.weights)}), bilinear to {settings.miou_size}, "
                        f"19 classes"}
     if "psnr" in metrics:
         finite = [p for p in psnrs if math.isfinite(p)]

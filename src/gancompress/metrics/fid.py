@@ -22,6 +22,7 @@ the published files); ours add `meta`, a JSON string saying how they were made, 
 from __future__ import annotations
 
 import json
+import zipfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -231,7 +232,7 @@ def save_statistics(path: str | Path, mu: np.ndarray, sigma: np.ndarray,
         "meta": np.array(json.dumps(dict(meta or {}), sort_keys=True, default=str))}
     if features is not None:
         arrays["features"] = np.asarray(features, np.float32)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)  # a file object: np.savez would append ".npz" to a path
 
 
@@ -244,8 +245,8 @@ def load_statistics(path: str | Path, dim: int | None = FEATURE_DIM) -> Referenc
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise UserError(f"cannot read statistics file {path}: {err} (expected an .npz with "
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise UserError(f"cannot read statistics file {path}: {err or type(err).__name__} (expected an .npz with "
                         f"arrays 'mu' and 'sigma')") from None
     missing = [k for k in ("mu", "sigma") if k not in arrays]
     if missing:

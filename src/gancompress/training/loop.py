@@ -84,7 +84,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -94,11 +97,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gancompress.config import Config, diff, validate
+from gancompress.config import Config, absolute_paths, diff, validate
 from gancompress.data import EpochBatchSampler, dataset_from_config
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text
+from gancompress.files import atomic_write_text, check_writable, folder_is_empty, output_lock
 from gancompress.imaging import make_grid, save_image
 from gancompress.models.checkpoint import atomic_torch_save, safe_load
 
@@ -114,6 +117,8 @@ class Task:
     """Base class of a training task (see the module docstring for the full interface)."""
 
     name: str = ""
+    # dataset layouts the task can learn from (None: any); the loop refuses others up front
+    data_modes: tuple[str, ...] | None = None
 
     def __init__(self, config: Config, device: torch.device):
         self.config = config
@@ -335,8 +340,10 @@ def load_run_config(out_dir: str | Path) -> Config:
 
 def _check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
     """Refuse unsafe starts (nothing is written); on resume return the checkpoint path, if any."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the run (nothing was changed)")
     if not resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if out.exists() and not folder_is_empty(out):
             raise UserError(f"{out} already exists and is not empty; pass --resume to continue "
                             f"the run in it, or choose a new --out folder (nothing was changed)")
         return None
@@ -380,7 +387,8 @@ class _Log:
         self.file = open(path, "a")
 
     def write(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record) + "\n")
+        # allow_nan=False keeps every line valid JSON: non-finite numbers are written as strings
+        self.file.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
         self.file.flush()
 
     def close(self) -> None:
@@ -438,16 +446,82 @@ def train(config: Config, out_dir: str | Path, resume: bool = False,
           task: str | type[Task] | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Run (or resume) training; returns {"steps", "out_dir", "exported", "elapsed_s"}.
 
+    The run folder is locked for the whole call (files.output_lock): a second process on the
+    same folder is refused at once. Paths in the config are stored absolute.
     train.threads (if set) applies for the duration of the call; the previous value is restored.
     """
-    cfg = validate(config.copy())
+    cfg = validate(absolute_paths(config.copy()))
+    out = Path(out_dir)
     threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     try:
-        return _train(cfg, Path(out_dir), resume, task, progress)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; give a folder for the run (nothing was "
+                            f"changed)")
+        if not resume:
+            check_writable(out, folder=True)
+        with output_lock(out, "train"):
+            return _train(cfg, out, resume, task, progress)
     finally:
         torch.set_num_threads(threads)
+
+
+class _Diverged(UserError):
+    """A loss became NaN/inf: the weights are unusable, so nothing is saved."""
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with non-finite floats replaced by strings ("nan", "inf"): valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class _StopRequest:
+    """SIGINT handler: the first Ctrl-C asks the loop to stop at the next step boundary (it then
+    saves a checkpoint and exits 130); a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        import sys
+        print("\ngancompress: stopping after this step to save a checkpoint (Ctrl-C again to "
+              "stop now)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    # Data workers share the terminal's process group: let the main process handle Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_same_data(out: Path, ckpt: dict[str, Any], data: dict[str, Any], root: str) -> None:
+    saved = ckpt.get("data")
+    if not isinstance(saved, dict) or saved == data:
+        return
+    raise UserError(f"cannot resume {out}: it was trained on {saved.get('images')} images "
+                    f"(file list fingerprint {saved.get('fingerprint')}), but {root} holds "
+                    f"{data['images']} images ({data['fingerprint']}); an exact resume needs the "
+                    f"same data. Resume with the run's dataset (omit --data to use the one "
+                    f"recorded in {out / 'config.json'}), or start a new run folder")
 
 
 def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
@@ -459,8 +533,20 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
     # Data, samples and models are built before the run folder is written, so a wrong --data,
     # a corrupt test image or an impossible model setting fails with nothing on disk.
     train_set = dataset_from_config(cfg.data, "train", train=True, seed=t.seed)
+    modes = getattr(task_cls, "data_modes", None)
+    if modes is not None and train_set.layout.mode not in modes:
+        name = task if isinstance(task, str) else t.task
+        hint = (" (unpaired domains: train.task=cyclegan, e.g. --preset cyclegan-horse2zebra)"
+                if train_set.layout.mode == "unaligned" else "")
+        raise UserError(f"task {name} needs {' or '.join(modes)} data (A|B pairs), but "
+                        f"{cfg.data.root} is read as {train_set.layout.mode}; give paired data"
+                        f"{hint}")
+    train_set.check()  # every file's header now, not a bad file at step N
+    data_id = train_set.fingerprint()
     sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device)
     ckpt = _load_checkpoint(ckpt_path) if ckpt_path else None
+    if ckpt is not None:
+        _check_same_data(out, ckpt, data_id, cfg.data.root)
     seed_everything(t.seed)
     model_task = task_cls(cfg, device)
     model_task.name = model_task.name or (task if isinstance(task, str) else t.task)
@@ -480,18 +566,22 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
     log = _Log(out / "log.jsonl", keep_until=start if resume else None)
     log.write({"event": "resume" if resume else "start", "step": start, "total_steps": total,
                "steps_per_epoch": steps_per_epoch, "train_images": len(train_set),
-               "device": str(device), "threads": torch.get_num_threads(),
+               "data": data_id, "device": str(device), "threads": torch.get_num_threads(),
                "task": model_task.name, "models": model_task.describe()})
     if t.amp and device.type != "cuda":
         log.write({"event": "warning", "message": "train.amp ignored: mixed precision needs CUDA"})
     board = _tensorboard(out, t.tensorboard, log)
     show = t.progress if progress is None else progress
     bar = _progress_bar(total, start, show)
+    last_saved = start if ckpt is not None else None
 
     def save_checkpoint(step: int) -> None:
+        nonlocal last_saved
         atomic_torch_save({"format": RUN_FORMAT, "version": RUN_VERSION, "step": step,
                            "config": cfg.to_dict(), "task": model_task.state_dict(),
-                           "rng": rng_state(), "elapsed_s": elapsed}, out / "checkpoint.pt")
+                           "rng": rng_state(), "elapsed_s": elapsed, "data": data_id},
+                          out / "checkpoint.pt")
+        last_saved = step
         log.write({"event": "checkpoint", "step": step})
 
     def save_samples(step: int) -> None:
@@ -504,68 +594,93 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
         if board is not None:
             board.add_image("samples", ((grid + 1) / 2).clamp(0, 1), step)
 
+    def diverged(name: str, value: float, step: int) -> _Diverged:
+        if last_saved is not None:
+            good = (f"the last good checkpoint is step {last_saved} ({out / 'checkpoint.pt'}); "
+                    f"after changing the settings, start a new run, or --resume from it with "
+                    f"the same settings")
+        else:
+            good = "no checkpoint was written yet; start again with other settings"
+        return _Diverged(f"loss {name} became {value} at step {step}: training diverged, so "
+                         f"nothing from this step was saved. Lower train.lr or the loss weights "
+                         f"(loss.*), or check the data; {good}")
+
     step, consistent = start, True
     sums: dict[str, float] = {}
     window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
     loader_iter: Iterator | None = None
     tic = time.perf_counter()
     try:
-        while step < total:
-            epoch, offset = divmod(step, steps_per_epoch)
-            if loader_iter is None or offset == 0:
-                loader_iter = iter(_loader(train_set, t.batch_size, t.seed, epoch, offset,
-                                           cfg.data.num_workers, device))
-            t0 = time.perf_counter()
-            try:
-                batch = next(loader_iter)
-            except UserError as err:
-                raise _clean_worker_error(err) from None
-            batch = _to_device(batch, device)
-            t1 = time.perf_counter()
-            factor = lr_factor(step, steps_per_epoch, t.epochs, t.epochs_decay, t.lr_update)
-            consistent = False  # an interrupt inside step() leaves a half-updated state
-            model_task.set_lr(factor)
-            losses = model_task.step(batch, step)
-            step += 1
-            consistent = True
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t2 = time.perf_counter()
-            elapsed += t2 - tic
-            tic = t2
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            window["n"] += 1
-            window["data"] += t1 - t0
-            window["step"] += t2 - t1
-            window["images"] += int(batch["source"].shape[0])
-            bar.update(1)
-            if step % t.log_every == 0 or step == total:
-                n = window["n"]
-                means = {k: v / n for k, v in sums.items()}
-                record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                          "lr": t.lr * factor, "losses": means,
-                          "time": {"data_s": window["data"] / n, "step_s": window["step"] / n,
-                                   "images_per_s": window["images"] / max(1e-9, window["data"] +
-                                                                         window["step"])},
-                          "elapsed_s": round(elapsed, 3)}
-                log.write(record)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-                if board is not None:
-                    for k, v in means.items():
-                        board.add_scalar(f"loss/{k}", v, step)
-                    board.add_scalar("lr", t.lr * factor, step)
-                sums = {}
-                window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
-            if step % t.eval_every == 0 or step == total:
-                save_samples(step)
-            if step % t.checkpoint_every == 0 or step == total:
-                save_checkpoint(step)
-            tic = time.perf_counter()  # checkpoint and sample time is not training time
+        with _StopRequest() as stop:
+            while step < total:
+                epoch, offset = divmod(step, steps_per_epoch)
+                if loader_iter is None or offset == 0:
+                    loader_iter = iter(_loader(train_set, t.batch_size, t.seed, epoch, offset,
+                                               cfg.data.num_workers, device))
+                t0 = time.perf_counter()
+                try:
+                    batch = next(loader_iter)
+                except UserError as err:
+                    raise _clean_worker_error(err) from None
+                batch = _to_device(batch, device)
+                t1 = time.perf_counter()
+                factor = lr_factor(step, steps_per_epoch, t.epochs, t.epochs_decay, t.lr_update)
+                consistent = False  # an interrupt inside step() leaves a half-updated state
+                model_task.set_lr(factor)
+                losses = model_task.step(batch, step)
+                for k, v in losses.items():
+                    if not math.isfinite(float(v)):
+                        raise diverged(k, float(v), step + 1)
+                step += 1
+                consistent = True
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t2 = time.perf_counter()
+                elapsed += t2 - tic
+                tic = t2
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                window["n"] += 1
+                window["data"] += t1 - t0
+                window["step"] += t2 - t1
+                window["images"] += int(batch["source"].shape[0])
+                bar.update(1)
+                if step % t.log_every == 0 or step == total:
+                    n = window["n"]
+                    means = {k: v / n for k, v in sums.items()}
+                    record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+                              "lr": t.lr * factor, "losses": means,
+                              "time": {"data_s": window["data"] / n,
+                                       "step_s": window["step"] / n,
+                                       "images_per_s": window["images"] / max(
+                                           1e-9, window["data"] + window["step"])},
+                              "elapsed_s": round(elapsed, 3)}
+                    log.write(record)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                    if board is not None:
+                        for k, v in means.items():
+                            board.add_scalar(f"loss/{k}", v, step)
+                        board.add_scalar("lr", t.lr * factor, step)
+                    sums = {}
+                    window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
+                if step % t.eval_every == 0 or step == total:
+                    save_samples(step)
+                if step % t.checkpoint_every == 0 or step == total:
+                    save_checkpoint(step)
+                if stop.requested and step < total:
+                    raise KeyboardInterrupt
+                tic = time.perf_counter()  # checkpoint and sample time is not training time
+    except _Diverged:
+        log.write({"event": "diverged", "step": step, "last_checkpoint": last_saved})
+        log.close()
+        bar.close()
+        raise
     except (UserError, KeyboardInterrupt) as err:
         # Between steps the state is consistent: save it, so a fix + --resume loses nothing.
-        if consistent and step > start:
+        if consistent and step > start and last_saved != step:
             save_checkpoint(step)
+        if isinstance(err, KeyboardInterrupt):
+            log.write({"event": "interrupted", "step": step, "saved": last_saved == step})
         log.close()
         bar.close()
         if isinstance(err, UserError):
@@ -588,6 +703,7 @@ def _loader(dataset, batch_size: int, seed: int, epoch: int, start: int, workers
     # a resumed run (new iterator mid-epoch) would diverge from an uninterrupted one.
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                        pin_memory=device.type == "cuda",
+                                       worker_init_fn=_ignore_sigint if workers else None,
                                        generator=torch.Generator().manual_seed(seed + epoch))
 
 

@@ -111,6 +111,7 @@ class Pix2PixTask(Task):
     """Paired image-to-image translation: conditional GAN + L1 to the ground truth."""
 
     name = "pix2pix"
+    data_modes = ("aligned",)  # L1 to the target needs real pairs
 
     def __init__(self, config: Config, device: torch.device):
         super().__init__(config, device)
