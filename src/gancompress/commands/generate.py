@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from gancompress.commands._common import add_test_mode_arguments
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
 
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch models)")
     p.add_argument("--threads", type=int, help="CPU threads (torch and onnxruntime)")
+    add_test_mode_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output images")
     p.set_defaults(func=run)
 
@@ -65,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{len(existing)} output image(s) exist already, e.g. {existing[0]}; "
                         f"choose another --out or pass --overwrite")
 
-    runner = open_model(args.model, device=str(parse_device(args.device)), threads=args.threads)
+    runner = open_model(args.model, device=str(parse_device(args.device)), threads=args.threads,
+                        test_mode=args.test_mode, seed=args.seed)
     if args.size:
         size = tuple(args.size)
-        if any(v < 4 or v % 4 for v in size):
+        if hasattr(runner, "model"):  # the generator family's own size rule
+            size = runner.model.check_size(size)
+        elif any(v < 4 or v % 4 for v in size):
             raise UserError(f"--size {size[0]} {size[1]}: height and width must be positive "
                             f"multiples of 4")
     elif runner.input_size is not None:
