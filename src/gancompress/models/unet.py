@@ -95,7 +95,7 @@ class DepthwiseConvTranspose2d(ElasticModule, nn.ConvTranspose2d):
             axes["bias"] = [(0, self.in_parts)]
         return axes
 
-    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:  # noqa: D401
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
         c = x.shape[1]
         bias = None if self.bias is None else self.bias[:c]
         return F.conv_transpose2d(x, self.weight[:c], bias, self.stride, self.padding,
