@@ -145,3 +145,47 @@ def test_export_int8_of_a_separable_unet(tmp_path, capsys, data):
                  "--min-psnr", "0", "--json"]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["precision"] == "int8"
+
+
+def test_scored_and_extracted_sub_networks_use_recalibrated_batchnorm(data, tmp_path):
+    from gancompress.compress.pipeline import (
+        calibration_batches,
+        compress_config,
+        held_out_names,
+        make_scorer,
+    )
+    from gancompress.compress.space import SearchSpace
+    from gancompress.compress.supernet import extract_file
+    from gancompress.models.elastic import sub_network, using_widths
+
+    supernet = UnetGenerator(ngf=4, num_downs=5, norm="batch").eval()
+    for m in supernet.modules():  # statistics of no particular sub-network
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(3.0)
+            m.running_var.fill_(0.1)
+    save_generator(supernet, tmp_path / "teacher.pth")
+    cfg = compress_config(teacher=str(tmp_path / "teacher.pth"), data=str(data), budget="1/3",
+                          overrides=COMPRESS)
+    names = held_out_names(cfg)
+    calib = calibration_batches(cfg, names)
+    assert sum(len(b) for b in calib) == 12 - len(names)  # every training image but the held-out
+    space = SearchSpace.for_model(supernet, "4,2")
+    scorer = make_scorer(cfg, supernet, space, None, names, "cpu")
+    assert scorer.calibration is not None
+    config = [2, 4, 2, 4, 2]
+    widths = space.widths(config)
+    with sub_network(supernet, widths, calib) as model:
+        expected = scorer.evaluate(model)
+    assert scorer(config) == pytest.approx(expected, rel=1e-6)
+    with using_widths(supernet, widths):
+        stale = scorer.evaluate(supernet)
+    assert abs(stale - expected) > 1e-3  # the supernet's own statistics would mis-score it
+    # a sub-network extracted straight from the supernet gets statistics of its own
+    torch.save({"format": "gancompress-generator", "version": 1, "arch_name": "unet",
+                "arch": supernet.arch, "state_dict": supernet.state_dict(),
+                "meta": {"space": space.to_meta()}}, tmp_path / "supernet.pth")
+    info = extract_file(tmp_path / "supernet.pth", space.encode(config), tmp_path / "c.pth",
+                        calibration=lambda: calib)
+    assert info["bn_recalibrated_batches"] == len(calib)
+    assert scorer.evaluate(load_generator(tmp_path / "c.pth")) == pytest.approx(expected,
+                                                                                rel=1e-5)
