@@ -189,3 +189,41 @@ def test_scored_and_extracted_sub_networks_use_recalibrated_batchnorm(data, tmp_
     assert info["bn_recalibrated_batches"] == len(calib)
     assert scorer.evaluate(load_generator(tmp_path / "c.pth")) == pytest.approx(expected,
                                                                                 rel=1e-5)
+
+
+def test_taps_of_a_resnet_student_and_a_unet_teacher_pair_by_resolution():
+    from gancompress.compress.distill import FeatureMappings, distillation_loss
+    from gancompress.models.resnet import ResnetGenerator
+
+    teacher = UnetGenerator(ngf=4, num_downs=6).eval()  # taps at H/2, H/4, H/8, H/16
+    student = ResnetGenerator(ngf=8, n_blocks=3)        # 4 taps at H/4
+    mappings = FeatureMappings.between(student, teacher)
+    assert mappings.pairs == [(3, 1)]  # the deepest student tap with the teacher's H/4 tap
+    assert mappings.convs[0].weight.shape[:2] == (8, 32)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    _, s_feats = student(x, return_features=True)
+    _, t_feats = teacher(x, return_features=True)
+    loss = distillation_loss(s_feats, t_feats, mappings)
+    loss.backward()
+    assert loss.item() > 0 and mappings.convs[0].weight.grad is not None
+    assert student.stem.conv.weight.grad is not None
+
+
+def test_resnet_student_for_a_unet_teacher_from_the_cli(data, tmp_path, one_thread):
+    torch.manual_seed(0)
+    teacher = UnetGenerator(ngf=8, num_downs=5, norm="batch", dropout=0.5).eval()
+    save_generator(teacher, tmp_path / "teacher.pth")
+    out = tmp_path / "cross"
+    assert main(["compress", "--teacher", str(tmp_path / "teacher.pth"), "--data", str(data),
+                 "--out", str(out), "--budget", "4M", *COMPRESS, "compress.space=8,4",
+                 "compress.student_family=resnet", "compress.student_args.n_blocks=3"]) == 0
+    compact_model = load_generator(out / "compact.pth")
+    assert compact_model.arch_name == "resnet" and compact_model.arch["n_blocks"] == 3
+    assert compact_model.arch["conv"] == "separable"
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert np.isfinite(report["models"]["compact"]["quality"]["l1"])
+    # a student of another family cannot be pruned from the teacher, nor take student_args alone
+    assert main(["compress", "--teacher", str(tmp_path / "teacher.pth"), "--data", str(data),
+                 "--out", str(tmp_path / "bad"), "--budget", "4M", *COMPRESS,
+                 "compress.student_args.n_blocks=3"]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -161,6 +161,12 @@ class CompressConfig:
                         "e.g. 16,12,8")
     student_conv: str = option("separable", "student convs (separable = the published mobile "
                                "student)", ("separable", "dense"))
+    student_family: str = option("", "generator family of the student ('' = the teacher's); "
+                                 "another family (e.g. resnet for a U-Net teacher) is distilled "
+                                 "from outputs and from features at matching resolutions "
+                                 "(fast pipeline)")
+    student_args: dict = option({}, "constructor arguments of a student of another family "
+                                "(e.g. compress.student_args.n_blocks=6)")
     student_widths: str = option("", "distill task: student config string (default: the widest "
                                  "of the space)")
     student_init: str = option("fresh", "fresh (N(0, init_std)), prune (L1-norm channel pruning "
