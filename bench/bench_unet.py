@@ -97,7 +97,8 @@ def main() -> int:
     row("latency p90 (ms)", lambda m: m["latency"]["p90_ms"], "{:.2f}")
     row("held-out L1", lambda m: m["quality"]["l1"], "{:.4f}")
     row("held-out PSNR (dB)", lambda m: m["quality"]["psnr"], "{:.2f}")
-    print(f"compact config {result.get('best', {}).get('best') or json.loads((work / 'compressed' / 'search' / 'best.json').read_text())['best']}")
+    best = json.loads((work / "compressed" / "search" / "best.json").read_text())
+    print(f"compact config {best['best']} (budget {cfg.compress.budget} of the teacher's MACs)")
     for name, seconds in timings.items():
         print(f"time {name:20s} {seconds:8.1f} s")
     return 0
