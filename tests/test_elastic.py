@@ -18,6 +18,10 @@ VARIANTS = [
     ("resnet", dict(ngf=8, n_blocks=6, conv="separable", norm="instance")),
     ("resnet", dict(ngf=8, n_blocks=3, conv="dense", norm="batch", dropout=0.5)),
     ("resnet", dict(ngf=8, n_blocks=9, conv="separable", norm="batch", in_channels=1)),
+    ("unet", dict(ngf=4, num_downs=5, conv="dense", norm="batch", dropout=0.5)),
+    ("unet", dict(ngf=4, num_downs=5, conv="dense", norm="instance", in_channels=1,
+                  out_channels=2)),
+    ("unet", dict(ngf=4, num_downs=5, conv="separable", norm="batch")),
 ]
 
 

@@ -179,6 +179,12 @@ class CompressConfig:
                         "e.g. 16,12,8")
     student_conv: str = option("separable", "student convs (separable = the published mobile "
                                "student)", ("separable", "dense"))
+    student_family: str = option("", "generator family of the student ('' = the teacher's); "
+                                 "another family (e.g. resnet for a U-Net teacher) is distilled "
+                                 "from outputs and from features at matching resolutions "
+                                 "(fast pipeline)")
+    student_args: dict = option({}, "constructor arguments of a student of another family "
+                                "(e.g. compress.student_args.n_blocks=6)")
     student_widths: str = option("", "distill task: student config string (default: the widest "
                                  "of the space)")
     student_init: str = option("fresh", "fresh (N(0, init_std)), prune (L1-norm channel pruning "
@@ -651,6 +657,26 @@ register_preset("demo", "small pix2pix teacher for the built-in demo data (64 px
                     "train.batch_size": 1, "train.epochs": 6, "train.epochs_decay": 6,
                     "train.lr_update": "step", "train.checkpoint_every": 400,
                     "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 6})
+
+# pix2pix with its default generator, unet_256 (REFERENCE-FAMILIES.md sec. 2): vanilla GAN, L1 x100,
+# batch norm in G and D, dropout 0.5 in the ngf*8 middle blocks, batch 1, 100+100 epochs.
+register_preset("pix2pix-unet", "pix2pix teacher with the published defaults: unet_256, batch "
+                "norm, dropout, vanilla GAN, L1 x100, batch 1, 100+100 epochs", {
+                    "train.task": "pix2pix", "data.mode": "aligned", "model.generator": "unet",
+                    "model.generator_args": {"num_downs": 8, "ngf": 64, "norm": "batch",
+                                             "dropout": 0.5},
+                    "model.disc_args": {"ndf": 64, "norm": "batch"},
+                    "loss.gan_mode": "vanilla", "loss.lambda_recon": 100.0,
+                    "train.batch_size": 1, "train.epochs": 100, "train.epochs_decay": 100})
+# The demo's data and training budget (4800 steps at 64 px) with the pix2pix U-Net defaults; 6
+# levels (64 px = 2^6, a 1x1 bottleneck as unet_256 has at 256 px); ngf 32 gives 0.74x the MACs
+# of the ResNet demo teacher (284M vs 381M at 64 px).
+register_preset("demo-unet", "pix2pix U-Net teacher for the built-in demo data (64 px, 6 levels, "
+                "ngf 32, batch norm, dropout, vanilla GAN, L1 x100; the demo's 6+6 epochs)", {
+                    "model.generator": "unet",
+                    "model.generator_args": {"num_downs": 6, "ngf": 32, "norm": "batch",
+                                             "dropout": 0.5},
+                    "model.disc_args.norm": "batch", "loss.gan_mode": "vanilla"}, base="demo")
 
 # Compression recipes (`gancompress compress --preset NAME` looks up "compress-NAME"). They hold
 # only compression settings: data, model and loss settings come from the teacher's checkpoint.

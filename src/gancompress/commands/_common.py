@@ -136,6 +136,16 @@ def model_from_args(args: argparse.Namespace, device: str = "cpu") -> ElasticGen
     return model.to(device).eval()
 
 
+def add_test_mode_arguments(parser: argparse.ArgumentParser) -> None:
+    """--test-mode eval|train and --seed (how a PyTorch generator runs; deploy.runtime)."""
+    parser.add_argument("--test-mode", choices=["eval", "train"], default="eval",
+                        help="eval (default: dropout off, BatchNorm running statistics) or train "
+                             "(pix2pix test.py without --eval: dropout on, BatchNorm batch "
+                             "statistics, as the reference's test images were made)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the dropout masks with --test-mode train (0)")
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

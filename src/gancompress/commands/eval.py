@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from gancompress.commands._common import add_test_mode_arguments
 from gancompress.commands.stats import (
     add_data_arguments,
     add_weights_arguments,
@@ -80,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_test_mode_arguments(p)
     add_data_arguments(p, phase="test", load_size=None)
 
     add_weights_arguments(p, drn=True)
@@ -99,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     needs_data = [m for m in metrics if m in DATA_METRICS]
     if needs_data and not args.data:
         raise UserError(f"{', '.join(needs_data)} need(s) images: pass --data DIR")
+    from gancompress.deploy.runtime import apply_test_mode
+
     model = load_generator(args.model, device=device)
     args.size_origin = "as given (--load-size)"
     if args.load_size is None:
@@ -108,10 +112,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"gancompress eval: images resized to {size}x{size}, {origin}; pass "
               f"--load-size 256 for the published protocol", file=sys.stderr)
     apply_weights_arguments(args)
+    test_mode = apply_test_mode(model, args.test_mode, args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         settings = EvalSettings(**{f: getattr(args, f) for f in EvalSettings.fields()})
         result = evaluate(model, settings, metrics, device)
+    result["test_mode"] = test_mode
     result["warnings"] = report_warnings(caught, "eval")
     text = json.dumps(result, indent=2, default=_json_default)
     if args.out:
@@ -149,6 +155,8 @@ def print_table(result: dict[str, Any]) -> None:
     if result.get("format"):
         head += f" ({result['format']})"
     print(head)
+    if result.get("test_mode"):
+        print(f"mode  {result['test_mode']}")
     if "data" in result:
         print(f"data  {result['inputs']}, {result['num_images']} images, {result['direction']}")
     rows = [(name, _format_value(name, entry), entry.get("summary") or entry.get("protocol", ""))

@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                      "aims for (default 30)")
     p.add_argument("--min-psnr", type=float_range(0.0, 200.0),
                    help="refuse an int8 export below this PSNR vs fp32 (default 20 dB)")
-    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"), default=(256, 256),
-                   help="input height and width recorded in the file (default 256 256)")
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
+                   help="input height and width recorded in the file (default: the family's "
+                        "reference size, 256 256 for ResNet and U-Net)")
     p.add_argument("--widths", metavar="CONFIG",
                    help="export this sub-network of a supernet (config string 16_16_32_...)")
     p.add_argument("--opset", type=int_range(7, 100), help="ONNX opset (default 18; legacy exporter: 17)")
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_generator(args.model)
     if args.widths:  # the config string of the model's own family
         model = compact(model, model.widths_from_config(args.widths)).eval()
-    size = (1, int(model.arch.get("in_channels", 3)), *args.size)
+    size = (1, model.in_channels, *model.check_size(args.size or model.reference_size))
     meta_extra = {"source": Path(args.model).name,
                   "source_format": getattr(model, "source_format", None)}
     with torch.no_grad():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from gancompress.commands._common import THREADS, image_side, int_range
+from gancompress.commands._common import THREADS, add_test_mode_arguments, image_side, int_range
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
 
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int_range(1, 65536), default=1, help="images per forward pass (1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch models)")
     p.add_argument("--threads", type=THREADS, help="CPU threads (torch, onnxruntime and OpenVINO)")
+    add_test_mode_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output images")
     p.set_defaults(func=run)
 
@@ -62,9 +63,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input images in {source} share names that differ only by extension; "
                         f"their outputs would overwrite each other")
     check_writable(out, folder=True)
-    runner = open_model(args.model, device=device, threads=args.threads)
+    runner = open_model(args.model, device=device, threads=args.threads,
+                        test_mode=args.test_mode, seed=args.seed)
     if args.size:
         size, origin = tuple(args.size), "as given"
+        if hasattr(runner, "model"):  # the generator family's own size rule
+            size = runner.model.check_size(size)
     elif runner.input_size is not None:
         size, origin = tuple(runner.input_size[2:]), "recorded in the exported file"
     else:

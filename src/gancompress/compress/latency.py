@@ -235,10 +235,11 @@ class LatencyModel:
     # ------------------------------------------------------------------ features
     def _small_size(self) -> tuple[tuple[int, ...], int]:
         """MACs are counted on a small input and scaled by the area ratio (exact for convs and
-        norms while the sizes stay multiples of 4)."""
+        norms while the sizes stay multiples of the family's size_multiple)."""
         b, c, h, w = self.input_size
+        m = getattr(self.model, "size_multiple", 4)
         factor = max(1, min(h, w) // 16)
-        while factor > 1 and (h % (4 * factor) or w % (4 * factor)):
+        while factor > 1 and (h % (m * factor) or w % (m * factor)):
             factor -= 1
         return (b, c, h // factor, w // factor), factor * factor
 

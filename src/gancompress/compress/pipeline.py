@@ -38,7 +38,7 @@ from gancompress.compress.scoring import ReconstructionScorer
 from gancompress.compress.search import EvolutionSettings, run_search
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import extract_file, load_supernet
-from gancompress.compress.tasks import load_teacher
+from gancompress.compress.tasks import load_teacher, student_template
 from gancompress.config import PRESETS, Config, absolute_paths, apply_overrides, diff, validate
 from gancompress.errors import UserError
 from gancompress.files import atomic_write_text, file_fingerprint, folder_is_empty, output_lock
@@ -202,7 +202,7 @@ def check_teacher_and_data(cfg: Config, device: torch.device | str = "cpu") -> E
                             f"images ({Path(item[side + '_path']).name}) but the teacher "
                             f"{'takes' if side == 'source' else 'makes'} 1-channel images; give "
                             f"the data the teacher was trained on")
-    SearchSpace.for_model(teacher, cfg.compress.space)
+    SearchSpace.for_model(student_template(cfg, teacher), cfg.compress.space)
     return teacher
 
 
@@ -213,11 +213,12 @@ def _is_colour(image: torch.Tensor, tolerance: float = 0.05) -> bool:
 
 def supernet_skeleton(cfg: Config, teacher: ElasticGenerator, space: SearchSpace
                       ) -> ElasticGenerator:
-    """An (untrained) supernet of the configured space, of the teacher's family: for costs
+    """An (untrained) supernet of the configured space, of the student's family: for costs
     before training."""
     widths = space.widths(space.largest())
-    return build_generator(teacher.arch_name,
-                           **teacher.student_arch(cfg.compress.student_conv, widths)).eval()
+    template = student_template(cfg, teacher)
+    return build_generator(template.arch_name,
+                           **template.student_arch(cfg.compress.student_conv, widths)).eval()
 
 
 def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: Budget,
@@ -501,7 +502,8 @@ class Pipeline:
         writing nothing; returns the held-out names it would use."""
         self.device = _device(self.cfg)
         self.teacher = check_teacher_and_data(self.cfg, self.device)
-        self.space = SearchSpace.for_model(self.teacher, self.c.space)
+        self.space = SearchSpace.for_model(student_template(self.cfg, self.teacher),
+                                           self.c.space)
         _check_out(self.out, self.cfg)
         self.checked = None
         if self.c.budget:

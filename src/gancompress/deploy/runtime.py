@@ -86,11 +86,37 @@ class Runner:
                             f"does so) or export again with --size")
 
 
+# How a PyTorch generator runs at test time. pix2pix's test.py calls model.eval() only with
+# --eval, so its reference test images are made with dropout active and BatchNorm batch
+# statistics (REFERENCE-FAMILIES.md sec. 2); eval mode is the deterministic default here.
+TEST_MODES = {
+    "eval": "eval mode (dropout off, BatchNorm running statistics)",
+    "train": "train mode, as pix2pix test.py without --eval (dropout on, BatchNorm batch "
+             "statistics)",
+}
+
+
+def apply_test_mode(model: nn.Module, mode: str = "eval", seed: int = 0) -> str:
+    """Put `model` in test `mode` ('eval' or 'train', see TEST_MODES); returns its description.
+
+    Train mode seeds torch's generator with `seed`, so the dropout masks are reproducible.
+    """
+    if mode not in TEST_MODES:
+        raise UserError(f"test mode {mode!r}: use {' or '.join(TEST_MODES)}")
+    model.train(mode == "train")
+    if mode == "train":
+        torch.manual_seed(seed)
+        return f"{TEST_MODES[mode]}, seed {seed}"
+    return TEST_MODES[mode]
+
+
 class TorchRunner(Runner):
     kind = "pytorch"
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
-        self.model = model.to(device).eval()
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu",
+                 test_mode: str = "eval", seed: int = 0):
+        self.model = model.to(device)
+        self.mode = apply_test_mode(self.model, test_mode, seed)
         self.device = torch.device(device)
         self.in_channels = int(getattr(model, "arch", {}).get("in_channels", 3))
         self.metadata = {}
@@ -185,9 +211,14 @@ def file_kind(path: str | Path) -> str:
     return "checkpoint"
 
 
-def open_model(path: str | Path, device: str = "cpu", threads: int | None = None) -> Runner:
-    """Open a generator file of any supported kind for inference."""
+def open_model(path: str | Path, device: str = "cpu", threads: int | None = None,
+               test_mode: str = "eval", seed: int = 0) -> Runner:
+    """Open a generator file of any supported kind for inference (`test_mode`: TEST_MODES;
+    exported files hold the eval-mode graph only)."""
     kind = file_kind(path)
+    if test_mode != "eval" and kind != "checkpoint":
+        raise UserError(f"--test-mode {test_mode} needs a PyTorch checkpoint: an exported "
+                        f"{kind} file holds only the eval-mode graph")
     if kind == "onnx":
         if device != "cpu":
             raise UserError("ONNX files run on the CPU here (onnxruntime CPU provider); drop "
@@ -204,7 +235,8 @@ def open_model(path: str | Path, device: str = "cpu", threads: int | None = None
         return TorchScriptRunner(path, device=device)
     from gancompress.models.checkpoint import load_generator
 
-    return TorchRunner(load_generator(path, device=device), device=device)
+    return TorchRunner(load_generator(path, device=device), device=device, test_mode=test_mode,
+                       seed=seed)
 
 
 def describe(runner: Runner) -> str:
@@ -212,4 +244,5 @@ def describe(runner: Runner) -> str:
         f"{runner.input_size[2]}x{runner.input_size[3]}"
     extra = runner.metadata.get("config") or ""
     precision = runner.metadata.get("precision", "fp32")
-    return f"{runner.kind} ({precision}{', ' + extra if extra else ''}), input {size}"
+    mode = getattr(runner, "mode", TEST_MODES["eval"])
+    return f"{runner.kind} ({precision}{', ' + extra if extra else ''}), input {size}, {mode}"

@@ -302,10 +302,11 @@ class SeparableConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, group: str | None,
                  in_group: str | None = None, norm: str = "instance", bias: bool = True,
-                 padding: int = 0):
+                 padding: int = 0, stride: int = 1):
         super().__init__()
         self.depthwise = ElasticConv2d(in_channels, in_channels, kernel_size, depthwise=True,
-                                       in_group=in_group, padding=padding, bias=True)
+                                       in_group=in_group, padding=padding, stride=stride,
+                                       bias=True)
         self.norm = norm_layer(norm, in_channels, in_group)
         self.pointwise = ElasticConv2d(in_channels, out_channels, 1, group=group, in_group=in_group,
                                        bias=bias)

@@ -52,6 +52,8 @@ def generator_from_config(config: Config, in_channels: int | None = None,
     args = {"in_channels": in_channels or d.in_channels,
             "out_channels": out_channels or d.out_channels, **m.generator_args}
     model = build_generator(family, **args)
+    if d.preprocess != "none":  # fail now, not at the first batch, if the crop does not fit
+        model.check_size((d.crop_size, d.crop_size))
     return init_weights(model, m.init_std)
 
 
