@@ -18,6 +18,8 @@ VARIANTS = [
     ("resnet", dict(ngf=8, n_blocks=6, conv="separable", norm="instance")),
     ("resnet", dict(ngf=8, n_blocks=3, conv="dense", norm="batch", dropout=0.5)),
     ("resnet", dict(ngf=8, n_blocks=9, conv="separable", norm="batch", in_channels=1)),
+    ("munit", dict(ngf=4, mlp_dim=8, n_res=2, conv="dense")),
+    ("munit", dict(ngf=4, mlp_dim=8, n_res=4, conv="separable", style_dim=4)),
 ]
 
 

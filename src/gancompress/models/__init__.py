@@ -9,10 +9,12 @@ from typing import Any
 
 from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticGenerator
+from gancompress.models.munit import MunitGenerator
 from gancompress.models.resnet import ResnetGenerator
 
 GENERATORS: dict[str, type[ElasticGenerator]] = {
     ResnetGenerator.arch_name: ResnetGenerator,
+    MunitGenerator.arch_name: MunitGenerator,
 }
 
 

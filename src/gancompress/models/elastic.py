@@ -438,6 +438,17 @@ class ElasticGenerator(nn.Module):
         x = torch.rand(batch, self.in_channels, h, w, generator=generator) * 2 - 1
         return (x.to(device),)
 
+    def profile_inputs(self, size: Sequence[int] | None = None, batch: int = 1
+                       ) -> tuple[torch.Tensor, ...]:
+        """Inputs of the published MAC / latency count (default: example_inputs; MUNIT counts
+        forward(x) with its style encoder, not a translation with a given style)."""
+        return self.example_inputs(size, batch)
+
+    def mac_variants(self, size: Sequence[int] | None = None) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Further published counts of the same model, name -> forward() inputs (profile prints
+        them, e.g. MUNIT "without_style_encoder")."""
+        return {}
+
     def input_size(self, size: Sequence[int] | None = None, batch: int = 1) -> tuple[int, ...]:
         """Shape of the first input (B, C, H, W) at `size`."""
         return tuple(self.example_inputs(size, batch)[0].shape)
