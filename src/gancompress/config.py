@@ -203,6 +203,37 @@ class CompressConfig:
 
 
 @dataclass
+class MunitConfig:
+    """MUNIT (gancompress.training.munit, gancompress.compress.munit_tasks; REFERENCE-FAMILIES.md
+    sec. 6): generator arguments beyond model.ngf / model.conv, loss weights, optimiser
+    schedule, and the compression recipe's style terms. Defaults are the published values."""
+    style_dim: int = option(8, "style code length", minimum=1)
+    mlp_dim: int = option(256, "hidden width of the MLP producing the AdaIN parameters",
+                          minimum=1)
+    n_res: int = option(4, "residual blocks in the content encoder and in the decoder",
+                        minimum=2)
+    lambda_x: float = option(10.0, "weight of the image reconstruction L1", minimum=0.0)
+    lambda_c: float = option(1.0, "weight of the content-code reconstruction L1", minimum=0.0)
+    lambda_s: float = option(1.0, "weight of the style-code reconstruction L1", minimum=0.0)
+    lambda_cycle: float = option(0.0, "weight of the explicit cycle L1 x -> other domain -> x "
+                                 "(MUNIT's recon_x_cyc_w; 0 in the edges2shoes recipe)",
+                                 minimum=0.0)
+    lambda_gan: float = option(1.0, "weight of the LSGAN terms", minimum=0.0)
+    weight_decay: float = option(1e-4, "Adam weight decay (generators and discriminators)",
+                                 minimum=0.0)
+    lr_step: int = option(100000, "steps between learning-rate halvings (step schedule)",
+                          minimum=1)
+    lr_gamma: float = option(0.5, "learning-rate factor applied every lr_step steps",
+                             minimum=0.0)
+    disc_scales: int = option(3, "scales of the multi-scale image discriminator", minimum=1)
+    lambda_style: float = option(1.0, "compression: weight of the style-code distillation L1 "
+                                 "(lambda_rec_s)", minimum=0.0)
+    style_every: int = option(2, "compression: steps with an odd index (step % style_every "
+                              "!= 0) distil the style encoder on a real B image; the others "
+                              "feed one random style to teacher and student", minimum=1)
+
+
+@dataclass
 class Config:
     """All settings of one run. Add a section here as `name: Cls = section(Cls)`."""
     data: DataConfig = section(DataConfig)
@@ -210,6 +241,7 @@ class Config:
     loss: LossConfig = section(LossConfig)
     train: TrainConfig = section(TrainConfig)
     compress: CompressConfig = section(CompressConfig)
+    munit: MunitConfig = section(MunitConfig)
 
     # -- dict / JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -567,6 +599,37 @@ register_preset("demo", "small pix2pix teacher for the built-in demo data (64 px
                     "train.batch_size": 1, "train.epochs": 6, "train.epochs_decay": 6,
                     "train.lr_update": "step", "train.checkpoint_every": 400,
                     "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 6})
+
+# MUNIT (REFERENCE-FAMILIES.md sec. 6; NVlabs configs/edges2shoes_folder.yaml): Adam 1e-4 (0.5,
+# 0.999), weight decay 1e-4, lr halved every 100k steps, batch 1, 256 px crops after resizing
+# to 256, LSGAN with the 3-scale image discriminator (ndf 64, 4 convs, no norm), Kaiming init;
+# recon x10, content x1, style x1, no explicit cycle term; 1,000,000 iterations.
+register_preset("munit-edges2shoes", "MUNIT teacher, edges <-> shoes (unpaired trainA/trainB): "
+                "ngf 64, mlp 256, 1M steps at batch 1, lr 1e-4 halved every 100k", {
+                    "train.task": "munit", "data.mode": "unaligned", "data.direction": "AtoB",
+                    "data.load_size": 256, "data.crop_size": 256,
+                    "model.generator": "munit", "model.ngf": 64, "model.conv": "dense",
+                    "model.disc": "ms_image", "model.ndf": 64, "model.disc_layers": 4,
+                    "model.disc_norm": "none", "loss.gan_mode": "lsgan",
+                    "train.batch_size": 1, "train.lr": 1e-4, "train.beta1": 0.5,
+                    "train.beta2": 0.999, "train.epochs": 21, "train.epochs_decay": 0,
+                    "train.max_steps": 1_000_000, "train.checkpoint_every": 10000,
+                    "train.eval_every": 10000, "train.log_every": 100})
+# Sized for the built-in demo data (`gancompress demo-data`: its A and B halves are used as two
+# unpaired domains) on a CPU: ngf 8, mlp 32, 64 px, D ndf 16 with 3 convs, 2,400 steps; the
+# explicit cycle term is on (it steadies the tiny model's translations).
+register_preset("munit-demo", "small MUNIT teacher for the built-in demo data (64 px, ngf 8, "
+                "mlp 32, 6 epochs = 2,400 steps, lr halved every 800)", {
+                    "train.task": "munit", "data.mode": "auto", "data.direction": "AtoB",
+                    "data.load_size": 72, "data.crop_size": 64, "data.cache": True,
+                    "data.num_workers": 0,
+                    "model.generator": "munit", "model.ngf": 8, "model.conv": "dense",
+                    "model.disc": "ms_image", "model.ndf": 16, "model.disc_layers": 3,
+                    "model.disc_norm": "none", "loss.gan_mode": "lsgan",
+                    "munit.mlp_dim": 32, "munit.lr_step": 800, "munit.lambda_cycle": 10.0,
+                    "train.batch_size": 1, "train.lr": 1e-4, "train.epochs": 6,
+                    "train.epochs_decay": 0, "train.checkpoint_every": 400,
+                    "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 4})
 
 # Compression recipes (`gancompress compress --preset NAME` looks up "compress-NAME"). They hold
 # only compression settings: data, model and loss settings come from the teacher's checkpoint.
