@@ -664,6 +664,39 @@ register_preset("compress-cyclegan-horse2zebra", "Fast GAN Compression of a Cycl
                     "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 200,
                     "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
                     "compress.budget": "3e9", "train.batch_size": 1})
+# MUNIT edges2shoes-r (REFERENCE-FAMILIES.md sec. 6.4, scripts/munit/edges2shoes-r_fast): supernet
+# of ngf 64 in channels-64 distilled with output L1 x10, content L1 x1 (1x1 mapping), style L1 x1
+# on odd steps, LSGAN x1 with a fresh multi-scale D; Adam 1e-4 (0.5, 0.999), weight decay 1e-4,
+# lr halved every 200k steps, 2,000,000 steps (~40 epochs of the 49,825 trainA edges at batch 1);
+# evolution budget 2.7e9 MACs with the style encoder; no fine-tuning (it raised FID).
+register_preset("compress-munit-edges2shoes-r", "Fast GAN Compression of a MUNIT edges2shoes "
+                "teacher: supernet 2M steps, content + style + output distillation, budget 2.7e9, "
+                "no fine-tuning", {
+                    "compress.space": "channels-64", "compress.lambda_distill": 1.0,
+                    "loss.lambda_recon": 10.0, "compress.lambda_gan": 1.0,
+                    "loss.gan_mode": "lsgan", "model.disc": "ms_image", "model.ndf": 64,
+                    "model.disc_layers": 4, "model.disc_norm": "none",
+                    "munit.lambda_style": 1.0, "munit.style_every": 2, "munit.lr_step": 200000,
+                    "munit.lr_gamma": 0.5, "munit.weight_decay": 1e-4, "train.lr": 1e-4,
+                    "train.beta1": 0.5, "train.beta2": 0.999, "train.batch_size": 1,
+                    "compress.supernet_epochs": 41, "compress.supernet_epochs_decay": 0,
+                    "train.max_steps": 2_000_000,
+                    "compress.finetune_epochs": 0, "compress.finetune_epochs_decay": 0,
+                    "compress.budget": "2.7e9"})
+# The `munit-demo` teacher (ngf 8, 64 px) to a fifth of its MACs: a narrow separable space,
+# 4 supernet epochs (1,440 steps on the 360 non-held-out pairs), a short evolution, no fine-tune.
+register_preset("compress-munit-demo", "compress the munit-demo teacher to 1/5 of its MACs "
+                "(supernet 4 epochs, no fine-tuning)", {
+                    "compress.space": "8,6,4", "compress.budget": "1/5",
+                    "compress.held_out": 40, "compress.lambda_distill": 1.0,
+                    "loss.lambda_recon": 10.0, "compress.lambda_gan": 1.0,
+                    "munit.lr_step": 600, "compress.supernet_epochs": 4,
+                    "compress.supernet_epochs_decay": 0, "compress.finetune_epochs": 0,
+                    "compress.finetune_epochs_decay": 0,
+                    "compress.population": 50, "compress.parents": 12, "compress.mutants": 25,
+                    "compress.crossovers": 25, "compress.generations": 10,
+                    "train.batch_size": 1, "train.checkpoint_every": 500, "train.eval_every": 500,
+                    "train.log_every": 50})
 # Demo (bench/bench_compress.py measures it): the `demo` teacher (ngf 24, 6 blocks, 64 px) at 1/10
 # of its MACs. A narrow separable space around that budget; the fine-tuning stage matters most
 # at this size (measured: 900 fine-tuning steps -> held-out L1 1.09x the teacher's, 2700 ->

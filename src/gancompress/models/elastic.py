@@ -364,6 +364,11 @@ class ElasticGenerator(nn.Module):
     published_formats: str = ""     # what read_published opens, with example keys (for messages)
     reference_size: tuple[int, int] = (256, 256)
     size_multiple: int = 1          # inputs' H and W must be multiples of this
+    # Outputs depend on a sampled code (MUNIT's style): sub-networks are compared with the
+    # teacher under the same codes (`scoring_inputs`), never with paired ground truth.
+    multimodal: bool = False
+    # Compression stage -> training task of this family, where the generic ones do not fit.
+    compression_tasks: dict[str, str] = {}
 
     # -- constructor arguments ------------------------------------------------------------------
     @classmethod
@@ -448,6 +453,11 @@ class ElasticGenerator(nn.Module):
         """Further published counts of the same model, name -> forward() inputs (profile prints
         them, e.g. MUNIT "without_style_encoder")."""
         return {}
+
+    def scoring_inputs(self, source: torch.Tensor, index: int) -> tuple[torch.Tensor, ...]:
+        """forward() inputs for held-out batch `index` when sub-networks are scored against the
+        teacher: the same for every model of the family given the same (source, index)."""
+        return (source,)
 
     def input_size(self, size: Sequence[int] | None = None, batch: int = 1) -> tuple[int, ...]:
         """Shape of the first input (B, C, H, W) at `size`."""

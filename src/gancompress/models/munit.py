@@ -376,6 +376,10 @@ class MunitGenerator(ElasticGenerator):
                          "gan-compression full / supernet / compressed MUNIT latest_net_G.pth")
     reference_size = (256, 256)
     size_multiple = 16  # the style encoder halves the size four times
+    multimodal = True
+    compression_tasks = {"distill": "munit-distill", "supernet": "munit-supernet",
+                         "finetune": "munit-finetune"}
+    scoring_seed = 233  # seed of the fixed styles sub-networks are scored with
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,
                  style_dim: int = 8, mlp_dim: int = 256, n_downsample: int = 2, n_res: int = 4,
@@ -470,6 +474,13 @@ class MunitGenerator(ElasticGenerator):
                        ) -> tuple[torch.Tensor, ...]:
         """The published MAC count is forward(x): the style encoder included (sec. 1.1)."""
         return self.example_inputs(size, batch)[:1]
+
+    def scoring_inputs(self, source: torch.Tensor, index: int) -> tuple[torch.Tensor, ...]:
+        """The source with random styles fixed by (scoring_seed, index): teacher and candidates
+        translate each held-out image with the same style (the search's random-style protocol,
+        scored by L1 to the teacher or FID)."""
+        gen = torch.Generator().manual_seed(self.scoring_seed + index)
+        return source, self.random_style(len(source), gen)
 
     def mac_variants(self, size: Sequence[int] | None = None) -> dict[str, tuple[torch.Tensor, ...]]:
         return {"without_style_encoder": self.example_inputs(size)}
