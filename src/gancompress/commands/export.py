@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     model = load_generator(args.model)
     if args.widths:  # the config string of the model's own family
         model = compact(model, model.widths_from_config(args.widths)).eval()
+    model.check_size(args.size)
+    if fmt == "torchscript" and len(model.input_names) > 1:
+        raise UserError(f"a {model.arch_name} generator takes {', '.join(model.input_names)}; "
+                        f"TorchScript export traces the image input only: use --format onnx "
+                        f"(the further inputs become ONNX inputs)")
     size = (1, int(model.arch.get("in_channels", 3)), *args.size)
     meta_extra = {"source": Path(args.model).name,
                   "source_format": getattr(model, "source_format", None)}
@@ -118,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({what}, {out.stat().st_size / 1e6:.2f} MB)")
     print(f"input         {'x'.join(map(str, size))} in [-1, 1] (dynamic batch), config "
           f"{meta.get('config', '-')}")
+    for name, shape in meta.get("extra_inputs", {}).items():  # e.g. MUNIT's style code
+        print(f"input         {name}: (B, {', '.join(map(str, shape))})")
     if meta["precision"] == "int8":
         q = meta["quantization"]
         print(f"int8          PSNR vs fp32 {q['psnr_db']:.2f} dB on {q['scored_images']} held-out "

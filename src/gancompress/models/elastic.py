@@ -368,6 +368,8 @@ class ElasticGenerator(nn.Module):
     # teacher under the same codes (`scoring_inputs`), never with paired ground truth.
     multimodal: bool = False
     # Compression stage -> training task of this family, where the generic ones do not fit.
+    # Names of forward()'s inputs (example_inputs order), e.g. as ONNX input names.
+    input_names: tuple[str, ...] = ("input",)
     compression_tasks: dict[str, str] = {}
 
     # -- constructor arguments ------------------------------------------------------------------

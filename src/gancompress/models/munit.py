@@ -377,6 +377,7 @@ class MunitGenerator(ElasticGenerator):
     reference_size = (256, 256)
     size_multiple = 16  # the style encoder halves the size four times
     multimodal = True
+    input_names = ("input", "style")
     compression_tasks = {"distill": "munit-distill", "supernet": "munit-supernet",
                          "finetune": "munit-finetune"}
     scoring_seed = 233  # seed of the fixed styles sub-networks are scored with
