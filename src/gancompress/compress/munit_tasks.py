@@ -36,7 +36,13 @@ from gancompress.errors import UserError
 from gancompress.models.checkpoint import save_generator
 from gancompress.models.elastic import parse_config_numbers, using_widths
 from gancompress.training.loop import Task
-from gancompress.training.munit import add_weight_decay, lsgan_sum, ms_discriminator, step_lr
+from gancompress.training.munit import (
+    add_weight_decay,
+    informative,
+    lsgan_sum,
+    ms_discriminator,
+    step_lr,
+)
 from gancompress.training.tasks import set_requires_grad
 
 
@@ -97,6 +103,11 @@ class MunitDistillTask(Task):
         step_lr(self, step)
         u, c, lambda_x = self.config.munit, self.config.compress, self.config.loss.lambda_recon
         x_a, x_b = batch["source"], batch["target"]
+        keep = informative(x_a, x_b)  # constant images overflow the student's gradients
+        if not keep.all():
+            if not keep.any():
+                return {"skipped": 1.0}
+            x_a, x_b = x_a[keep], x_b[keep]
         style_step = step % u.style_every != 0
         widths = self.step_widths()
         logs: dict[str, float] = {}

@@ -86,6 +86,21 @@ def assemble(content_from: ElasticGenerator, rest_from: ElasticGenerator) -> Ela
     return model.to(next(rest_from.parameters()).device)
 
 
+def informative(*images: torch.Tensor) -> torch.Tensor:
+    """Mask of the batch samples in which no image is spatially constant (e.g. a blank edge map).
+
+    MUNIT cannot learn from a constant image: instance norm maps it to zeros and, through the
+    ~12 instance / adaptive instance norms between input and output, multiplies the gradient by
+    about 1/sqrt(eps) = 316 at each, which overflows float32 and turns every weight into NaN
+    after one update. Such samples are left out of the step (the log's "skipped" counts steps
+    left with none)."""
+    keep = torch.ones(images[0].shape[0], dtype=torch.bool, device=images[0].device)
+    for image in images:
+        flat = image.flatten(2)
+        keep &= (flat.amax(2) - flat.amin(2)).amax(1) > 1e-3
+    return keep
+
+
 def step_lr(task: Task, step: int) -> None:
     """Published step schedule: lr = initial * lr_gamma ** (step // lr_step), on every optimiser."""
     u = task.config.munit
@@ -136,6 +151,11 @@ class MunitTask(Task):
         step_lr(self, step)
         u = self.config.munit
         x_a, x_b = batch["source"], batch["target"]
+        keep = informative(x_a, x_b)
+        if not keep.all():
+            if not keep.any():
+                return {"skipped": 1.0}
+            x_a, x_b = x_a[keep], x_b[keep]
         discs = [self.dis_a, self.dis_b]
 
         # D first, on translations with fresh random styles (no gradient to the generators)
