@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import REPO
 from gancompress.compress.pipeline import compress_config, held_out_batches
 from gancompress.models.checkpoint import load_generator, safe_load
 from test_munit_train import tiny_munit
-from test_train import make_domains
+from conftest import make_domains
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -20,12 +21,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, cwd=REPO, timeout=600)
 
 
+@pytest.mark.slow
 def test_tiny_munit_trains_and_compresses_from_the_cli(tmp_path):
     data = make_domains(tmp_path / "data")
     teacher_run = tmp_path / "teacher"
     overrides = [f"{k}={v}" for k, v in (o.split("=", 1) for o in [
-        "data.load_size=36", "data.crop_size=32", "model.ngf=4", "model.ndf=4",
-        "model.disc_layers=2", "munit.mlp_dim=8", "munit.n_res=2", "munit.disc_scales=2",
+        "data.load_size=36", "data.crop_size=32", "model.generator_args.ngf=4",
+        "model.disc_args.ndf=4", "model.disc_args.n_layers=2", "model.generator_args.mlp_dim=8",
+        "model.generator_args.n_res=2", "model.disc_args.num_scales=2",
         "train.batch_size=2", "train.epochs=1", "train.progress=false", "train.threads=1"])]
     done = _cli("train", "--preset", "munit-demo", "--data", str(data), "--out", str(teacher_run),
                 *overrides)

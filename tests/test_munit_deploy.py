@@ -52,6 +52,7 @@ def images(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_onnx_export_takes_the_style_code_as_second_input(exported):
     munit_file, out, stdout = exported
     assert "style: (B, 8, 1, 1)" in stdout
@@ -72,6 +73,7 @@ def test_torchscript_and_int8_exports_are_refused_with_a_reason(munit_file, tmp_
 
 
 @pytest.mark.parametrize("kind", ["pth", "onnx"])
+@pytest.mark.slow
 def test_generate_writes_a_row_of_distinct_translations(exported, images, tmp_path, kind):
     model = exported[0] if kind == "pth" else exported[1]
     out = tmp_path / f"out_{kind}"
@@ -111,9 +113,9 @@ def test_style_options_on_a_one_input_generator_are_user_errors(images, tmp_path
 
 def test_eval_translates_with_seeded_random_styles(munit_file, tmp_path):
     from gancompress.cli import main
-    from test_train import make_domains
+    from conftest import make_pairs
 
-    data = make_domains(tmp_path / "data")
+    data = make_pairs(tmp_path / "data")
     out = tmp_path / "eval.json"
     args = ["eval", "--model", str(munit_file), "--data", str(data), "--metrics", "psnr,macs",
             "--json", "--out", str(out)]

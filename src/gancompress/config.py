@@ -204,14 +204,11 @@ class CompressConfig:
 
 @dataclass
 class MunitConfig:
-    """MUNIT (gancompress.training.munit, gancompress.compress.munit_tasks; REFERENCE-FAMILIES.md
-    sec. 6): generator arguments beyond model.ngf / model.conv, loss weights, optimiser
-    schedule, and the compression recipe's style terms. Defaults are the published values."""
-    style_dim: int = option(8, "style code length", minimum=1)
-    mlp_dim: int = option(256, "hidden width of the MLP producing the AdaIN parameters",
-                          minimum=1)
-    n_res: int = option(4, "residual blocks in the content encoder and in the decoder",
-                        minimum=2)
+    """MUNIT training (gancompress.training.munit, gancompress.compress.munit_tasks;
+    REFERENCE-FAMILIES.md sec. 6): loss weights, optimiser schedule, and the compression
+    recipe's style terms; defaults are the published values. The architecture is in
+    model.generator_args (ngf, style_dim, mlp_dim, n_res, conv) and model.disc_args (ms_image:
+    ndf, n_layers, norm, num_scales)."""
     lambda_x: float = option(10.0, "weight of the image reconstruction L1", minimum=0.0)
     lambda_c: float = option(1.0, "weight of the content-code reconstruction L1", minimum=0.0)
     lambda_s: float = option(1.0, "weight of the style-code reconstruction L1", minimum=0.0)
@@ -225,7 +222,6 @@ class MunitConfig:
                           minimum=1)
     lr_gamma: float = option(0.5, "learning-rate factor applied every lr_step steps",
                              minimum=0.0)
-    disc_scales: int = option(3, "scales of the multi-scale image discriminator", minimum=1)
     lambda_style: float = option(1.0, "compression: weight of the style-code distillation L1 "
                                  "(lambda_rec_s)", minimum=0.0)
     style_every: int = option(2, "compression: steps with an odd index (step % style_every "
@@ -608,9 +604,11 @@ register_preset("munit-edges2shoes", "MUNIT teacher, edges <-> shoes (unpaired t
                 "ngf 64, mlp 256, 1M steps at batch 1, lr 1e-4 halved every 100k", {
                     "train.task": "munit", "data.mode": "unaligned", "data.direction": "AtoB",
                     "data.load_size": 256, "data.crop_size": 256,
-                    "model.generator": "munit", "model.ngf": 64, "model.conv": "dense",
-                    "model.disc": "ms_image", "model.ndf": 64, "model.disc_layers": 4,
-                    "model.disc_norm": "none", "loss.gan_mode": "lsgan",
+                    "model.generator": "munit", "model.generator_args.ngf": 64,
+                    "model.generator_args.mlp_dim": 256, "model.generator_args.conv": "dense",
+                    "model.disc": "ms_image", "model.disc_args.ndf": 64,
+                    "model.disc_args.n_layers": 4, "model.disc_args.norm": "none",
+                    "model.disc_args.num_scales": 3, "loss.gan_mode": "lsgan",
                     "train.batch_size": 1, "train.lr": 1e-4, "train.beta1": 0.5,
                     "train.beta2": 0.999, "train.epochs": 21, "train.epochs_decay": 0,
                     "train.max_steps": 1_000_000, "train.checkpoint_every": 10000,
@@ -623,10 +621,11 @@ register_preset("munit-demo", "small MUNIT teacher for the built-in demo data (6
                     "train.task": "munit", "data.mode": "auto", "data.direction": "AtoB",
                     "data.load_size": 72, "data.crop_size": 64, "data.cache": True,
                     "data.num_workers": 0,
-                    "model.generator": "munit", "model.ngf": 8, "model.conv": "dense",
-                    "model.disc": "ms_image", "model.ndf": 16, "model.disc_layers": 3,
-                    "model.disc_norm": "none", "loss.gan_mode": "lsgan",
-                    "munit.mlp_dim": 32, "munit.lr_step": 800, "munit.lambda_cycle": 10.0,
+                    "model.generator": "munit", "model.generator_args.ngf": 8,
+                    "model.generator_args.mlp_dim": 32, "model.generator_args.conv": "dense",
+                    "model.disc": "ms_image", "model.disc_args.ndf": 16,
+                    "model.disc_args.n_layers": 3, "model.disc_args.norm": "none",
+                    "loss.gan_mode": "lsgan", "munit.lr_step": 800, "munit.lambda_cycle": 10.0,
                     "train.batch_size": 1, "train.lr": 1e-4, "train.epochs": 6,
                     "train.epochs_decay": 0, "train.checkpoint_every": 400,
                     "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 4})
@@ -674,8 +673,9 @@ register_preset("compress-munit-edges2shoes-r", "Fast GAN Compression of a MUNIT
                 "no fine-tuning", {
                     "compress.space": "channels-64", "compress.lambda_distill": 1.0,
                     "loss.lambda_recon": 10.0, "compress.lambda_gan": 1.0,
-                    "loss.gan_mode": "lsgan", "model.disc": "ms_image", "model.ndf": 64,
-                    "model.disc_layers": 4, "model.disc_norm": "none",
+                    "loss.gan_mode": "lsgan", "model.disc": "ms_image",
+                    "model.disc_args.ndf": 64, "model.disc_args.n_layers": 4,
+                    "model.disc_args.norm": "none", "model.disc_args.num_scales": 3,
                     "munit.lambda_style": 1.0, "munit.style_every": 2, "munit.lr_step": 200000,
                     "munit.lr_gamma": 0.5, "munit.weight_decay": 1e-4, "train.lr": 1e-4,
                     "train.beta1": 0.5, "train.beta2": 0.999, "train.batch_size": 1,

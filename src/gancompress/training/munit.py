@@ -42,10 +42,9 @@ from gancompress.training.tasks import init_weights, set_requires_grad
 
 
 def munit_arch(config: Config, in_channels: int, out_channels: int) -> dict[str, Any]:
-    """Constructor arguments of a MUNIT generator from config.model / config.munit."""
-    m, u = config.model, config.munit
-    return dict(in_channels=in_channels, out_channels=out_channels, ngf=m.ngf,
-                style_dim=u.style_dim, mlp_dim=u.mlp_dim, n_res=u.n_res, conv=m.conv)
+    """Constructor arguments of a MUNIT generator from config.model.generator_args."""
+    return {**config.model.generator_args, "in_channels": in_channels,
+            "out_channels": out_channels}
 
 
 def kaiming_init(module: nn.Module) -> nn.Module:
@@ -63,9 +62,11 @@ def ms_discriminator(config: Config, channels: int) -> nn.Module:
     if m.disc != "ms_image":
         raise UserError(f"MUNIT is trained with the multi-scale image discriminator, but "
                         f"model.disc = {m.disc!r}; set model.disc=ms_image (the munit presets do)")
-    disc = build_discriminator("ms_image", in_channels=channels, ndf=m.ndf,
-                               n_layers=m.disc_layers, norm=m.disc_norm,
-                               num_scales=config.munit.disc_scales)
+    unknown = set(m.disc_args) - {"ndf", "n_layers", "norm", "num_scales", "pad_type"}
+    if unknown:
+        raise UserError(f"model.disc_args has {sorted(unknown)}, which the multi-scale image "
+                        f"discriminator does not take (ndf, n_layers, norm, num_scales, pad_type)")
+    disc = build_discriminator("ms_image", in_channels=channels, **m.disc_args)
     return init_weights(disc, m.init_std)
 
 
