@@ -22,6 +22,8 @@ VARIANTS = [
     ("unet", dict(ngf=4, num_downs=5, conv="dense", norm="instance", in_channels=1,
                   out_channels=2)),
     ("unet", dict(ngf=4, num_downs=5, conv="separable", norm="batch")),
+    ("munit", dict(ngf=4, mlp_dim=8, n_res=2, conv="dense")),
+    ("munit", dict(ngf=4, mlp_dim=8, n_res=4, conv="separable", style_dim=4)),
 ]
 
 

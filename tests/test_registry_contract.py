@@ -15,7 +15,8 @@ from gancompress.models.discriminators import DISCRIMINATORS, build_discriminato
 from gancompress.training.loop import TASKS, train
 
 # Tiny constructor arguments per discriminator; every registered one must be listed.
-DISC_ARGS = {"patch": dict(ndf=8, n_layers=2)}
+DISC_ARGS = {"patch": dict(ndf=8, n_layers=2),
+             "ms_image": dict(ndf=4, n_layers=2, num_scales=2)}
 
 
 def test_every_discriminator_is_covered():
@@ -58,7 +59,7 @@ TASK_SETTINGS = {
 
 
 def test_every_task_is_covered():
-    assert set(TASK_SETTINGS) >= set(TASKS)
+    assert set(TASK_SETTINGS) | set(MUNIT_TASK_SETTINGS) >= set(TASKS)
 
 
 @pytest.mark.parametrize("task", sorted(TASK_SETTINGS))
@@ -77,3 +78,40 @@ def test_task_contract(task, data, teacher, tmp_path, one_thread):
     assert losses and all(math.isfinite(v) for v in losses)
     if compressing:
         assert sha256_file(teacher) == before
+
+
+# MUNIT's tasks need MUNIT settings (generator_args, ms_image D) and a MUNIT teacher.
+MUNIT_COMPRESS = ("compress.space=4,2", "compress.held_out=1")
+MUNIT_TASK_SETTINGS = {
+    "munit": (),
+    "munit-distill": MUNIT_COMPRESS,
+    "munit-supernet": MUNIT_COMPRESS,
+    "munit-finetune": (*MUNIT_COMPRESS, "compress.config=4_2_4_2_4_2_4_2_4_2"),
+}
+
+
+@pytest.fixture(scope="module")
+def munit_teacher(data, tmp_path_factory) -> Path:
+    from test_munit_train import tiny_munit
+
+    run = tmp_path_factory.mktemp("munit_teacher") / "run"
+    train(tiny_munit(data["unpaired"], "train.max_steps=2"), run)
+    return run / "generator_AtoB.pth"
+
+
+@pytest.mark.parametrize("task", sorted(MUNIT_TASK_SETTINGS))
+def test_munit_task_contract(task, data, munit_teacher, tmp_path, one_thread):
+    from test_munit_train import tiny_munit
+
+    extra = MUNIT_TASK_SETTINGS[task]
+    overrides = [f"train.task={task}", "train.max_steps=2", "train.log_every=1", *extra]
+    if extra:
+        overrides.append(f"compress.teacher={munit_teacher}")
+        before = sha256_file(munit_teacher)
+    result = train(tiny_munit(data["unpaired"], *overrides), tmp_path / "run")
+    assert result["steps"] == 2
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [v for r in records for v in r.get("losses", {}).values()]
+    assert losses and all(math.isfinite(v) for v in losses)
+    if extra:
+        assert sha256_file(munit_teacher) == before

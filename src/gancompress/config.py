@@ -233,6 +233,33 @@ class CompressConfig:
 
 
 @dataclass
+class MunitConfig:
+    """MUNIT training (gancompress.training.munit, gancompress.compress.munit_tasks;
+    REFERENCE-FAMILIES.md sec. 6): loss weights, optimiser schedule, and the compression
+    recipe's style terms; defaults are the published values. The architecture is in
+    model.generator_args (ngf, style_dim, mlp_dim, n_res, conv) and model.disc_args (ms_image:
+    ndf, n_layers, norm, num_scales)."""
+    lambda_x: float = option(10.0, "weight of the image reconstruction L1", minimum=0.0)
+    lambda_c: float = option(1.0, "weight of the content-code reconstruction L1", minimum=0.0)
+    lambda_s: float = option(1.0, "weight of the style-code reconstruction L1", minimum=0.0)
+    lambda_cycle: float = option(0.0, "weight of the explicit cycle L1 x -> other domain -> x "
+                                 "(MUNIT's recon_x_cyc_w; 0 in the edges2shoes recipe)",
+                                 minimum=0.0)
+    lambda_gan: float = option(1.0, "weight of the LSGAN terms", minimum=0.0)
+    weight_decay: float = option(1e-4, "Adam weight decay (generators and discriminators)",
+                                 minimum=0.0)
+    lr_step: int = option(100000, "steps between learning-rate halvings (step schedule)",
+                          minimum=1)
+    lr_gamma: float = option(0.5, "learning-rate factor applied every lr_step steps",
+                             minimum=0.0)
+    lambda_style: float = option(1.0, "compression: weight of the style-code distillation L1 "
+                                 "(lambda_rec_s)", minimum=0.0)
+    style_every: int = option(2, "compression: steps with an odd index (step % style_every "
+                              "!= 0) distil the style encoder on a real B image; the others "
+                              "feed one random style to teacher and student", minimum=1)
+
+
+@dataclass
 class Config:
     """All settings of one run. Add a section here as `name: Cls = section(Cls)`."""
     data: DataConfig = section(DataConfig)
@@ -240,6 +267,7 @@ class Config:
     loss: LossConfig = section(LossConfig)
     train: TrainConfig = section(TrainConfig)
     compress: CompressConfig = section(CompressConfig)
+    munit: MunitConfig = section(MunitConfig)
 
     # -- dict / JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -677,6 +705,39 @@ register_preset("demo-unet", "pix2pix U-Net teacher for the built-in demo data (
                     "model.generator_args": {"num_downs": 6, "ngf": 32, "norm": "batch",
                                              "dropout": 0.5},
                     "model.disc_args.norm": "batch", "loss.gan_mode": "vanilla"}, base="demo")
+# MUNIT (REFERENCE-FAMILIES.md sec. 6; NVlabs configs/edges2shoes_folder.yaml): Adam 1e-4 (0.5,
+# 0.999), weight decay 1e-4, lr halved every 100k steps, batch 1, 256 px crops after resizing
+# to 256, LSGAN with the 3-scale image discriminator (ndf 64, 4 convs, no norm), Kaiming init;
+# recon x10, content x1, style x1, no explicit cycle term; 1,000,000 iterations.
+register_preset("munit-edges2shoes", "MUNIT teacher, edges <-> shoes (unpaired trainA/trainB): "
+                "ngf 64, mlp 256, 1M steps at batch 1, lr 1e-4 halved every 100k", {
+                    "train.task": "munit", "data.mode": "unaligned", "data.direction": "AtoB",
+                    "data.load_size": 256, "data.crop_size": 256,
+                    "model.generator": "munit", "model.generator_args.ngf": 64,
+                    "model.generator_args.mlp_dim": 256, "model.generator_args.conv": "dense",
+                    "model.disc": "ms_image", "model.disc_args.ndf": 64,
+                    "model.disc_args.n_layers": 4, "model.disc_args.norm": "none",
+                    "model.disc_args.num_scales": 3, "loss.gan_mode": "lsgan",
+                    "train.batch_size": 1, "train.lr": 1e-4, "train.beta1": 0.5,
+                    "train.beta2": 0.999, "train.epochs": 21, "train.epochs_decay": 0,
+                    "train.max_steps": 1_000_000, "train.checkpoint_every": 10000,
+                    "train.eval_every": 10000, "train.log_every": 100})
+# Sized for the built-in demo data (`gancompress demo-data`: its A and B halves are used as two
+# unpaired domains) on a CPU: ngf 8, mlp 32, 64 px, D ndf 16 with 3 convs, 2,400 steps; the
+# explicit cycle term is on (it steadies the tiny model's translations).
+register_preset("munit-demo", "small MUNIT teacher for the built-in demo data (64 px, ngf 8, "
+                "mlp 32, 6 epochs = 2,400 steps, lr halved every 800)", {
+                    "train.task": "munit", "data.mode": "auto", "data.direction": "AtoB",
+                    "data.load_size": 72, "data.crop_size": 64, "data.cache": True,
+                    "data.num_workers": 0,
+                    "model.generator": "munit", "model.generator_args.ngf": 8,
+                    "model.generator_args.mlp_dim": 32, "model.generator_args.conv": "dense",
+                    "model.disc": "ms_image", "model.disc_args.ndf": 16,
+                    "model.disc_args.n_layers": 3, "model.disc_args.norm": "none",
+                    "loss.gan_mode": "lsgan", "munit.lr_step": 800, "munit.lambda_cycle": 10.0,
+                    "train.batch_size": 1, "train.lr": 1e-4, "train.epochs": 6,
+                    "train.epochs_decay": 0, "train.checkpoint_every": 400,
+                    "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 4})
 
 # Compression recipes (`gancompress compress --preset NAME` looks up "compress-NAME"). They hold
 # only compression settings: data, model and loss settings come from the teacher's checkpoint.
@@ -711,6 +772,40 @@ register_preset("compress-cyclegan-horse2zebra", "Fast GAN Compression of a Cycl
                     "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 200,
                     "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
                     "compress.budget": "3e9", "train.batch_size": 1})
+# MUNIT edges2shoes-r (REFERENCE-FAMILIES.md sec. 6.4, scripts/munit/edges2shoes-r_fast): supernet
+# of ngf 64 in channels-64 distilled with output L1 x10, content L1 x1 (1x1 mapping), style L1 x1
+# on odd steps, LSGAN x1 with a fresh multi-scale D; Adam 1e-4 (0.5, 0.999), weight decay 1e-4,
+# lr halved every 200k steps, 2,000,000 steps (~40 epochs of the 49,825 trainA edges at batch 1);
+# evolution budget 2.7e9 MACs with the style encoder; no fine-tuning (it raised FID).
+register_preset("compress-munit-edges2shoes-r", "Fast GAN Compression of a MUNIT edges2shoes "
+                "teacher: supernet 2M steps, content + style + output distillation, budget 2.7e9, "
+                "no fine-tuning", {
+                    "compress.space": "channels-64", "compress.lambda_distill": 1.0,
+                    "loss.lambda_recon": 10.0, "compress.lambda_gan": 1.0,
+                    "loss.gan_mode": "lsgan", "model.disc": "ms_image",
+                    "model.disc_args.ndf": 64, "model.disc_args.n_layers": 4,
+                    "model.disc_args.norm": "none", "model.disc_args.num_scales": 3,
+                    "munit.lambda_style": 1.0, "munit.style_every": 2, "munit.lr_step": 200000,
+                    "munit.lr_gamma": 0.5, "munit.weight_decay": 1e-4, "train.lr": 1e-4,
+                    "train.beta1": 0.5, "train.beta2": 0.999, "train.batch_size": 1,
+                    "compress.supernet_epochs": 41, "compress.supernet_epochs_decay": 0,
+                    "train.max_steps": 2_000_000,
+                    "compress.finetune_epochs": 0, "compress.finetune_epochs_decay": 0,
+                    "compress.budget": "2.7e9"})
+# The `munit-demo` teacher (ngf 8, 64 px) to a fifth of its MACs: a narrow separable space,
+# 4 supernet epochs (1,440 steps on the 360 non-held-out pairs), a short evolution, no fine-tune.
+register_preset("compress-munit-demo", "compress the munit-demo teacher to 1/5 of its MACs "
+                "(supernet 4 epochs, no fine-tuning)", {
+                    "compress.space": "8,6,4", "compress.budget": "1/5",
+                    "compress.held_out": 40, "compress.lambda_distill": 1.0,
+                    "loss.lambda_recon": 10.0, "compress.lambda_gan": 1.0,
+                    "munit.lr_step": 600, "compress.supernet_epochs": 4,
+                    "compress.supernet_epochs_decay": 0, "compress.finetune_epochs": 0,
+                    "compress.finetune_epochs_decay": 0,
+                    "compress.population": 50, "compress.parents": 12, "compress.mutants": 25,
+                    "compress.crossovers": 25, "compress.generations": 10,
+                    "train.batch_size": 1, "train.checkpoint_every": 500, "train.eval_every": 500,
+                    "train.log_every": 50})
 # Demo (bench/bench_compress.py measures it): the `demo` teacher (ngf 24, 6 blocks, 64 px) at 1/10
 # of its MACs. A narrow separable space around that budget; the fine-tuning stage matters most
 # at this size (measured: 900 fine-tuning steps -> held-out L1 1.09x the teacher's, 2700 ->

@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     if args.widths:  # the config string of the model's own family
         model = compact(model, model.widths_from_config(args.widths)).eval()
     size = (1, model.in_channels, *model.check_size(args.size or model.reference_size))
+    if fmt == "torchscript" and len(model.input_names) > 1:
+        raise UserError(f"a {model.arch_name} generator takes {', '.join(model.input_names)}; "
+                        f"TorchScript export traces the image input only: use --format onnx "
+                        f"(the further inputs become ONNX inputs)")
     meta_extra = {"source": Path(args.model).name,
                   "source_format": getattr(model, "source_format", None)}
     with torch.no_grad():
@@ -151,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({what}, {size_bytes / 1e6:.2f} MB)")
     print(f"input         {'x'.join(map(str, size))} in [-1, 1] (dynamic batch), config "
           f"{meta.get('config', '-')}")
+    for name, shape in meta.get("extra_inputs", {}).items():  # e.g. MUNIT's style code
+        print(f"input         {name}: (B, {', '.join(map(str, shape))})")
     if meta["precision"] == "int8":
         q = meta["quantization"]
         print(f"int8          PSNR vs fp32 {q['psnr_db']:.2f} dB on {q['scored_images']} held-out "

@@ -4,6 +4,11 @@ Pre/post-processing as published (REFERENCE.md sec. 3, 5): bicubic resize to --s
 size recorded in an exported file, else the size the model was trained at (checkpoint metadata),
 else the family's reference size / 256x256 (the size used and its origin are printed),
 [-1, 1] normalisation, output to uint8 by (y + 1) / 2 * 255, clipped and truncated.
+
+Multimodal generators (MUNIT: a style code as second input) translate with `--style random`
+(codes from N(0, I), seeded; the same codes for every input, as NVlabs test.py does) or
+`--style IMAGE` (the style of that target-domain image; PyTorch checkpoints only, the exported
+graph takes the code). `--n-styles K` writes a row of K translations per input.
 """
 from __future__ import annotations
 
@@ -34,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=THREADS, help="CPU threads (torch, onnxruntime and OpenVINO)")
     add_test_mode_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output images")
+    p.add_argument("--style", metavar="random|IMAGE",
+                   help="multimodal generators (MUNIT): random style codes (default) or the "
+                        "style of a target-domain IMAGE")
+    p.add_argument("--n-styles", type=int, default=1, metavar="K",
+                   help="with --style random: K translations per input, side by side (default 1)")
+    p.add_argument("--seed", type=int, default=10,
+                   help="seed of the random style codes (default 10, as NVlabs test.py)")
     p.set_defaults(func=run)
 
 
@@ -73,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         size, origin = tuple(runner.input_size[2:]), "recorded in the exported file"
     else:
         size, origin = evaluation_size(getattr(runner, "model", None))
+    styles = _styles(args, runner, size)
     check_images(files, runner.in_channels)  # every input decodes before anything is written
     with output_lock(out, "generate"):
         # Checked under the lock: another process cannot add outputs between check and write.
@@ -84,10 +97,53 @@ def run(args: argparse.Namespace) -> int:
         for i in range(0, len(files), args.batch_size):
             chunk = files[i:i + args.batch_size]
             batch = torch.stack([read_image(f, runner.in_channels, size) for f in chunk])
-            result = runner(batch)
+            if styles is None:
+                result = runner(batch)
+            else:  # one translation per style code, side by side: (B, C, H, K * W)
+                result = torch.cat([runner(batch, style.expand(len(batch), *style.shape[1:]))
+                                    for style in styles], dim=3)
             for image, target in zip(result, targets[i:i + args.batch_size]):
                 save_image(image, target, overwrite=args.overwrite)
         elapsed = time.perf_counter() - start
-    print(f"wrote {len(files)} image(s) to {out} with {describe(runner)} at {size[0]}x{size[1]} "
-          f"({origin}; {elapsed / len(files) * 1e3:.0f} ms per image incl. file I/O)")
+    what = "" if styles is None else f", {len(styles)} style(s) per image"
+    print(f"wrote {len(files)} image(s) to {out} with {describe(runner)} at {size[0]}x{size[1]}"
+          f"{what} ({origin}; {elapsed / len(files) * 1e3:.0f} ms per image incl. file I/O)")
     return 0
+
+
+def _styles(args: argparse.Namespace, runner, size: tuple[int, int]) -> list[torch.Tensor] | None:
+    """The style codes to translate with (each (1, *shape)), or None for a one-input model."""
+    from gancompress.imaging import read_image
+
+    extra = runner.extra_inputs
+    if not extra:
+        if args.style is not None or args.n_styles != 1:
+            raise UserError("--style / --n-styles apply to multimodal generators (MUNIT); this "
+                            "model takes an image only")
+        return None
+    if len(extra) != 1:
+        raise UserError(f"this model takes further inputs {', '.join(extra)}; generate supports "
+                        f"one style code")
+    if args.n_styles < 1:
+        raise UserError("--n-styles must be at least 1")
+    shape = next(iter(extra.values()))
+    mode = args.style or "random"
+    if mode == "random":
+        if any(v < 1 for v in shape):
+            raise UserError(f"the style input has an unknown shape {shape}; export it again")
+        gen = torch.Generator().manual_seed(args.seed)
+        return [torch.randn(1, *shape, generator=gen) for _ in range(args.n_styles)]
+    if args.n_styles != 1:
+        raise UserError("--n-styles K draws K random styles; with --style IMAGE there is one "
+                        "style (the image's)")
+    model = getattr(runner, "model", None)
+    if model is None or not hasattr(model, "style_of"):
+        raise UserError(f"--style IMAGE needs the style encoder, which the {runner.kind} file "
+                        f"does not hold (its graph takes the style code); use the PyTorch "
+                        f"checkpoint, or --style random")
+    path = Path(mode)
+    if not path.is_file():
+        raise UserError(f"--style {mode}: not 'random' and not an image file")
+    image = read_image(path, int(model.arch.get("out_channels", 3)), size)
+    with torch.inference_mode():
+        return [model.style_of(image.unsqueeze(0).to(runner.device)).float().cpu()]

@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     result = {"arch": model.arch_name, "conv": model.arch.get("conv"),
               "widths": model.arch.get("widths"), "input_size": list(size),
               "params": count_params(model), "macs": published, "macs_true": true}
+    for name, inputs in model.mac_variants(size[-2:]).items():  # e.g. MUNIT without style encoder
+        result.setdefault("macs_variants", {})[name] = count_macs_both(model, example=inputs)[0]
     if getattr(model, "source_format", None):
         result["format"] = model.source_format
     backends = ["torch"]
@@ -91,6 +93,8 @@ def _print(args: argparse.Namespace, result: dict) -> None:
     print(f"params        {result['params']:,} ({format_count(result['params'])})")
     print(f"MACs          {published:,} ({format_count(published)}, published convention)")
     print(f"MACs (true)   {true:,} ({format_count(true)})")
+    for name, macs in result.get("macs_variants", {}).items():
+        print(f"MACs          {macs:,} ({format_count(macs)}, {name.replace('_', ' ')})")
     if args.latency and "backends" in result:
         base = result["backends"].get("torch", {}).get("median_ms")
         for name, lat in result["backends"].items():

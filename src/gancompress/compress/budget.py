@@ -109,9 +109,9 @@ class MacCost:
         self.cache: dict[str, float] = {}
         self.scale, self.small_size = 1, self.input_size
         b, c, h, w = self.input_size
-        m = getattr(model, "size_multiple", 4)  # the reduced input must suit the family too
+        m = max(4, getattr(model, "size_multiple", 4))  # the reduced input must suit the family
         for k in (32, 16, 8, 4, 2):
-            if h % (m * k) == 0 and w % (m * k) == 0 and h // k >= 8 and w // k >= 8:
+            if h % (m * k) == 0 and w % (m * k) == 0 and h // k >= max(8, m) and w // k >= max(8, m):
                 small = (1, c, h // k, w // k)
                 with using_widths(model, None):
                     full = count_macs(model, (1, c, h, w))

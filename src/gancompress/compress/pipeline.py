@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from gancompress.compress.budget import Budget, LatencyCost, MacCost, check_budget, parse_budget
-from gancompress.compress.scoring import ReconstructionScorer
+from gancompress.compress.scoring import ReconstructionScorer, scoring_inputs
 from gancompress.compress.search import EvolutionSettings, run_search
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import extract_file, load_supernet
@@ -323,8 +323,9 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
     from gancompress.data import open_dataset, resolve_layout
     d = cfg.data
     layout = resolve_layout(d.root, d.mode, "train")
-    paired = layout.mode == "aligned"
-    if paired:
+    # a multimodal teacher (MUNIT) is the reference under the same style codes, on any data
+    paired = layout.mode == "aligned" and not getattr(teacher, "multimodal", False)
+    if layout.mode == "aligned":
         dataset = open_dataset(d.root, mode="aligned", phase="train", direction=d.direction,
                                preprocess=d.preprocess, load_size=d.crop_size,
                                crop_size=d.crop_size, flip=False, in_channels=d.in_channels,
@@ -345,7 +346,7 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
             if teacher is None:
                 raise ValueError("unpaired data: the teacher's output is the reference")
             with torch.no_grad():
-                reference = teacher(source)
+                reference = teacher(*scoring_inputs(teacher, source, len(batches)))
         batches.append((source, reference))
     return batches, paired
 
@@ -536,8 +537,9 @@ class Pipeline:
                   "distill": (c.distill_epochs, c.distill_epochs_decay),
                   "supernet": (c.supernet_epochs, c.supernet_epochs_decay),
                   "finetune": (c.finetune_epochs, c.finetune_epochs_decay)}[stage]
+        task = "distill" if stage == "mobile" else stage  # the family may have its own
         over: dict[str, Any] = {
-            "train.task": "distill" if stage == "mobile" else stage,
+            "train.task": self.teacher.compression_tasks.get(task, task),
             "train.epochs": epochs[0], "train.epochs_decay": epochs[1],
             "data.exclude_list": str((self.out / "held_out.txt").resolve()),
             "compress.teacher": self.training_teacher(), "compress.init_from_run": ""}

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from gancompress.compress.scoring import scoring_inputs
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
@@ -32,8 +33,8 @@ def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.
     model.eval()
     l1 = psnr = 0.0
     n = 0
-    for source, ref in batches:
-        fake = model(source)
+    for index, (source, ref) in enumerate(batches):
+        fake = model(*scoring_inputs(model, source, index))
         l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
         psnr += psnr_per_image(fake, ref).sum().item()
         n += len(source)
@@ -69,7 +70,7 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
     """
     teacher, compact = teacher.to(device).eval(), compact.to(device).eval()
     batches = [(s.to(device), t.to(device)) for s, t in batches]
-    teacher_out = [teacher(s) for s, _ in batches]
+    teacher_out = [teacher(*scoring_inputs(teacher, s, i)) for i, (s, _) in enumerate(batches)]
     report: dict[str, Any] = {"paired": paired, "held_out_images": sum(len(s) for s, _ in batches),
                               "input_size": list(input_size), **dict(meta or {})}
     models = {"teacher": profile(teacher, input_size, device, latency_runs),
@@ -96,8 +97,8 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
         "l1": (c["quality"]["l1"] / t["quality"]["l1"]) if paired and t["quality"]["l1"] > 0
         else None}
     rows = []
-    for (source, target), t_out in zip(batches, teacher_out):
-        c_out = compact(source)
+    for index, ((source, target), t_out) in enumerate(zip(batches, teacher_out)):
+        c_out = compact(*scoring_inputs(compact, source, index))
         for i in range(len(source)):
             if len(rows) >= n_grid:
                 break

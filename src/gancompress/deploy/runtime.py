@@ -3,7 +3,9 @@ TorchScript files.
 
 `open_model(path)` detects the kind of file and returns a `Runner`: `runner(batch)` maps a float
 tensor (B, C, H, W) in [-1, 1] to the output in [-1, 1]; `runner.input_size` is the size recorded
-at export (None for checkpoints, which are fully convolutional and record none).
+at export (None for checkpoints, which are fully convolutional and record none). Generators with
+further inputs (MUNIT's style code) list them in `runner.extra_inputs` (name -> shape without the
+batch) and take them as further arguments: `runner(batch, style)`.
 
 onnxruntime sessions use graph optimisation level ALL (constant folding, conv+bias/activation
 fusion, NCHWc blocked layout on x86; 4-20% faster than EXTENDED on the compressed ResNet),
@@ -71,9 +73,16 @@ class Runner:
     input_size: tuple[int, int, int, int] | None = None
     in_channels: int = 3
     metadata: dict[str, Any]
+    extra_inputs: dict[str, tuple[int, ...]] = {}
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def check_extra(self, extra: tuple[torch.Tensor, ...]) -> None:
+        if len(extra) != len(self.extra_inputs):
+            names = ", ".join(self.extra_inputs) or "none"
+            raise UserError(f"this {self.kind} model takes the image and {len(self.extra_inputs)} "
+                            f"further input(s) ({names}), got {len(extra)}")
 
     def check_input(self, batch: torch.Tensor) -> None:
         if batch.dim() != 4 or batch.shape[1] != self.in_channels:
@@ -120,11 +129,18 @@ class TorchRunner(Runner):
         self.device = torch.device(device)
         self.in_channels = int(getattr(model, "arch", {}).get("in_channels", 3))
         self.metadata = {}
+        names = getattr(model, "input_names", ("input",))
+        if len(names) > 1:
+            examples = model.example_inputs(None, 1)[1:]
+            self.extra_inputs = {n: tuple(t.shape[1:]) for n, t in zip(names[1:], examples)}
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         self.check_input(batch)
+        if extra:
+            self.check_extra(extra)
         with torch.inference_mode():
-            return self.model(batch.to(self.device)).float().cpu()
+            return self.model(batch.to(self.device),
+                              *(t.to(self.device) for t in extra)).float().cpu()
 
 
 class OnnxRunner(Runner):
@@ -136,8 +152,11 @@ class OnnxRunner(Runner):
 
         self.session = ort_session(path, threads, level, spinning=spinning)
         self.metadata = read_metadata(path)
-        inp = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        inp = inputs[0]
         self.input_name = inp.name
+        self.extra_inputs = {i.name: tuple(int(v) if isinstance(v, int) else -1
+                                           for v in i.shape[1:]) for i in inputs[1:]}
         shape = list(inp.shape)
         if len(shape) != 4:
             raise UserError(f"{path if not isinstance(path, bytes) else 'the ONNX model'} takes a "
@@ -148,10 +167,13 @@ class OnnxRunner(Runner):
         elif "input_size" in self.metadata:
             self.input_size = tuple(self.metadata["input_size"])
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         self.check_input(batch)
-        array = batch.detach().float().cpu().numpy()
-        return torch.from_numpy(np.asarray(self.session.run(None, {self.input_name: array})[0]))
+        self.check_extra(extra)
+        feeds = {self.input_name: batch.detach().float().cpu().numpy()}
+        feeds.update({name: t.detach().float().cpu().numpy()
+                      for name, t in zip(self.extra_inputs, extra)})
+        return torch.from_numpy(np.asarray(self.session.run(None, feeds)[0]))
 
 
 class TorchScriptRunner(Runner):
@@ -176,8 +198,9 @@ class TorchScriptRunner(Runner):
             self.input_size = tuple(self.metadata["input_size"])
             self.in_channels = int(self.input_size[1])
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         self.check_input(batch)
+        self.check_extra(extra)
         with torch.inference_mode():
             return self.module(batch.to(self.device)).float().cpu()
 

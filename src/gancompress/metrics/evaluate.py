@@ -175,6 +175,12 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
 
     fake_features: list[np.ndarray] = []
     psnrs: list[float] = []
+    # Multimodal generators (MUNIT) translate each image with a random style, drawn one per
+    # image in order from a generator seeded 233 (the published test protocol's seed).
+    styles = torch.Generator().manual_seed(233) if getattr(model, "multimodal", False) else None
+    if styles is not None:
+        result["style_protocol"] = ("one style code ~ N(0, I) per image, drawn in order from a "
+                                    "CPU generator seeded 233")
     first_source = None
     first: tuple[tuple[int, ...], str] | None = None
     bar = _progress(settings, len(spec), "eval")
@@ -187,7 +193,11 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
         if first_source is None:
             first_source = source[:1].cpu()
         with torch.inference_mode():
-            fake = model(source)
+            if styles is None:
+                fake = model(source)
+            else:
+                fake = model(source, torch.cat([model.random_style(1, styles)
+                                                for _ in range(len(source))]))
         if extractor is not None:
             fake_features.append(extractor.features_of_batch(fake))
         if miou is not None:

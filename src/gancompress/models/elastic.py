@@ -365,6 +365,13 @@ class ElasticGenerator(nn.Module):
     published_formats: str = ""     # what read_published opens, with example keys (for messages)
     reference_size: tuple[int, int] = (256, 256)
     size_multiple: int = 1          # inputs' H and W must be multiples of this
+    # Outputs depend on a sampled code (MUNIT's style): sub-networks are compared with the
+    # teacher under the same codes (`scoring_inputs`), never with paired ground truth.
+    multimodal: bool = False
+    # Compression stage -> training task of this family, where the generic ones do not fit.
+    # Names of forward()'s inputs (example_inputs order), e.g. as ONNX input names.
+    input_names: tuple[str, ...] = ("input",)
+    compression_tasks: dict[str, str] = {}
 
     # -- constructor arguments ------------------------------------------------------------------
     @classmethod
@@ -438,6 +445,22 @@ class ElasticGenerator(nn.Module):
         device = next(self.parameters()).device
         x = torch.rand(batch, self.in_channels, h, w, generator=generator) * 2 - 1
         return (x.to(device),)
+
+    def profile_inputs(self, size: Sequence[int] | None = None, batch: int = 1
+                       ) -> tuple[torch.Tensor, ...]:
+        """Inputs of the published MAC / latency count (default: example_inputs; MUNIT counts
+        forward(x) with its style encoder, not a translation with a given style)."""
+        return self.example_inputs(size, batch)
+
+    def mac_variants(self, size: Sequence[int] | None = None) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Further published counts of the same model, name -> forward() inputs (profile prints
+        them, e.g. MUNIT "without_style_encoder")."""
+        return {}
+
+    def scoring_inputs(self, source: torch.Tensor, index: int) -> tuple[torch.Tensor, ...]:
+        """forward() inputs for held-out batch `index` when sub-networks are scored against the
+        teacher: the same for every model of the family given the same (source, index)."""
+        return (source,)
 
     def input_size(self, size: Sequence[int] | None = None, batch: int = 1) -> tuple[int, ...]:
         """Shape of the first input (B, C, H, W) at `size`."""

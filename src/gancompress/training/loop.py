@@ -240,6 +240,11 @@ class Task:
 TASKS: dict[str, str | type[Task]] = {
     "pix2pix": "gancompress.training.tasks:Pix2PixTask",
     "cyclegan": "gancompress.training.tasks:CycleGANTask",
+    "munit": "gancompress.training.munit:MunitTask",
+    # MUNIT compression stages (content, style and output distillation)
+    "munit-distill": "gancompress.compress.munit_tasks:MunitDistillTask",
+    "munit-supernet": "gancompress.compress.munit_tasks:MunitSupernetTask",
+    "munit-finetune": "gancompress.compress.munit_tasks:MunitFinetuneTask",
     # compression stages (compress helper): GAN Compression distillation / supernet / fine-tune
     "distill": "gancompress.compress.tasks:DistillTask",
     "supernet": "gancompress.compress.tasks:SupernetTask",
