@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "style of a target-domain IMAGE")
     p.add_argument("--n-styles", type=int, default=1, metavar="K",
                    help="with --style random: K translations per input, side by side (default 1)")
-    p.add_argument("--seed", type=int, default=10,
+    p.add_argument("--style-seed", type=int, default=10,
                    help="seed of the random style codes (default 10, as NVlabs test.py)")
     p.set_defaults(func=run)
 
@@ -131,7 +131,7 @@ def _styles(args: argparse.Namespace, runner, size: tuple[int, int]) -> list[tor
     if mode == "random":
         if any(v < 1 for v in shape):
             raise UserError(f"the style input has an unknown shape {shape}; export it again")
-        gen = torch.Generator().manual_seed(args.seed)
+        gen = torch.Generator().manual_seed(args.style_seed)
         return [torch.randn(1, *shape, generator=gen) for _ in range(args.n_styles)]
     if args.n_styles != 1:
         raise UserError("--n-styles K draws K random styles; with --style IMAGE there is one "
