@@ -24,7 +24,11 @@ figure is ~10x the idle-machine one and the targets could not be checked; onnxru
     teacher     server inference 2672 ms (2123-3123), round trip 2688 ms
     speed-up    9.7x server inference, 9.0x round trip (MAC ratio 21.5x); an earlier run at load
                 ~10 gave 16.1x / 14.7x (179 ms / 197 ms compressed): the spread is the load
-On an idle machine the same session measured 24.8 ms (bench/bench_deploy.py, deploy/__init__.py).
+Later, same machine at load ~0.1 (20 requests x 5 rounds): compressed server inference 47.7 ms
+(46.5-49.8), round trip 52.5 ms (51.3-54.8), 19 FPS; direct session call 48.0 ms, so serving adds
+4.5 ms; teacher 328.7 ms / 333.2 ms; speed-up 6.9x / 6.4x (MAC ratio 21.5x). Targets (28 / 50 ms)
+missed: the session itself is ~2x slower than bench/bench_deploy.py's 24.8 ms for the same
+graph (not yet explained: spinning off, export path or thread placement are the suspects).
 """
 from __future__ import annotations
 
