@@ -333,6 +333,7 @@ def test_auto_backend_falls_back_to_pytorch(tmp_path, monkeypatch, one_thread):
 
     monkeypatch.setattr(gancompress.deploy, "export_onnx", refuse)
     monkeypatch.setitem(sys.modules, "gancompress.deploy.openvino", None)  # not installed
+    monkeypatch.delattr(gancompress.deploy, "openvino", raising=False)
     save_generator(ResnetGenerator(ngf=4, n_blocks=3), tmp_path / "g.pth")
     lines: list[str] = []
     demo = Demo.open([tmp_path / "g.pth"], size=(16, 16), cache=tmp_path / "c", threads=1,
@@ -371,6 +372,9 @@ def test_auto_backend_prefers_openvino_when_installed(tmp_path, monkeypatch, one
     fake.require_openvino = lambda: None
     fake.export_openvino, fake.OpenVinoRunner = export, Runner
     monkeypatch.setitem(sys.modules, "gancompress.deploy.openvino", fake)
+    import gancompress.deploy
+
+    monkeypatch.setattr(gancompress.deploy, "openvino", fake, raising=False)
     for _ in range(2):
         demo = Demo.open([tmp_path / "g.pth"], size=(16, 16), cache=tmp_path / "c", threads=1,
                          log=quiet)
