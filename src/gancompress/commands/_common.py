@@ -142,7 +142,7 @@ def add_test_mode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eval (default: dropout off, BatchNorm running statistics) or train "
                              "(pix2pix test.py without --eval: dropout on, BatchNorm batch "
                              "statistics, as the reference's test images were made)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
                         help="random seed of the dropout masks with --test-mode train (0)")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from gancompress.commands._common import THREADS, float_range, image_side, int_range
 from gancompress.errors import UserError
 
 
@@ -22,23 +23,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="RUN_OR_MODELS",
                    help="a run folder written by `gancompress compress --out RUN` (optionally "
                         "followed by more model files), or generator files (.pth, .onnx)")
-    p.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    p.add_argument("--port", type=int_range(0, 65535), default=0, help="port (default 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--public", action="store_true",
                    help="allow --host beyond this machine (prints a warning)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="another accepted Host header name (with --public)")
     p.add_argument("--teacher", help="the run's teacher file, when the recorded path moved")
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
                    help="input size (default: the run's crop size, else 256 256)")
     p.add_argument("--backend", choices=["auto", "openvino", "onnx", "torch"], default="auto",
                    help="inference path (auto: OpenVINO if available, else onnxruntime, else "
                         "PyTorch)")
-    p.add_argument("--threads", type=int, help="intra-op threads per model session")
+    p.add_argument("--threads", type=THREADS, help="intra-op threads per model session")
     p.add_argument("--cache", help="folder for ONNX exports and extracted sub-networks "
                                    "(default RUN/demo-cache, else ~/.cache/gancompress/demo)")
-    p.add_argument("--max-body-mb", type=float, default=8.0, help="request body cap (8 MB)")
-    p.add_argument("--max-megapixels", type=float, default=16.0,
+    p.add_argument("--max-body-mb", type=float_range(0.001, 65536.0), default=8.0, help="request body cap (8 MB)")
+    p.add_argument("--max-megapixels", type=float_range(0.001, 100000.0), default=16.0,
                    help="uploaded image cap in megapixels (16)")
     p.set_defaults(func=run)
 

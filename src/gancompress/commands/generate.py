@@ -42,9 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", metavar="random|IMAGE",
                    help="multimodal generators (MUNIT): random style codes (default) or the "
                         "style of a target-domain IMAGE")
-    p.add_argument("--n-styles", type=int, default=1, metavar="K",
+    p.add_argument("--n-styles", type=int_range(1, 1024), default=1, metavar="K",
                    help="with --style random: K translations per input, side by side (default 1)")
-    p.add_argument("--style-seed", type=int, default=10,
+    p.add_argument("--style-seed", type=int_range(0, 2**32 - 1), default=10,
                    help="seed of the random style codes (default 10, as NVlabs test.py)")
     p.set_defaults(func=run)
 
