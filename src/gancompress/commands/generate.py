@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                         test_mode=args.test_mode, seed=args.seed)
     if args.size:
         size, origin = tuple(args.size), "as given"
-        if hasattr(runner, "model"):  # the generator family's own size rule
+        if hasattr(getattr(runner, "model", None), "check_size"):  # the family's size rule
             size = runner.model.check_size(size)
     elif runner.input_size is not None:
         size, origin = tuple(runner.input_size[2:]), "recorded in the exported file"
