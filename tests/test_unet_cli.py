@@ -63,7 +63,8 @@ def test_pix2pix_unet_preset_keeps_the_published_defaults():
 
 
 def test_crop_size_not_fitting_the_levels_fails_before_training(data, tmp_path, capsys):
-    assert main(["train", *TRAIN, "data.crop_size=24", "data.load_size=24", "--data", str(data),
+    sized = [o for o in TRAIN if not o.startswith(("data.crop_size=", "data.load_size="))]
+    assert main(["train", *sized, "data.crop_size=24", "data.load_size=24", "--data", str(data),
                  "--out", str(tmp_path / "run")]) == 2
     assert "multiples of 2^5 = 32" in capsys.readouterr().err
 
@@ -215,7 +216,9 @@ def test_resnet_student_for_a_unet_teacher_from_the_cli(data, tmp_path, one_thre
     save_generator(teacher, tmp_path / "teacher.pth")
     out = tmp_path / "cross"
     assert main(["compress", "--teacher", str(tmp_path / "teacher.pth"), "--data", str(data),
-                 "--out", str(out), "--budget", "4M", *COMPRESS, "compress.space=8,4",
+                 "--out", str(out), "--budget", "4M",
+                 *(o for o in COMPRESS if not o.startswith("compress.space=")),
+                 "compress.space=8,4",
                  "compress.student_family=resnet", "compress.student_args.n_blocks=3"]) == 0
     compact_model = load_generator(out / "compact.pth")
     assert compact_model.arch_name == "resnet" and compact_model.arch["n_blocks"] == 3
