@@ -75,12 +75,9 @@ def float_range(minimum: float, maximum: float) -> Any:
 
 
 def image_side(text: str) -> int:
-    """An image height or width: a positive multiple of 4 (two stride-2 stages), at most 16384."""
-    value = int_range(4, 16384)(text)
-    if value % 4:
-        raise argparse.ArgumentTypeError(f"{value} is not a multiple of 4 (the generators "
-                                         f"downsample twice by 2)")
-    return value
+    """An image height or width in 1..16384; the generator family's own rule (e.g. multiples of
+    4 for ResNet, of 2^num_downs for U-Net) is checked by `model.check_size` once it is known."""
+    return int_range(1, 16384)(text)
 
 
 image_side.bounded = True  # type: ignore[attr-defined]
