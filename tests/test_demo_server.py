@@ -311,7 +311,7 @@ def test_cli_refuses_before_serving(demo_run, tmp_path, capsys):
     assert main(["demo", str(tmp_path / "empty")]) == 2
     assert "no compact.pth" in capsys.readouterr().err
     assert main(["demo", str(demo_run["run"]), "--size", "30", "30", "--backend", "torch"]) == 2
-    assert "must be positive multiples of 4" in capsys.readouterr().err
+    assert "must each be a positive multiple of 4" in capsys.readouterr().err
 
 
 def test_missing_extra_names_the_install_command(monkeypatch, demo_run, capsys):

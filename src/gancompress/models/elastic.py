@@ -435,7 +435,7 @@ class ElasticGenerator(nn.Module):
         m = self.size_multiple
         if h < m or w < m or h % m or w % m:
             raise UserError(f"input size {h}x{w} does not suit a {self.arch_name} generator: "
-                            f"height and width must be positive multiples of {m}")
+                            f"height and width must each be a positive multiple of {m}")
         return h, w
 
     def example_inputs(self, size: Sequence[int] | None = None, batch: int = 1,
