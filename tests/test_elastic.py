@@ -18,6 +18,10 @@ VARIANTS = [
     ("resnet", dict(ngf=8, n_blocks=6, conv="separable", norm="instance")),
     ("resnet", dict(ngf=8, n_blocks=3, conv="dense", norm="batch", dropout=0.5)),
     ("resnet", dict(ngf=8, n_blocks=9, conv="separable", norm="batch", in_channels=1)),
+    ("spade", dict(ngf=2, in_channels=5, upsampling="normal")),
+    ("spade", dict(ngf=2, in_channels=6, conv="separable", upsampling="more")),
+    ("spade", dict(ngf=2, in_channels=4, conv="separable", upsampling="normal", spade_hidden=16,
+                   instance_edge=False)),
 ]
 
 

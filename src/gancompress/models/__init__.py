@@ -10,9 +10,11 @@ from typing import Any
 from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticGenerator
 from gancompress.models.resnet import ResnetGenerator
+from gancompress.models.spade import SpadeGenerator
 
 GENERATORS: dict[str, type[ElasticGenerator]] = {
     ResnetGenerator.arch_name: ResnetGenerator,
+    SpadeGenerator.arch_name: SpadeGenerator,
 }
 
 
