@@ -170,3 +170,84 @@ def test_bad_input_sizes_and_labels():
     with pytest.raises(UserError, match="same size"):
         semantic_input(torch.zeros(1, 1, 4, 4, dtype=torch.long),
                        torch.zeros(1, 1, 4, 8, dtype=torch.long), 4)
+
+
+def test_convert_with_hint_then_load_without(tmp_path, capsys):
+    out = tmp_path / "g.pth"
+    assert main(["convert", str(OFFICIAL / "ganc_compressed_spade_3_3_2_4_3_2_2_3.pth"),
+                 "--out", str(out)]) == 2
+    assert "num_upsampling_layers" in capsys.readouterr().err
+    assert main(["convert", str(OFFICIAL / "ganc_compressed_spade_3_3_2_4_3_2_2_3.pth"),
+                 "--hint", "num_upsampling_layers=more", "--out", str(out)]) == 0
+    model = load_generator(out)
+    io = torch.load(OFFICIAL / "ganc_compressed_spade_3_3_2_4_3_2_2_3.io.pt", weights_only=True)
+    with torch.no_grad():
+        assert (model(io["input"]) - io["output"]).abs().max().item() <= 2e-5
+    assert model.config_from_widths(model.max_widths) == "3_3_2_4_3_2_2_3"
+
+
+# -- label-map datasets ----------------------------------------------------------------------------
+
+def _write_cityscapes(root, n=2, size=(64, 128)):
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        city = root / "gtFine" / "train" / "aachen"
+        city.mkdir(parents=True, exist_ok=True)
+        img_dir = root / "leftImg8bit" / "train" / "aachen"
+        img_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"aachen_{i:06d}_000019"
+        label = rng.integers(0, 34, size=(size[0] // 8, size[1] // 8)).repeat(8, 0).repeat(8, 1)
+        Image.fromarray(label.astype(np.uint8)).save(city / f"{stem}_gtFine_labelIds.png")
+        inst = (label * 1000 + (label >= 24)).astype(np.uint16)  # 16-bit PNG, as Cityscapes
+        Image.fromarray(inst).save(city / f"{stem}_gtFine_instanceIds.png")
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
+            img_dir / f"{stem}_leftImg8bit.png")
+    return root
+
+
+def test_cityscapes_layout_items(tmp_path):
+    from gancompress.data.segmaps import LabelMapDataset
+    root = _write_cityscapes(tmp_path / "cs")
+    ds = LabelMapDataset(root, size=(32, 64), train=False)
+    assert ds.layout == "cityscapes" and len(ds) == 2 and ds.semantic_nc == 36
+    item = ds[0]
+    assert item["source"].shape == (36, 32, 64) and item["target"].shape == (3, 32, 64)
+    assert torch.equal(item["source"][:35].argmax(0), item["label"][0])
+    assert item["source"][:35].sum(0).eq(1).all()
+    assert -1 <= item["target"].min() and item["target"].max() <= 1
+
+
+def test_label_dataset_errors(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gancompress.data.segmaps import LabelMapDataset
+    root = tmp_path / "plain"
+    (root / "labels").mkdir(parents=True)
+    (root / "images").mkdir()
+    Image.fromarray(np.full((32, 64), 9, np.uint8)).save(root / "labels" / "a.png")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "images" / "a.png")
+    with pytest.raises(UserError, match="no instance map"):
+        LabelMapDataset(root, label_nc=8, size=(32, 64))[0]
+    ds = LabelMapDataset(root, label_nc=8, size=(32, 64), no_instance=True)
+    with pytest.raises(UserError, match="label id 9 is outside 0..7"):
+        ds[0]
+    ds = LabelMapDataset(root, label_nc=10, size=(32, 64), no_instance=True)
+    with pytest.raises(UserError, match="must have the same size"):
+        ds[0]
+    with pytest.raises(UserError, match="not a label-map dataset"):
+        LabelMapDataset(tmp_path)
+
+
+def test_colour_labels_map_through_the_palette(tmp_path):
+    import numpy as np
+
+    from gancompress.data.segmaps import CITYSCAPES_PALETTE, colour_to_ids
+    ids = np.array([[7, 26], [23, 11]])
+    rgb = np.array([[CITYSCAPES_PALETTE[i] for i in row] for row in ids], dtype=np.uint8)
+    assert (colour_to_ids(rgb) == ids).all()
+    rgb[0, 0] = (1, 2, 3)
+    with pytest.raises(UserError, match=r"colour \(1, 2, 3\) at pixel \(x=0, y=0\)"):
+        colour_to_ids(rgb)

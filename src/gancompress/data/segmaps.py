@@ -154,3 +154,181 @@ def colour_to_ids(rgb: np.ndarray, palette: Mapping[int, tuple[int, int, int]] =
         raise UserError(f"{name}: colour {c} at pixel (x={x}, y={y}) is not in the label palette; "
                         f"draw labels with the palette's exact colours (no anti-aliasing)")
     return values[pos]
+
+
+# -- dataset layouts -----------------------------------------------------------------------------
+
+# Per-dataset label conventions (REFERENCE-FAMILIES.md sec. 4): label_nc, contain_dontcare_label,
+# no_instance, and the (H, W) the published models use (Cityscapes 512x256: aspect 2:1).
+LABEL_DATASETS: dict[str, dict] = {
+    "cityscapes": dict(label_nc=35, contain_dontcare=False, no_instance=False, size=(256, 512),
+                       upsampling="more"),
+    "coco": dict(label_nc=182, contain_dontcare=True, no_instance=False, size=(256, 256),
+                 upsampling="normal"),
+    "ade20k": dict(label_nc=150, contain_dontcare=True, no_instance=True, size=(256, 256),
+                   upsampling="normal"),
+    "folders": dict(label_nc=0, contain_dontcare=False, no_instance=False, size=(256, 512),
+                    upsampling="more"),
+}
+
+_PHASE_NAMES = {"cityscapes": {"train": "train", "val": "val", "test": "val"},
+                "coco": {"train": "train", "val": "val", "test": "val"},
+                "ade20k": {"train": "training", "val": "validation", "test": "validation"}}
+
+
+def _files(folder: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in folder.rglob(f"*{suffix}") if p.is_file())
+
+
+def _stem_map(paths: list[Path], suffix: str) -> dict[str, Path]:
+    return {p.name[: -len(suffix)] if suffix and p.name.endswith(suffix) else p.stem: p
+            for p in paths}
+
+
+def detect_label_layout(root: str | Path) -> str:
+    """cityscapes (gtFine + leftImg8bit), coco (train_label / train_img), ade20k
+    (annotations + images), folders ([phase/]labels + images), or a UserError saying what was found."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"dataset folder not found: {root}")
+    if (root / "gtFine").is_dir() and (root / "leftImg8bit").is_dir():
+        return "cityscapes"
+    if (root / "train_label").is_dir() or (root / "val_label").is_dir():
+        return "coco"
+    if (root / "annotations").is_dir() and (root / "images").is_dir():
+        return "ade20k"
+    if (root / "labels").is_dir() or any((root / p / "labels").is_dir() for p in ("train", "test", "val")):
+        return "folders"
+    found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "no folders"
+    raise UserError(f"{root} is not a label-map dataset: expected Cityscapes (gtFine/ and "
+                    f"leftImg8bit/), COCO-Stuff (train_label/, train_img/, train_inst/), ADE20K "
+                    f"(annotations/, images/) or labels/ + images/ folders; found {found}")
+
+
+def label_layout(root: str | Path, layout: str = "auto", phase: str = "train"
+                 ) -> list[tuple[Path, Path | None, Path | None]]:
+    """(label, instance or None, image or None) files of one phase, matched by name."""
+    root = Path(root)
+    layout = detect_label_layout(root) if layout == "auto" else layout
+    if layout not in LABEL_DATASETS:
+        raise UserError(f"unknown label-map layout {layout!r}; use auto, {', '.join(LABEL_DATASETS)}")
+    if layout == "cityscapes":
+        p = _PHASE_NAMES[layout][phase]
+        labels = _files(root / "gtFine" / p, "_gtFine_labelIds.png")
+        inst = _stem_map(_files(root / "gtFine" / p, "_gtFine_instanceIds.png"), "_gtFine_instanceIds.png")
+        imgs = _stem_map(_files(root / "leftImg8bit" / p, "_leftImg8bit.png"), "_leftImg8bit.png")
+        suffix = "_gtFine_labelIds.png"
+    elif layout == "coco":
+        p = _PHASE_NAMES[layout][phase]
+        labels = _files(root / f"{p}_label", ".png")
+        inst = _stem_map(_files(root / f"{p}_inst", ".png"), ".png") if (root / f"{p}_inst").is_dir() else {}
+        imgs = _stem_map([*_files(root / f"{p}_img", ".jpg"), *_files(root / f"{p}_img", ".png")], "")
+        suffix = ".png"
+    elif layout == "ade20k":
+        p = _PHASE_NAMES[layout][phase]
+        labels = _files(root / "annotations" / p, ".png")
+        inst = {}
+        imgs = _stem_map(_files(root / "images" / p, ".jpg"), ".jpg")
+        suffix = ".png"
+    else:
+        base = root / phase if (root / phase / "labels").is_dir() else root
+        if not (base / "labels").is_dir():
+            raise UserError(f"no labels/ folder for phase {phase!r} in {root}")
+        labels = _files(base / "labels", ".png")
+        inst = _stem_map(_files(base / "instances", ".png"), ".png") if (base / "instances").is_dir() else {}
+        imgs = _stem_map([p for ext in (".jpg", ".jpeg", ".png") for p in _files(base / "images", ext)],
+                         "") if (base / "images").is_dir() else {}
+        suffix = ".png"
+    if not labels:
+        raise UserError(f"no label maps for phase {phase!r} in {root} ({layout} layout)")
+    out = []
+    for label in labels:
+        stem = label.name[: -len(suffix)]
+        out.append((label, inst.get(stem), imgs.get(stem)))
+    return out
+
+
+class LabelMapDataset(torch.utils.data.Dataset):
+    """Label map (+ instance map) -> photo pairs for GauGAN, in any of the layouts above.
+
+    Items: {"source": (C, H, W) one-hot (+ edges), "target": (3, H, W) in [-1, 1] (when images
+    exist), "label": (1, H, W) ids, "instance": (1, H, W) ids, "source_path", "target_path"}.
+    Labels and instances are resized NEAREST, photos bicubic, to `size` (H, W); while training a
+    horizontal flip is drawn from (seed, epoch, index), so resumed runs see the same items.
+    Colour label PNGs are mapped to ids with `palette` (Cityscapes colours by default).
+    """
+
+    def __init__(self, root: str | Path, layout: str = "auto", phase: str = "train",
+                 size: tuple[int, int] | None = None, label_nc: int | None = None,
+                 contain_dontcare: bool | None = None, no_instance: bool | None = None,
+                 flip: bool = True, train: bool = True, seed: int = 0,
+                 palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE):
+        self.layout = detect_label_layout(root) if layout == "auto" else layout
+        spec = LABEL_DATASETS.get(self.layout)
+        if spec is None:
+            raise UserError(f"unknown label-map layout {layout!r}; use auto, {', '.join(LABEL_DATASETS)}")
+        self.items = label_layout(root, self.layout, phase)
+        self.label_nc = int(label_nc or spec["label_nc"])
+        if self.label_nc < 1:
+            raise UserError("label_nc is needed for labels/ + images/ folders: the number of classes")
+        self.contain_dontcare = spec["contain_dontcare"] if contain_dontcare is None else contain_dontcare
+        self.no_instance = spec["no_instance"] if no_instance is None else no_instance
+        self.size = tuple(size or spec["size"])
+        self.flip, self.train, self.seed, self.palette = flip, train, int(seed), palette
+
+    @property
+    def semantic_nc(self) -> int:
+        """Generator input channels: label_nc + dontcare + edge."""
+        return self.label_nc + int(self.contain_dontcare) + (0 if self.no_instance else 1)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _ids(self, path: Path) -> np.ndarray:
+        with Image.open(path) as img:
+            if img.mode in ("RGB", "RGBA"):
+                rgb = np.asarray(img.convert("RGB").resize((self.size[1], self.size[0]), Image.NEAREST))
+                return colour_to_ids(rgb, self.palette, name=str(path))
+        return read_id_map(path, self.size)
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (int(key), 0)
+        label_path, inst_path, img_path = self.items[index]
+        with Image.open(label_path) as img:
+            label_size = img.size
+        label = torch.from_numpy(self._ids(label_path))[None]
+        instance = None
+        if not self.no_instance:
+            if inst_path is None:
+                raise UserError(f"{label_path}: no instance map found (this dataset uses instance "
+                                f"edges); add it, or set no_instance (the model then has "
+                                f"{self.semantic_nc - 1} input channels)")
+            with Image.open(inst_path) as img:
+                if img.size != label_size:
+                    raise UserError(f"{inst_path} is {img.size[0]}x{img.size[1]} but its label map "
+                                    f"{label_path} is {label_size[0]}x{label_size[1]}")
+                scale = 255 if img.mode == "L" else 1  # an 8-bit instance map is x255 (SPADE)
+            instance = torch.from_numpy(read_id_map(inst_path, self.size) * scale)[None]
+        flip = (self.train and self.flip
+                and bool(np.random.default_rng([2, self.seed % 2**32, epoch, index]).random() < 0.5))
+        if flip:
+            label = label.flip(-1)
+            instance = None if instance is None else instance.flip(-1)
+        source = semantic_input(label[None], None if instance is None else instance[None],
+                                self.label_nc, self.contain_dontcare, self.no_instance,
+                                name=str(label_path))[0]
+        item = {"source": source, "label": map_dontcare(label, self.label_nc),
+                "source_path": str(label_path)}
+        if instance is not None:
+            item["instance"] = instance
+        if img_path is not None:
+            with Image.open(img_path) as img:
+                if img.size != label_size:
+                    raise UserError(f"{img_path} is {img.size[0]}x{img.size[1]} but its label map "
+                                    f"{label_path} is {label_size[0]}x{label_size[1]}; a photo and "
+                                    f"its label map must have the same size")
+                photo = img.convert("RGB").resize((self.size[1], self.size[0]), Image.BICUBIC)
+            target = torch.from_numpy(np.asarray(photo, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+            item["target"] = target.flip(-1) if flip else target
+            item["target_path"] = str(img_path)
+        return item

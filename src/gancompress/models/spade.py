@@ -372,7 +372,7 @@ def read_published_spade(state: dict[str, torch.Tensor], name: str, **hints: Any
             f"{name} is a SPADE generator, and its number of upsampling layers is not stored in "
             f"the file: say it, e.g. load_generator(path, num_upsampling_layers=\"more\") "
             f"(Cityscapes) or \"normal\" (COCO-Stuff, ADE20K); on the command line "
-            f"--num-upsampling-layers more")
+            f"`gancompress convert {name} --hint num_upsampling_layers=more --out g.pth` once")
     if upsampling not in UPSAMPLING:
         raise UserError(f"num_upsampling_layers={upsampling!r}: use 'normal' or 'more'")
     state = {k: v.contiguous() for k, v in state.items()}  # exported files hold strided views
