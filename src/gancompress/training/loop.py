@@ -235,6 +235,7 @@ class Task:
 TASKS: dict[str, str | type[Task]] = {
     "pix2pix": "gancompress.training.tasks:Pix2PixTask",
     "cyclegan": "gancompress.training.tasks:CycleGANTask",
+    "gaugan": "gancompress.training.gaugan:GauGANTask",
     # compression stages (compress helper): GAN Compression distillation / supernet / fine-tune
     "distill": "gancompress.compress.tasks:DistillTask",
     "supernet": "gancompress.compress.tasks:SupernetTask",
