@@ -20,7 +20,7 @@ VARIANTS = [
     ("resnet", dict(ngf=8, n_blocks=9, conv="separable", norm="batch", in_channels=1)),
     ("spade", dict(ngf=2, in_channels=5, upsampling="normal")),
     ("spade", dict(ngf=2, in_channels=6, conv="separable", upsampling="more")),
-    ("spade", dict(ngf=2, in_channels=4, conv="separable", upsampling="normal", spade_hidden=16,
+    ("spade", dict(ngf=2, in_channels=4, conv="separable", upsampling="normal",
                    instance_edge=False)),
 ]
 
