@@ -141,5 +141,5 @@ def test_bad_arguments_are_user_errors():
         build_generator("munit", n_res=3)
     with pytest.raises(UserError, match="n_downsample"):
         build_generator("munit", n_downsample=3)
-    with pytest.raises(UserError, match="multiples of 16"):
+    with pytest.raises(UserError, match="multiple of 16"):
         build_generator("munit", ngf=4, mlp_dim=8, n_res=2).example_inputs((24, 24))
