@@ -72,3 +72,29 @@ def test_label_channels_that_do_not_fit_the_teacher(gaugan, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "35-channel inputs" in err and "takes 36" in err
     assert not (gaugan / "bad").exists()
+
+
+def test_search_by_miou_with_the_segmenter(gaugan, tmp_path, monkeypatch):
+    """compress.metric=miou: candidates scored by DRN-D-105 (random weights in the published
+    layout) on the held-out label maps' train ids; a missing segmenter fails before training."""
+    from test_weights import random_drn_file
+    monkeypatch.setenv("GANCOMPRESS_WEIGHTS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    teacher, data = str(gaugan / "teacher" / "generator.pth"), str(gaugan / "data")
+    def args(out):
+        return ["compress", "--teacher", teacher, "--data", data, "--budget", "1/2", "--out",
+                str(out), *TINY, "compress.metric=miou"]
+    assert main(args(tmp_path / "none")) == 2
+    assert not (tmp_path / "none").exists()
+    drn = random_drn_file()
+    out = tmp_path / "miou"
+    assert main([*args(out), f"compress.drn_weights={drn}"]) == 0
+    best = json.loads((out / "search" / "best.json").read_text())
+    assert best["metric"] == "miou" and best["higher_is_better"] is True
+    assert 0 <= best["score"] <= 100
+
+
+def test_train_ids_of_cityscapes_label_ids():
+    from gancompress.data.segmaps import train_ids
+    ids = torch.tensor([[7, 8, 0, 33], [26, 255, 6, 24]])
+    assert train_ids(ids).tolist() == [[0, 1, 255, 18], [13, 255, 255, 11]]

@@ -231,7 +231,10 @@ class CompressConfig:
                                 maximum=1.0)
     generations: int = option(500, "evolution: generations", minimum=1)
     metric: str = option("auto", "search score: auto (fid with compress.stats, else l1), l1, "
-                         "psnr, fid, kid", ("auto", "l1", "psnr", "fid", "kid"))
+                         "psnr, fid, kid, miou (Cityscapes label maps: DRN-D-105 segmentation "
+                         "of the outputs)", ("auto", "l1", "psnr", "fid", "kid", "miou"))
+    drn_weights: str = option("", "miou: drn-d-105_ms_cityscapes.pth (default: looked up in "
+                              "$GANCOMPRESS_WEIGHTS_DIR and the cache)", runtime=True, path=True)
     stats: str = option("", "reference statistics .npz for fid / kid (gancompress stats)",
                         path=True)
     held_out: int = option(100, "training images held out from compression training, used to "

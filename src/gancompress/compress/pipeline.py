@@ -355,6 +355,29 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
     return batches, paired
 
 
+def held_out_label_batches(cfg: Config, names: Sequence[str], device: torch.device | str = "cpu",
+                           batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(one-hot input, Cityscapes train ids) batches of the held-out label maps: what the mIoU
+    search score runs on."""
+    from gancompress.data import label_dataset
+    from gancompress.data.segmaps import train_ids
+    d = cfg.data
+    if d.mode != "labels" or d.label_nc not in (0, 35) or (
+            d.label_layout not in ("auto", "cityscapes")):
+        raise UserError("compress.metric=miou scores Cityscapes label maps (data.mode=labels, "
+                        "the cityscapes layout, 35 label ids); use l1, psnr, fid or kid here")
+    dataset = label_dataset(d, file_list=list(names))
+    if dataset.layout != "cityscapes":
+        raise UserError(f"compress.metric=miou scores Cityscapes label maps; {d.root} has the "
+                        f"{dataset.layout} layout: use l1, psnr, fid or kid")
+    batches = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(len(dataset), start + batch_size))]
+        batches.append((torch.stack([it["source"] for it in items]).to(device),
+                        torch.stack([train_ids(it["label"][0]) for it in items])))
+    return batches
+
+
 def calibration_batches(cfg: Config, held_out: Sequence[str], count: int = 64,
                         device: torch.device | str = "cpu") -> list[torch.Tensor]:
     """Training inputs (never the held-out slice) for BatchNorm re-calibration."""
@@ -382,6 +405,10 @@ def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
     batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
     calibration = (calibration_batches(cfg, held_out, device=device)
                    if needs_calibration(supernet) else None)
+    if metric == "miou":
+        from gancompress.compress.scoring import SegmentationScorer
+        return SegmentationScorer(supernet, space, held_out_label_batches(cfg, held_out, device),
+                                  c.drn_weights, calibration=calibration, device=device)
     if metric in ("fid", "kid"):
         if not c.stats:
             raise UserError(f"compress.metric={metric} needs reference statistics: "
@@ -519,7 +546,16 @@ class Pipeline:
         elif "search" in (stages or self.stages()) and not self.c.config:
             raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
                             "preset that sets compress.budget")
-        return held_out_names(self.cfg)
+        names = held_out_names(self.cfg)
+        if self.c.metric == "miou":  # the segmenter's file and the label layout, before training
+            from gancompress.weights import DRN_D_105_CITYSCAPES, find_weights
+            try:
+                find_weights(DRN_D_105_CITYSCAPES.name, self.c.drn_weights or None)
+            except UserError as err:
+                raise UserError(f"compress.metric=miou: {err} (for compress: "
+                                f"compress.drn_weights=FILE)") from None
+            held_out_label_batches(self.cfg, names[:1])
+        return names
 
     def prepare(self, stages: Sequence[str] | None = None) -> None:
         """check(), then write compress.json and held_out.txt (kept from an earlier run)."""

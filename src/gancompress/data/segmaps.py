@@ -24,6 +24,17 @@ DONTCARE = 255
 
 # Cityscapes labelId -> colour (the palette of the official cityscapesScripts labels.py);
 # ids 0..5 are void classes drawn black or in their own colours.
+# The 19 evaluated Cityscapes classes (trainIds 0..18) as labelIds.
+TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+
+
+def train_ids(label_ids: torch.Tensor) -> torch.Tensor:
+    """Cityscapes labelIds -> trainIds (0..18; every other id 255 = ignored by mIoU)."""
+    table = torch.full((256,), 255, dtype=torch.int64)
+    table[list(TRAIN_LABEL_IDS)] = torch.arange(len(TRAIN_LABEL_IDS))
+    return table[label_ids.long().clamp(0, 255)]
+
+
 CITYSCAPES_PALETTE: dict[int, tuple[int, int, int]] = {
     0: (0, 0, 0), 1: (0, 0, 0), 2: (0, 0, 0), 3: (0, 0, 0), 4: (0, 0, 0), 5: (111, 74, 0),
     6: (81, 0, 81), 7: (128, 64, 128), 8: (244, 35, 232), 9: (250, 170, 160),
