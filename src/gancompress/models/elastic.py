@@ -511,6 +511,17 @@ class ElasticGenerator(nn.Module):
         return self
 
 
+def config_number(widths: Mapping[str, int], group: str, multiplier: int) -> int:
+    """The config-string number of width group `group` (its width / `multiplier`); UserError
+    when the group is missing or its width is not a multiple (no config-string form)."""
+    if group not in widths:
+        raise UserError(f"widths lack group {group!r}")
+    if widths[group] % multiplier:
+        raise UserError(f"width {widths[group]} of group {group!r} is not a multiple of "
+                        f"{multiplier}, so it has no config-string form")
+    return widths[group] // multiplier
+
+
 def parse_config_numbers(config: str | Sequence[int]) -> list[int]:
     """'16_16_32' (or a sequence) -> [16, 16, 32]; every entry a positive integer."""
     if not isinstance(config, str):

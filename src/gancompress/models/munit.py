@@ -58,6 +58,7 @@ from gancompress.models.elastic import (
     SeparableConv2d,
     Widths,
     as_parts,
+    config_number,
     load_state_checked,
     norm_layer,
     parse_config_numbers,
@@ -96,12 +97,7 @@ def encode_config(widths: Mapping[str, int]) -> str:
     for pos in POSITIONS:
         values = set()
         for g, m in pos:
-            if g not in widths:
-                raise UserError(f"widths lack group {g!r}")
-            if widths[g] % m:
-                raise UserError(f"width {widths[g]} of group {g!r} is not a multiple of {m}, so "
-                                f"it has no config-string form")
-            values.add(widths[g] // m)
+            values.add(config_number(widths, g, m))
         if len(values) != 1:
             names = ", ".join(f"{g}={widths[g]}" for g, _ in pos)
             raise UserError(f"widths {names} are not c, 2c, 4c of one config number")

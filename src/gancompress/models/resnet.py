@@ -35,6 +35,7 @@ from gancompress.models.elastic import (
     ElasticGenerator,
     SeparableConv2d,
     Widths,
+    config_number,
     load_state_checked,
     norm_layer,
     parse_config_numbers,
@@ -69,15 +70,7 @@ def decode_config(config: str | Sequence[int]) -> Widths:
 
 def encode_config(widths: Mapping[str, int]) -> str:
     """Channel widths per group -> the published 8-number config string."""
-    parts = []
-    for g in GROUPS:
-        if g not in widths:
-            raise UserError(f"widths lack group {g!r}")
-        if widths[g] % MULTIPLIER[g]:
-            raise UserError(f"width {widths[g]} of group {g!r} is not a multiple of "
-                            f"{MULTIPLIER[g]}, so it has no config-string form")
-        parts.append(str(widths[g] // MULTIPLIER[g]))
-    return "_".join(parts)
+    return "_".join(str(config_number(widths, g, MULTIPLIER[g])) for g in GROUPS)
 
 
 # Published ResNet search spaces (REFERENCE.md sec. 2): choices per config position, widest first.

@@ -45,6 +45,7 @@ from gancompress.models.elastic import (
     ElasticGenerator,
     SeparableConv2d,
     Widths,
+    config_number,
     load_state_checked,
     parse_config_numbers,
     tensor_dict,
@@ -87,12 +88,7 @@ def encode_config(widths: Mapping[str, int]) -> str:
     """Channel widths per group -> the published 8-number config string."""
     parts = []
     for g in CHANNEL_GROUPS:
-        if g not in widths:
-            raise UserError(f"widths lack group {g!r}")
-        if widths[g] % MULTIPLIER[g]:
-            raise UserError(f"width {widths[g]} of group {g!r} is not a multiple of "
-                            f"{MULTIPLIER[g]}, so it has no config-string form")
-        c = widths[g] // MULTIPLIER[g]
+        c = config_number(widths, g, MULTIPLIER[g])
         if g in BLOCKS and widths.get(hidden_group(g), HIDDEN_MULTIPLIER * c) != HIDDEN_MULTIPLIER * c:
             raise UserError(f"SPADE hidden width {widths[hidden_group(g)]} of block {g} is not "
                             f"{HIDDEN_MULTIPLIER}x its config number {c} (NVlabs models use 128 for "

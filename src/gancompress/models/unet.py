@@ -52,6 +52,7 @@ from gancompress.models.elastic import (
     SeparableConv2d,
     Widths,
     as_parts,
+    config_number,
     load_state_checked,
     norm_layer,
     parse_config_numbers,
@@ -240,16 +241,8 @@ class UnetGenerator(ElasticGenerator):
         return self._decode(config, self.num_downs)
 
     def config_from_widths(self, widths: Mapping[str, int]) -> str:
-        parts = []
-        for i in range(self.num_downs):
-            group = group_name(i)
-            if group not in widths:
-                raise UserError(f"widths lack group {group!r}")
-            if widths[group] % multiplier(i):
-                raise UserError(f"width {widths[group]} of group {group!r} is not a multiple of "
-                                f"{multiplier(i)}, so it has no config-string form")
-            parts.append(str(widths[group] // multiplier(i)))
-        return "_".join(parts)
+        return "_".join(str(config_number(widths, group_name(i), multiplier(i)))
+                        for i in range(self.num_downs))
 
     def config_length(self) -> int:
         return self.num_downs
