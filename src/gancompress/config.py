@@ -114,7 +114,11 @@ class TrainConfig:
     """The training loop (gancompress.training.loop)."""
     task: str = option("pix2pix", "what to train (gancompress.training.loop.TASKS)")
     seed: int = option(233, "random seed (python, numpy, torch, data order and augmentation)")
-    batch_size: int = option(1, "images per step", minimum=1)
+    batch_size: int = option(1, "images per step and process (torchrun: the global batch is "
+                             "batch_size x processes)", minimum=1)
+    global_batch_size: int = option(0, "recorded by the loop: batch_size x processes of the run "
+                                    "(steps, epochs and the lr schedule count global batches)",
+                                    runtime=True, minimum=0)
     epochs: int = option(100, "epochs at the initial learning rate", minimum=0)
     epochs_decay: int = option(100, "epochs of linear decay to ~0 afterwards", minimum=0)
     lr_update: str = option("epoch", "apply the decay once per epoch (published) or every step",

@@ -100,6 +100,8 @@ from gancompress.errors import UserError
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
 from gancompress.models.checkpoint import atomic_torch_save, safe_load
+from gancompress.models.elastic import synchronize_batchnorm
+from gancompress.training import distributed
 
 RUN_FORMAT = "gancompress-run"
 RUN_VERSION = 1
@@ -121,10 +123,17 @@ class Task:
         self.models: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        # This process's share of the step's global batch (set by the loop before each step;
+        # 1 in a single process): gradients are all-reduced with this weight in optimize().
+        self.batch_share = 1.0
 
     # -- building ------------------------------------------------------------------------------
     def add_model(self, name: str, model: nn.Module) -> nn.Module:
-        """Register a trained model: moved to the device, saved in checkpoints, in train mode."""
+        """Register a trained model: moved to the device, saved in checkpoints, in train mode.
+
+        Under torch.distributed its BatchNorm layers are synchronized across processes."""
+        if distributed.active():
+            model = synchronize_batchnorm(model)
         model = model.to(self.device).train()
         self.models[name] = model
         return model
@@ -150,17 +159,30 @@ class Task:
         return contextlib.nullcontext()
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
-        """zero_grad, backward (loss-scaled under AMP), optimiser step for optimiser `name`."""
+        """zero_grad, backward (loss-scaled under AMP), optimiser step for optimiser `name`.
+
+        Several processes: between backward and step the gradients are summed over the ranks,
+        weighted by each rank's share of the global batch (distributed.reduce_gradients), so
+        every rank takes the step one process would take on the whole global batch.
+        """
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         scaler = self.scalers.get(name)
         if scaler is None:
             loss.backward()
+            self._reduce_gradients(optimizer)
             optimizer.step()
         else:
             scaler.scale(loss).backward()
+            self._reduce_gradients(optimizer)  # scaled alike on every rank: same scaler state
             scaler.step(optimizer)
             scaler.update()
+
+    def _reduce_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        if distributed.active():
+            distributed.reduce_gradients(
+                (p for group in optimizer.param_groups for p in group["params"]),
+                self.batch_share)
 
     # -- the interface the loop calls ----------------------------------------------------------
     def step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
@@ -299,8 +321,9 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int,
 
 
 def resolve_device(name: str) -> torch.device:
+    """The configured device; under torchrun also joins the process group (cuda:LOCAL_RANK)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.init("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -309,7 +332,7 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"train.device = {name!r} but CUDA is not available; use "
                         f"train.device=cpu")
-    return device
+    return distributed.init(device)
 
 
 def load_run_config(out_dir: str | Path) -> Config:
@@ -339,7 +362,19 @@ def _check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
     if not (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
         raise UserError(f"cannot resume: {out} has no config.json (not a gancompress run "
                         f"folder); start a new run without --resume")
-    changed = diff(load_run_config(out), cfg)
+    saved = load_run_config(out)
+    changed = diff(saved, cfg)
+    world = distributed.world_size()
+    saved_global = saved.train.global_batch_size or saved.train.batch_size
+    if any(k == "train.batch_size" for k, _, _ in changed):
+        if saved_global == cfg.train.batch_size * world:  # same global batch, other world size
+            changed = [c for c in changed if c[0] != "train.batch_size"]
+    elif saved_global != cfg.train.batch_size * world:
+        fix = (f"resume with train.batch_size={saved_global // world}" if saved_global % world == 0
+               else f"use a process count that divides {saved_global}")
+        raise UserError(f"cannot resume {out}: its global batch is {saved_global} images per "
+                        f"step, but {world} process(es) x train.batch_size="
+                        f"{cfg.train.batch_size} make {cfg.train.batch_size * world}; {fix}")
     if changed:
         lines = "; ".join(f"{k}: run has {a!r}, given {b!r}" for k, a, b in changed[:8])
         raise UserError(f"cannot resume {out}: the given config differs from the run's ({lines}). "
@@ -450,47 +485,91 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
            progress: bool | None) -> dict[str, Any]:
     t = cfg.train
     task_cls = get_task(task or t.task) if not isinstance(task, type) else task
-    device = resolve_device(t.device)
+    device = resolve_device(t.device)  # joins the torchrun process group, if any
+    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
+    global_batch = t.batch_size * world
+    cfg.train.global_batch_size = global_batch
     ckpt_path = _check_folder(out, cfg, resume)
     # Data, samples and models are built before the run folder is written, so a wrong --data,
     # a corrupt test image or an impossible model setting fails with nothing on disk.
     train_set = dataset_from_config(cfg.data, "train", train=True, seed=t.seed)
-    sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device)
+    if len(train_set) < world:
+        raise UserError(f"{len(train_set)} training images cannot feed {world} processes; use "
+                        f"fewer processes")
+    sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device) if main else None
     ckpt = _load_checkpoint(ckpt_path) if ckpt_path else None
-    seed_everything(t.seed)
+    seed_everything(t.seed)  # the same on every rank: identical initial weights
     model_task = task_cls(cfg, device)
     model_task.name = model_task.name or (task if isinstance(task, str) else t.task)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", cfg.to_json())  # on resume: runtime keys may change
+    for model in model_task.models.values():
+        distributed.broadcast_module(model)
+    if rank > 0:  # own streams for dropout etc.; rank 0 keeps the single-process ones
+        seed_everything(int(np.random.SeedSequence([1, t.seed % 2**32, rank]).generate_state(1)[0]))
+    distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", cfg.to_json())  # on resume: runtime keys may change
 
-    steps_per_epoch = EpochBatchSampler.batches_per_epoch(len(train_set), t.batch_size)
+    steps_per_epoch = EpochBatchSampler.batches_per_epoch(len(train_set), global_batch, world)
     total = (t.epochs + t.epochs_decay) * steps_per_epoch
     if t.max_steps:
         total = min(total, t.max_steps)
     start, elapsed = 0, 0.0
+    note = None
     if ckpt is not None:
         model_task.load_state_dict(ckpt["task"])
-        set_rng_state(ckpt["rng"])
+        saved_world = int(ckpt.get("world_size", 1))
+        ranks = ckpt.get("ranks")
+        if saved_world == world:
+            mine = ranks[rank] if ranks else {"rng": ckpt["rng"]}
+            set_rng_state(mine["rng"])
+            if "extra" in mine:
+                model_task.load_extra_state(mine["extra"])
+        else:
+            note = (f"resuming a run of {saved_world} process(es) with {world}: the global batch "
+                    f"is the same, the result is not promised to be bitwise equal to an "
+                    f"uninterrupted run (random streams and reduction order differ)")
+            set_rng_state(ckpt["rng"] if rank == 0 or not ranks else ranks[rank % saved_world]["rng"])
         start, elapsed = int(ckpt["step"]), float(ckpt.get("elapsed_s", 0.0))
 
-    log = _Log(out / "log.jsonl", keep_until=start if resume else None)
-    log.write({"event": "resume" if resume else "start", "step": start, "total_steps": total,
-               "steps_per_epoch": steps_per_epoch, "train_images": len(train_set),
-               "device": str(device), "threads": torch.get_num_threads(),
-               "task": model_task.name, "models": model_task.describe()})
+    log = _Log(out / "log.jsonl", keep_until=start if resume else None) if main else None
+
+    def write(record: dict[str, Any]) -> None:
+        if log is not None:
+            log.write(record)
+
+    write({"event": "resume" if resume else "start", "step": start, "total_steps": total,
+           "steps_per_epoch": steps_per_epoch, "train_images": len(train_set),
+           "device": str(device), "threads": torch.get_num_threads(), "processes": world,
+           "batch_size": t.batch_size, "global_batch_size": global_batch,
+           "task": model_task.name, "models": model_task.describe()})
+    if note is not None:
+        write({"event": "warning", "message": note})
+        distributed.print0(f"gancompress train: note: {note}")
     if t.amp and device.type != "cuda":
-        log.write({"event": "warning", "message": "train.amp ignored: mixed precision needs CUDA"})
-    board = _tensorboard(out, t.tensorboard, log)
-    show = t.progress if progress is None else progress
+        write({"event": "warning", "message": "train.amp ignored: mixed precision needs CUDA"})
+    board = _tensorboard(out, t.tensorboard, log) if main else None
+    show = (t.progress if progress is None else progress) and main
     bar = _progress_bar(total, start, show)
 
     def save_checkpoint(step: int) -> None:
-        atomic_torch_save({"format": RUN_FORMAT, "version": RUN_VERSION, "step": step,
-                           "config": cfg.to_dict(), "task": model_task.state_dict(),
-                           "rng": rng_state(), "elapsed_s": elapsed}, out / "checkpoint.pt")
-        log.write({"event": "checkpoint", "step": step})
+        # Every rank's random streams and task extras (image pools) are gathered by rank 0;
+        # models and optimisers are identical on all ranks (same all-reduced steps).
+        own = {"rng": rng_state(), "extra": distributed.to_cpu(model_task.extra_state())}
+        every = distributed.gather(own) if world > 1 else None
+        if not main:
+            return
+        state = {"format": RUN_FORMAT, "version": RUN_VERSION, "step": step,
+                 "config": cfg.to_dict(), "task": model_task.state_dict(), "rng": own["rng"],
+                 "elapsed_s": elapsed, "world_size": world}
+        if every is not None:
+            state["ranks"] = every
+        atomic_torch_save(state, out / "checkpoint.pt")
+        write({"event": "checkpoint", "step": step})
 
     def save_samples(step: int) -> None:
+        if not main:
+            return
         model_task.train(False)
         with torch.no_grad():
             rows = model_task.sample(sample_batch)
@@ -509,8 +588,8 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
             if loader_iter is None or offset == 0:
-                loader_iter = iter(_loader(train_set, t.batch_size, t.seed, epoch, offset,
-                                           cfg.data.num_workers, device))
+                loader_iter = iter(_loader(train_set, global_batch, t.seed, epoch, offset,
+                                           cfg.data.num_workers, device, rank, world))
             t0 = time.perf_counter()
             try:
                 batch = next(loader_iter)
@@ -521,6 +600,10 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
             factor = lr_factor(step, steps_per_epoch, t.epochs, t.epochs_decay, t.lr_update)
             consistent = False  # an interrupt inside step() leaves a half-updated state
             model_task.set_lr(factor)
+            local = int(batch["source"].shape[0])
+            if world > 1:
+                model_task.batch_share = local / min(global_batch,
+                                                     len(train_set) - offset * global_batch)
             losses = model_task.step(batch, step)
             step += 1
             consistent = True
@@ -534,18 +617,20 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
             window["n"] += 1
             window["data"] += t1 - t0
             window["step"] += t2 - t1
-            window["images"] += int(batch["source"].shape[0])
+            window["images"] += local
             bar.update(1)
             if step % t.log_every == 0 or step == total:
                 n = window["n"]
-                means = {k: v / n for k, v in sums.items()}
+                means = distributed.mean_scalars({k: v / n for k, v in sums.items()})
+                # images/s of the whole job: every rank's images over its own time, summed
+                speed = distributed.sum_number(window["images"] / max(1e-9, window["data"] +
+                                                                        window["step"]))
                 record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
                           "lr": t.lr * factor, "losses": means,
                           "time": {"data_s": window["data"] / n, "step_s": window["step"] / n,
-                                   "images_per_s": window["images"] / max(1e-9, window["data"] +
-                                                                         window["step"])},
+                                   "images_per_s": speed},
                           "elapsed_s": round(elapsed, 3)}
-                log.write(record)
+                write(record)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
                 if board is not None:
                     for k, v in means.items():
@@ -560,26 +645,35 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
             tic = time.perf_counter()  # checkpoint and sample time is not training time
     except (UserError, KeyboardInterrupt) as err:
         # Between steps the state is consistent: save it, so a fix + --resume loses nothing.
-        if consistent and step > start:
+        # Not with several processes: saving needs every rank, and the others are not here.
+        if consistent and step > start and world == 1:
             save_checkpoint(step)
-        log.close()
+        if log is not None:
+            log.close()
         bar.close()
         if isinstance(err, UserError):
+            resumable = world == 1 or step == start
             raise UserError(f"{err} [training stopped at step {step}; after fixing this, run "
-                            f"again with --resume to continue from step {step}]") from None
+                            f"again with --resume to continue from "
+                            f"{'step ' + str(step) if resumable else 'the last checkpoint'}]"
+                            ) from None
         raise
     bar.close()
-    exported = [str(p) for p in model_task.export(out)]
-    log.write({"event": "done", "step": step, "exported": exported, "elapsed_s": round(elapsed, 3)})
-    log.close()
+    exported = [str(p) for p in model_task.export(out)] if main else []
+    write({"event": "done", "step": step, "exported": exported, "elapsed_s": round(elapsed, 3)})
+    if log is not None:
+        log.close()
     if board is not None:
         board.close()
+    exported = distributed.broadcast(exported)  # also a barrier: the files exist for every rank
     return {"steps": step, "out_dir": str(out), "exported": exported, "elapsed_s": elapsed}
 
 
 def _loader(dataset, batch_size: int, seed: int, epoch: int, start: int, workers: int,
-            device: torch.device) -> torch.utils.data.DataLoader:
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed, epoch, start)
+            device: torch.device, rank: int = 0, world: int = 1) -> torch.utils.data.DataLoader:
+    # batch_size: the global batch; this rank loads its slice of it
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed, epoch, start, rank=rank,
+                                world=world)
     # A private generator: building the iterator must not draw from the global torch RNG, or
     # a resumed run (new iterator mid-epoch) would diverge from an uninterrupted one.
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
@@ -594,9 +688,12 @@ def _progress_bar(total: int, start: int, enabled: bool):
 
 
 def steps_for(config: Config) -> tuple[int, int]:
-    """(steps per epoch, total steps) of a config, reading only the training file list."""
+    """(steps per epoch, total steps) of a config, reading only the training file list (with
+    the process count torchrun gives, if any: steps count global batches)."""
     dataset = dataset_from_config(config.data, "train", train=True, seed=config.train.seed)
-    spe = EpochBatchSampler.batches_per_epoch(len(dataset), config.train.batch_size)
+    world = distributed.world_size() if distributed.active() else distributed.env_world_size()
+    spe = EpochBatchSampler.batches_per_epoch(len(dataset), config.train.batch_size * world,
+                                              world)
     total = (config.train.epochs + config.train.epochs_decay) * spe
     return spe, min(total, config.train.max_steps) if config.train.max_steps else total
 
