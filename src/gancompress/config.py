@@ -176,6 +176,9 @@ class CompressConfig:
     crossovers: int = option(50, "evolution: crossovers per generation", minimum=0)
     mutate_prob: float = option(0.2, "evolution: probability to redraw each position", minimum=0.0)
     generations: int = option(500, "evolution: generations", minimum=1)
+    search_workers: int = option(1, "local processes scoring each generation's candidates in "
+                                 "parallel (under torchrun every rank scores instead)",
+                                 runtime=True, minimum=1)
     metric: str = option("auto", "search score: auto (fid with compress.stats, else l1), l1, "
                          "psnr, fid, kid", ("auto", "l1", "psnr", "fid", "kid"))
     stats: str = option("", "reference statistics .npz for fid / kid (gancompress stats)")

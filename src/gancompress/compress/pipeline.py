@@ -45,6 +45,7 @@ from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import safe_load
 from gancompress.models.elastic import ElasticGenerator
+from gancompress.training import distributed
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
 Log = Callable[[str], None]
@@ -333,7 +334,7 @@ def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
     run_search(space, cost, scorer, budget, out_dir, identity, method=c.search, settings=settings,
                seed=cfg.train.seed, macs=MacCost(supernet, space, input_size(cfg)),
                teacher={"score": teacher_score, "cost": t_cost} if teacher is not None else None,
-               log=lambda s: log(f"[search] {s}"))
+               log=lambda s: log(f"[search] {s}"), workers=c.search_workers)
     return json.loads((Path(out_dir) / "best.json").read_text())
 
 
@@ -362,7 +363,9 @@ class Pipeline:
     def __init__(self, cfg: Config, out: str | Path, log: Log = print):
         self.cfg = validate(cfg.copy())
         self.out = Path(out)
-        self.log = log
+        # under torchrun every rank runs the pipeline (training and search use them all); one
+        # copy of each message
+        self.log = log if distributed.is_main() else (lambda message: None)
         self.c = self.cfg.compress
 
     # -- paths ------------------------------------------------------------------------------------
@@ -416,15 +419,16 @@ class Pipeline:
     def prepare(self, stages: Sequence[str] | None = None) -> None:
         """check(), then write compress.json and held_out.txt (kept from an earlier run)."""
         names = self.check(stages)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if not (self.out / "compress.json").is_file():
-            atomic_write_text(self.out / "compress.json", self.cfg.to_json())
+        distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
         held = self.out / "held_out.txt"
-        if held.is_file():
-            names = [line for line in held.read_text().splitlines() if line.strip()]
-        else:
-            atomic_write_text(held, "".join(f"{n}\n" for n in names))
-        self.held_out = names
+        if distributed.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not (self.out / "compress.json").is_file():
+                atomic_write_text(self.out / "compress.json", self.cfg.to_json())
+            if not held.is_file():
+                atomic_write_text(held, "".join(f"{n}\n" for n in names))
+        distributed.barrier()
+        self.held_out = [line for line in held.read_text().splitlines() if line.strip()]
 
     # -- training stages ------------------------------------------------------------------------
     def stage_config(self, stage: str) -> Config:
@@ -518,10 +522,12 @@ class Pipeline:
                 self.train_stage(stage)
             elif stage == "search":
                 self.run_search()
-            elif stage == "extract":
-                self.run_extract()
-            elif stage == "report":
-                self.run_report()
+            elif stage in ("extract", "report"):  # one process's work: rank 0, the others wait
+                if distributed.is_main() and stage == "extract":
+                    self.run_extract()
+                elif distributed.is_main():
+                    self.run_report()
+                distributed.barrier()
             done.append(stage)
         result: dict[str, Any] = {"out": str(self.out), "ran": done, "stages": stages}
         if self.path("report").is_file():

@@ -265,17 +265,28 @@ def _local_entry(index: int, fn: Callable[..., Any], world: int, port: int, args
     fn(*args)
 
 
-def run_local(fn: Callable[..., Any], nprocs: int, *args: Any) -> None:
+def run_local(fn: Callable[..., Any], nprocs: int, *args: Any, timeout_s: float | None = None
+              ) -> None:
     """Run fn(*args) in `nprocs` fresh processes with torchrun's environment variables set.
 
     Like torchrun, the first process that fails (exception or signal) stops the others, and a
-    failure is raised here (torch.multiprocessing.ProcessRaisedException / ProcessExitedException).
+    failure is raised here (torch.multiprocessing.ProcessRaisedException / ProcessExitedException);
+    past `timeout_s` every process is killed and TimeoutError raised (a hung collective).
     `fn` must be importable by name (a module-level function).
     """
+    import time
+
     import torch.multiprocessing as mp
 
-    mp.start_processes(_local_entry, args=(fn, nprocs, free_port(), args), nprocs=nprocs,
-                       join=True, start_method="spawn")
+    context = mp.start_processes(_local_entry, args=(fn, nprocs, free_port(), args),
+                                 nprocs=nprocs, join=False, start_method="spawn")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while not context.join(timeout=0.5):
+        if deadline is not None and time.monotonic() > deadline:
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
+            raise TimeoutError(f"{nprocs} local processes still running after {timeout_s} s")
 
 
 __all__ = ["init", "destroy", "active", "rank", "world_size", "local_rank", "is_main", "print0",
