@@ -309,8 +309,10 @@ def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
 
 def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
                     teacher: ElasticGenerator | None, held_out: Sequence[str],
-                    device: torch.device | str = "cpu", log: Log = print) -> dict[str, Any]:
-    """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json."""
+                    device: torch.device | str = "cpu", log: Log = distributed.print0
+                    ) -> dict[str, Any]:
+    """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json.
+    Under torchrun every rank calls it (they share the scoring); rank 0 writes and logs."""
     c = cfg.compress
     supernet, space, _ = load_supernet(supernet_path, device)
     budget = parse_budget(c.budget) if c.budget else None
@@ -363,10 +365,14 @@ class Pipeline:
     def __init__(self, cfg: Config, out: str | Path, log: Log = print):
         self.cfg = validate(cfg.copy())
         self.out = Path(out)
-        # under torchrun every rank runs the pipeline (training and search use them all); one
-        # copy of each message
-        self.log = log if distributed.is_main() else (lambda message: None)
+        self._log = log
         self.c = self.cfg.compress
+
+    def log(self, message: str) -> None:
+        # under torchrun every rank runs the pipeline (training and search use them all): one
+        # copy of each message (asked per message: the process group starts in check())
+        if distributed.is_main():
+            self._log(message)
 
     # -- paths ------------------------------------------------------------------------------------
     def path(self, stage: str) -> Path:
