@@ -22,8 +22,8 @@ from test_train import make_pairs, tiny_config
 
 from gancompress.compress.budget import Budget, MacCost
 from gancompress.compress.scoring import ReconstructionScorer
-from gancompress.compress.tasks import SupernetTask
 from gancompress.compress.search import EvolutionSettings, SearchInterrupted, run_search
+from gancompress.compress.tasks import SupernetTask
 from gancompress.config import Config, apply_overrides
 from gancompress.data.sampling import EpochBatchSampler, epoch_order
 from gancompress.errors import UserError
@@ -280,7 +280,7 @@ def test_synchronized_elastic_batchnorm_matches_one_process(tmp_path):
         y = bn(full[:, :width])
         (y * torch.arange(1.0, width + 1).view(1, -1, 1, 1)).pow(2).mean().backward()
         got = [r[width] for r in ranks]
-        close = dict(rtol=1e-5, atol=1e-5)
+        close = {"rtol": 1e-5, "atol": 1e-5}
         torch.testing.assert_close(torch.cat([g["y"] for g in got]), y.detach(), **close)
         torch.testing.assert_close(torch.cat([g["x_grad"] for g in got]) / 2, full.grad, **close)
         for g in got:  # after the all-reduce: the one-process gradient on every rank

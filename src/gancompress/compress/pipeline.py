@@ -180,8 +180,22 @@ def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: 
     """MACs, or predicted latency for a budget in ms (latency models are cached by
     gancompress.compress.latency, in its default cache folder when cache_dir is None)."""
     if budget.kind == "latency":
-        return LatencyCost(model, space, input_size(cfg), device=str(device),
-                           cache_dir=cache_dir)
+        if not distributed.active():
+            return LatencyCost(model, space, input_size(cfg), device=str(device),
+                               cache_dir=cache_dir)
+        # torchrun: rank 0 measures alone (concurrent timing runs would disturb each other), the
+        # others then find its cached model; every rank predicts with rank 0's fit, since the
+        # ranks of a parallel search must agree on which sub-networks fit the budget
+        cost = None
+        if distributed.is_main():
+            cost = LatencyCost(model, space, input_size(cfg), device=str(device),
+                               cache_dir=cache_dir)
+        distributed.barrier()
+        if cost is None:
+            cost = LatencyCost(model, space, input_size(cfg), device=str(device),
+                               cache_dir=cache_dir)
+        cost.latency.fit = distributed.broadcast(cost.latency.fit)
+        return cost
     return MacCost(model, space, input_size(cfg))
 
 
@@ -189,8 +203,11 @@ def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
                  device: torch.device | str) -> float:
     if budget.kind == "latency":
         from gancompress.metrics.cost import measure_latency
-        return measure_latency(teacher, input_size(cfg), warmup=3, runs=10,
-                               device=device)["median_ms"]
+        ms = None
+        if distributed.is_main():  # torchrun: one measurement, the same number on every rank
+            ms = measure_latency(teacher, input_size(cfg), warmup=3, runs=10,
+                                 device=device)["median_ms"]
+        return distributed.broadcast(ms)
     return float(count_macs(teacher, input_size(cfg)))
 
 

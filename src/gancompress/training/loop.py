@@ -32,6 +32,22 @@ A run killed at any moment and resumed from its last checkpoint therefore ends w
 weights as an uninterrupted run (bitwise on CPU with the same thread count). The DataLoader gets
 its own torch.Generator so that creating an iterator mid-epoch does not consume the global RNG.
 
+Several processes (torchrun; training/distributed.py)
+-----------------------------------------------------
+Every rank runs this loop. train.batch_size is per process; the global batch (batch_size x
+processes, recorded as train.global_batch_size) is what steps, epochs and the lr schedule count,
+and each rank loads its contiguous slice of it (data/sampling.py). Task.optimize sums the
+gradients over the ranks, weighted by each rank's share of the global batch, after backward
+(by hand rather than with DistributedDataParallel: exact for elastic supernets, whose narrow
+widths leave weight slices unused, and for GAN steps that call D several times per update and
+toggle requires_grad), and BatchNorm layers of trained models are synchronized
+(models/elastic.py), so N processes at batch b train what one process at batch N*b trains.
+Models start identical (same seed, then rank 0's weights broadcast); each rank's random streams
+differ (rank 0 keeps the single-process ones). Only rank 0 writes the run folder; checkpoints
+also hold every rank's RNG state and task extras ("ranks", gathered by rank 0), so a job that
+lost a rank resumes bitwise with the same process count. Another process count may resume if
+the global batch stays the same; the log then notes that bitwise equality is not promised.
+
 Learning rate (REFERENCE.md sec. 3): constant for train.epochs epochs, then linear decay over
 train.epochs_decay epochs: factor = 1 - max(0, e + 1 - epochs) / (epochs_decay + 1), with e the
 0-based epoch (lr_update="epoch", published) or the fractional epoch reached after the step
