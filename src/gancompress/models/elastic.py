@@ -292,8 +292,9 @@ def synchronize_batchnorm(model: nn.Module) -> nn.Module:
     the same state, so it is synchronized across processes too; elastic ones already are."""
     for name, child in list(model.named_children()):
         if type(child) is nn.BatchNorm2d:
-            bn = ElasticBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                    child.track_running_stats)
+            bn = ElasticBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
+                                    affine=child.affine,
+                                    track_running_stats=child.track_running_stats)
             bn.load_state_dict(child.state_dict())
             bn.train(child.training)
             anchor = next(child.buffers(), None)
