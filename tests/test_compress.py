@@ -170,11 +170,12 @@ def test_bad_inputs_fail_before_writing(workspace, tmp_path):
     with pytest.raises(UserError, match="no budget given"):
         compress(_config(workspace, budget=""), out, log=lambda s: None)
     # a teacher of another architecture
-    torch.save({"format": "gancompress-generator", "version": 1, "arch_name": "unet", "arch": {},
-                "state_dict": {}, "meta": {}}, tmp_path / "unet.pth")
-    with pytest.raises(UserError, match="unknown generator architecture 'unet'"):
-        compress(compress_config(teacher=str(tmp_path / "unet.pth"), data=str(workspace / "data"),
-                                 budget="1/3", overrides=TINY), out, log=lambda s: None)
+    torch.save({"format": "gancompress-generator", "version": 1, "arch_name": "nosuchnet",
+                "arch": {}, "state_dict": {}, "meta": {}}, tmp_path / "nosuchnet.pth")
+    with pytest.raises(UserError, match="unknown generator architecture 'nosuchnet'"):
+        compress(compress_config(teacher=str(tmp_path / "nosuchnet.pth"),
+                                 data=str(workspace / "data"), budget="1/3", overrides=TINY),
+                 out, log=lambda s: None)
     # data whose channels do not match the teacher's
     save_generator(ResnetGenerator(in_channels=1, ngf=8, n_blocks=3), tmp_path / "gray.pth")
     with pytest.raises(UserError, match="colour input images"):

@@ -22,19 +22,19 @@ def test_presets_match_published_recipes():
     # REFERENCE.md sec. 3
     e2s = preset("pix2pix-edges2shoes-r")
     assert (e2s.train.task, e2s.data.direction, e2s.loss.gan_mode) == ("pix2pix", "AtoB", "hinge")
-    assert (e2s.model.ndf, e2s.loss.lambda_recon, e2s.train.batch_size) == (128, 100.0, 4)
+    assert (e2s.model.disc_args["ndf"], e2s.loss.lambda_recon, e2s.train.batch_size) == (128, 100.0, 4)
     assert (e2s.train.epochs, e2s.train.epochs_decay) == (5, 15)
     city = preset("pix2pix-cityscapes")
     assert (city.data.direction, city.train.epochs, city.train.epochs_decay) == ("BtoA", 100, 150)
     assert preset("pix2pix-map2sat").loss.lambda_recon == 10.0
     h2z = preset("cyclegan-horse2zebra")
-    assert (h2z.train.task, h2z.loss.gan_mode, h2z.model.ndf) == ("cyclegan", "lsgan", 64)
+    assert (h2z.train.task, h2z.loss.gan_mode, h2z.model.disc_args["ndf"]) == ("cyclegan", "lsgan", 64)
     assert (h2z.loss.lambda_cycle, h2z.loss.lambda_identity, h2z.loss.pool_size) == (10.0, 0.5, 50)
     for cfg in (e2s, city, h2z):
         t = cfg.train
         assert (t.lr, t.beta1, t.beta2, t.seed) == (2e-4, 0.5, 0.999, 233)
         assert (cfg.data.load_size, cfg.data.crop_size, cfg.model.init_std) == (286, 256, 0.02)
-        assert (cfg.model.ngf, cfg.model.n_blocks, cfg.model.conv) == (64, 9, "dense")
+        assert cfg.model.generator_args == {} and cfg.model.generator == ""
     assert "demo" in PRESETS and preset("demo").data.crop_size == 64
 
 
@@ -43,7 +43,7 @@ def test_overrides_are_type_converted():
                                      "data.file_list=none", "model.conv=separable",
                                      "data.file_list=keep.txt", "loss.lambda_recon=5"])
     assert cfg.train.lr == 1e-4 and cfg.train.batch_size == 8 and cfg.data.flip is False
-    assert cfg.model.conv == "separable" and cfg.data.file_list == "keep.txt"
+    assert cfg.model.generator_args["conv"] == "separable" and cfg.data.file_list == "keep.txt"
     assert cfg.loss.lambda_recon == 5.0 and isinstance(cfg.loss.lambda_recon, float)
     assert apply_overrides(cfg, ["data.file_list=None"]).data.file_list is None
     assert Config().train.lr == 2e-4  # overrides never mutate their input
@@ -103,8 +103,30 @@ def test_register_preset_with_base():
     register_preset("test-tiny", "for tests", {"model.ngf": 8}, base="demo")
     try:
         cfg = preset("test-tiny")
-        assert cfg.model.ngf == 8 and cfg.data.crop_size == preset("demo").data.crop_size
+        assert cfg.model.generator_args["ngf"] == 8 and cfg.data.crop_size == preset("demo").data.crop_size
         with pytest.raises(UserError, match="model.width"):
             register_preset("test-bad", "typo", {"model.width": 8})
     finally:
         PRESETS.pop("test-tiny", None)
+
+
+def test_legacy_flat_model_keys_still_load():
+    """Run folders and checkpoints written before model.generator_args keep loading."""
+    old = {"model": {"generator": "resnet", "ngf": 24, "n_blocks": 6, "conv": "dense",
+                     "norm": "batch", "dropout": 0.0, "ndf": 32, "disc_layers": 2,
+                     "disc_norm": "instance", "init_std": 0.02}}
+    cfg = Config.from_dict(old)
+    assert cfg.model.generator_args == {"ngf": 24, "n_blocks": 6, "norm": "batch"}
+    assert cfg.model.disc_args == {"ndf": 32, "n_layers": 2}
+    # flat overrides are aliases; sub-keys parse JSON scalars
+    cfg = apply_overrides(Config(), ["model.ngf=16", "model.generator_args.conv=separable",
+                                     "model.disc_args.n_layers=2"])
+    assert cfg.model.generator_args == {"ngf": 16, "conv": "separable"}
+    assert cfg.get("model.generator_args.ngf") == 16 and cfg.model.disc_args == {"n_layers": 2}
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_unreadable_saved_config_is_an_error_naming_the_file():
+    with pytest.raises(UserError, match="run/checkpoint.pt.*cannot be read"):
+        Config.from_saved({"model": {"no_such_key": 1}}, source="run/checkpoint.pt")
+    assert Config.from_saved(None, source="x") == Config()

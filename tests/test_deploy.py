@@ -225,7 +225,7 @@ def test_int8_sensitivity_keeps_worst_convs_float(tmp_path):
     (["--opset", "17"], "legacy exporter writes opsets below 18"),
     (["--int8", "--calib", "EMPTY"], "holds no images"),
     (["--int8"], "needs calibration images"),
-    (["--format", "torchscript", "--int8", "--calib", "EMPTY"], "ONNX only"),
+    (["--format", "torchscript", "--int8", "--calib", "EMPTY"], "ONNX and OpenVINO only"),
 ])
 def test_export_cli_bad_input(tmp_path, capsys, argv, message):
     ckpt = tmp_path / "g.pth"

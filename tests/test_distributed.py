@@ -23,6 +23,7 @@ from test_train import make_pairs, tiny_config
 from gancompress.compress.budget import Budget, MacCost
 from gancompress.compress.scoring import ReconstructionScorer
 from gancompress.compress.search import EvolutionSettings, SearchInterrupted, run_search
+from gancompress.compress.space import SearchSpace
 from gancompress.compress.tasks import SupernetTask
 from gancompress.config import Config, apply_overrides
 from gancompress.data.sampling import EpochBatchSampler, epoch_order
@@ -68,6 +69,40 @@ class _KillRank1(Pix2PixTask):
 
 def _killed_worker(cfg_dict: dict, out: str) -> None:
     train(Config.from_dict(cfg_dict), out, task=_KillRank1)
+
+
+class _CtrlCOnRank1(Pix2PixTask):
+    """pix2pix whose rank 1 alone gets a Ctrl-C (SIGINT) during step 3 (index 2)."""
+
+    def step(self, batch, step):
+        if distributed.rank() == 1 and step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().step(batch, step)
+
+
+def _ctrl_c_worker(cfg_dict: dict, out: str) -> None:
+    train(Config.from_dict(cfg_dict), out, task=_CtrlCOnRank1)
+
+
+def _informative_worker(out: str) -> None:
+    from gancompress.training.munit import informative_batch
+
+    distributed.init("cpu")
+    rank = distributed.rank()
+    x = torch.rand(2, 3, 8, 8)
+    if rank == 1:
+        x[:] = 0.5  # nothing usable on this rank
+    else:
+        x[1] = -1.0  # one usable sample of two
+    task = Pix2PixTask.__new__(Pix2PixTask)
+    task.batch_share = 0.5
+    kept = informative_batch(task, x, torch.rand(2, 3, 8, 8))
+    skipped = informative_batch(task, torch.zeros(2, 3, 8, 8), torch.rand(2, 3, 8, 8))
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.full((3,), float("nan")) if rank == 1 else torch.full((3,), 2.0)
+    distributed.reduce_gradients([p], task.batch_share)
+    torch.save({"kept": len(kept[0]), "share": task.batch_share, "skipped": skipped is None,
+                "grad": p.grad}, Path(out) / f"informative_{rank}.pt")
 
 
 class _RecordWidths(SupernetTask):
@@ -210,6 +245,51 @@ def test_killed_rank_resumes_exactly(two_rank_run, tmp_path):
     log = (spare / "log.jsonl").read_text()
     assert "not promised to be bitwise equal" in log
     assert safe_load(spare / "checkpoint.pt")["step"] == 6
+
+
+@pytest.mark.slow  # two 2-process runs
+def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(two_rank_run, tmp_path):
+    run, cfg = two_rank_run
+    stopped = tmp_path / "stopped"
+    # (each rank ends in KeyboardInterrupt, which torch's process launcher treats as a clean exit)
+    distributed.run_local(_ctrl_c_worker, 2, cfg.to_dict(), str(stopped), timeout_s=TIMEOUT)
+    # both ranks stopped after step 3 and saved it together (not a periodic checkpoint: every 2)
+    assert safe_load(stopped / "checkpoint.pt")["step"] == 3
+    events = [json.loads(line) for line in (stopped / "log.jsonl").read_text().splitlines()]
+    assert {"event": "interrupted", "step": 3, "saved": True} in events
+    distributed.run_local(_train_worker, 2, cfg.to_dict(), str(stopped), True, timeout_s=TIMEOUT)
+    resumed, reference = _models(stopped), _models(run)
+    for model in reference:
+        for key, value in reference[model].items():
+            assert torch.equal(resumed[model][key], value), (model, key)  # bitwise
+
+
+def test_munit_constant_images_are_dropped_together(tmp_path):
+    distributed.run_local(_informative_worker, 2, str(tmp_path), timeout_s=TIMEOUT)
+    zero, one = (torch.load(tmp_path / f"informative_{r}.pt") for r in range(2))
+    # rank 0 keeps its one usable sample and carries the whole gradient; rank 1 runs its batch
+    # with share 0, so its NaN gradients become zeros in the all-reduce
+    assert (zero["kept"], zero["share"], one["kept"], one["share"]) == (1, 1.0, 2, 0.0)
+    assert zero["skipped"] and one["skipped"]  # nothing usable anywhere: every rank skips
+    for r in (zero, one):
+        assert torch.equal(r["grad"], torch.full((3,), 2.0))
+
+
+def test_munit_supernet_widths_depend_on_seed_and_step_only():
+    import random
+    from types import SimpleNamespace
+
+    from gancompress.compress.munit_tasks import MunitSupernetTask
+    from gancompress.models import build_generator
+
+    model = build_generator("munit", ngf=4, mlp_dim=8, n_res=2)
+    space = SearchSpace.for_model(model, next(iter(model.search_spaces())))
+    task = SimpleNamespace(space=space, config=SimpleNamespace(train=SimpleNamespace(seed=7)))
+    random.seed(1)
+    first = [MunitSupernetTask.step_widths(task, s) for s in range(4)]
+    random.seed(2)  # another rank's (or a resumed run's) global stream
+    assert [MunitSupernetTask.step_widths(task, s) for s in range(4)] == first
+    assert len({json.dumps(w, sort_keys=True) for w in first}) > 1
 
 
 def test_supernet_ranks_train_the_same_widths(workspace, tmp_path):  # noqa: F811

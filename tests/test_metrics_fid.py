@@ -11,7 +11,7 @@ import torch
 from test_weights import random_inception_file
 
 from gancompress.errors import UserError
-from gancompress.imaging import to_uint8
+from gancompress.imaging import to_uint8, to_uint8_tensor
 from gancompress.metrics.fid import (
     FewSamplesWarning,
     FIDScorer,
@@ -21,7 +21,6 @@ from gancompress.metrics.fid import (
     load_statistics,
     save_statistics,
     statistics,
-    to_uint8_tensor,
 )
 
 METHODS = ["eigh", "sqrtm"]

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import torch
-from test_train import make_domains, make_pairs, tiny_config
+from conftest import make_domains, make_pairs, tiny_config
 
 from gancompress.models.checkpoint import safe_load
 from gancompress.training.loop import train

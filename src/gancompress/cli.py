@@ -3,6 +3,11 @@
 Each subcommand lives in its own module under `gancompress/commands/` and exposes
 `register(subparsers)`, which adds its parser and sets `func=handler(args) -> int | None`.
 Modules are discovered, so adding a command never means editing this file.
+
+Errors: a UserError prints one line and exits 2. An OSError that escaped the commands' own
+handling (files.os_error) gets the same treatment, as a last resort: one line naming the path
+and the system's reason. Ctrl-C exits 130 (training saves at the next step boundary first).
+The error line always starts on a fresh line, even when a progress bar was being drawn.
 """
 from __future__ import annotations
 
@@ -30,17 +35,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def close_progress_bars() -> None:
+    """Finish any open tqdm bar, so the next line printed starts on a line of its own."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    try:
+        bars = list(getattr(tqdm_module.tqdm, "_instances", []))
+    except TypeError:
+        bars = []
+    for bar in bars:
+        try:
+            bar.leave = True  # a cleared bar would leave the cursor mid-line on some terminals
+            bar.close()
+        except Exception:  # noqa: BLE001 - a broken bar must not hide the real error
+            pass
+    sys.stderr.flush()
+
+
+def report_error(command: str, message: str) -> None:
+    close_progress_bars()
+    sys.stdout.flush()
+    print(f"gancompress {command}: error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
     except UserError as err:
-        print(f"gancompress {args.command}: error: {err}", file=sys.stderr)
+        report_error(args.command, str(err))
         return 2
     except KeyboardInterrupt:
+        close_progress_bars()
         print(f"gancompress {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        from gancompress.files import os_error
+        path = err.filename or "a file"
+        report_error(args.command, str(os_error(path, err, doing="use")))
+        return 2
     return int(code or 0)
 
 

@@ -12,12 +12,21 @@ weights folder. Lookup order for a file `name` (first hit wins):
 
 A missing file ends in a UserError that names the public URL of the published file and every
 folder that was searched. A file is accepted only by a strict load of its exact layout (every
-tensor name and shape), and its SHA-256 travels with every number computed from it, so a result
-can always be traced to the weights that made it.
+tensor name and shape) and, where the published file's SHA-256 is known, by its hash: a file
+with the right layout but other weights (a retrained or random stand-in) is refused unless
+explicitly allowed (`--allow-unverified-weights`, or GANCOMPRESS_ALLOW_UNVERIFIED_WEIGHTS=1),
+and then every result made with it is marked "verified": false. Its SHA-256 travels with every
+number computed from it, so a result can always be traced to the weights that made it.
+
+Known hashes: the FID Inception file follows torch.hub's naming convention, where the 8 hex
+digits before `.pth` are the start of the file's SHA-256 (`6726825d`), so that prefix is checked.
+No published hash is known to us for the DRN-D-105 file: it is accepted on layout and marked
+"verified": null (unknown).
 """
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +34,10 @@ from pathlib import Path
 import torch
 
 from gancompress.errors import UserError
-from gancompress.files import sha256_file
+from gancompress.files import cache_root, sha256_file
 
 ENV_VAR = "GANCOMPRESS_WEIGHTS_DIR"
+ALLOW_ENV = "GANCOMPRESS_ALLOW_UNVERIFIED_WEIGHTS"
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class PublishedWeights:
     url: str
     purpose: str
     option: str  # the command-line option that names the file explicitly
+    sha256: str = ""  # the published file's SHA-256, or its known prefix ("" = unknown)
 
 
 # Public addresses of the published files (REFERENCE.md sec. 5).
@@ -46,7 +57,8 @@ INCEPTION_FID = PublishedWeights(
     url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
         "pt_inception-2015-12-05-6726825d.pth",
     purpose="FID/KID Inception-v3 (TensorFlow FID weights ported by pytorch-fid)",
-    option="--inception-weights")
+    option="--inception-weights",
+    sha256="6726825d")  # torch.hub convention: the name carries the SHA-256 prefix
 DRN_D_105_CITYSCAPES = PublishedWeights(
     name="drn-d-105_ms_cityscapes.pth",
     url="http://go.yf.io/drn-cityscapes-models (the DRN author's page of Cityscapes models)",
@@ -57,9 +69,8 @@ PUBLISHED: dict[str, PublishedWeights] = {w.name: w for w in (INCEPTION_FID, DRN
 
 
 def cache_dir() -> Path:
-    """The last folder searched: $XDG_CACHE_HOME/gancompress, default ~/.cache/gancompress."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
-    return Path(base) / "gancompress"
+    """The last folder searched: the cache root (files.cache_root)."""
+    return cache_root()
 
 
 def search_dirs(weights_dir: str | Path | None = None) -> list[tuple[str, Path]]:
@@ -110,9 +121,42 @@ class WeightsRecord:
     name: str
     path: str
     sha256: str
+    verified: bool | None = None  # True: matches the published hash; None: no hash known
 
-    def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256}
+    def as_dict(self) -> dict[str, str | bool | None]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256,
+                "verified": self.verified}
+
+
+def weights_tag(record: WeightsRecord) -> str:
+    """'sha256 0123abcd4567' plus UNVERIFIED when the file is not the published one."""
+    tag = f"sha256 {record.sha256[:12]}"
+    if record.verified is False:
+        tag += ", UNVERIFIED: not the published file"
+    return tag
+
+
+def allow_unverified() -> bool:
+    return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def verify_hash(spec: PublishedWeights, path: Path, digest: str) -> bool | None:
+    """True if `digest` matches the published file's (known) hash, None if no hash is known;
+    a mismatch is a UserError unless unverified files are allowed (then False and a warning)."""
+    if not spec.sha256:
+        return None
+    if digest.startswith(spec.sha256.lower()):
+        return True
+    message = (f"weights file {path} has the layout of {spec.name} but not its published "
+               f"contents (SHA-256 {digest[:16]}..., the published file's starts with "
+               f"{spec.sha256[:16]}): results would not be comparable to published numbers")
+    if not allow_unverified():
+        raise UserError(f"{message}. Use the published file ({spec.url}), or pass "
+                        f"--allow-unverified-weights (or set {ALLOW_ENV}=1) to use it anyway, "
+                        f"with results marked unverified")
+    warnings.warn(f"{message}; used anyway ({ALLOW_ENV}), results are marked unverified",
+                  stacklevel=2)
+    return False
 
 
 def read_state_dict(path: str | Path, strip_prefix: str = "module.") -> dict[str, torch.Tensor]:
@@ -167,4 +211,6 @@ def load_published(model: torch.nn.Module, spec: PublishedWeights, explicit: str
     # assign=True adopts the loaded tensors, so `model` may be built on the meta device (no
     # random initialisation of 24-54M parameters that are overwritten anyway).
     model.load_state_dict(state, strict=True, assign=True)
-    return WeightsRecord(name=spec.name, path=str(path), sha256=sha256_file(path))
+    digest = sha256_file(path)
+    verified = verify_hash(spec, path, digest)
+    return WeightsRecord(name=spec.name, path=str(path), sha256=digest, verified=verified)

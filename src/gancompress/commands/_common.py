@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from gancompress.config import check_number
 from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticGenerator
 
@@ -35,6 +36,65 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+# Range-checked argparse types: every numeric option of every command uses one of these, so NaN,
+# inf, 0 and negative counts are refused at parse time with the allowed range (one line, exit 2).
+# tests/test_reliability.py checks that no option is left with a bare int / float type.
+
+def int_range(minimum: int, maximum: int = 10**9) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        try:
+            check_number("value", value, minimum, maximum)
+        except UserError:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: allowed "
+                                             f"{minimum}..{maximum}") from None
+        return value
+    parse.__name__ = f"integer in {minimum}..{maximum}"
+    parse.bounded = True
+    return parse
+
+
+def float_range(minimum: float, maximum: float) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        try:
+            check_number("value", value, minimum, maximum)
+        except UserError:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: allowed "
+                                             f"[{minimum:g}, {maximum:g}]") from None
+        return value
+    parse.__name__ = f"number in [{minimum:g}, {maximum:g}]"
+    parse.bounded = True
+    return parse
+
+
+def image_side(text: str) -> int:
+    """An image height or width in 1..16384; the generator family's own rule (e.g. multiples of
+    4 for ResNet, of 2^num_downs for U-Net) is checked by `model.check_size` once it is known."""
+    return int_range(1, 16384)(text)
+
+
+image_side.bounded = True  # type: ignore[attr-defined]
+THREADS = int_range(1, 4096)
+
+
+def _option_type(kind: type):
+    """argparse type of a constructor argument: bounded numbers (the one range rule)."""
+    if kind is bool:
+        return _parse_bool
+    if kind is int:
+        return int_range(0, 10**6)
+    if kind is float:
+        return float_range(0.0, 1e6)
+    return kind
+
+
 def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that describe a generator on the command line instead of a checkpoint: --arch
     FAMILY, then the family's own constructor arguments as --kebab-case options (derived from
@@ -49,7 +109,7 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(_arch_options().items()):
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"arch_{name}", default=None,
-                           type=_parse_bool if kind is bool else kind, metavar=kind.__name__.upper(),
+                           type=_option_type(kind), metavar=kind.__name__.upper(),
                            help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 
@@ -71,6 +131,16 @@ def model_from_args(args: argparse.Namespace, device: str = "cpu") -> ElasticGen
         model = build_generator(args.arch, **{**model.arch,
                                               "widths": model.widths_from_config(args.widths)})
     return model.to(device).eval()
+
+
+def add_test_mode_arguments(parser: argparse.ArgumentParser) -> None:
+    """--test-mode eval|train and --seed (how a PyTorch generator runs; deploy.runtime)."""
+    parser.add_argument("--test-mode", choices=["eval", "train"], default="eval",
+                        help="eval (default: dropout off, BatchNorm running statistics) or train "
+                             "(pix2pix test.py without --eval: dropout on, BatchNorm batch "
+                             "statistics, as the reference's test images were made)")
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                        help="random seed of the dropout masks with --test-mode train (0)")
 
 
 def print_json(obj: Any) -> None:

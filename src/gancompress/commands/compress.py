@@ -11,10 +11,10 @@ finetune, extract, report). This module also holds the argument handling they sh
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from gancompress.compress.pipeline import folder_config
 from gancompress.errors import UserError
 
 
@@ -39,33 +39,27 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """Settings from the arguments; in an existing compression folder, its saved settings are
-    the base (so `--out DIR` alone resumes)."""
-    from gancompress.compress.pipeline import compress_config
-    from gancompress.config import Config
+    from gancompress.config import unique_overrides
 
-    saved = Path(args.out) / "compress.json"
-    base = None
-    if saved.is_file() and not args.teacher and not args.preset:
-        try:
-            base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
-        except (OSError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read {saved}: {err}") from None
-    elif not args.teacher:
-        raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
-                        "resume)")
-    return compress_config(teacher=args.teacher, data=args.data, budget=args.budget,
-                           preset_name=args.preset, overrides=args.overrides, base=base)
+    if args.budget is not None and not str(args.budget).strip():
+        raise UserError("--budget is empty; give MACs (3e9, 3G), a fraction of the teacher "
+                        "(1/20, 5%) or a latency (30ms), or omit it to use the preset's")
+    return folder_config(args.out, teacher=args.teacher, data=args.data, budget=args.budget,
+                         preset_name=args.preset, overrides=unique_overrides(args.overrides))
 
 
 def run_pipeline(args: argparse.Namespace, stages: Sequence[str] | None = None) -> dict | None:
-    from gancompress.compress.pipeline import Pipeline
+    from gancompress.compress.pipeline import Pipeline, inherited_from_teacher
 
     cfg = config_from_args(args)
+    if args.teacher:
+        inherited = inherited_from_teacher(args.teacher)
+        print(f"# from the teacher's training run: {', '.join(inherited) or 'nothing recorded'}"
+              f"; stage settings (epochs, steps, checkpoint cadence) come from the recipe")
     if args.dry_run:
-        print(cfg.to_json(), end="")
         pipeline = Pipeline(cfg, args.out)
-        held_out = pipeline.check()
+        held_out = pipeline.check()  # checks first: a failing one is the last line printed
+        print(cfg.to_json(), end="")
         print(f"# checks passed; stages: {', '.join(stages or pipeline.stages())}; "
               f"{len(held_out)} training images held out for scoring")
         return None

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from gancompress.errors import UserError
+from gancompress.files import check_writable
 from gancompress.metrics.cost import count_params
 from gancompress.models.checkpoint import load_generator, save_generator
 
@@ -25,9 +26,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    check_writable(out)
     model = load_generator(args.input)
     save_generator(model, out, meta={"converted_from": str(args.input),
-                                     "source_format": model.source_format})
+                                     "source_format": model.source_format}, overwrite=args.force)
     args_text = ", ".join(f"{k}={v}" for k, v in model.arch.items() if k != "widths")
     print(f"read {args.input} as {model.source_format}: {model.arch_name} ({args_text}), "
           f"widths {model.arch['widths']}, {count_params(model):,} params")

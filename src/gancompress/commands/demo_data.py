@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from gancompress.commands._common import image_side, int_range
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,10 +22,10 @@ def register(subparsers) -> None:
     parser.add_argument("--kind", default="colorize", choices=("colorize", "edges"),
                         help="what A is: the grayscale photo or its Canny edges (default "
                              "colorize)")
-    parser.add_argument("--size", type=int, default=64, help="pixels per side (default 64)")
-    parser.add_argument("--train", type=int, default=400, help="training pairs (default 400)")
-    parser.add_argument("--test", type=int, default=40, help="test pairs (default 40)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=image_side, default=64, help="pixels per side (default 64)")
+    parser.add_argument("--train", type=int_range(1, 10**6), default=400, help="training pairs (default 400)")
+    parser.add_argument("--test", type=int_range(1, 10**6), default=40, help="test pairs (default 40)")
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
     parser.set_defaults(func=run)
 
 

@@ -1,4 +1,5 @@
-"""`gancompress export`: generator checkpoint -> verified ONNX (fp32 / int8) or TorchScript file."""
+"""`gancompress export`: generator checkpoint -> verified ONNX (fp32 / int8), OpenVINO IR (fp32 /
+bf16 / int8) or TorchScript file."""
 from __future__ import annotations
 
 import argparse
@@ -8,44 +9,52 @@ from pathlib import Path
 import torch
 
 from gancompress.errors import UserError
+from gancompress.commands._common import float_range, image_side, int_range
 
-FORMATS = ("onnx", "torchscript")
-SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
+FORMATS = ("onnx", "openvino", "torchscript")
+SUFFIX_FORMATS = {".onnx": "onnx", ".xml": "openvino", ".pt": "torchscript", ".ts": "torchscript",
                   ".torchscript": "torchscript", ".ptl": "torchscript"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "export", help="export a generator to ONNX (fp32 or int8) or TorchScript",
+        "export", help="export a generator to ONNX, OpenVINO IR (fp32 or int8) or TorchScript",
         description="Export any generator checkpoint gancompress can load (ours or the published "
                     "formats; a supernet at --widths) to a deployable file. Every export is run "
                     "on sample inputs and compared with PyTorch before the file is written; the "
                     "input size and normalisation are recorded in the file.")
     p.add_argument("model", help="generator checkpoint (any supported format)")
-    p.add_argument("--out", required=True, help="output file (.onnx, .pt)")
-    p.add_argument("--format", help="onnx or torchscript (default: from the --out suffix)")
+    p.add_argument("--out", required=True,
+                   help="output file (.onnx, .xml for OpenVINO with a .bin next to it, .pt)")
+    p.add_argument("--format", help="onnx, openvino or torchscript (default: from the --out "
+                                    "suffix)")
     p.add_argument("--int8", action="store_true",
-                   help="int8 static quantization (ONNX only), calibrated on --calib images")
+                   help="int8 post-training quantization (ONNX: onnxruntime static QDQ; "
+                        "OpenVINO: NNCF), calibrated on --calib images")
+    p.add_argument("--bf16", action="store_true",
+                   help="OpenVINO only: run in bf16 on CPUs with AMX / AVX-512 BF16 (faster, "
+                        "checked against --min-psnr instead of the fp32 tolerance)")
     p.add_argument("--calib", metavar="DIR",
                    help="calibration images: a folder of training images or a dataset folder")
-    p.add_argument("--calib-count", type=int, default=32, help="calibration images used (32)")
+    p.add_argument("--calib-count", type=int_range(1, 10**6), default=32, help="calibration images used (32)")
     p.add_argument("--calib-method", default="minmax", help="minmax (default), percentile, entropy")
     p.add_argument("--keep-float", default="auto", metavar="auto|none|NAMES",
                    help="convs left in float for --int8: auto (by sensitivity, default), none, "
                         "or comma-separated ONNX node names / 'first' / 'last'")
-    p.add_argument("--target-psnr", type=float, help="dB vs fp32 the auto sensitivity search "
+    p.add_argument("--target-psnr", type=float_range(0.0, 200.0), help="dB vs fp32 the auto sensitivity search "
                                                      "aims for (default 30)")
-    p.add_argument("--min-psnr", type=float,
+    p.add_argument("--min-psnr", type=float_range(0.0, 200.0),
                    help="refuse an int8 export below this PSNR vs fp32 (default 20 dB)")
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256),
-                   help="input height and width recorded in the file (default 256 256)")
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
+                   help="input height and width recorded in the file (default: the family's "
+                        "reference size, 256 256 for ResNet and U-Net)")
     p.add_argument("--widths", metavar="CONFIG",
                    help="export this sub-network of a supernet (config string 16_16_32_...)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 18; legacy exporter: 17)")
+    p.add_argument("--opset", type=int_range(7, 100), help="ONNX opset (default 18; legacy exporter: 17)")
     p.add_argument("--exporter", default="dynamo", help="dynamo (default) or legacy")
     p.add_argument("--no-optimize", action="store_true",
                    help="skip the CPU rewrites (output phases, sub-pixel transposed convs)")
-    p.add_argument("--tolerance", type=float, default=1e-3,
+    p.add_argument("--tolerance", type=float_range(0.0, 10.0), default=1e-3,
                    help="max abs difference to PyTorch an fp32 export may have (default 1e-3)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--json", action="store_true", help="print the recorded metadata as JSON")
@@ -57,13 +66,13 @@ def _format(args: argparse.Namespace) -> str:
         fmt = args.format.lower()
         if fmt not in FORMATS:
             raise UserError(f"unsupported export target {args.format!r}; supported: onnx, "
-                            f"torchscript (TFLite, Core ML and TensorRT read the ONNX file with "
+                            f"openvino, torchscript (TFLite, Core ML and TensorRT read the ONNX file with "
                             f"their own converters)")
         return fmt
     suffix = Path(args.out).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
-        raise UserError(f"cannot tell the export format from {args.out!r}; pass --format onnx or "
-                        f"--format torchscript (or name the file .onnx / .pt)")
+        raise UserError(f"cannot tell the export format from {args.out!r}; pass --format onnx, "
+                        f"openvino or torchscript (or name the file .onnx / .xml / .pt)")
     return SUFFIX_FORMATS[suffix]
 
 
@@ -73,31 +82,54 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.models.checkpoint import load_generator
     from gancompress.models.elastic import compact
 
+    from gancompress.files import check_writable
+
     fmt = _format(args)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} exists; choose another --out or pass --overwrite")
-    if args.int8 and fmt != "onnx":
-        raise UserError("--int8 is available for ONNX only (onnxruntime static quantization); "
-                        "use --format onnx")
+    check_writable(out)  # before the export work, not after it
+    if args.int8 and fmt not in ("onnx", "openvino"):
+        raise UserError("--int8 is available for ONNX and OpenVINO only; use --format onnx or "
+                        "--format openvino")
+    if args.bf16 and fmt != "openvino":
+        raise UserError("--bf16 is an OpenVINO inference precision; use --format openvino")
+    if fmt == "openvino":
+        from gancompress.deploy.openvino import require_nncf, require_openvino
+        require_openvino()
+        if args.int8:
+            require_nncf()
+        if out.suffix.lower() != ".xml":
+            raise UserError(f"an OpenVINO IR is an .xml file (the .bin goes next to it); got "
+                            f"--out {out}")
     if args.int8 and not args.calib:
         raise UserError("--int8 needs calibration images from the training data: pass --calib DIR "
                         "(a folder of images or a dataset folder)")
-    if any(v < 4 or v % 4 for v in args.size):
-        raise UserError(f"--size {args.size[0]} {args.size[1]}: height and width must be "
-                        f"positive multiples of 4 (two stride-2 stages)")
     model = load_generator(args.model)
     if args.widths:  # the config string of the model's own family
         model = compact(model, model.widths_from_config(args.widths)).eval()
-    size = (1, int(model.arch.get("in_channels", 3)), *args.size)
+    size = (1, model.in_channels, *model.check_size(args.size or model.reference_size))
+    if fmt == "torchscript" and len(model.input_names) > 1:
+        raise UserError(f"a {model.arch_name} generator takes {', '.join(model.input_names)}; "
+                        f"TorchScript export traces the image input only: use --format onnx "
+                        f"(the further inputs become ONNX inputs)")
     meta_extra = {"source": Path(args.model).name,
                   "source_format": getattr(model, "source_format", None)}
     with torch.no_grad():
-        if fmt == "onnx":
-            calib = None
-            if args.int8:
-                from gancompress.deploy.quantize import calibration_images
-                calib = calibration_images(args.calib, size, limit=args.calib_count)
+        calib = None
+        if args.int8:
+            from gancompress.deploy.quantize import calibration_images
+            calib = calibration_images(args.calib, size, limit=args.calib_count)
+        if fmt == "openvino":
+            from gancompress.deploy.openvino import export_openvino
+
+            meta = export_openvino(model, out, size, optimize=not args.no_optimize,
+                                   tolerance=args.tolerance, metadata=meta_extra,
+                                   overwrite=args.overwrite, int8=args.int8, calib_images=calib,
+                                   keep_float=args.keep_float, min_psnr=args.min_psnr,
+                                   target_psnr=args.target_psnr,
+                                   precision="bf16" if args.bf16 else "fp32")
+        elif fmt == "onnx":
             meta = export_onnx(model, out, size, opset=args.opset, exporter=args.exporter,
                                optimize=not args.no_optimize, tolerance=args.tolerance,
                                metadata=meta_extra, overwrite=args.overwrite, int8=args.int8,
@@ -113,17 +145,28 @@ def run(args: argparse.Namespace) -> int:
         return 0
     verify = meta["verify"]
     what = f"{fmt} {meta['precision']}"
+    size_bytes = out.stat().st_size
     if fmt == "onnx":
         what += f", opset {meta['opset']} ({meta['exporter']} exporter)"
-    print(f"wrote {out} ({what}, {out.stat().st_size / 1e6:.2f} MB)")
+    elif fmt == "openvino":
+        what += f", runs in {meta['inference_precision']}, OpenVINO {meta['openvino']}"
+        size_bytes += out.with_suffix(".bin").stat().st_size
+        out = f"{out} + {out.with_suffix('.bin').name}"
+    print(f"wrote {out} ({what}, {size_bytes / 1e6:.2f} MB)")
     print(f"input         {'x'.join(map(str, size))} in [-1, 1] (dynamic batch), config "
           f"{meta.get('config', '-')}")
+    for name, shape in meta.get("extra_inputs", {}).items():  # e.g. MUNIT's style code
+        print(f"input         {name}: (B, {', '.join(map(str, shape))})")
     if meta["precision"] == "int8":
         q = meta["quantization"]
         print(f"int8          PSNR vs fp32 {q['psnr_db']:.2f} dB on {q['scored_images']} held-out "
               f"calibration images ({q['psnr_start']:.2f} dB before the sensitivity search); "
               f"{len(q['float_convs'])} of {q['convs']} convs kept float")
         print(f"verified      max abs error {verify['max_abs']:.3g}, PSNR "
+              f"{verify['psnr_db']:.2f} dB vs PyTorch on {verify['inputs']} sample inputs")
+    elif "min_psnr" in verify:
+        print(f"verified      fp32 max abs error {verify['fp32_max_abs']:.3g}; in "
+              f"{meta['inference_precision']} max abs error {verify['max_abs']:.3g}, PSNR "
               f"{verify['psnr_db']:.2f} dB vs PyTorch on {verify['inputs']} sample inputs")
     else:
         print(f"verified      max abs error {verify['max_abs']:.3g} (tolerance "

@@ -21,10 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "those widths) and save it as a standalone checkpoint.")
     p.add_argument("supernet", metavar="SUPERNET",
                    help="supernet.pth, or a compression folder (its fine-tuned supernet)")
-    p.add_argument("--config", required=True, metavar="C0_..._C7",
-                   help="sub-network config string, e.g. 16_16_32_16_32_32_16_16")
+    p.add_argument("--config", required=True, metavar="CONFIG",
+                   help="sub-network config string of the family, e.g. 16_16_32_16_32_32_16_16")
     p.add_argument("--out", required=True, metavar="FILE", help="compact checkpoint to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--data", metavar="DIR", help="training data for BatchNorm re-calibration "
+                                                 "(default: the supernet's, from its metadata)")
     p.set_defaults(func=run)
 
 
@@ -42,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise UserError(f"{args.supernet} holds no supernet.pth (nor finetune/ or supernet/ "
                             f"with one)")
-    info = extract_file(source, args.config, args.out, force=args.force)
+    from gancompress.files import check_writable
+    check_writable(args.out)
+    info = extract_file(source, args.config, args.out, force=args.force, data=args.data)
+    h, w = info["macs_size"]
     print(f"wrote {args.out}: sub-network {info['config']} of {source} "
-          f"({format_count(info['macs_256'])} MACs at 256x256)")
+          f"({format_count(info['macs_ref'])} MACs at {h}x{w}"
+          + (", BatchNorm re-calibrated" if info["bn_recalibrated"] else "") + ")")
     return 0

@@ -1,8 +1,14 @@
 """`gancompress generate`: run a generator (checkpoint, ONNX or TorchScript file) on image files.
 
-Pre/post-processing as published (REFERENCE.md sec. 3, 5): bicubic resize to the model's
-recorded input size (or --size; checkpoints record none, so 256x256, the evaluation size),
+Pre/post-processing as published (REFERENCE.md sec. 3, 5): bicubic resize to --size, else the
+size recorded in an exported file, else the size the model was trained at (checkpoint metadata),
+else the family's reference size / 256x256 (the size used and its origin are printed),
 [-1, 1] normalisation, output to uint8 by (y + 1) / 2 * 255, clipped and truncated.
+
+Multimodal generators (MUNIT: a style code as second input) translate with `--style random`
+(codes from N(0, I), seeded; the same codes for every input, as NVlabs test.py does) or
+`--style IMAGE` (the style of that target-domain image; PyTorch checkpoints only, the exported
+graph takes the code). `--n-styles K` writes a row of K translations per input.
 """
 from __future__ import annotations
 
@@ -12,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from gancompress.commands._common import THREADS, add_test_mode_arguments, image_side, int_range
+from gancompress.devices import parse_device
 from gancompress.errors import UserError
-
-DEFAULT_SIZE = (256, 256)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,24 +31,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="generator checkpoint, exported .onnx or TorchScript .pt file")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
-                   help="resize inputs to H W (default: the size recorded in the model file, "
-                        "else 256 256)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (1)")
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
+                   help="resize inputs to H W (default: the size recorded in the model file or "
+                        "trained at, else 256 256)")
+    p.add_argument("--batch-size", type=int_range(1, 65536), default=1, help="images per forward pass (1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch models)")
-    p.add_argument("--threads", type=int, help="CPU threads (torch and onnxruntime)")
+    p.add_argument("--threads", type=THREADS, help="CPU threads (torch, onnxruntime and OpenVINO)")
+    add_test_mode_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output images")
+    p.add_argument("--style", metavar="random|IMAGE",
+                   help="multimodal generators (MUNIT): random style codes (default) or the "
+                        "style of a target-domain IMAGE")
+    p.add_argument("--n-styles", type=int_range(1, 1024), default=1, metavar="K",
+                   help="with --style random: K translations per input, side by side (default 1)")
+    p.add_argument("--style-seed", type=int_range(0, 2**32 - 1), default=10,
+                   help="seed of the random style codes (default 10, as NVlabs test.py)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gancompress.deploy.runtime import describe, open_model
-    from gancompress.imaging import list_images, read_image, save_image
+    from gancompress.files import check_writable, output_lock
+    from gancompress.imaging import check_images, list_images, read_image, save_image
+    from gancompress.models.checkpoint import evaluation_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    device = str(parse_device(args.device))  # a missing device fails before anything else
     source = Path(args.input)
     if source.is_dir():
         files = list_images(source)
@@ -59,30 +74,76 @@ def run(args: argparse.Namespace) -> int:
     if len({t.name for t in targets}) != len(targets):
         raise UserError(f"input images in {source} share names that differ only by extension; "
                         f"their outputs would overwrite each other")
-    existing = [t for t in targets if t.exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"{len(existing)} output image(s) exist already, e.g. {existing[0]}; "
-                        f"choose another --out or pass --overwrite")
-
-    runner = open_model(args.model, device=args.device, threads=args.threads)
+    check_writable(out, folder=True)
+    runner = open_model(args.model, device=device, threads=args.threads,
+                        test_mode=args.test_mode, seed=args.seed)
     if args.size:
-        size = tuple(args.size)
-        if any(v < 4 or v % 4 for v in size):
-            raise UserError(f"--size {size[0]} {size[1]}: height and width must be positive "
-                            f"multiples of 4")
+        size, origin = tuple(args.size), "as given"
+        if hasattr(getattr(runner, "model", None), "check_size"):  # the family's size rule
+            size = runner.model.check_size(size)
     elif runner.input_size is not None:
-        size = tuple(runner.input_size[2:])
+        size, origin = tuple(runner.input_size[2:]), "recorded in the exported file"
     else:
-        size = DEFAULT_SIZE
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    for i in range(0, len(files), args.batch_size):
-        chunk = files[i:i + args.batch_size]
-        batch = torch.stack([read_image(f, runner.in_channels, size) for f in chunk])
-        result = runner(batch)
-        for image, target in zip(result, targets[i:i + args.batch_size]):
-            save_image(image, target)
-    elapsed = time.perf_counter() - start
-    print(f"wrote {len(files)} image(s) to {out} with {describe(runner)} at {size[0]}x{size[1]} "
-          f"({elapsed / len(files) * 1e3:.0f} ms per image incl. file I/O)")
+        size, origin = evaluation_size(getattr(runner, "model", None))
+    styles = _styles(args, runner, size)
+    check_images(files, runner.in_channels)  # every input decodes before anything is written
+    with output_lock(out, "generate"):
+        # Checked under the lock: another process cannot add outputs between check and write.
+        existing = [t for t in targets if t.exists()]
+        if existing and not args.overwrite:
+            raise UserError(f"{len(existing)} output image(s) exist already, e.g. {existing[0]}; "
+                            f"choose another --out or pass --overwrite")
+        start = time.perf_counter()
+        for i in range(0, len(files), args.batch_size):
+            chunk = files[i:i + args.batch_size]
+            batch = torch.stack([read_image(f, runner.in_channels, size) for f in chunk])
+            if styles is None:
+                result = runner(batch)
+            else:  # one translation per style code, side by side: (B, C, H, K * W)
+                result = torch.cat([runner(batch, style.expand(len(batch), *style.shape[1:]))
+                                    for style in styles], dim=3)
+            for image, target in zip(result, targets[i:i + args.batch_size]):
+                save_image(image, target, overwrite=args.overwrite)
+        elapsed = time.perf_counter() - start
+    what = "" if styles is None else f", {len(styles)} style(s) per image"
+    print(f"wrote {len(files)} image(s) to {out} with {describe(runner)} at {size[0]}x{size[1]}"
+          f"{what} ({origin}; {elapsed / len(files) * 1e3:.0f} ms per image incl. file I/O)")
     return 0
+
+
+def _styles(args: argparse.Namespace, runner, size: tuple[int, int]) -> list[torch.Tensor] | None:
+    """The style codes to translate with (each (1, *shape)), or None for a one-input model."""
+    from gancompress.imaging import read_image
+
+    extra = runner.extra_inputs
+    if not extra:
+        if args.style is not None or args.n_styles != 1:
+            raise UserError("--style / --n-styles apply to multimodal generators (MUNIT); this "
+                            "model takes an image only")
+        return None
+    if len(extra) != 1:
+        raise UserError(f"this model takes further inputs {', '.join(extra)}; generate supports "
+                        f"one style code")
+    if args.n_styles < 1:
+        raise UserError("--n-styles must be at least 1")
+    shape = next(iter(extra.values()))
+    mode = args.style or "random"
+    if mode == "random":
+        if any(v < 1 for v in shape):
+            raise UserError(f"the style input has an unknown shape {shape}; export it again")
+        gen = torch.Generator().manual_seed(args.style_seed)
+        return [torch.randn(1, *shape, generator=gen) for _ in range(args.n_styles)]
+    if args.n_styles != 1:
+        raise UserError("--n-styles K draws K random styles; with --style IMAGE there is one "
+                        "style (the image's)")
+    model = getattr(runner, "model", None)
+    if model is None or not hasattr(model, "style_of"):
+        raise UserError(f"--style IMAGE needs the style encoder, which the {runner.kind} file "
+                        f"does not hold (its graph takes the style code); use the PyTorch "
+                        f"checkpoint, or --style random")
+    path = Path(mode)
+    if not path.is_file():
+        raise UserError(f"--style {mode}: not 'random' and not an image file")
+    image = read_image(path, int(model.arch.get("out_channels", 3)), size)
+    with torch.inference_mode():
+        return [model.style_of(image.unsqueeze(0).to(runner.device)).float().cpu()]

@@ -5,7 +5,16 @@ import argparse
 
 import torch
 
-from gancompress.commands._common import add_arch_arguments, model_from_args, print_json
+from gancompress.commands._common import (
+    THREADS,
+    add_arch_arguments,
+    image_side,
+    int_range,
+    model_from_args,
+    print_json,
+)
+from gancompress.devices import parse_device
+from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
 
 
@@ -14,20 +23,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Count parameters and MACs (published convention and true "
                                    "count) of a generator checkpoint or an architecture, and "
                                    "optionally measure its latency at batch 1.")
-    p.add_argument("model", nargs="?", help="generator checkpoint (any supported format)")
+    p.add_argument("model", nargs="?",
+                   help="generator checkpoint (any supported format) or exported file (.onnx, "
+                        "OpenVINO .xml, TorchScript .pt): MACs from its recorded architecture, "
+                        "--latency times the file itself")
     add_arch_arguments(p)
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+    p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
                    help="input height and width (default: the family's reference size, e.g. "
                         "256 256 for ResNet)")
     p.add_argument("--latency", action="store_true", help="also measure latency (batch 1)")
-    p.add_argument("--runs", type=int, default=10, help="timed runs for --latency (default 10)")
-    p.add_argument("--warmup", type=int, default=3, help="warm-up runs for --latency (default 3)")
+    p.add_argument("--runs", type=int_range(1, 10**6), default=10, help="timed runs for --latency (default 10)")
+    p.add_argument("--warmup", type=int_range(0, 10**6), default=3, help="warm-up runs for --latency (default 3)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads for --latency")
+    p.add_argument("--threads", type=THREADS, help="torch CPU threads for --latency")
     p.add_argument("--backends", default="torch", metavar="LIST",
                    help="with --latency: comma-separated backends measured side by side: torch "
-                        "(eager, default), torchscript, compile, onnx, onnx-int8")
-    p.add_argument("--calib", metavar="DIR", help="calibration images for the onnx-int8 backend "
+                        "(eager, default), torchscript, compile, onnx, onnx-int8, openvino, "
+                        "openvino-bf16, openvino-int8")
+    p.add_argument("--calib", metavar="DIR", help="calibration images for the int8 backends "
                                                   "(default: synthetic images, speed only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -36,12 +49,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.device = str(parse_device(args.device))
+    if args.model:
+        from gancompress.deploy.runtime import file_kind
+        if file_kind(args.model) != "checkpoint":
+            return _profile_file(args)
     model = model_from_args(args, device=args.device)
     size = model.input_size(args.size)
     published, true = count_macs_both(model, size)
     result = {"arch": model.arch_name, "conv": model.arch.get("conv"),
               "widths": model.arch.get("widths"), "input_size": list(size),
               "params": count_params(model), "macs": published, "macs_true": true}
+    for name, inputs in model.mac_variants(size[-2:]).items():  # e.g. MUNIT without style encoder
+        result.setdefault("macs_variants", {})[name] = count_macs_both(model, example=inputs)[0]
     if getattr(model, "source_format", None):
         result["format"] = model.source_format
     backends = ["torch"]
@@ -58,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
+    _print(args, result)
+    return 0
+
+
+def _print(args: argparse.Namespace, result: dict) -> None:
+    size, published, true = result["input_size"], result["macs"], result["macs_true"]
+    if "file" in result:
+        print(f"file          {args.model} ({result['file']}, {result['precision']})")
     print(f"architecture  {result['arch']} ({result['conv']}), widths {result['widths']}")
     if "format" in result:
         print(f"format        {result['format']}")
@@ -65,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"params        {result['params']:,} ({format_count(result['params'])})")
     print(f"MACs          {published:,} ({format_count(published)}, published convention)")
     print(f"MACs (true)   {true:,} ({format_count(true)})")
+    for name, macs in result.get("macs_variants", {}).items():
+        print(f"MACs          {macs:,} ({format_count(macs)}, {name.replace('_', ' ')})")
     if args.latency and "backends" in result:
         base = result["backends"].get("torch", {}).get("median_ms")
         for name, lat in result["backends"].items():
@@ -78,6 +108,45 @@ def run(args: argparse.Namespace) -> int:
         print(f"latency       {lat['median_ms']:.2f} ms median (p10 {lat['p10_ms']:.2f}, p90 "
               f"{lat['p90_ms']:.2f}, {lat['runs']} runs) on {lat['device']} "
               f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}")
+
+
+def _profile_file(args: argparse.Namespace) -> int:
+    """An exported file: its recorded architecture's counts, and its own latency (--latency)."""
+    from gancompress.deploy.backends import measure_side_by_side
+    from gancompress.deploy.runtime import open_model
+    from gancompress.metrics.cost import runtime_conditions
+    from gancompress.models import build_generator
+
+    if args.backends != "torch":
+        raise UserError("--backends applies to checkpoints (each backend exports the model "
+                        "itself); an exported file runs on its own runtime: drop --backends")
+    runner = open_model(args.model, device=args.device, threads=args.threads)
+    meta = runner.metadata
+    if "arch_name" not in meta or "arch" not in meta:
+        raise UserError(f"{args.model} records no architecture (not exported by gancompress "
+                        f"export); profile the checkpoint instead")
+    model = build_generator(meta["arch_name"], **meta["arch"]).eval()
+    size = tuple(runner.input_size) if runner.input_size is not None else \
+        model.input_size(args.size)
+    published, true = count_macs_both(model, size)
+    precision = meta.get("precision", "fp32")
+    result = {"file": runner.kind, "precision": precision, "arch": model.arch_name,
+              "conv": model.arch.get("conv"), "widths": model.arch.get("widths"),
+              "input_size": list(size), "params": count_params(model), "macs": published,
+              "macs_true": true}
+    if args.latency:
+        name = runner.kind + ("" if precision == "fp32" else f"-{precision}")
+        example = torch.rand(size) * 2 - 1
+        measured = measure_side_by_side({name: lambda: runner(example)}, warmup=args.warmup,
+                                        runs=args.runs, device=args.device)
+        result["backends"] = measured
+        result["latency_ms"] = measured[name]["median_ms"]
+        result.update({k: v for k, v in runtime_conditions(args.device).items()
+                       if k in ("threads", "device_name", "torch")})
+    if args.json:
+        print_json(result)
+    else:
+        _print(args, result)
     return 0
 
 
@@ -88,7 +157,7 @@ def _measure_backends(args: argparse.Namespace, model, size, backends: list[str]
     from gancompress.metrics.cost import runtime_conditions
 
     calib = None
-    if args.calib and "onnx-int8" in backends:
+    if args.calib and any(name.endswith("-int8") for name in backends):
         from gancompress.deploy.quantize import calibration_images
         calib = calibration_images(args.calib, size)
     calls, infos = {}, {}

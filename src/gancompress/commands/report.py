@@ -11,6 +11,7 @@ Writes report.md, report.json and grid.png, and prints the Markdown.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from gancompress.errors import UserError
@@ -36,10 +37,8 @@ def run(args: argparse.Namespace) -> int:
         if not (out / "compress.json").is_file():
             raise UserError(f"{out} is not a compression folder; for a standalone report give "
                             f"--teacher, --model and --data")
-        from gancompress.commands.compress import config_from_args
-        from gancompress.compress.pipeline import Pipeline
-        cfg = config_from_args(argparse.Namespace(out=args.out, teacher=None, preset=None,
-                                                  data=args.data, budget=None, overrides=[]))
+        from gancompress.compress.pipeline import Pipeline, folder_config
+        cfg = folder_config(args.out, data=args.data)
         Pipeline(cfg, out).run(["report"])
         print((out / "report" / "report.md").read_text())
         return 0
@@ -48,14 +47,20 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.compress.tasks import load_teacher
     from gancompress.config import Config
     from gancompress.data.folders import read_file_list
-    from gancompress.models.checkpoint import safe_load
+    from gancompress.files import folder_is_empty, output_lock
+    from gancompress.models.checkpoint import evaluation_size, load_generator
 
     if not args.teacher:
         raise UserError("a standalone report needs --teacher FILE as well as --model")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or not folder_is_empty(out)):
         raise UserError(f"{out} exists and is not empty; choose a new --out (nothing was changed)")
-    meta = safe_load(args.model).get("meta", {})
+    compact = load_generator(args.model)  # any generator format; a bad file is one line
+    meta = compact.meta
     cfg = Config.from_saved(meta.get("train_config"), source=f"{args.model} metadata")
+    (size, _), origin = evaluation_size(compact)
+    if not meta.get("train_config"):
+        cfg.data.crop_size = cfg.data.load_size = size
+    print(f"gancompress report: measuring at {size}x{size}, {origin}", file=sys.stderr)
     if args.data:
         cfg.data.root = str(args.data)
     held = args.held_out or cfg.data.exclude_list
@@ -64,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
                         "line, relative to the data folder)")
     device = _device(cfg)
     teacher = load_teacher(args.teacher, device)
-    report_files(cfg, teacher, args.model, read_file_list(held), out, device,
-                 meta={"config": meta.get("config"), "teacher_path": args.teacher,
-                       "compact_path": args.model})
+    with output_lock(out, "report"):
+        if not folder_is_empty(out):
+            raise UserError(f"{out} is not empty; choose a new --out (nothing was changed)")
+        report_files(cfg, teacher, args.model, read_file_list(held), out, device,
+                     meta={"config": meta.get("config"), "teacher_path": args.teacher,
+                           "compact_path": args.model, "size_origin": origin})
     print((out / "report.md").read_text())
     return 0

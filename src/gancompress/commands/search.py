@@ -49,14 +49,14 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.compress.supernet import load_supernet
     from gancompress.config import Config, apply_overrides, validate
 
-    overrides = list(args.overrides)
+    from gancompress.config import unique_overrides
+    overrides = unique_overrides(list(args.overrides))
     if args.method:
         overrides.append(f"compress.search={args.method}")
     if args.supernet is None:  # a stage of the compression in --out
-        from gancompress.commands.compress import config_from_args
-        cfg_args = argparse.Namespace(out=args.out, teacher=None, preset=None, data=args.data,
-                                      budget=args.budget, overrides=overrides)
-        Pipeline(config_from_args(cfg_args), args.out).run(["search"])
+        from gancompress.compress.pipeline import folder_config
+        cfg = folder_config(args.out, data=args.data, budget=args.budget, overrides=overrides)
+        Pipeline(cfg, args.out).run(["search"])
         _print_best(Path(args.out) / "search" / "best.json")
         return 0
 

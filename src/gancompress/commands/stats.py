@@ -11,22 +11,23 @@ preprocessing (metrics/fid.py). The .npz holds `mu` and `sigma` (compatible with
 statistics files), `meta` (a JSON string: image count, size, resize, phases, weights file and
 SHA-256, ...) and, with --save-features, the (N, 2048) `features` that KID needs.
 
-Also holds helpers shared with `gancompress eval` (reading one side of a dataset in batches,
-weights options, reporting warnings).
+Also holds the command-line options shared with `gancompress eval` (weights, data) and the
+warning report; reading a dataset side in batches is gancompress.data.splits.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from gancompress.data.splits import image_batches, open_side, parse_phases
+from gancompress.devices import parse_device
 from gancompress.errors import UserError
+from gancompress.weights import weights_tag
+from gancompress.commands._common import int_range
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -40,148 +41,42 @@ def add_weights_arguments(parser: argparse.ArgumentParser, drn: bool = False) ->
     if drn:
         group.add_argument("--drn-weights", metavar="FILE",
                            help="the DRN-D-105 file drn-d-105_ms_cityscapes.pth itself")
+    group.add_argument("--allow-unverified-weights", action="store_true",
+                       help="use a weights file whose SHA-256 differs from the published file's "
+                            "(results are marked unverified)")
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, phase: str) -> None:
+def apply_weights_arguments(args: argparse.Namespace) -> None:
+    """--allow-unverified-weights -> the switch gancompress.weights reads."""
+    if getattr(args, "allow_unverified_weights", False):
+        import os
+
+        from gancompress.weights import ALLOW_ENV
+        os.environ[ALLOW_ENV] = "1"
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, phase: str,
+                       load_size: int | None = 256) -> None:
     parser.add_argument("--phase", default=phase,
                         help=f"dataset phase(s) to read: train, test, val, or several joined by "
                              f"'+' (e.g. train+test, the CycleGAN protocol); default {phase}")
-    parser.add_argument("--load-size", type=int, default=256, metavar="N",
-                        help="resize images to NxN (bicubic) first, as the evaluation pipeline "
-                             "does (default 256); 0 keeps each image's size (rounded to a "
-                             "multiple of 4), then all images must have the same size")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
-    parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    default = ("the size the model was trained at, else 256" if load_size is None
+               else str(load_size))
+    parser.add_argument("--load-size", type=int_range(0, 16384), default=load_size, metavar="N",
+                        help=f"resize images to NxN (bicubic) first, as the evaluation pipeline "
+                             f"does (default {default}; 256 is the published protocol); 0 keeps "
+                             f"each image's size (rounded to a multiple of 4), then all images "
+                             f"must have the same size")
+    parser.add_argument("--batch-size", type=int_range(1, 65536), default=16, help="images per batch (default 16)")
+    parser.add_argument("--workers", type=int_range(0, 256), default=0, help="data loader worker processes")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument("--limit", type=int, metavar="N",
+    parser.add_argument("--limit", type=int_range(1, 10**9), metavar="N",
                         help="use only the first N images (quick checks; not the protocol)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def check_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r}; use cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return dev
-
-
-def parse_phases(text: str) -> list[str]:
-    phases = [p.strip() for p in text.replace(",", "+").split("+") if p.strip()]
-    if not phases:
-        raise UserError("--phase is empty; use train, test, val or e.g. train+test")
-    return phases
-
-
-@dataclass
-class SideSpec:
-    """One side of a dataset, as a list of (dataset, item key, number of items) parts."""
-
-    parts: list[tuple[Any, str, int]]
-    mode: str
-    description: str
-
-    def __len__(self) -> int:
-        return sum(n for _, _, n in self.parts)
-
-
-def open_side(root: str | Path, side: str | None, phases: list[str], load_size: int,
-              channels: int = 3, limit: int | None = None, other_channels: int | None = None
-              ) -> SideSpec:
-    """The real images of `side` (A or B) of a dataset folder, or of a plain image folder.
-
-    Aligned A|B files: the left (A) or right (B) half; the items also carry the other half.
-    Unaligned: <phase>A/ or <phase>B/, each image once. Single folder: every image (the side is
-    ignored). `channels` is the side's channel count, `other_channels` the other side's.
-    """
-    from gancompress.data import open_dataset
-    from gancompress.data.folders import resolve_layout
-
-    if side is not None and side not in ("A", "B"):
-        raise UserError(f"--side must be A or B, got {side!r}")
-    if load_size < 0 or (load_size and load_size % 4):
-        raise UserError(f"--load-size {load_size}: use a positive multiple of 4, or 0")
-    pre: dict[str, Any] = (dict(preprocess="resize_and_crop", load_size=load_size,
-                                crop_size=load_size) if load_size else dict(preprocess="none"))
-    other = channels if other_channels is None else other_channels
-    common = dict(flip=False, augment=False, **pre)
-    as_source = dict(in_channels=channels, out_channels=other)  # the side is the source
-    as_target = dict(in_channels=other, out_channels=channels)
-    parts: list[tuple[Any, str, int]] = []
-    seen: set[tuple[str, ...]] = set()
-    mode = ""
-    for phase in phases:
-        layout = resolve_layout(root, "auto", phase)
-        mode = layout.mode
-        files = tuple(str(p) for paths in layout.files.values() for p in paths)
-        if files in seen:  # a plain folder is the same for every phase
-            continue
-        seen.add(files)
-        if layout.mode == "single":
-            ds = open_dataset(root, mode="single", phase=phase, **common, **as_source)
-            parts.append((ds, "source", len(ds)))
-            continue
-        if side is None:
-            raise UserError(f"{root} is an {layout.mode} dataset with two sides: choose --side A "
-                            f"or --side B (the side a generator produces, e.g. B for AtoB)")
-        if layout.mode == "aligned":
-            ds = open_dataset(root, mode="aligned", phase=phase, direction="AtoB", **common,
-                              **(as_source if side == "A" else as_target))
-            parts.append((ds, "source" if side == "A" else "target", len(ds)))
-        else:  # unaligned: with the side as source, items 0..n-1 are its n images, once each
-            ds = open_dataset(root, mode="unaligned", phase=phase,
-                              direction="AtoB" if side == "A" else "BtoA", **common, **as_source)
-            parts.append((ds, "source", len(layout.files[side])))
-    if limit is not None:
-        kept, left = [], limit
-        for ds, key, n in parts:
-            if left > 0:
-                kept.append((ds, key, min(n, left)))
-                left -= min(n, left)
-        parts = kept
-    size = f"{load_size}x{load_size}" if load_size else "original size (multiple of 4)"
-    what = "all images" if mode == "single" else f"side {side}"
-    return SideSpec(parts, mode, f"{root} ({mode}, {what}, phase {'+'.join(phases)}, {size})")
-
-
-def _as_list(items: list) -> list:
-    return items
-
-
-def check_same_size(reference: tuple[tuple[int, ...], str], images: list[torch.Tensor],
-                    paths: list[str]) -> None:
-    """All (C, H, W) images must have the reference shape; mixed sizes are a clear user error."""
-    shape, first_path = reference
-    for image, path in zip(images, paths):
-        if tuple(image.shape) != shape:
-            raise UserError(f"images of different sizes: {first_path} is {shape[2]}x{shape[1]}, "
-                            f"{path} is {image.shape[2]}x{image.shape[1]}; pass --load-size N "
-                            f"to resize them all to NxN")
-
-
-def iterate_items(spec: SideSpec, batch_size: int, workers: int = 0
-                  ) -> Iterator[tuple[str, list[dict]]]:
-    """(item key, list of dataset items), `batch_size` items at a time, over every part."""
-    for ds, key, n in spec.parts:
-        subset = torch.utils.data.Subset(ds, range(n))
-        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
-                                             num_workers=workers, collate_fn=_as_list)
-        for items in loader:
-            yield key, items
-
-
-def image_batches(spec: SideSpec, batch_size: int, workers: int = 0) -> Iterator[torch.Tensor]:
-    """(B, C, H, W) batches of the side's images in [-1, 1]; all images must share one size."""
-    first: tuple[tuple[int, ...], str] | None = None
-    for key, items in iterate_items(spec, batch_size, workers):
-        images = [item[key] for item in items]
-        paths = [str(item.get(f"{key}_path", "?")) for item in items]
-        if first is None:
-            first = (tuple(images[0].shape), paths[0])
-        check_same_size(first, images, paths)
-        yield torch.stack(images)
+    return parse_device(device, "--device")
 
 
 def report_warnings(caught: list[warnings.WarningMessage], command: str) -> list[str]:
@@ -210,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--save-features", action="store_true",
                    help="also store the (N, 2048) features (float32), so KID can use this file")
-    p.add_argument("--channels", type=int, default=3, choices=[1, 3],
+    p.add_argument("--channels", type=int_range(1, 3), default=3, choices=[1, 3],
                    help="read images as 3 (RGB) or 1 (grayscale, tiled to RGB) channels")
     add_data_arguments(p, phase="test")
     add_weights_arguments(p)
@@ -225,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: statistics are written as .npz; name the file *.npz")
     if out.exists() and not args.force:
         raise UserError(f"{out} already exists; choose another --out or pass --force")
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    from gancompress.files import check_writable
+    check_writable(out)  # before computing the features
+    apply_weights_arguments(args)
     device = check_device(args.device)
     phases = parse_phases(args.phase)
     with warnings.catch_warnings(record=True) as caught:
@@ -251,5 +147,5 @@ def run(args: argparse.Namespace) -> int:
     save_statistics(out, mu, sigma, meta, features if args.save_features else None,
                     overwrite=args.force)
     print(f"wrote {out}: mu {mu.shape}, sigma {sigma.shape} from {len(features)} images of "
-          f"{spec.description}; Inception weights sha256 {extractor.weights.sha256[:12]}...")
+          f"{spec.description}; Inception weights {weights_tag(extractor.weights)}")
     return 0

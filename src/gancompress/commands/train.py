@@ -11,8 +11,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancompress.config import PRESETS, apply_overrides, describe, preset, validate
+from gancompress.config import (
+    PRESETS,
+    apply_overrides,
+    describe,
+    preset,
+    unique_overrides,
+    validate,
+)
 from gancompress.errors import UserError
+
+
+def _is_training(name: str) -> bool:
+    """compress-* presets are compression recipes (gancompress compress --preset), not teachers."""
+    return not name.startswith("compress-")
 
 
 def register(subparsers) -> None:
@@ -21,7 +33,8 @@ def register(subparsers) -> None:
         description="Train a generator/discriminator pair in a run folder (config.json, log.jsonl, "
                     "checkpoint.pt, samples/, generator*.pth). Settings come from --preset and "
                     "section.field=value overrides.",
-        epilog="presets:\n" + "\n".join(f"  {p.name}: {p.description}" for p in PRESETS.values()),
+        epilog="presets:\n" + "\n".join(f"  {p.name}: {p.description}"
+                                         for p in PRESETS.values() if _is_training(p.name)),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", metavar="section.field=value",
                         help="config overrides, e.g. train.batch_size=4 model.ngf=32 "
@@ -51,11 +64,16 @@ def run(args: argparse.Namespace) -> int:
     elif args.resume and (Path(args.out) / "config.json").is_file():
         cfg = load_run_config(args.out)
     else:
-        raise UserError(f"choose a recipe with --preset NAME (available: {', '.join(PRESETS)})"
+        names = ", ".join(n for n in PRESETS if _is_training(n))
+        raise UserError(f"choose a recipe with --preset NAME (available: {names})"
                         + (f"; {args.out} has no run to resume" if args.resume else ""))
     if args.data:
         cfg.data.root = str(args.data)
-    cfg = validate(apply_overrides(cfg, args.overrides))
+    elif args.resume and cfg.data.root and not Path(cfg.data.root).exists():
+        raise UserError(f"dataset folder {cfg.data.root}, recorded in "
+                        f"{Path(args.out) / 'config.json'}, does not exist (moved or deleted?); "
+                        f"pass --data DIR to give its new place")
+    cfg = validate(apply_overrides(cfg, unique_overrides(args.overrides)))
 
     if args.dry_run:
         print(cfg.to_json(), end="")

@@ -2,10 +2,12 @@
 and the up-front check that a budget is reachable and compresses the teacher."""
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gancompress.compress.space import Config, SearchSpace
 from gancompress.errors import UserError
@@ -60,21 +62,25 @@ def parse_budget(text: str | float | int) -> Budget:
         raise UserError(f"empty budget; {how}")
     if m := re.fullmatch(_NUMBER + r"/" + _NUMBER, s):
         num, den = float(m.group(1)), float(m.group(2))
-        if den == 0 or num <= 0 or num > den:
+        # finite first: 1e999/1e999 is inf/inf = NaN, and every comparison with NaN is False
+        if not (math.isfinite(num) and math.isfinite(den)) or den == 0 or num <= 0 or num > den:
             raise UserError(f"budget {raw!r}: a fraction must be in (0, 1]; {how}")
         return Budget("fraction", num / den, raw)
     if m := re.fullmatch(_NUMBER + r"%", s):
         value = float(m.group(1)) / 100
-        if not 0 < value <= 1:
+        if not (math.isfinite(value) and 0 < value <= 1):
             raise UserError(f"budget {raw!r}: a percentage must be in (0, 100]; {how}")
         return Budget("fraction", value, raw)
     if m := re.fullmatch(_NUMBER + r"(ms|s)", s, flags=re.IGNORECASE):
         value = float(m.group(1)) * (1.0 if m.group(2).lower() == "ms" else 1000.0)
-        if value <= 0:
-            raise UserError(f"budget {raw!r}: a latency must be positive; {how}")
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"budget {raw!r}: a latency must be a positive, finite number of "
+                            f"milliseconds; {how}")
         return Budget("latency", value, raw)
     if m := re.fullmatch(_NUMBER + r"([kKmMgGtT]?)(?:MACs?|macs?|MAC|mac)?", s):
         value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+        if not math.isfinite(value):
+            raise UserError(f"budget {raw!r} is not a finite number of MACs; {how}")
         if value < 1:
             raise UserError(f"budget {raw!r}: a plain number is absolute MACs and must be >= 1; "
                             f"for a fraction of the teacher write 1/20 or 5%")
@@ -104,8 +110,9 @@ class MacCost:
         self.cache: dict[str, float] = {}
         self.scale, self.small_size = 1, self.input_size
         b, c, h, w = self.input_size
+        m = max(4, getattr(model, "size_multiple", 4))  # the reduced input must suit the family
         for k in (32, 16, 8, 4, 2):
-            if h % (4 * k) == 0 and w % (4 * k) == 0 and h // k >= 8 and w // k >= 8:
+            if h % (m * k) == 0 and w % (m * k) == 0 and h // k >= max(8, m) and w // k >= max(8, m):
                 small = (1, c, h // k, w // k)
                 with using_widths(model, None):
                     full = count_macs(model, (1, c, h, w))
@@ -145,7 +152,10 @@ class LatencyCost:
 
     def __init__(self, model: ElasticGenerator, space: SearchSpace,
                  input_size: Sequence[int] = (1, 3, 256, 256), device: str = "cpu",
-                 backend: str = "torch", cache_dir: str | Path | None = None):
+                 backend: str = "torch", cache_dir: str | Path | None = None,
+                 fit: dict[str, Any] | None = None):
+        """fit: a latency model fitted elsewhere (LatencyModel.fit of rank 0 under torchrun):
+        predict with it and measure nothing."""
         try:
             from gancompress.compress.latency import LatencyModel
         except ImportError as err:
@@ -153,9 +163,13 @@ class LatencyCost:
                             f"imported here ({err}); give the budget in MACs (e.g. 3G or 1/20)"
                             ) from None
         self.space = space
-        self.latency = LatencyModel.load_or_build(model, space, input_size=tuple(input_size),
-                                                  device=device, backend=backend,
-                                                  cache_dir=cache_dir)
+        if fit is not None:
+            self.latency = LatencyModel(model, space, tuple(input_size), device, backend,
+                                        int(fit["threads"]), fit)
+        else:
+            self.latency = LatencyModel.load_or_build(model, space, input_size=tuple(input_size),
+                                                      device=device, backend=backend,
+                                                      cache_dir=cache_dir)
         self.cache: dict[str, float] = {}
 
     def __call__(self, config: Sequence[int]) -> float:

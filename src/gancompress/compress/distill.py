@@ -13,6 +13,7 @@ L1-norm channel pruning lives in prune.py.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -27,18 +28,27 @@ from gancompress.models.elastic import ElasticConv2d, ElasticGenerator
 
 
 class FeatureMappings(nn.Module):
-    """One 1x1 conv per distilled feature: student width -> teacher width (REFERENCE.md sec. 2).
+    """One 1x1 conv per distilled (student tap, teacher tap) pair: student width -> teacher
+    width (REFERENCE.md sec. 2).
 
-    The input side is elastic, so the same mapping serves every sub-network of a supernet.
+    Same family: tap i of the student with tap i of the teacher. A student of another family
+    (a ResNet student of a U-Net teacher) is paired by resolution (`matching_taps`); with no
+    tap at a common resolution it learns from the outputs alone. The input side is elastic, so
+    the same mapping serves every sub-network of a supernet.
     """
 
-    def __init__(self, student_channels: Sequence[int], teacher_channels: Sequence[int]):
+    def __init__(self, student_channels: Sequence[int], teacher_channels: Sequence[int],
+                 pairs: Sequence[tuple[int, int]] | None = None):
         super().__init__()
-        if len(student_channels) != len(teacher_channels):
-            raise UserError(f"student has {len(student_channels)} distillation features, teacher "
-                            f"{len(teacher_channels)}; they must be the same architecture family")
-        self.convs = nn.ModuleList(ElasticConv2d(s, t, 1, bias=True)
-                                   for s, t in zip(student_channels, teacher_channels))
+        if pairs is None:
+            if len(student_channels) != len(teacher_channels):
+                raise UserError(f"student has {len(student_channels)} distillation features, "
+                                f"teacher {len(teacher_channels)}; they must be the same "
+                                f"architecture family")
+            pairs = [(i, i) for i in range(len(student_channels))]
+        self.pairs = [(int(s), int(t)) for s, t in pairs]
+        self.convs = nn.ModuleList(ElasticConv2d(student_channels[s], teacher_channels[t], 1,
+                                                 bias=True) for s, t in self.pairs)
         for conv in self.convs:  # published init: N(0, 0.02) weights, zero bias
             nn.init.normal_(conv.weight, 0.0, 0.02)
             nn.init.zeros_(conv.bias)
@@ -46,25 +56,58 @@ class FeatureMappings(nn.Module):
     @classmethod
     def between(cls, student: ElasticGenerator, teacher: ElasticGenerator) -> FeatureMappings:
         s_widths, t_widths = student.max_widths, teacher.max_widths
-        return cls([s_widths[g] for g in student.feature_widths],
-                   [t_widths[g] for g in teacher.feature_widths])
+        s_channels = [s_widths[g] for g in student.feature_widths]
+        t_channels = [t_widths[g] for g in teacher.feature_widths]
+        if student.arch_name == teacher.arch_name:
+            return cls(s_channels, t_channels)
+        return cls(s_channels, t_channels, matching_taps(student, teacher))
 
     def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        return [conv(f) for conv, f in zip(self.convs, features)]
+        return [conv(features[s]) for conv, (s, _) in zip(self.convs, self.pairs)]
+
+
+@torch.no_grad()
+def tap_scales(model: ElasticGenerator, size: int) -> list[tuple[int, int]]:
+    """(H, W) of each distillation tap for a size x size input, in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        _, features = model(*model.example_inputs((size, size)), return_features=True)
+    finally:
+        model.train(was_training)
+    return [tuple(f.shape[-2:]) for f in features]
+
+
+def matching_taps(student: ElasticGenerator, teacher: ElasticGenerator
+                  ) -> list[tuple[int, int]]:
+    """(student tap, teacher tap) pairs at the same resolution, for models of two families:
+    each teacher tap takes the deepest unused student tap of its resolution (the one nearest
+    the decoder). Probed once at the smallest input both families accept."""
+    size = math.lcm(student.size_multiple, teacher.size_multiple)
+    size *= max(1, math.ceil(16 / size))
+    s_scales, t_scales = tap_scales(student, size), tap_scales(teacher, size)
+    used: set[int] = set()
+    pairs = []
+    for t, scale in enumerate(t_scales):
+        free = [s for s, other in enumerate(s_scales) if other == scale and s not in used]
+        if free:
+            used.add(free[-1])
+            pairs.append((free[-1], t))
+    return pairs
 
 
 def distillation_loss(student_features: Sequence[torch.Tensor],
                       teacher_features: Sequence[torch.Tensor],
                       mappings: FeatureMappings) -> torch.Tensor:
-    """Sum over taps of MSE(mapping_i(student_i), teacher_i); multiply by lambda_distill outside.
-
-    Teacher features are detached: the teacher is frozen.
-    """
-    if len(student_features) != len(teacher_features):
-        raise ValueError(f"{len(student_features)} student features vs {len(teacher_features)} "
-                         f"teacher features")
+    """Sum over tap pairs of MSE(mapping(student_s), teacher_t); multiply by lambda_distill
+    outside. Teacher features are detached: the teacher is frozen."""
+    if any(s >= len(student_features) or t >= len(teacher_features) for s, t in mappings.pairs):
+        raise ValueError(f"{len(student_features)} student features and "
+                         f"{len(teacher_features)} teacher features do not have the taps "
+                         f"{mappings.pairs}")
     total = student_features[0].new_zeros(())
-    for mapped, target in zip(mappings(student_features), teacher_features):
+    for mapped, (_, t) in zip(mappings(student_features), mappings.pairs):
+        target = teacher_features[t]
         if mapped.shape != target.shape:
             raise ValueError(f"mapped student feature {tuple(mapped.shape)} does not match teacher "
                              f"feature {tuple(target.shape)}")

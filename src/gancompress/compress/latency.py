@@ -9,9 +9,9 @@ channel counts padded to the 16-wide SIMD blocks of oneDNN / onnxruntime NCHWc).
 per width group g (stem, down1, trunk, res1..3, up1, up2 for the ResNet generator): a_g * width is
 the memory-bound cost of the stage (activations it writes and reads, norms, pads), MACs the
 compute, MACs16 the compute with every width rounded up to a multiple of 16 (what blocked conv
-kernels really do). All coefficients are >= 0 (non-negative least squares), so a wider network is
-never predicted faster and the narrowest config is the fastest. They are fit to whole
-sub-networks measured on the device: a few dozen configs chosen so that every choice of every
+kernels really do). All coefficients are >= 0 (non-negative least squares, rows weighted by
+1 / latency so that the relative error is minimised), so a wider network is never predicted
+faster and the narrowest config is the fastest. They are fit to whole sub-networks measured on the device: a few dozen configs chosen so that every choice of every
 position appears, timed round-robin (a change of load hits them alike); held-out configs give
 the reported mean absolute % error. Compared by 8-fold cross-validation on 76 measured configs of
 channels-64-cycleGAN at 256x256 (1 thread), this form had 3.3% (torch) / 7.4% (onnxruntime) mean
@@ -23,9 +23,10 @@ c * w_in * w_out, c * w or c), fit once from counted configs and checked on othe
 prediction never runs the model.
 
 The measured sub-networks are the compact models the search exports (`compact`), run on the
-chosen backend: "torch" (eager PyTorch, CPU or CUDA) or "onnxruntime" (deploy module exported
-with the legacy ONNX exporter, ~5x faster to export than the dynamo exporter and the same
-kernels; onnxruntime fp32, optimisation level ALL).
+chosen backend (`compress.latency_backend`): "torch" (eager PyTorch, CPU or CUDA),
+"onnxruntime" (deploy module exported with the legacy ONNX exporter, ~5x faster to export than
+the dynamo exporter and the same kernels; onnxruntime fp32, optimisation level ALL) or
+"openvino" (the same ONNX graph compiled by OpenVINO's CPU plugin, fp32).
 
 The fit is cached as JSON under `cache_dir` (default $GANCOMPRESS_CACHE/latency or
 ~/.cache/gancompress/latency), keyed by device, threads, backend, input size, architecture and
@@ -37,7 +38,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import platform
 import random
 from collections.abc import Sequence
@@ -50,17 +50,21 @@ from scipy.optimize import nnls
 
 from gancompress.compress.space import SearchSpace
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text
+from gancompress.files import atomic_write_text, cache_root
 from gancompress.models.elastic import ElasticGenerator, compact, using_widths
 
-VERSION = 2
+VERSION = 3
 SIMD_BLOCK = 16  # channel block of oneDNN / onnxruntime NCHWc kernels with AVX-512
-BACKEND_NAMES = ("torch", "onnxruntime")
+BACKEND_NAMES = ("torch", "onnxruntime", "openvino")
+
+
+def runtime_backend(name: str) -> str:
+    """The deploy/backends.py name of latency backend `name` (profile --backends spelling)."""
+    return {"torch": "torch", "onnxruntime": "onnx", "openvino": "openvino"}[name]
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("GANCOMPRESS_CACHE")
-    return Path(root) / "latency" if root else Path.home() / ".cache" / "gancompress" / "latency"
+    return cache_root() / "latency"
 
 
 def device_name(device: str) -> str:
@@ -104,10 +108,14 @@ class LatencyModel:
         plus a fifth as many held out; runs: timed runs per config (median).
         """
         if backend not in BACKEND_NAMES:
-            raise UserError(f"unknown latency backend {backend!r}; use torch or onnxruntime")
-        if backend == "onnxruntime" and torch.device(device).type != "cpu":
-            raise UserError("the onnxruntime latency backend measures on the CPU; use "
-                            "--latency-backend torch for GPU latency")
+            raise UserError(f"unknown latency backend {backend!r}; use torch, onnxruntime or "
+                            f"openvino")
+        if backend != "torch" and torch.device(device).type != "cpu":
+            raise UserError(f"the {backend} latency backend measures on the CPU; use "
+                            f"compress.latency_backend=torch for GPU latency")
+        if backend == "openvino":
+            from gancompress.deploy.openvino import require_openvino
+            require_openvino()
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise UserError(f"device {device} is not available on this machine")
         space.validate(space.largest())
@@ -139,12 +147,17 @@ class LatencyModel:
     def _key(model, space, input_size, device, backend, threads) -> str:
         import onnxruntime
 
+        openvino = None
+        if backend == "openvino":
+            from gancompress.deploy.openvino import require_openvino
+            openvino = require_openvino().__version__
         conditions = {"arch_name": model.arch_name,
                       "arch": {k: v for k, v in model.arch.items()},
                       "space": [list(c) for c in space.choices], "input_size": list(input_size),
                       "device": device_name(device), "threads": threads, "backend": backend,
                       "torch": torch.__version__,
                       "onnxruntime": onnxruntime.__version__ if backend == "onnxruntime" else None,
+                      "openvino": openvino,
                       "version": VERSION}
         return hashlib.sha256(json.dumps(conditions, sort_keys=True, default=str).encode()
                               ).hexdigest()
@@ -185,11 +198,14 @@ class LatencyModel:
         holdout = configs[len(configs) - holdout_count:]
         calls = {self.space.encode(c): self._runner(c) for c in configs}
         with _threads(self.threads):
-            # eager models share torch's thread pool: one run each in turn; onnxruntime
-            # sessions each own spinning worker threads: a block per session, first run untimed
+            # eager models share torch's thread pool: one run each in turn; onnxruntime and
+            # OpenVINO each own spinning worker threads: short blocks per session (first run
+            # untimed), the configs taking turns so that a burst of load from other jobs hits
+            # one block of many configs rather than every run of one config
             eager = self.backend == "torch"
             measured = measure_side_by_side(calls, warmup=1, runs=runs, device=self.device,
-                                            block=1 if eager else runs, settle=not eager)
+                                            block=1 if eager else max(2, runs // 3),
+                                            settle=not eager)
         # The fit uses the fastest of the runs: on a machine shared with other jobs most runs
         # can be preempted (measured here at ngf 8, 64 px: 2.2-2.9 ms clean, ~7 ms in ~70% of
         # the runs), so medians of a few runs are bimodal; interference only ever adds time, so
@@ -199,7 +215,9 @@ class LatencyModel:
         self._runners.clear()
         x = self._features(train_configs)
         y = np.array([ms[self.space.encode(c)] for c in train_configs])
-        coef, _ = nnls(x, y)  # every coefficient >= 0: wider is never predicted faster
+        # every coefficient >= 0: wider is never predicted faster; rows weighted by 1 / y so that
+        # the fit minimises relative error (the % error it is judged by), not absolute ms
+        coef, _ = nnls(x / y[:, None], np.ones_like(y))
         self.fit.update(version=VERSION, backend=self.backend, device=self.device,
                         device_name=device_name(self.device), threads=self.threads,
                         input_size=list(self.input_size), space=self.space.name,
@@ -217,10 +235,11 @@ class LatencyModel:
     # ------------------------------------------------------------------ features
     def _small_size(self) -> tuple[tuple[int, ...], int]:
         """MACs are counted on a small input and scaled by the area ratio (exact for convs and
-        norms while the sizes stay multiples of 4)."""
+        norms while the sizes stay multiples of the family's size_multiple)."""
         b, c, h, w = self.input_size
+        m = getattr(self.model, "size_multiple", 4)
         factor = max(1, min(h, w) // 16)
-        while factor > 1 and (h % (4 * factor) or w % (4 * factor)):
+        while factor > 1 and (h % (m * factor) or w % (m * factor)):
             factor -= 1
         return (b, c, h // factor, w // factor), factor * factor
 
@@ -308,6 +327,11 @@ class LatencyModel:
         small = compact(self.model, widths).eval()
         if self.backend == "torch":
             call, _ = build_backend("torch", small, self.input_size, device=self.device)
+            return call
+        if self.backend == "openvino":  # legacy exporter: faster to export, the same IR kernels
+            from gancompress.deploy.openvino import latency_call
+
+            call, _ = latency_call(small, self.input_size, threads=self.threads, exporter="legacy")
             return call
         from gancompress.deploy.graph import deploy_module
         from gancompress.deploy.onnx_export import onnx_bytes

@@ -27,24 +27,25 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gancompress.compress.budget import Budget, LatencyCost, MacCost, check_budget, parse_budget
-from gancompress.compress.scoring import ReconstructionScorer
+from gancompress.compress.scoring import ReconstructionScorer, scoring_inputs
 from gancompress.compress.search import EvolutionSettings, run_search
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import extract_file, load_supernet
-from gancompress.compress.tasks import load_teacher
-from gancompress.config import PRESETS, Config, apply_overrides, diff, validate
+from gancompress.compress.tasks import load_teacher, student_template
+from gancompress.config import PRESETS, Config, absolute_paths, apply_overrides, diff, validate
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text, file_fingerprint
+from gancompress.files import atomic_write_text, file_fingerprint, folder_is_empty
 from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import safe_load
-from gancompress.models.elastic import ElasticGenerator
+from gancompress.models.elastic import ElasticGenerator, batchnorms
 from gancompress.training import distributed
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
@@ -91,7 +92,49 @@ def compress_config(teacher: str | None = None, data: str | None = None,
         cfg.data.root = str(data)
     if budget:
         cfg.compress.budget = str(budget)
-    return validate(apply_overrides(cfg, list(overrides)))
+    # absolute paths: the folder's compress.json resumes from any working directory, and one
+    # teacher given by two relative paths is the same setting
+    return validate(absolute_paths(apply_overrides(cfg, list(overrides))))
+
+
+# Train settings that belong to a stage of the compression recipe, never to the teacher's run:
+# a teacher trained with train.max_steps=200 must not cap the supernet at 200 steps.
+STAGE_TRAIN_KEYS = ("task", "epochs", "epochs_decay", "max_steps", "checkpoint_every",
+                    "eval_every", "log_every", "n_samples")
+
+
+def inherited_from_teacher(teacher: str) -> list[str]:
+    """'key=value' of the settings the teacher's checkpoint passes on (those that differ from
+    the defaults), for printing what a compression inherits."""
+    inherited = _teacher_config(teacher, Config())
+    return [f"{k}={b!r}" for k, _, b in diff(Config(), inherited, include_runtime=True)
+            if k.split(".")[0] in ("data", "model", "loss", "train")]
+
+
+def folder_config(out: str | Path, teacher: str | None = None, data: str | None = None,
+                  budget: str | None = None, preset_name: str | None = None,
+                  overrides: Sequence[str] = ()) -> Config:
+    """Settings of the compression in folder `out`: its saved compress.json is the base when it
+    has one and no teacher / preset is given (so `--out DIR` alone resumes)."""
+    saved = Path(out) / "compress.json"
+    base = None
+    if saved.is_file() and not teacher and not preset_name:
+        try:
+            base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read {saved}: {err}") from None
+        if base.data.root and not data and not Path(base.data.root).exists():
+            raise UserError(f"dataset folder {base.data.root}, recorded in {saved}, does not "
+                            f"exist (moved or deleted?); pass --data DIR to give its new place")
+        if base.compress.teacher and not Path(base.compress.teacher).exists():
+            raise UserError(f"teacher {base.compress.teacher}, recorded in {saved}, does not "
+                            f"exist (moved or deleted?); put it back there to resume this "
+                            f"compression")
+    elif not teacher:
+        raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
+                        "resume)")
+    return compress_config(teacher=teacher, data=data, budget=budget, preset_name=preset_name,
+                           overrides=list(overrides), base=base)
 
 
 def _teacher_config(teacher: str, cfg: Config) -> Config:
@@ -114,6 +157,8 @@ def _teacher_config(teacher: str, cfg: Config) -> Config:
     out.data, out.model, out.loss, out.train = (teacher_cfg.data, teacher_cfg.model,
                                                 teacher_cfg.loss, teacher_cfg.train)
     out.data.root, out.data.file_list, out.data.exclude_list = "", None, None
+    for key in STAGE_TRAIN_KEYS:  # the recipe's (or the defaults), not the teacher run's
+        setattr(out.train, key, getattr(cfg.train, key))
     return out
 
 
@@ -127,7 +172,8 @@ def _device(cfg: Config) -> torch.device:
 
 
 def input_size(cfg: Config) -> tuple[int, int, int, int]:
-    """Batch-1 input at the data's evaluation size: MACs and latency are counted there."""
+    """Batch-1 input shape at the data's evaluation size: MACs and latency are counted there
+    (the family's `example_inputs` builds the actual inputs from it)."""
     return (1, cfg.data.in_channels, cfg.data.crop_size, cfg.data.crop_size)
 
 
@@ -157,7 +203,7 @@ def check_teacher_and_data(cfg: Config, device: torch.device | str = "cpu") -> E
                             f"images ({Path(item[side + '_path']).name}) but the teacher "
                             f"{'takes' if side == 'source' else 'makes'} 1-channel images; give "
                             f"the data the teacher was trained on")
-    SearchSpace.for_model(teacher, cfg.compress.space)
+    SearchSpace.for_model(student_template(cfg, teacher), cfg.compress.space)
     return teacher
 
 
@@ -168,11 +214,12 @@ def _is_colour(image: torch.Tensor, tolerance: float = 0.05) -> bool:
 
 def supernet_skeleton(cfg: Config, teacher: ElasticGenerator, space: SearchSpace
                       ) -> ElasticGenerator:
-    """An (untrained) supernet of the configured space, of the teacher's family: for costs
+    """An (untrained) supernet of the configured space, of the student's family: for costs
     before training."""
     widths = space.widths(space.largest())
-    return build_generator(teacher.arch_name,
-                           **teacher.student_arch(cfg.compress.student_conv, widths)).eval()
+    template = student_template(cfg, teacher)
+    return build_generator(template.arch_name,
+                           **template.student_arch(cfg.compress.student_conv, widths)).eval()
 
 
 def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: Budget,
@@ -182,41 +229,65 @@ def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: 
     if budget.kind == "latency":
         if not distributed.active():
             return LatencyCost(model, space, input_size(cfg), device=str(device),
-                               cache_dir=cache_dir)
-        # torchrun: rank 0 measures alone (concurrent timing runs would disturb each other), the
-        # others then find its cached model; every rank predicts with rank 0's fit, since the
-        # ranks of a parallel search must agree on which sub-networks fit the budget
+                               backend=cfg.compress.latency_backend, cache_dir=cache_dir)
+        # torchrun: rank 0 measures alone (concurrent timing runs would disturb each other) and
+        # every rank predicts with its fit, since the ranks of a parallel search must agree on
+        # which sub-networks fit the budget
         cost = None
         if distributed.is_main():
             cost = LatencyCost(model, space, input_size(cfg), device=str(device),
-                               cache_dir=cache_dir)
-        distributed.barrier()
+                               backend=cfg.compress.latency_backend, cache_dir=cache_dir)
+        fit = distributed.broadcast(cost.latency.fit if cost is not None else None)
         if cost is None:
             cost = LatencyCost(model, space, input_size(cfg), device=str(device),
-                               cache_dir=cache_dir)
-        cost.latency.fit = distributed.broadcast(cost.latency.fit)
+                               backend=cfg.compress.latency_backend, fit=fit)
         return cost
     return MacCost(model, space, input_size(cfg))
 
 
 def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
                  device: torch.device | str) -> float:
-    if budget.kind == "latency":
-        from gancompress.metrics.cost import measure_latency
-        ms = None
-        if distributed.is_main():  # torchrun: one measurement, the same number on every rank
-            ms = measure_latency(teacher, input_size(cfg), warmup=3, runs=10,
-                                 device=device)["median_ms"]
-        return distributed.broadcast(ms)
-    return float(count_macs(teacher, input_size(cfg)))
+    if budget.kind != "latency":
+        return float(count_macs(teacher, input_size(cfg)))
+    # torchrun: one measurement (rank 0's), the same number on every rank
+    ms = _teacher_latency(cfg, teacher, device) if distributed.is_main() else None
+    return distributed.broadcast(ms)
 
 
-def resolved_budget(cfg: Config, teacher: ElasticGenerator) -> Budget:
+def _teacher_latency(cfg: Config, teacher: ElasticGenerator, device: torch.device | str) -> float:
+    if cfg.compress.latency_backend != "torch":
+        # the teacher on the runtime the budget refers to (the same statistic as the model fit)
+        from gancompress.compress.latency import runtime_backend
+        from gancompress.deploy.backends import build_backend, measure_side_by_side
+
+        name = runtime_backend(cfg.compress.latency_backend)
+        call, _ = build_backend(name, teacher, input_size(cfg), device=str(device))
+        return measure_side_by_side({name: call}, warmup=2, runs=5, device=str(device)
+                                    )[name]["min_ms"]
+    from gancompress.metrics.cost import measure_latency
+    return measure_latency(teacher, input_size(cfg), warmup=3, runs=10,
+                           device=device)["median_ms"]
+
+
+@dataclass(frozen=True)
+class CheckedBudget:
+    """compress.budget parsed, resolved against the teacher and checked against the space, once
+    per run (a latency budget measures the teacher once)."""
+    budget: Budget
+    teacher_cost: float | None
+
+
+def checked_budget(cfg: Config, teacher: ElasticGenerator | None, model: ElasticGenerator,
+                   space: SearchSpace, device: torch.device | str) -> CheckedBudget:
+    """Parse, resolve and check compress.budget for a supernet (or its untrained skeleton)."""
     if not cfg.compress.budget:
         raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
                         "preset that sets compress.budget")
     budget = parse_budget(cfg.compress.budget)
-    return budget.resolve(count_macs(teacher, input_size(cfg)))
+    budget = budget.resolve(count_macs(teacher, input_size(cfg)) if teacher is not None else None)
+    t_cost = teacher_cost(cfg, teacher, budget, device) if teacher is not None else None
+    check_budget(budget, make_cost(cfg, model, space, budget, device, None), space, t_cost)
+    return CheckedBudget(budget, t_cost)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,7 +312,7 @@ def _check_out(out: Path, cfg: Config) -> None:
             raise UserError(f"{out} holds a compression with other settings ({lines}); rerun with "
                             f"the same settings to resume, or choose another --out (nothing was "
                             f"changed).{hint}")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+    elif out.exists() and (not out.is_dir() or not folder_is_empty(out)):
         raise UserError(f"{out} exists and is not an empty folder nor a compression folder; choose "
                         f"a new --out (nothing was changed)")
 
@@ -272,8 +343,9 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
     from gancompress.data import open_dataset, resolve_layout
     d = cfg.data
     layout = resolve_layout(d.root, d.mode, "train")
-    paired = layout.mode == "aligned"
-    if paired:
+    # a multimodal teacher (MUNIT) is the reference under the same style codes, on any data
+    paired = layout.mode == "aligned" and not getattr(teacher, "multimodal", False)
+    if layout.mode == "aligned":
         dataset = open_dataset(d.root, mode="aligned", phase="train", direction=d.direction,
                                preprocess=d.preprocess, load_size=d.crop_size,
                                crop_size=d.crop_size, flip=False, in_channels=d.in_channels,
@@ -294,9 +366,20 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
             if teacher is None:
                 raise ValueError("unpaired data: the teacher's output is the reference")
             with torch.no_grad():
-                reference = teacher(source)
+                reference = teacher(*scoring_inputs(teacher, source, len(batches)))
         batches.append((source, reference))
     return batches, paired
+
+
+def calibration_batches(cfg: Config, held_out: Sequence[str], count: int = 64,
+                        device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Training inputs (never the held-out slice) for BatchNorm re-calibration."""
+    from gancompress.data import training_inputs
+    return training_inputs(cfg.data, exclude=held_out, count=count, device=device)
+
+
+def needs_calibration(model: ElasticGenerator) -> bool:
+    return bool(batchnorms(model))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -313,33 +396,44 @@ def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
     if metric == "auto":
         metric = "fid" if c.stats else "l1"
     batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
+    calibration = (calibration_batches(cfg, held_out, device=device)
+                   if needs_calibration(supernet) else None)
     if metric in ("fid", "kid"):
         if not c.stats:
             raise UserError(f"compress.metric={metric} needs reference statistics: "
                             f"compress.stats=FILE.npz (made by gancompress stats)")
         from gancompress.compress.scoring import DistributionScorer
         return DistributionScorer.from_statistics(supernet, space, [s for s, _ in batches],
-                                                  c.stats, kind=metric, device=device)
+                                                  c.stats, kind=metric, device=device,
+                                                  calibration=calibration)
     return ReconstructionScorer(supernet, space, batches, metric,
-                                reference="target" if paired else "teacher", device=device)
+                                reference="target" if paired else "teacher",
+                                calibration=calibration, device=device)
 
 
 def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
                     teacher: ElasticGenerator | None, held_out: Sequence[str],
-                    device: torch.device | str = "cpu", log: Log = distributed.print0
-                    ) -> dict[str, Any]:
+                    device: torch.device | str = "cpu", log: Log = distributed.print0,
+                    checked: CheckedBudget | None = None) -> dict[str, Any]:
     """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json.
-    Under torchrun every rank calls it (they share the scoring); rank 0 writes and logs."""
+    `checked`: the budget as the pipeline already parsed and checked it. `out_dir` is locked for
+    the search (files.output_lock; by rank 0 under torchrun, where every rank calls this: they
+    share the scoring, rank 0 writes and logs)."""
+    with distributed.output_lock(out_dir, "search"):
+        return _search_supernet(cfg, supernet_path, out_dir, teacher, held_out, device, log,
+                                checked)
+
+
+def _search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
+                     teacher: ElasticGenerator | None, held_out: Sequence[str],
+                     device: torch.device | str, log: Log,
+                     checked: CheckedBudget | None) -> dict[str, Any]:
     c = cfg.compress
     supernet, space, _ = load_supernet(supernet_path, device)
-    budget = parse_budget(c.budget) if c.budget else None
-    if budget is None:
-        raise UserError("the search needs a budget: --budget (e.g. 1/10, 3G, 30ms)")
-    teacher_macs = count_macs(teacher, input_size(cfg)) if teacher is not None else None
-    budget = budget.resolve(teacher_macs)
+    if checked is None:
+        checked = checked_budget(cfg, teacher, supernet, space, device)
+    budget, t_cost = checked.budget, checked.teacher_cost
     cost = make_cost(cfg, supernet, space, budget, device, None)
-    t_cost = teacher_cost(cfg, teacher, budget, device) if teacher is not None else None
-    check_budget(budget, cost, space, t_cost)
     scorer = make_scorer(cfg, supernet, space, teacher, held_out, device)
     teacher_score = scorer.evaluate(teacher) if teacher is not None else None
     identity = {"supernet_sha256": file_fingerprint(supernet_path),
@@ -392,6 +486,17 @@ class Pipeline:
             self._log(message)
 
     # -- paths ------------------------------------------------------------------------------------
+    def files(self, stage: str) -> list[Path]:
+        """Every file a finished stage leaves; the stage is done only when all exist (its
+        marker, `path(stage)`, is written last)."""
+        marker = self.path(stage)
+        extra = {"search": [marker.parent / "pareto.png"],
+                 "report": [marker.parent / "report.md", marker.parent / "grid.png"]}
+        return extra.get(stage, []) + [marker]
+
+    def done(self, stage: str) -> bool:
+        return all(p.is_file() for p in self.files(stage))
+
     def path(self, stage: str) -> Path:
         return {"mobile": self.out / "mobile" / "student.pth",
                 "distill": self.out / "distill" / "student.pth",
@@ -425,15 +530,15 @@ class Pipeline:
         writing nothing; returns the held-out names it would use."""
         self.device = _device(self.cfg)
         self.teacher = check_teacher_and_data(self.cfg, self.device)
-        self.space = SearchSpace.for_model(self.teacher, self.c.space)
+        self.space = SearchSpace.for_model(student_template(self.cfg, self.teacher),
+                                           self.c.space)
         _check_out(self.out, self.cfg)
+        self.checked = None
         if self.c.budget:
-            self.budget = resolved_budget(self.cfg, self.teacher)
             skeleton = supernet_skeleton(self.cfg, self.teacher, self.space)
-            cost = make_cost(self.cfg, skeleton, self.space, self.budget, self.device,
-                             None)
-            check_budget(self.budget, cost, self.space,
-                         teacher_cost(self.cfg, self.teacher, self.budget, self.device))
+            self.checked = checked_budget(self.cfg, self.teacher, skeleton, self.space,
+                                          self.device)
+            self.budget = self.checked.budget
         elif "search" in (stages or self.stages()) and not self.c.config:
             raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
                             "preset that sets compress.budget")
@@ -460,8 +565,9 @@ class Pipeline:
                   "distill": (c.distill_epochs, c.distill_epochs_decay),
                   "supernet": (c.supernet_epochs, c.supernet_epochs_decay),
                   "finetune": (c.finetune_epochs, c.finetune_epochs_decay)}[stage]
+        task = "distill" if stage == "mobile" else stage  # the family may have its own
         over: dict[str, Any] = {
-            "train.task": "distill" if stage == "mobile" else stage,
+            "train.task": self.teacher.compression_tasks.get(task, task),
             "train.epochs": epochs[0], "train.epochs_decay": epochs[1],
             "data.exclude_list": str((self.out / "held_out.txt").resolve()),
             "compress.teacher": self.training_teacher(), "compress.init_from_run": ""}
@@ -499,7 +605,7 @@ class Pipeline:
     # -- search ---------------------------------------------------------------------------------
     def run_search(self) -> None:
         search_supernet(self.cfg, self.path("supernet"), self.path("search").parent, self.teacher,
-                        self.held_out, self.device, self.log)
+                        self.held_out, self.device, self.log, checked=self.checked)
 
     def chosen_config(self) -> str:
         if self.c.config:
@@ -515,12 +621,17 @@ class Pipeline:
         source = self.path("finetune") if self.path("finetune").is_file() else self.path("supernet")
         config = self.chosen_config()
         best = json.loads(self.path("search").read_text()) if self.path("search").is_file() else {}
-        info = extract_file(source, config, self.path("extract"), extra_meta={
+        calibration = None
+        if needs_calibration(self.teacher):
+            calibration = calibration_batches(self.cfg, self.held_out)
+        info = extract_file(source, config, self.path("extract"), calibration=calibration,
+                            extra_meta={
             "budget": self.c.budget, "search": {k: best.get(k) for k in ("score", "metric", "cost",
                                                                          "cost_unit")},
             "finetuned": source == self.path("finetune")})
         self.log(f"[extract] {config} -> {self.path('extract')} "
-                 f"({format_count(info['macs_256'])} MACs at 256x256)")
+                 f"({format_count(info['macs_ref'])} MACs at "
+                 f"{'x'.join(map(str, info['macs_size']))})")
 
     def run_report(self) -> dict[str, Any]:
         best = json.loads(self.path("search").read_text()) if self.path("search").is_file() else {}
@@ -534,13 +645,26 @@ class Pipeline:
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run the stages under an exclusive lock on the output folder (files.output_lock)."""
+        with distributed.output_lock(self.out, "compress"):
+            return self._run(only)
+
+    def _run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
         self.prepare(only)
         stages = self.stages() if only is None else list(only)
         done = []
         for stage in stages:
-            if self.path(stage).is_file():
+            # torchrun: rank 0 looks and decides for every rank (all must run the same stages)
+            finished, partial = distributed.broadcast((self.done(stage),
+                                                        self.path(stage).is_file()))
+            if finished:
                 self.log(f"[{stage}] done already ({self.path(stage)}); skipping")
                 continue
+            if partial:  # a kill between its files: redo it (marker last)
+                missing = ", ".join(p.name for p in self.files(stage) if not p.is_file())
+                self.log(f"[{stage}] incomplete ({missing} missing); redoing it")
+                if stage in ("search", "report") and distributed.is_main():
+                    self.path(stage).unlink()
             if stage in ("mobile", "distill", "supernet", "finetune"):
                 self.train_stage(stage)
             elif stage == "search":
@@ -553,7 +677,7 @@ class Pipeline:
                 distributed.barrier()
             done.append(stage)
         result: dict[str, Any] = {"out": str(self.out), "ran": done, "stages": stages}
-        if self.path("report").is_file():
+        if self.done("report"):
             result["report"] = json.loads(self.path("report").read_text())
             result["report_md"] = (self.path("report").parent / "report.md").read_text()
         return result

@@ -6,7 +6,8 @@
 Quality is measured on the held-out slice of the training data that the search used (never the
 test set): L1 and PSNR to the ground truth on paired data, to the teacher's output on unpaired
 data; FID/KID when the caller passes distribution scores. MACs follow the published convention
-(REFERENCE.md sec. 5) at the evaluation size and at 256x256 (the papers' tables); latency is
+(REFERENCE.md sec. 5) at the evaluation size and at the family's reference size (the papers'
+tables); latency is
 batch 1, warm-up then timed runs, with the conditions recorded (gancompress.metrics.cost).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from gancompress.compress.scoring import scoring_inputs
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
@@ -31,8 +33,8 @@ def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.
     model.eval()
     l1 = psnr = 0.0
     n = 0
-    for source, ref in batches:
-        fake = model(source)
+    for index, (source, ref) in enumerate(batches):
+        fake = model(*scoring_inputs(model, source, index))
         l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
         psnr += psnr_per_image(fake, ref).sum().item()
         n += len(source)
@@ -41,15 +43,17 @@ def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.
 
 def profile(model: torch.nn.Module, input_size: Sequence[int], device: str | torch.device = "cpu",
             runs: int = 20, warmup: int = 5) -> dict[str, Any]:
-    """Params, published and true MACs at `input_size` and at 256x256, measured latency."""
+    """Params, published and true MACs at `input_size` and at the family's reference size,
+    measured latency."""
     size = tuple(int(v) for v in input_size)
     macs, macs_true = count_macs_both(model, size)
-    macs_256, _ = count_macs_both(model, (1, size[1], 256, 256))
-    example = torch.rand(size, device=device) * 2 - 1
-    latency = measure_latency(model.to(device).eval(), example, warmup=warmup, runs=runs,
+    ref_size = model.input_size()
+    macs_ref, _ = count_macs_both(model, ref_size)
+    latency = measure_latency(model.to(device).eval(), size, warmup=warmup, runs=runs,
                               device=device)
     return {"params": count_params(model), "macs": macs, "macs_true": macs_true,
-            "macs_256": macs_256, "latency_ms": latency["median_ms"], "latency": latency}
+            "macs_ref": macs_ref, "ref_size": list(ref_size[-2:]),
+            "latency_ms": latency["median_ms"], "latency": latency}
 
 
 @torch.no_grad()
@@ -66,7 +70,7 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
     """
     teacher, compact = teacher.to(device).eval(), compact.to(device).eval()
     batches = [(s.to(device), t.to(device)) for s, t in batches]
-    teacher_out = [teacher(s) for s, _ in batches]
+    teacher_out = [teacher(*scoring_inputs(teacher, s, i)) for i, (s, _) in enumerate(batches)]
     report: dict[str, Any] = {"paired": paired, "held_out_images": sum(len(s) for s, _ in batches),
                               "input_size": list(input_size), **dict(meta or {})}
     models = {"teacher": profile(teacher, input_size, device, latency_runs),
@@ -93,8 +97,8 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
         "l1": (c["quality"]["l1"] / t["quality"]["l1"]) if paired and t["quality"]["l1"] > 0
         else None}
     rows = []
-    for (source, target), t_out in zip(batches, teacher_out):
-        c_out = compact(source)
+    for index, ((source, target), t_out) in enumerate(zip(batches, teacher_out)):
+        c_out = compact(*scoring_inputs(compact, source, index))
         for i in range(len(source)):
             if len(rows) >= n_grid:
                 break
@@ -120,8 +124,8 @@ def markdown(report: Mapping[str, Any]) -> str:
               f"{c['params'] / t['params']:.3f} |",
               f"| MACs at {size} | {format_count(t['macs'])} | {format_count(c['macs'])} | "
               f"{c['macs'] / t['macs']:.3f} |",
-              f"| MACs at 256x256 | {format_count(t['macs_256'])} | "
-              f"{format_count(c['macs_256'])} | {c['macs_256'] / t['macs_256']:.3f} |",
+              f"| MACs at {'x'.join(map(str, c['ref_size']))} | {format_count(t['macs_ref'])} | "
+              f"{format_count(c['macs_ref'])} | {c['macs_ref'] / t['macs_ref']:.3f} |",
               f"| latency (ms, median) | {t['latency_ms']:.2f} | {c['latency_ms']:.2f} | "
               f"{c['latency_ms'] / t['latency_ms']:.3f} |"]
     ref = report["reference"]
@@ -152,6 +156,7 @@ def write_report(report: Mapping[str, Any], grid: torch.Tensor, out_dir: str | P
     out = Path(out_dir)
     paths = {"json": out / "report.json", "markdown": out / "report.md", "grid": out / "grid.png"}
     save_image(grid, paths["grid"])
-    atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
     atomic_write_text(paths["markdown"], markdown(report))
+    # report.json marks the stage done: written last, after every other file exists
+    atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
     return paths

@@ -20,6 +20,14 @@ from gancompress.models.elastic import ElasticGenerator, sub_network
 # ----------------------------------------------------------------------------------------------
 # Scorers (config -> quality number)
 
+def scoring_inputs(model: torch.nn.Module, source: torch.Tensor, index: int
+                   ) -> tuple[torch.Tensor, ...]:
+    """forward() inputs of held-out batch `index` (the family's `scoring_inputs`, e.g. MUNIT's
+    fixed random styles; a plain module gets the source alone)."""
+    hook = getattr(model, "scoring_inputs", None)
+    return hook(source, index) if hook is not None else (source,)
+
+
 class ReconstructionScorer:
     """Error of a sub-network on a fixed held-out set of (source, reference) batches.
 
@@ -60,8 +68,8 @@ class ReconstructionScorer:
         model.eval()
         total, count = 0.0, 0
         try:
-            for source, ref in self.batches:
-                fake = model(source)
+            for index, (source, ref) in enumerate(self.batches):
+                fake = model(*scoring_inputs(model, source, index))
                 if self.metric == "l1":
                     total += (fake - ref).abs().flatten(1).mean(1).sum().item()
                 else:
@@ -119,7 +127,7 @@ class DistributionScorer:
         was_training = model.training
         model.eval()
         try:
-            fakes = [model(s) for s in self.sources]
+            fakes = [model(*scoring_inputs(model, s, i)) for i, s in enumerate(self.sources)]
         finally:
             model.train(was_training)
         return float(self.metric_scorer.score(fakes))

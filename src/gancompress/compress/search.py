@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,7 +38,7 @@ from typing import Any
 from gancompress.compress.budget import Budget, LatencyCost, MacCost, check_budget
 from gancompress.compress.space import Config, SearchSpace
 from gancompress.errors import UserError
-from gancompress.files import atomic_path, atomic_write_text
+from gancompress.files import append_line, atomic_path, atomic_write_text, folder_is_empty
 from gancompress.metrics.cost import format_count
 from gancompress.training import distributed
 
@@ -243,7 +242,7 @@ class SearchRun:
                 raise UserError(f"{self.dir} holds a search of a different supernet or setting "
                                 f"({details}); its cached scores do not apply. Choose another "
                                 f"output folder (nothing was changed)")
-        elif self.dir.exists() and any(self.dir.iterdir()):
+        elif self.dir.exists() and not folder_is_empty(self.dir):
             raise UserError(f"search output folder {self.dir} is not empty and holds no "
                             f"search.json; choose a new or empty folder (nothing was changed)")
         self._load()
@@ -276,10 +275,8 @@ class SearchRun:
         if not self.writer:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.results_path, "a") as f:
-            f.write(json.dumps(asdict(cand), default=float) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        # a line torn by a kill gets its newline first, so it never swallows this record
+        append_line(self.results_path, json.dumps(asdict(cand), default=float), sync=True)
 
 
 class ParallelScoring:
@@ -458,10 +455,12 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
               "seconds": round(outcome.seconds, 2), "processes": parallel.width,
               "pareto": [asdict(c) for c in front], "teacher": dict(teacher) if teacher else None}
     if main:
-        atomic_write_text(run.dir / "best.json", json.dumps(result, indent=2, default=float) + "\n")
         save_pareto_plot(list(run.records.values()), front, run.dir / "pareto.png",
                          metric=scorer.name, unit=cost.unit, budget=budget.value, best=key,
                          teacher=teacher)
+        # best.json marks the search done, so it is written last (a kill before it reruns the
+        # plot from the cache; a kill after it leaves every file in place)
+        atomic_write_text(run.dir / "best.json", json.dumps(result, indent=2, default=float) + "\n")
     log(f"best {key}: {scorer.name} {value:.5g} at {_fmt_cost(outcome.cost, cost.unit)} "
         f"(budget {budget.describe()}); {outcome.evaluated} scored, {outcome.cached} from cache"
         + (f" ({parallel.width} processes)" if parallel.width > 1 else ""))

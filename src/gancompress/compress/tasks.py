@@ -33,7 +33,7 @@ from gancompress.compress.prune import l1_prune
 from gancompress.compress.space import SearchSpace
 from gancompress.config import Config
 from gancompress.errors import UserError
-from gancompress.models import build_generator
+from gancompress.models import build_generator, generator_class
 from gancompress.models.checkpoint import load_generator, safe_load, save_generator
 from gancompress.models.elastic import (
     ElasticGenerator,
@@ -62,12 +62,41 @@ def data_kind(config: Config) -> str:
         resolve_layout(config.data.root, config.data.mode, "train").mode]
 
 
+def student_template(config: Config, teacher: ElasticGenerator) -> ElasticGenerator:
+    """A network of the student's family whose codec, search spaces and `student_arch` define
+    the student: the teacher itself, or (compress.student_family set to another family) a fresh
+    one of that family with the teacher's image channels and compress.student_args."""
+    import inspect
+
+    c = config.compress
+    family = c.student_family.strip() or teacher.arch_name
+    if family == teacher.arch_name:
+        if c.student_args:
+            raise UserError("compress.student_args describes a student of another family; a "
+                            f"{family} student takes the teacher's architecture (set "
+                            f"compress.student_family to another family, or drop student_args)")
+        return teacher
+    if c.pipeline != "fast":
+        raise UserError(f"a {family} student for a {teacher.arch_name} teacher needs the fast "
+                        f"pipeline (compress.pipeline=fast): the original one prunes a mobile "
+                        f"teacher of the student's own family")
+    params = inspect.signature(generator_class(family).__init__).parameters
+    args = {"in_channels": teacher.in_channels, "out_channels": teacher.out_channels}
+    if "conv" in params:
+        args["conv"] = c.student_conv
+    args.update(c.student_args)
+    return build_generator(family, **generator_class(family).arch_args(args))
+
+
 def build_student(config: Config, teacher: ElasticGenerator, widths: dict[str, int]
                   ) -> ElasticGenerator:
     """The student at `widths` (its widest), initialised as compress.student_init says; of the
-    teacher's family (`teacher.student_arch`)."""
+    teacher's family (`teacher.student_arch`) unless compress.student_family names another."""
     c = config.compress
     init = c.student_init.strip() or "fresh"
+    template = student_template(config, teacher)
+    if init == "prune" and template is not teacher:
+        raise UserError("compress.student_init=prune needs a student of the teacher's family")
     if init == "prune":
         if teacher.arch.get("conv") != c.student_conv:
             raise UserError(f"compress.student_init=prune needs a teacher with {c.student_conv} "
@@ -76,7 +105,7 @@ def build_student(config: Config, teacher: ElasticGenerator, widths: dict[str, i
         student, _ = l1_prune(teacher, widths)
         student.requires_grad_(True)
         return student
-    student = build_generator(teacher.arch_name, **teacher.student_arch(c.student_conv, widths))
+    student = build_generator(template.arch_name, **template.student_arch(c.student_conv, widths))
     init_weights(student, config.model.init_std)
     if init == "fresh":
         return student
@@ -133,7 +162,7 @@ class DistillTask(Task):
                             f"the teacher's or use the teacher's data")
         self.kind = data_kind(config)
         self.paired = self.kind == "paired"
-        self.space = SearchSpace.for_model(self.teacher, c.space)
+        self.space = SearchSpace.for_model(student_template(config, self.teacher), c.space)
         self.student = self.add_model("student", build_student(config, self.teacher,
                                                                self.student_widths()))
         self.mappings = self.add_model("mappings", FeatureMappings.between(self.student,
@@ -254,21 +283,22 @@ class DistillTask(Task):
         return [path]
 
 
+def width_rng(seed: int, step: int) -> random.Random:
+    """The generator of step `step`'s sub-network in a supernet run: a pure function of (seed,
+    step), so every process of a multi-process run samples the same widths and a resumed run
+    (any process count) draws what an uninterrupted one would."""
+    words = np.random.SeedSequence([2, seed % 2**32, step]).generate_state(2)
+    return random.Random(int(words[0]) << 32 | int(words[1]))
+
+
 class SupernetTask(DistillTask):
     """Once-for-all supernet training (GAN Compression sec. 3.3)."""
 
     name = "supernet"
 
-    def width_rng(self, step: int) -> random.Random:
-        """The generator of step `step`'s sub-network: a pure function of (seed, step), so every
-        process of a multi-process run samples the same widths and a resumed run (any process
-        count) draws what an uninterrupted one would."""
-        words = np.random.SeedSequence([2, self.config.train.seed % 2**32, step]).generate_state(2)
-        return random.Random(int(words[0]) << 32 | int(words[1]))
-
     def step_widths(self, step: int) -> list[dict[str, int] | None]:
         space = self.space
-        sampled = space.widths(space.sample(self.width_rng(step)))
+        sampled = space.widths(space.sample(width_rng(self.config.train.seed, step)))
         if self.config.compress.sampling == "sandwich":
             return [space.widths(space.largest()), space.widths(space.smallest()), sampled]
         return [sampled]

@@ -9,8 +9,11 @@ transforms.py; resumable data order: sampling.py; built-in demo data: demo.py.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from gancompress.data.datasets import AlignedDataset, FolderDataset, SingleDataset, UnalignedDataset
 from gancompress.data.folders import Layout, resolve_layout, select
@@ -63,3 +66,21 @@ def dataset_from_config(data: Any, phase: str = "train", train: bool = True,
         out_channels=data.out_channels, file_list=data.file_list if train else None,
         exclude_list=data.exclude_list if train else None, cache=data.cache, seed=seed,
         augment=train)
+
+
+def training_inputs(data: Any, exclude: Sequence[str] | None = None, count: int = 64,
+                    batch_size: int = 16, device: Any = "cpu") -> list[torch.Tensor]:
+    """Up to `count` training inputs (evaluation preprocessing, spread evenly over the training
+    set, `exclude` left out) in batches: what BatchNorm re-calibration of a sub-network runs on.
+    `data` is a config.DataConfig."""
+    if not data.root:
+        raise UserError("no dataset folder given: pass --data DIR (the training data)")
+    dataset = open_dataset(data.root, mode=data.mode, phase="train", direction=data.direction,
+                           preprocess=data.preprocess, load_size=data.crop_size,
+                           crop_size=data.crop_size, flip=False, in_channels=data.in_channels,
+                           out_channels=data.out_channels, exclude_list=list(exclude or []) or None,
+                           augment=False)
+    step = max(1, len(dataset) // count)
+    picked = list(range(0, len(dataset), step))[:count]
+    return [torch.stack([dataset[i]["source"] for i in picked[s:s + batch_size]]).to(device)
+            for s in range(0, len(picked), batch_size)]

@@ -21,6 +21,7 @@ from PIL import Image
 from gancompress.data.folders import Layout
 from gancompress.data.transforms import Preprocess
 from gancompress.errors import UserError
+from gancompress.files import os_error
 from gancompress.imaging import open_image, pil_to_tensor
 
 _MODE = {1: "L", 3: "RGB"}
@@ -77,11 +78,30 @@ class FolderDataset(torch.utils.data.Dataset):
         return self._cached((str(path), channels),
                             lambda: self.preprocess.resize(open_image(path, channels)))
 
-    def check(self) -> None:
-        """Open every file's header (fast): unreadable files and bad sizes fail now, not mid-run."""
+    def check(self, limit: int = 10) -> None:
+        """Open every file's header (fast): unreadable files and bad sizes fail now, not
+        mid-run, in one UserError that lists the bad files (up to `limit` named)."""
+        bad: list[str] = []
+        total = 0
         for files in self.layout.files.values():
             for path in files:
-                _header_size(path, aligned=self.layout.mode == "aligned")
+                total += 1
+                try:
+                    _header_size(path, aligned=self.layout.mode == "aligned")
+                except UserError as err:
+                    bad.append(str(err))
+        if bad:
+            more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
+            raise UserError(f"{len(bad)} of {total} image(s) in {self.layout.root} cannot be "
+                            f"used (nothing was started): " + "; ".join(bad[:limit]) + more)
+
+    def fingerprint(self) -> dict:
+        """Which files this dataset reads: {"images", "fingerprint"} (sorted relative names)."""
+        from gancompress.files import names_fingerprint
+
+        names = [p.relative_to(self.layout.root).as_posix() if p.is_relative_to(self.layout.root)
+                 else p.name for files in self.layout.files.values() for p in files]
+        return {"images": len(names), "fingerprint": names_fingerprint(names)}
 
 
 def _header_size(path: Path, aligned: bool) -> tuple[int, int]:
@@ -90,6 +110,8 @@ def _header_size(path: Path, aligned: bool) -> tuple[int, int]:
             size = img.size
     except FileNotFoundError:
         raise UserError(f"image file not found: {path}") from None
+    except PermissionError as err:
+        raise os_error(path, err, doing="read") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise UserError(f"cannot read image {path}: {err} (corrupt or not an image; replace or "
                         f"remove it)") from None

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from gancompress.errors import UserError
+from gancompress.files import (
+    check_writable,
+    clean_stale_temps,
+    folder_is_empty,
+    os_error,
+    temp_sibling,
+)
 
 # Colour photographs bundled in the scikit-image wheel (skimage/data/). The stereo pair
 # motorcycle_left/right shows one scene: both are on the training side.
@@ -85,13 +91,18 @@ def write_demo_data(out: str | Path, kind: str = "colorize", size: int = 64, n_t
     if n_train < 1 or n_test < 1:
         raise UserError("the demo dataset needs at least one train and one test pair")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; choose a new folder for the demo data (nothing was "
+                        f"changed)")
+    if out.exists() and not folder_is_empty(out):
         raise UserError(f"{out} already exists and is not empty; choose a new folder for the demo "
                         f"data (nothing was changed)")
     rng = np.random.default_rng(seed)
     # Build everything in a sibling temp folder, then rename: never a half-written dataset.
+    check_writable(out, folder=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    clean_stale_temps(out.parent)  # temp folders of a killed earlier run
+    tmp = temp_sibling(out, folder=True)
     try:
         counts = {}
         for phase, photos, n in (("train", TRAIN_PHOTOS, n_train), ("test", TEST_PHOTOS, n_test)):
@@ -112,8 +123,16 @@ def write_demo_data(out: str | Path, kind: str = "colorize", size: int = 64, n_t
                    "seed": seed}
         (tmp / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
         if out.exists():
-            out.rmdir()  # empty (checked above)
-        tmp.rename(out)
+            for entry in out.iterdir():  # bookkeeping only (checked above)
+                entry.unlink()
+            out.rmdir()
+        try:
+            tmp.rename(out)  # atomic; fails if another process published `out` meanwhile
+        except OSError as err:
+            if out.exists():
+                raise UserError(f"{out} was created by another process meanwhile; choose a new "
+                                f"folder for the demo data (nothing was changed)") from None
+            raise os_error(out, err) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -93,8 +93,10 @@ def resolve_layout(root: str | Path, mode: str = "auto", phase: str = "train") -
             return Layout("aligned", root, {"AB": _images(paired)})
         if unaligned_a or unaligned_b or _phase_dir(root, "train", "A"):
             raise UserError(f"{root} has the unaligned layout ({phase}A/, {phase}B/) but aligned "
-                            f"data was requested; set data.mode=unaligned (or auto), or give a "
-                            f"folder with {phase}/ holding A|B side-by-side images")
+                            f"data was requested; give a folder with {phase}/ holding A|B "
+                            f"side-by-side images, or, for unpaired data, data.mode=unaligned "
+                            f"with a task that learns from unpaired images (train.task=cyclegan"
+                            f"; pix2pix needs pairs)")
         if _has_images(root) and not any(_phase_dir(root, p) for p in PHASES):
             return Layout("aligned", root, {"AB": _images(root)})
         raise UserError(f"no {phase}/ folder in {root} (aligned layout: {root}/{phase}/ with each "
@@ -153,13 +155,19 @@ def select(layout: Layout, file_list: str | Path | list[str] | None = None,
         wanted = set(entries(spec))
         unknown = sorted(wanted - every)
         if unknown and keep:
-            raise UserError(f"file list {spec}: {len(unknown)} entries match no image under "
-                            f"{layout.root}, e.g. {unknown[:3]}; entries are file names or paths "
+            shown = ", ".join(unknown[:3])
+            where = f"file list {spec}" if isinstance(spec, (str, Path)) else "the file list"
+            raise UserError(f"{where}: {len(unknown)} entries match no image under "
+                            f"{layout.root}, e.g. {shown}; entries are file names or paths "
                             f"relative to the dataset folder")
         files = {side: [p for p in paths if bool(names(p) & wanted) == keep]
                  for side, paths in files.items()}
     for side, paths in files.items():
         if not paths:
+            named = [str(s) for s in (file_list, exclude_list) if isinstance(s, (str, Path))]
+            lists = f" ({', '.join(named)})" if named else ""
             raise UserError(f"no {side} images left in {layout.root} after applying the file "
-                            f"list(s) {file_list or ''} {exclude_list or ''}".rstrip())
+                            f"list(s){lists}: the list keeps none of its "
+                            f"{len(layout.files[side])} images; check the entries (file names "
+                            f"or paths relative to the dataset folder)")
     return Layout(layout.mode, layout.root, files)

@@ -5,6 +5,9 @@
     compile      deploy module through torch.compile (inductor, weights frozen); compiles once
     onnx         deploy module exported to ONNX, onnxruntime fp32, graph optimisation level ALL
     onnx-int8    the same, int8 QDQ (deploy/quantize.py)
+    openvino     the same ONNX graph in OpenVINO (CPU plugin), fp32 inference precision
+    openvino-bf16  the same in bf16 (CPUs with AMX / AVX-512 BF16)
+    openvino-int8  NNCF post-training int8 of the OpenVINO model (deploy/openvino.py)
 
 All CPU backends use the same thread count. `measure_side_by_side` times the backends round-robin
 (one call of each in turn), so a change of machine load during the measurement hits them alike and
@@ -16,13 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from gancompress.errors import UserError
 from gancompress.metrics.cost import summarize_times
 
-BACKENDS = ("torch", "torchscript", "compile", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torchscript", "compile", "onnx", "onnx-int8", "openvino", "openvino-bf16",
+            "openvino-int8")
 
 
 def parse_backends(text: str) -> list[str]:
@@ -54,8 +59,16 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
             with torch.inference_mode():
                 return model(x)
         return call, info
-    if device != "cpu" and name.startswith("onnx"):
-        raise UserError(f"backend {name} runs on the CPU only (onnxruntime CPU provider)")
+    if device != "cpu" and name.startswith(("onnx", "openvino")):
+        raise UserError(f"backend {name} runs on the CPU only")
+    if name.startswith("openvino"):
+        from gancompress.deploy.openvino import latency_call
+
+        call, extra = latency_call(model, input_size, threads=threads,
+                                   int8=name == "openvino-int8",
+                                   precision="bf16" if name == "openvino-bf16" else "fp32",
+                                   calib_images=calib_images, optimize=optimize)
+        return call, {**info, **extra}
     # The sub-pixel rewrite of ConvTranspose2d helps onnxruntime (int8 QLinearConv) but not
     # oneDNN, whose transposed conv is fast (measured with torch.compile: 18.4 ms without it,
     # 21.0 ms with it, 2 threads): the PyTorch paths keep ConvTranspose2d.
@@ -103,6 +116,9 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
 
     def call():
         return session.run(None, feed)
+    # any batch through the same session (quality checks of the reduced precisions)
+    call.run = lambda images: torch.from_numpy(np.asarray(session.run(
+        None, {session.get_inputs()[0].name: images.float().numpy()})[0]))
     return call, info
 
 

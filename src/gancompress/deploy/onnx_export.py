@@ -74,23 +74,41 @@ def check_opset(exporter: str, opset: int | None) -> int:
     return opset
 
 
+def extra_inputs(model: nn.Module, input_size: Sequence[int], batch: int, seed: int = 0
+                 ) -> dict[str, torch.Tensor]:
+    """forward() inputs after the image (e.g. MUNIT's style code), by their family's names,
+    drawn reproducibly: they become further ONNX inputs."""
+    names = getattr(model, "input_names", ("input",))
+    if len(names) < 2 or not hasattr(model, "example_inputs"):
+        return {}
+    gen = torch.Generator().manual_seed(seed)
+    inputs = model.example_inputs(tuple(input_size)[2:], batch, generator=gen)[1:]
+    return {name: t.float().cpu() for name, t in zip(names[1:], inputs)}
+
+
 def onnx_bytes(module: nn.Module, input_size: Sequence[int], opset: int,
-               exporter: str = "dynamo") -> bytes:
-    """Serialized ONNX model of `module` (float32, CPU) with a dynamic batch dimension."""
-    example = torch.zeros(tuple(input_size))
+               exporter: str = "dynamo", extra: Mapping[str, torch.Tensor] | None = None) -> bytes:
+    """Serialized ONNX model of `module` (float32, CPU) with a dynamic batch dimension; `extra`
+    are further named inputs after the image (examples of their shape, any batch)."""
+    extra = dict(extra or {})
+    examples = (torch.zeros(tuple(input_size)),
+                *(t[:1].expand(int(input_size[0]), *t.shape[1:]).contiguous()
+                  for t in extra.values()))
+    names = ["input", *extra]
     module = module.cpu().eval()
     try:
         with quiet(), torch.no_grad():
             if exporter == "dynamo":
                 batch = torch.export.Dim("batch", min=1, max=4096)
-                program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset,
-                                            input_names=["input"], output_names=["output"],
-                                            dynamic_shapes=({0: batch},), verbose=False)
+                program = torch.onnx.export(module, examples, dynamo=True, opset_version=opset,
+                                            input_names=names, output_names=["output"],
+                                            dynamic_shapes=tuple({0: batch} for _ in names),
+                                            verbose=False)
                 return program.model_proto.SerializeToString()
             buffer = io.BytesIO()
-            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+            axes = {name: {0: "batch"} for name in [*names, "output"]}
+            torch.onnx.export(module, examples, buffer, dynamo=False, opset_version=opset,
+                              input_names=names, output_names=["output"], dynamic_axes=axes)
             return buffer.getvalue()
     except UserError:
         raise
@@ -150,14 +168,15 @@ def sample_inputs(input_size: Sequence[int], images: torch.Tensor | None = None,
 
 
 @torch.no_grad()
-def reference_output(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+def reference_output(model: nn.Module, inputs: torch.Tensor, *extra: torch.Tensor
+                     ) -> torch.Tensor:
     """The PyTorch output the export must reproduce (eval mode, CPU, float32)."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     try:
-        return model(inputs.to(device)).float().cpu()
+        return model(inputs.to(device), *(t.to(device) for t in extra)).float().cpu()
     finally:
         model.train(was_training)
 
@@ -196,12 +215,17 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
         raise UserError("int8 export needs calibration images from the training data: pass "
                         "--calib DIR (a folder of images or a dataset folder)")
     input_size = tuple(int(v) for v in input_size)
-    deployed = deploy_module(model, optimize=optimize)
-    data = onnx_bytes(deployed, input_size, opset, exporter)
     inputs = sample_inputs(input_size, verify_inputs)
-    reference = reference_output(model, inputs)
+    extra = extra_inputs(model, input_size, len(inputs))  # e.g. MUNIT's style code
+    if int8 and extra:
+        raise UserError(f"int8 export supports generators with one image input; this one also "
+                        f"takes {', '.join(extra)}: export it in fp32")
+    deployed = deploy_module(model, optimize=optimize)
+    data = onnx_bytes(deployed, input_size, opset, exporter, extra)
+    reference = reference_output(model, inputs, *extra.values())
     session = ort_session(data, threads=None)
-    output = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})[0]
+    feeds = {"input": inputs.numpy(), **{k: v.numpy() for k, v in extra.items()}}
+    output = session.run(None, feeds)[0]
     check = compare(reference, output)
     if not check["max_abs"] <= tolerance:
         raise UserError(f"ONNX export changes the model's output: max abs error "
@@ -214,6 +238,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
             "rewrites": list(deployed.deploy_notes),
             "verify": {"inputs": len(inputs), "max_abs": check["max_abs"],
                        "psnr_db": check["psnr"], "tolerance": tolerance}}
+    if extra:
+        meta["extra_inputs"] = {name: [int(v) for v in t.shape[1:]] for name, t in extra.items()}
     if int8:
         min_psnr = quantize.DEFAULT_MIN_PSNR if min_psnr is None else min_psnr
         data, report = quantize.quantize_onnx(
@@ -235,6 +261,6 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
                             "psnr_db": int8_check["psnr"], "fp32_max_abs": check["max_abs"],
                             "min_psnr": min_psnr})
     meta.update(dict(metadata or {}))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless asked
         Path(tmp).write_bytes(set_metadata(data, meta))
     return meta

@@ -24,22 +24,39 @@ from __future__ import annotations
 import inspect
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from gancompress.deploy.onnx_export import quiet
 from gancompress.errors import UserError
-from gancompress.imaging import list_images, read_image
+from gancompress.imaging import list_images, open_image, pil_to_tensor, read_image
 from gancompress.metrics.quality import psnr
 
 DEFAULT_TARGET_PSNR = 30.0    # dB vs fp32 the sensitivity search aims for
 DEFAULT_MIN_PSNR = 20.0       # dB vs fp32 below which an int8 export is refused
 CALIB_METHODS = ("minmax", "percentile", "entropy")
+
+
+def _paired_half(path: Path, size: tuple[int, int], direction: str) -> str | None:
+    """'left' / 'right' when `path` is an A|B side-by-side pair for a model taking `size`
+    inputs (twice the model's aspect ratio), else None."""
+    with Image.open(path) as img:
+        w, h = img.size
+    height, width = size
+    if w % 2 == 0 and abs(w / h - 2 * width / height) < 1e-6 * max(1.0, w / h):
+        return "left" if direction == "AtoB" else "right"
+    return None
+
+
+def _crop_half(img: Image.Image, half: str) -> Image.Image:
+    w, h = img.size
+    return img.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
 
 
 def calibration_images(folder: str | Path, input_size: Sequence[int], limit: int = 32,
@@ -54,6 +71,11 @@ def calibration_images(folder: str | Path, input_size: Sequence[int], limit: int
     files = list_images(folder)
     if files:
         picked = [files[i] for i in _spread(len(files), limit)]
+        half = _paired_half(picked[0], (height, width), direction)
+        if half is not None:  # the train/ or test/ folder of an aligned A|B set: the input half
+            return torch.stack([pil_to_tensor(_crop_half(open_image(p, channels), half)
+                                              .resize((width, height), Image.BICUBIC))
+                                for p in picked])
         return torch.stack([read_image(p, channels, (height, width)) for p in picked])
     try:
         from gancompress.data import open_dataset
@@ -172,6 +194,39 @@ def _score(model_bytes: bytes, images: torch.Tensor, reference: torch.Tensor,
     return psnr(reference, torch.from_numpy(np.asarray(output)))
 
 
+def split_holdout(calib: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images to calibrate on, held-out images to score on): with >= 4 images a quarter is
+    held out; with fewer both are all of them."""
+    held = max(1, len(calib) // 4) if len(calib) >= 4 else 0
+    return (calib[:-held], calib[-held:]) if held else (calib, calib)
+
+
+def sensitivity_search(build: Callable[[Sequence[str]], Any], score: Callable[[Any], float],
+                       candidates: Sequence[str], excluded: Sequence[str], model: Any,
+                       quality: float, target_psnr: float, limit: int
+                       ) -> tuple[Any, float, list[str], dict[str, float]]:
+    """Keep the most sensitive layers float until `target_psnr` is met (any quantizer).
+
+    build(names kept float) -> quantized model; score(model) -> PSNR vs fp32. Each candidate is
+    in turn left float and the PSNR gain measured; then, most sensitive first, a layer stays
+    float if that raises the PSNR, until the target is met, `limit` layers are float, or no
+    layer gains. Returns (model, PSNR, float layers, gain of each candidate in dB).
+    """
+    excluded = list(excluded)
+    gains = {name: score(build(excluded + [name])) - quality
+             for name in candidates if name not in excluded}
+    for name, gain in sorted(gains.items(), key=lambda kv: -kv[1]):
+        if quality >= target_psnr or len(excluded) >= limit or gain <= 0:
+            break
+        candidate = build(excluded + [name])
+        candidate_quality = score(candidate)
+        if candidate_quality > quality:
+            excluded.append(name)
+            model, quality = candidate, candidate_quality
+    ranked = {k: round(v, 3) for k, v in sorted(gains.items(), key=lambda kv: -kv[1])}
+    return model, quality, excluded, ranked
+
+
 def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: str | Sequence[str]
                   = "auto", target_psnr: float = DEFAULT_TARGET_PSNR, max_float: float = 0.25,
                   method: str = "minmax", threads: int | None = None,
@@ -186,8 +241,7 @@ def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: st
     """
     if len(calib) == 0:
         raise UserError("no calibration images")
-    held = max(1, len(calib) // 4) if len(calib) >= 4 else 0
-    fit, score_on = (calib[:-held], calib[-held:]) if held else (calib, calib)
+    fit, score_on = split_holdout(calib)
     reference = reference_fn(score_on)
     convs, image_convs = _conv_names(fp32)
     with tempfile.TemporaryDirectory(prefix="gancompress-int8-") as tmp:
@@ -217,21 +271,9 @@ def quantize_onnx(fp32: bytes, calib: torch.Tensor, reference_fn, keep_float: st
                                   "convs": len(convs), "psnr_start": quality,
                                   "float_convs_start": list(excluded)}
         if keep_float == "auto" and quality < target_psnr and convs:
-            limit = max(1, int(math.floor(max_float * len(convs))))
-            gains = {}
-            for name in convs:
-                if name not in excluded:
-                    gains[name] = _score(quantizer(excluded + [name]), score_on, reference,
-                                         threads) - quality
-            report["sensitivity_db"] = {k: round(v, 3) for k, v in
-                                        sorted(gains.items(), key=lambda kv: -kv[1])}
-            for name, gain in sorted(gains.items(), key=lambda kv: -kv[1]):
-                if quality >= target_psnr or len(excluded) >= limit or gain <= 0:
-                    break
-                candidate = quantizer(excluded + [name])
-                candidate_quality = _score(candidate, score_on, reference, threads)
-                if candidate_quality > quality:
-                    excluded.append(name)
-                    model, quality = candidate, candidate_quality
+            model, quality, excluded, gains = sensitivity_search(
+                quantizer, lambda m: _score(m, score_on, reference, threads), convs, excluded,
+                model, quality, target_psnr, limit=max(1, int(math.floor(max_float * len(convs)))))
+            report["sensitivity_db"] = gains
         report.update(float_convs=excluded, psnr_db=quality, target_psnr=target_psnr)
     return model, report

@@ -85,6 +85,6 @@ def export_torchscript(model: nn.Module, path: str | Path,
             "verify": {"inputs": len(inputs), "max_abs": check["max_abs"],
                        "psnr_db": check["psnr"], "tolerance": tolerance},
             **dict(metadata or {})}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:  # no-clobber unless asked
         Path(tmp).write_bytes(_with_metadata(data, meta))
     return meta

@@ -71,13 +71,14 @@ def _rule_for(module: nn.Module) -> MacRule | None:
 
 def model_inputs(model: nn.Module, inputs: Any) -> tuple[torch.Tensor, ...]:
     """forward() inputs from a shape (B, C, H, W) - through the generator family's
-    `example_inputs` when it has one (label maps, style codes) - a tensor, or a tuple of tensors."""
+    `profile_inputs` (its published counting inputs: label maps, ...) when it has one - a
+    tensor, or a tuple of tensors."""
     if isinstance(inputs, torch.Tensor):
         return (inputs,)
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(v, int) for v in inputs):
         shape = tuple(int(v) for v in inputs)
-        if hasattr(model, "example_inputs"):
-            return model.example_inputs(shape[-2:], batch=shape[0])
+        if hasattr(model, "profile_inputs"):
+            return model.profile_inputs(shape[-2:], batch=shape[0])
         param = next(model.parameters(), None)
         return (torch.zeros(shape, device=param.device if param is not None else "cpu"),)
     return tuple(inputs)

@@ -22,6 +22,7 @@ the published files); ours add `meta`, a JSON string saying how they were made, 
 from __future__ import annotations
 
 import json
+import zipfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
+from gancompress.imaging import to_uint8_tensor
 from gancompress.metrics.inception import FEATURE_DIM, INPUT_SIZE, FIDInceptionV3
 from gancompress.weights import INCEPTION_FID, WeightsRecord, load_published
 
@@ -43,16 +45,6 @@ class FewSamplesWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------- preprocessing
-def to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) in [-1, 1] -> uint8 (B, C, H, W), the published truncation (stays on device).
-
-    uint8 input is returned as is. Same arithmetic as gancompress.imaging.to_uint8.
-    """
-    if images.dtype == torch.uint8:
-        return images
-    return ((images.float() + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)
-
-
 def inception_input(images: torch.Tensor) -> torch.Tensor:
     """Published FID preprocessing: [-1, 1] (or uint8) images -> (B, 3, 299, 299) in [-1, 1]."""
     if images.dim() == 3:
@@ -240,7 +232,7 @@ def save_statistics(path: str | Path, mu: np.ndarray, sigma: np.ndarray,
         "meta": np.array(json.dumps(dict(meta or {}), sort_keys=True, default=str))}
     if features is not None:
         arrays["features"] = np.asarray(features, np.float32)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)  # a file object: np.savez would append ".npz" to a path
 
 
@@ -253,8 +245,8 @@ def load_statistics(path: str | Path, dim: int | None = FEATURE_DIM) -> Referenc
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise UserError(f"cannot read statistics file {path}: {err} (expected an .npz with "
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise UserError(f"cannot read statistics file {path}: {err or type(err).__name__} (expected an .npz with "
                         f"arrays 'mu' and 'sigma')") from None
     missing = [k for k in ("mu", "sigma") if k not in arrays]
     if missing:

@@ -2,7 +2,7 @@
 
 Images are in [-1, 1] (the generators' range); PSNR uses the peak-to-peak range 2, i.e. peak 1
 on the [0, 1] scale. `psnr_uint8` follows the published evaluation (images truncated to uint8
-first, as FID does: metrics.fid.to_uint8_tensor).
+first, as FID does: imaging.to_uint8_tensor).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def l1_per_image(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 def psnr_uint8(fake: torch.Tensor, target: torch.Tensor) -> list[float]:
     """Per-image PSNR (dB) between uint8 versions (published truncation) of two batches."""
-    from gancompress.metrics.fid import to_uint8_tensor
+    from gancompress.imaging import to_uint8_tensor
 
     a = to_uint8_tensor(fake).double()
     b = to_uint8_tensor(target.to(fake.device)).double()

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gancompress.errors import UserError
+from gancompress.imaging import to_uint8_tensor
 from gancompress.metrics.drn import NUM_CLASSES, DRNSegD105
-from gancompress.metrics.fid import to_uint8_tensor
 from gancompress.weights import DRN_D_105_CITYSCAPES, WeightsRecord, load_published
 
 # Mean and std of the Cityscapes training images (DRN's info.json, used by gan-compression).

@@ -1,4 +1,5 @@
-"""Discriminators: the PatchGAN of pix2pix / CycleGAN (REFERENCE.md sec. 3).
+"""Discriminators: the PatchGAN of pix2pix / CycleGAN (REFERENCE.md sec. 3) and the multi-scale
+image discriminator of MUNIT (REFERENCE-FAMILIES.md sec. 6.5).
 
 PatchGAN ("NLayerDiscriminator"), n_layers = 3 gives the 70x70 receptive field:
     conv 4x4 s2 in->ndf, LeakyReLU 0.2                                   (no norm on the first)
@@ -53,8 +54,66 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
+class _PadConv(nn.Module):
+    """pad -> conv (bias) -> LeakyReLU 0.2: one stage of a MUNIT discriminator scale."""
+
+    def __init__(self, cin: int, cout: int, pad_type: str):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1) if pad_type == "reflect" else nn.ZeroPad2d(1)
+        self.conv = nn.Conv2d(cin, cout, 4, 2)
+        self.activation = nn.LeakyReLU(0.2, inplace=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.conv(self.pad(x)))
+
+
+class MsImageDiscriminator(nn.Module):
+    """MUNIT's multi-scale image discriminator (NVlabs MsImageDis = gan-compression "ms_image").
+
+    `num_scales` copies of: conv 4x4 s2 in->ndf, then n_layers-1 convs 4x4 s2 doubling the
+    width (no norm, LeakyReLU 0.2), then a 1x1 conv -> 1 logit map; each scale sees the input
+    average-pooled (3x3, stride 2, pad 1, padding not counted) once more than the previous.
+    Returns the list of logit maps (16x16, 8x8, 4x4 at 256 px). 8,271,171 params at ndf 64.
+    """
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 4, norm: str = "none",
+                 num_scales: int = 3, pad_type: str = "reflect"):
+        super().__init__()
+        if norm != "none":
+            raise UserError(f"the multi-scale image discriminator has no norm layers (published "
+                            f"edges2shoes setting); got norm {norm!r}: use model.disc_norm=none")
+        if n_layers < 1 or num_scales < 1:
+            raise UserError(f"ms_image needs n_layers >= 1 and num_scales >= 1, got {n_layers} "
+                            f"and {num_scales}")
+        if pad_type not in ("reflect", "zero"):
+            raise UserError(f"ms_image pad_type must be 'reflect' or 'zero', got {pad_type!r}")
+        self.arch = dict(in_channels=in_channels, ndf=ndf, n_layers=n_layers, norm=norm,
+                         num_scales=num_scales, pad_type=pad_type)
+
+        def scale() -> nn.Sequential:
+            layers: list[nn.Module] = [_PadConv(in_channels, ndf, pad_type)]
+            width = ndf
+            for _ in range(n_layers - 1):
+                layers.append(_PadConv(width, width * 2, pad_type))
+                width *= 2
+            layers.append(nn.Conv2d(width, 1, 1))
+            return nn.Sequential(*layers)
+
+        self.cnns = nn.ModuleList(scale() for _ in range(num_scales))
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = []
+        for i, cnn in enumerate(self.cnns):
+            if i:
+                x = self.downsample(x)
+            outputs.append(cnn(x))
+        return outputs
+
+
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "patch": PatchDiscriminator,
+    "ms_image": MsImageDiscriminator,
 }
 
 

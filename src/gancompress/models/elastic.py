@@ -6,11 +6,21 @@ follows the tensor it receives, so only layers that *produce* channels need to b
 Those layers carry a `group` name; coupled layers (e.g. every conv that writes into the residual
 trunk) share one group, so the coupling is declared where the model is built.
 
+Every layer also declares the groups of its *input* channels, as parts: a layer fed
+torch.cat([a, b], 1) (U-Net skips) declares two parts and slices each; a linear layer whose
+output is split (MUNIT's AdaIN parameters) declares output parts. `channel_axes(model)` reads
+these declarations, so `compact` and L1 pruning need no per-family channel tables.
+
 The active widths are the only hidden state. They are set through `using_widths(model, widths)`
 (a context manager that always restores the previous state) and nowhere else.
 
-`compact(model, widths)` builds the same generator class at those widths and copies the leading
-block of every tensor, giving a standalone model with `compact(g, w)(x) == g@w(x)`.
+`compact(model, widths)` builds the same generator class at those widths and keeps the first k
+channels of every declared part, giving a standalone model with `compact(g, w)(x) == g@w(x)`.
+`sub_network(model, widths, calibration)` is the one way to *evaluate* a sub-network: BatchNorm
+statistics are re-calibrated on training batches first (and restored afterwards).
+
+`ElasticGenerator` is the family contract (see its docstring): a generator family is one
+subclass plus one registry line in models/__init__.py.
 """
 from __future__ import annotations
 
@@ -348,10 +358,11 @@ class SeparableConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, group: str | None,
                  in_group: str | None = None, norm: str = "instance", bias: bool = True,
-                 padding: int = 0):
+                 padding: int = 0, stride: int = 1):
         super().__init__()
         self.depthwise = ElasticConv2d(in_channels, in_channels, kernel_size, depthwise=True,
-                                       in_group=in_group, padding=padding, bias=True)
+                                       in_group=in_group, padding=padding, stride=stride,
+                                       bias=True)
         self.norm = norm_layer(norm, in_channels, in_group)
         self.pointwise = ElasticConv2d(in_channels, out_channels, 1, group=group, in_group=in_group,
                                        bias=bias)
@@ -410,6 +421,13 @@ class ElasticGenerator(nn.Module):
     published_formats: str = ""     # what read_published opens, with example keys (for messages)
     reference_size: tuple[int, int] = (256, 256)
     size_multiple: int = 1          # inputs' H and W must be multiples of this
+    # Outputs depend on a sampled code (MUNIT's style): sub-networks are compared with the
+    # teacher under the same codes (`scoring_inputs`), never with paired ground truth.
+    multimodal: bool = False
+    # Compression stage -> training task of this family, where the generic ones do not fit.
+    # Names of forward()'s inputs (example_inputs order), e.g. as ONNX input names.
+    input_names: tuple[str, ...] = ("input",)
+    compression_tasks: dict[str, str] = {}
 
     # -- constructor arguments ------------------------------------------------------------------
     @classmethod
@@ -473,7 +491,7 @@ class ElasticGenerator(nn.Module):
         m = self.size_multiple
         if h < m or w < m or h % m or w % m:
             raise UserError(f"input size {h}x{w} does not suit a {self.arch_name} generator: "
-                            f"height and width must be positive multiples of {m}")
+                            f"height and width must each be a positive multiple of {m}")
         return h, w
 
     def example_inputs(self, size: Sequence[int] | None = None, batch: int = 1,
@@ -483,6 +501,22 @@ class ElasticGenerator(nn.Module):
         device = next(self.parameters()).device
         x = torch.rand(batch, self.in_channels, h, w, generator=generator) * 2 - 1
         return (x.to(device),)
+
+    def profile_inputs(self, size: Sequence[int] | None = None, batch: int = 1
+                       ) -> tuple[torch.Tensor, ...]:
+        """Inputs of the published MAC / latency count (default: example_inputs; MUNIT counts
+        forward(x) with its style encoder, not a translation with a given style)."""
+        return self.example_inputs(size, batch)
+
+    def mac_variants(self, size: Sequence[int] | None = None) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Further published counts of the same model, name -> forward() inputs (profile prints
+        them, e.g. MUNIT "without_style_encoder")."""
+        return {}
+
+    def scoring_inputs(self, source: torch.Tensor, index: int) -> tuple[torch.Tensor, ...]:
+        """forward() inputs for held-out batch `index` when sub-networks are scored against the
+        teacher: the same for every model of the family given the same (source, index)."""
+        return (source,)
 
     def input_size(self, size: Sequence[int] | None = None, batch: int = 1) -> tuple[int, ...]:
         """Shape of the first input (B, C, H, W) at `size`."""

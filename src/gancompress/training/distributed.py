@@ -13,6 +13,8 @@ What the rest of the code base uses:
     init(device)           join the group (idempotent), returns the device of this rank
     rank() / world_size() / local_rank() / is_main() / active()
     print0(...)            print on rank 0 only
+    output_lock(folder)    files.output_lock, held by rank 0 only (decided from the environment,
+                           so it works before the process group starts)
     barrier()
     mean_scalars({k: v})   mean of logged numbers over ranks
     sum_number(x)          sum of one number over ranks
@@ -29,10 +31,12 @@ writes; the others read after barriers), as clusters usually provide.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +51,16 @@ def env_world_size() -> int:
         return max(1, int(os.environ.get("WORLD_SIZE", "1")))
     except ValueError:
         return 1
+
+
+def env_rank() -> int:
+    """RANK from the environment under torchrun (WORLD_SIZE > 1), else 0."""
+    if env_world_size() <= 1:
+        return 0
+    try:
+        return max(0, int(os.environ.get("RANK", "0")))
+    except ValueError:
+        return 0
 
 
 def active() -> bool:
@@ -116,6 +130,20 @@ def print0(*args: Any, **kwargs: Any) -> None:
         print(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def output_lock(folder: str | Path, what: str = "gancompress") -> Iterator[Path]:
+    """files.output_lock on rank 0; the other ranks of a torchrun job take no lock (they write
+    nothing there, and would be refused by their own rank 0). A second job on the same folder is
+    still refused: by its rank 0, which makes torchrun stop the whole job."""
+    from gancompress.files import output_lock as lock
+
+    if env_rank() > 0:
+        yield Path(folder)
+        return
+    with lock(folder, what) as held:
+        yield held
+
+
 def barrier() -> None:
     if active():
         dist.barrier()
@@ -163,7 +191,9 @@ def reduce_gradients(params: Iterable[torch.nn.Parameter], weight: float) -> Non
         buckets.setdefault((g.dtype, g.device), []).append(g)
     for bucket in buckets.values():
         flat = torch.cat([g.reshape(-1) for g in bucket])
-        if weight != 1.0:
+        if weight == 0.0:  # no share (e.g. no usable sample): zeros, even over inf / NaN
+            flat.zero_()
+        elif weight != 1.0:
             flat.mul_(weight)
         dist.all_reduce(flat)
         offset = 0
@@ -292,4 +322,4 @@ def run_local(fn: Callable[..., Any], nprocs: int, *args: Any, timeout_s: float 
 __all__ = ["init", "destroy", "active", "rank", "world_size", "local_rank", "is_main", "print0",
            "barrier", "mean_scalars", "sum_number", "reduce_gradients", "all_reduce_sum",
            "broadcast", "all_gather", "gather", "broadcast_module", "to_cpu", "run_local",
-           "env_world_size", "free_port"]
+           "env_world_size", "env_rank", "output_lock", "free_port"]

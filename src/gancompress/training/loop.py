@@ -100,7 +100,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -110,10 +113,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gancompress.config import Config, diff, validate
+from gancompress.config import Config, absolute_paths, diff, validate
 from gancompress.data import EpochBatchSampler, dataset_from_config
+from gancompress.devices import parse_device
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text
+from gancompress.files import atomic_write_text, check_writable, folder_is_empty
 from gancompress.imaging import make_grid, save_image
 from gancompress.models.checkpoint import atomic_torch_save, safe_load
 from gancompress.models.elastic import synchronize_batchnorm
@@ -121,6 +125,7 @@ from gancompress.training import distributed
 
 RUN_FORMAT = "gancompress-run"
 RUN_VERSION = 1
+_STOP_KEY = " stop"  # not a loss name: the stop flag travels with the per-step loss all-reduce
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,6 +136,8 @@ class Task:
     """Base class of a training task (see the module docstring for the full interface)."""
 
     name: str = ""
+    # dataset layouts the task can learn from (None: any); the loop refuses others up front
+    data_modes: tuple[str, ...] | None = None
 
     def __init__(self, config: Config, device: torch.device):
         self.config = config
@@ -155,11 +162,24 @@ class Task:
         return model
 
     def add_optimizer(self, name: str, params: Iterable[nn.Parameter], lr: float | None = None,
-                      betas: tuple[float, float] | None = None) -> torch.optim.Optimizer:
-        """Adam with the configured lr / betas (REFERENCE.md sec. 3); the loop schedules its lr."""
+                      betas: tuple[float, float] | None = None, disc: bool | None = None
+                      ) -> torch.optim.Optimizer:
+        """Adam with the configured lr / betas (REFERENCE.md sec. 3); the loop schedules its lr.
+
+        Discriminator optimisers (`disc`, default: names starting with "disc") take
+        train.lr_disc / beta1_disc / beta2_disc when set (two time-scale update rule, TTUR).
+        """
         t = self.config.train
-        lr = t.lr if lr is None else lr
-        optimizer = torch.optim.Adam(list(params), lr=lr, betas=betas or (t.beta1, t.beta2))
+        if disc is None:
+            disc = name.startswith("disc")
+        if lr is None:
+            lr = t.lr_disc if disc and t.lr_disc > 0 else t.lr
+        if betas is None:
+            betas = (t.beta1, t.beta2)
+            if disc:
+                betas = (t.beta1_disc if t.beta1_disc >= 0 else t.beta1,
+                         t.beta2_disc if t.beta2_disc >= 0 else t.beta2)
+        optimizer = torch.optim.Adam(list(params), lr=lr, betas=betas)
         for group in optimizer.param_groups:
             group["initial_lr"] = group["lr"]
         self.optimizers[name] = optimizer
@@ -259,6 +279,11 @@ class Task:
 TASKS: dict[str, str | type[Task]] = {
     "pix2pix": "gancompress.training.tasks:Pix2PixTask",
     "cyclegan": "gancompress.training.tasks:CycleGANTask",
+    "munit": "gancompress.training.munit:MunitTask",
+    # MUNIT compression stages (content, style and output distillation)
+    "munit-distill": "gancompress.compress.munit_tasks:MunitDistillTask",
+    "munit-supernet": "gancompress.compress.munit_tasks:MunitSupernetTask",
+    "munit-finetune": "gancompress.compress.munit_tasks:MunitFinetuneTask",
     # compression stages (compress helper): GAN Compression distillation / supernet / fine-tune
     "distill": "gancompress.compress.tasks:DistillTask",
     "supernet": "gancompress.compress.tasks:SupernetTask",
@@ -337,18 +362,9 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int,
 
 
 def resolve_device(name: str) -> torch.device:
-    """The configured device; under torchrun also joins the process group (cuda:LOCAL_RANK)."""
-    if name == "auto":
-        return distributed.init("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"train.device = {name!r} is not a device; use auto, cpu, cuda or "
-                        f"cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"train.device = {name!r} but CUDA is not available; use "
-                        f"train.device=cpu")
-    return distributed.init(device)
+    """The configured device (devices.parse_device); under torchrun also joins the process group
+    (then cuda:LOCAL_RANK on CUDA)."""
+    return distributed.init(parse_device(name, "train.device ="))
 
 
 def load_run_config(out_dir: str | Path) -> Config:
@@ -370,8 +386,10 @@ def load_run_config(out_dir: str | Path) -> Config:
 
 def _check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
     """Refuse unsafe starts (nothing is written); on resume return the checkpoint path, if any."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the run (nothing was changed)")
     if not resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if out.exists() and not folder_is_empty(out):
             raise UserError(f"{out} already exists and is not empty; pass --resume to continue "
                             f"the run in it, or choose a new --out folder (nothing was changed)")
         return None
@@ -427,7 +445,8 @@ class _Log:
         self.file = open(path, "a")
 
     def write(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record) + "\n")
+        # allow_nan=False keeps every line valid JSON: non-finite numbers are written as strings
+        self.file.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
         self.file.flush()
 
     def close(self) -> None:
@@ -485,16 +504,82 @@ def train(config: Config, out_dir: str | Path, resume: bool = False,
           task: str | type[Task] | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Run (or resume) training; returns {"steps", "out_dir", "exported", "elapsed_s"}.
 
+    The run folder is locked for the whole call (files.output_lock; by rank 0 under torchrun): a
+    second process on the same folder is refused at once. Paths in the config are stored absolute.
     train.threads (if set) applies for the duration of the call; the previous value is restored.
     """
-    cfg = validate(config.copy())
+    cfg = validate(absolute_paths(config.copy()))
+    out = Path(out_dir)
     threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     try:
-        return _train(cfg, Path(out_dir), resume, task, progress)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; give a folder for the run (nothing was "
+                            f"changed)")
+        if not resume and distributed.env_rank() == 0:  # torchrun: only rank 0 writes there
+            check_writable(out, folder=True)
+        with distributed.output_lock(out, "train"):
+            return _train(cfg, out, resume, task, progress)
     finally:
         torch.set_num_threads(threads)
+
+
+class _Diverged(UserError):
+    """A loss became NaN/inf: the weights are unusable, so nothing is saved."""
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with non-finite floats replaced by strings ("nan", "inf"): valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class _StopRequest:
+    """SIGINT handler: the first Ctrl-C asks the loop to stop at the next step boundary (it then
+    saves a checkpoint and exits 130); a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        import sys
+        print("\ngancompress: stopping after this step to save a checkpoint (Ctrl-C again to "
+              "stop now)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    # Data workers share the terminal's process group: let the main process handle Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_same_data(out: Path, ckpt: dict[str, Any], data: dict[str, Any], root: str) -> None:
+    saved = ckpt.get("data")
+    if not isinstance(saved, dict) or saved == data:
+        return
+    raise UserError(f"cannot resume {out}: it was trained on {saved.get('images')} images "
+                    f"(file list fingerprint {saved.get('fingerprint')}), but {root} holds "
+                    f"{data['images']} images ({data['fingerprint']}); an exact resume needs the "
+                    f"same data. Resume with the run's dataset (omit --data to use the one "
+                    f"recorded in {out / 'config.json'}), or start a new run folder")
 
 
 def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
@@ -509,11 +594,23 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
     # Data, samples and models are built before the run folder is written, so a wrong --data,
     # a corrupt test image or an impossible model setting fails with nothing on disk.
     train_set = dataset_from_config(cfg.data, "train", train=True, seed=t.seed)
+    modes = getattr(task_cls, "data_modes", None)
+    if modes is not None and train_set.layout.mode not in modes:
+        name = task if isinstance(task, str) else t.task
+        hint = (" (unpaired domains: train.task=cyclegan, e.g. --preset cyclegan-horse2zebra)"
+                if train_set.layout.mode == "unaligned" else "")
+        raise UserError(f"task {name} needs {' or '.join(modes)} data (A|B pairs), but "
+                        f"{cfg.data.root} is read as {train_set.layout.mode}; give paired data"
+                        f"{hint}")
+    train_set.check()  # every file's header now, not a bad file at step N
+    data_id = train_set.fingerprint()
     if len(train_set) < world:
         raise UserError(f"{len(train_set)} training images cannot feed {world} processes; use "
                         f"fewer processes")
     sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device) if main else None
     ckpt = _load_checkpoint(ckpt_path) if ckpt_path else None
+    if ckpt is not None:
+        _check_same_data(out, ckpt, data_id, cfg.data.root)
     seed_everything(t.seed)  # the same on every rank: identical initial weights
     model_task = task_cls(cfg, device)
     model_task.name = model_task.name or (task if isinstance(task, str) else t.task)
@@ -545,7 +642,8 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
             note = (f"resuming a run of {saved_world} process(es) with {world}: the global batch "
                     f"is the same, the result is not promised to be bitwise equal to an "
                     f"uninterrupted run (random streams and reduction order differ)")
-            set_rng_state(ckpt["rng"] if rank == 0 or not ranks else ranks[rank % saved_world]["rng"])
+            own = ckpt["rng"] if rank == 0 or not ranks else ranks[rank % saved_world]["rng"]
+            set_rng_state(own)
         start, elapsed = int(ckpt["step"]), float(ckpt.get("elapsed_s", 0.0))
 
     log = _Log(out / "log.jsonl", keep_until=start if resume else None) if main else None
@@ -556,7 +654,8 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
 
     write({"event": "resume" if resume else "start", "step": start, "total_steps": total,
            "steps_per_epoch": steps_per_epoch, "train_images": len(train_set),
-           "device": str(device), "threads": torch.get_num_threads(), "processes": world,
+           "data": data_id, "device": str(device), "threads": torch.get_num_threads(),
+           "processes": world,
            "batch_size": t.batch_size, "global_batch_size": global_batch,
            "task": model_task.name, "models": model_task.describe()})
     if note is not None:
@@ -567,17 +666,20 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
     board = _tensorboard(out, t.tensorboard, log) if main else None
     show = (t.progress if progress is None else progress) and main
     bar = _progress_bar(total, start, show)
+    last_saved = start if ckpt is not None else None
 
     def save_checkpoint(step: int) -> None:
         # Every rank's random streams and task extras (image pools) are gathered by rank 0;
         # models and optimisers are identical on all ranks (same all-reduced steps).
+        nonlocal last_saved
         own = {"rng": rng_state(), "extra": distributed.to_cpu(model_task.extra_state())}
         every = distributed.gather(own) if world > 1 else None
+        last_saved = step
         if not main:
             return
         state = {"format": RUN_FORMAT, "version": RUN_VERSION, "step": step,
                  "config": cfg.to_dict(), "task": model_task.state_dict(), "rng": own["rng"],
-                 "elapsed_s": elapsed, "world_size": world}
+                 "elapsed_s": elapsed, "data": data_id, "world_size": world}
         if every is not None:
             state["ranks"] = every
         atomic_torch_save(state, out / "checkpoint.pt")
@@ -595,84 +697,121 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
         if board is not None:
             board.add_image("samples", ((grid + 1) / 2).clamp(0, 1), step)
 
-    step, consistent = start, True
+    def diverged(name: str, value: float, step: int) -> _Diverged:
+        if last_saved is not None:
+            good = (f"the last good checkpoint is step {last_saved} ({out / 'checkpoint.pt'}); "
+                    f"after changing the settings, start a new run, or --resume from it with "
+                    f"the same settings")
+        else:
+            good = "no checkpoint was written yet; start again with other settings"
+        return _Diverged(f"loss {name} became {value} at step {step}: training diverged, so "
+                         f"nothing from this step was saved. Lower train.lr or the loss weights "
+                         f"(loss.*), or check the data; {good}")
+
+    step, consistent, stopping, stop_agreed = start, True, False, False
     sums: dict[str, float] = {}
     window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
     loader_iter: Iterator | None = None
     tic = time.perf_counter()
     try:
-        while step < total:
-            epoch, offset = divmod(step, steps_per_epoch)
-            if loader_iter is None or offset == 0:
-                loader_iter = iter(_loader(train_set, global_batch, t.seed, epoch, offset,
-                                           cfg.data.num_workers, device, rank, world))
-            t0 = time.perf_counter()
-            try:
-                batch = next(loader_iter)
-            except UserError as err:
-                raise _clean_worker_error(err) from None
-            batch = _to_device(batch, device)
-            t1 = time.perf_counter()
-            factor = lr_factor(step, steps_per_epoch, t.epochs, t.epochs_decay, t.lr_update)
-            consistent = False  # an interrupt inside step() leaves a half-updated state
-            model_task.set_lr(factor)
-            local = int(batch["source"].shape[0])
-            if world > 1:
-                model_task.batch_share = local / min(global_batch,
-                                                     len(train_set) - offset * global_batch)
-            losses = model_task.step(batch, step)
-            step += 1
-            consistent = True
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t2 = time.perf_counter()
-            elapsed += t2 - tic
-            tic = t2
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            window["n"] += 1
-            window["data"] += t1 - t0
-            window["step"] += t2 - t1
-            window["images"] += local
-            bar.update(1)
-            if step % t.log_every == 0 or step == total:
-                n = window["n"]
-                means = distributed.mean_scalars({k: v / n for k, v in sums.items()})
-                # images/s of the whole job: every rank's images over its own time, summed
-                speed = distributed.sum_number(window["images"] / max(1e-9, window["data"] +
-                                                                        window["step"]))
-                record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                          "lr": t.lr * factor, "losses": means,
-                          "time": {"data_s": window["data"] / n, "step_s": window["step"] / n,
-                                   "images_per_s": speed},
-                          "elapsed_s": round(elapsed, 3)}
-                write(record)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-                if board is not None:
-                    for k, v in means.items():
-                        board.add_scalar(f"loss/{k}", v, step)
-                    board.add_scalar("lr", t.lr * factor, step)
-                sums = {}
-                window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
-            if step % t.eval_every == 0 or step == total:
-                save_samples(step)
-            if step % t.checkpoint_every == 0 or step == total:
-                save_checkpoint(step)
-            tic = time.perf_counter()  # checkpoint and sample time is not training time
+        with _StopRequest() as stop:
+            while step < total:
+                epoch, offset = divmod(step, steps_per_epoch)
+                if loader_iter is None or offset == 0:
+                    loader_iter = iter(_loader(train_set, global_batch, t.seed, epoch, offset,
+                                               cfg.data.num_workers, device, rank, world))
+                t0 = time.perf_counter()
+                try:
+                    batch = next(loader_iter)
+                except UserError as err:
+                    raise _clean_worker_error(err) from None
+                batch = _to_device(batch, device)
+                t1 = time.perf_counter()
+                factor = lr_factor(step, steps_per_epoch, t.epochs, t.epochs_decay, t.lr_update)
+                consistent = False  # an interrupt inside step() leaves a half-updated state
+                model_task.set_lr(factor)
+                local = int(batch["source"].shape[0])
+                if world > 1:
+                    model_task.batch_share = local / min(global_batch,
+                                                         len(train_set) - offset * global_batch)
+                losses = {k: float(v) for k, v in model_task.step(batch, step).items()}
+                if world > 1:
+                    # One small all-reduce per step makes every rank take the same decisions:
+                    # losses averaged over ranks (a NaN anywhere stops every rank), and a
+                    # Ctrl-C seen by any rank stops all of them after this same step.
+                    losses[_STOP_KEY] = float(stop.requested)
+                    losses = distributed.mean_scalars(losses)
+                    stop_agreed = losses.pop(_STOP_KEY) > 0
+                for k, v in losses.items():
+                    if not math.isfinite(v):
+                        raise diverged(k, v, step + 1)
+                step += 1
+                consistent = True
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t2 = time.perf_counter()
+                elapsed += t2 - tic
+                tic = t2
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                window["n"] += 1
+                window["data"] += t1 - t0
+                window["step"] += t2 - t1
+                window["images"] += local
+                bar.update(1)
+                if step % t.log_every == 0 or step == total:
+                    n = window["n"]
+                    means = {k: v / n for k, v in sums.items()}
+                    # images/s of the whole job: every rank's images over its own time, summed
+                    speed = distributed.sum_number(window["images"] / max(
+                        1e-9, window["data"] + window["step"]))
+                    record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+                              "lr": t.lr * factor, "losses": means,
+                              "time": {"data_s": window["data"] / n,
+                                       "step_s": window["step"] / n, "images_per_s": speed},
+                              "elapsed_s": round(elapsed, 3)}
+                    write(record)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                    if board is not None:
+                        for k, v in means.items():
+                            board.add_scalar(f"loss/{k}", v, step)
+                        board.add_scalar("lr", t.lr * factor, step)
+                    sums = {}
+                    window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
+                if step % t.eval_every == 0 or step == total:
+                    save_samples(step)
+                if step % t.checkpoint_every == 0 or step == total:
+                    save_checkpoint(step)
+                # several processes: the agreed flag (a signal arriving after the all-reduce is
+                # seen at the next step, by every rank at once)
+                if (stop_agreed if world > 1 else stop.requested) and step < total:
+                    stopping = True
+                    raise KeyboardInterrupt
+                tic = time.perf_counter()  # checkpoint and sample time is not training time
+    except _Diverged:
+        write({"event": "diverged", "step": step, "last_checkpoint": last_saved})
+        if log is not None:
+            log.close()
+        bar.close()
+        raise
     except (UserError, KeyboardInterrupt) as err:
         # Between steps the state is consistent: save it, so a fix + --resume loses nothing.
-        # Not with several processes: saving needs every rank, and the others are not here.
-        if consistent and step > start and world == 1:
+        # With several processes saving needs every rank: only after a stop they all agreed on
+        # (otherwise the others are elsewhere, and the last periodic checkpoint is what resumes).
+        together = world == 1 or stopping
+        if consistent and together and step > start and last_saved != step:
             save_checkpoint(step)
+        if isinstance(err, KeyboardInterrupt):
+            write({"event": "interrupted", "step": step, "saved": last_saved == step})
         if log is not None:
             log.close()
         bar.close()
         if isinstance(err, UserError):
-            resumable = world == 1 or step == start
+            where = (f"step {step}" if last_saved == step or step == start
+                     else f"its last checkpoint (step {last_saved})" if last_saved is not None
+                     else "the start")
             raise UserError(f"{err} [training stopped at step {step}; after fixing this, run "
-                            f"again with --resume to continue from "
-                            f"{'step ' + str(step) if resumable else 'the last checkpoint'}]"
-                            ) from None
+                            f"again with --resume to continue from {where}]") from None
         raise
     bar.close()
     exported = [str(p) for p in model_task.export(out)] if main else []
@@ -694,6 +833,7 @@ def _loader(dataset, batch_size: int, seed: int, epoch: int, start: int, workers
     # a resumed run (new iterator mid-epoch) would diverge from an uninterrupted one.
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                        pin_memory=device.type == "cuda",
+                                       worker_init_fn=_ignore_sigint if workers else None,
                                        generator=torch.Generator().manual_seed(seed + epoch))
 
 

@@ -11,7 +11,7 @@ CycleGAN (Zhu et al. 2017)
         + lambda_cycle * lambda_identity * [L1(G_f(t), t) + L1(G_b(s), s)]
     D:  0.5 * [gan(D(real), real) + gan(D(pool(fake)), fake)] for each domain; the pool returns
         a past fake with probability 1/2 once it holds pool_size images.
-Both: generators from gancompress.models (ResnetGenerator by default, `model.conv=separable`
+Both: generators from gancompress.models (the first registered family by default, `model.generator_args.conv=separable`
 for the mobile teacher), PatchGAN discriminators, N(0, init_std) init, Adam.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from gancompress.config import Config
 from gancompress.errors import UserError
-from gancompress.models import build_generator
+from gancompress.models import GENERATORS, build_generator
 from gancompress.models.checkpoint import save_generator
 from gancompress.models.discriminators import build_discriminator
 from gancompress.training.loop import Task
@@ -48,16 +48,18 @@ def generator_from_config(config: Config, in_channels: int | None = None,
                           out_channels: int | None = None) -> nn.Module:
     """The generator described by config.model (initialised), e.g. the teacher to train."""
     m, d = config.model, config.data
-    model = build_generator(m.generator, in_channels=in_channels or d.in_channels,
-                            out_channels=out_channels or d.out_channels, ngf=m.ngf,
-                            n_blocks=m.n_blocks, conv=m.conv, norm=m.norm, dropout=m.dropout)
+    family = m.generator or next(iter(GENERATORS))
+    args = {"in_channels": in_channels or d.in_channels,
+            "out_channels": out_channels or d.out_channels, **m.generator_args}
+    model = build_generator(family, **args)
+    if d.preprocess != "none":  # fail now, not at the first batch, if the crop does not fit
+        model.check_size((d.crop_size, d.crop_size))
     return init_weights(model, m.init_std)
 
 
 def discriminator_from_config(config: Config, in_channels: int) -> nn.Module:
     m = config.model
-    disc = build_discriminator(m.disc, in_channels=in_channels, ndf=m.ndf, n_layers=m.disc_layers,
-                               norm=m.disc_norm)
+    disc = build_discriminator(m.disc, in_channels=in_channels, **m.disc_args)
     return init_weights(disc, m.init_std)
 
 
@@ -111,6 +113,7 @@ class Pix2PixTask(Task):
     """Paired image-to-image translation: conditional GAN + L1 to the ground truth."""
 
     name = "pix2pix"
+    data_modes = ("aligned",)  # L1 to the target needs real pairs
 
     def __init__(self, config: Config, device: torch.device):
         super().__init__(config, device)
