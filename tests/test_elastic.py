@@ -24,6 +24,10 @@ VARIANTS = [
     ("unet", dict(ngf=4, num_downs=5, conv="separable", norm="batch")),
     ("munit", dict(ngf=4, mlp_dim=8, n_res=2, conv="dense")),
     ("munit", dict(ngf=4, mlp_dim=8, n_res=4, conv="separable", style_dim=4)),
+    ("spade", dict(ngf=2, in_channels=5, upsampling="normal")),
+    ("spade", dict(ngf=2, in_channels=6, conv="separable", upsampling="more")),
+    ("spade", dict(ngf=2, in_channels=4, conv="separable", upsampling="normal",
+                   instance_edge=False)),
 ]
 
 

@@ -11,8 +11,7 @@ import torch
 
 from conftest import REPO
 from gancompress.compress.pipeline import compress_config, held_out_batches
-from gancompress.models.checkpoint import load_generator, safe_load
-from test_munit_train import tiny_munit
+from gancompress.models.checkpoint import load_generator
 from conftest import make_domains
 
 

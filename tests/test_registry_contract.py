@@ -16,7 +16,13 @@ from gancompress.training.loop import TASKS, train
 
 # Tiny constructor arguments per discriminator; every registered one must be listed.
 DISC_ARGS = {"patch": dict(ndf=8, n_layers=2),
-             "ms_image": dict(ndf=4, n_layers=2, num_scales=2)}
+             "ms_image": dict(ndf=4, n_layers=2, num_scales=2),
+             "multiscale": dict(ndf=8, n_layers=2)}
+
+
+def _flat(out):
+    """Logit maps of a discriminator output: a tensor, or (nested) lists of them."""
+    return [out] if isinstance(out, torch.Tensor) else [t for o in out for t in _flat(o)]
 
 
 def test_every_discriminator_is_covered():
@@ -28,7 +34,7 @@ def test_discriminator_contract(name):
     disc = build_discriminator(name, in_channels=6, **DISC_ARGS[name])
     x = torch.rand(2, 6, 32, 32, requires_grad=True) * 2 - 1
     out = disc(x)
-    logits = out if isinstance(out, torch.Tensor) else torch.cat([o.flatten(1) for o in out], 1)
+    logits = out if isinstance(out, torch.Tensor) else torch.cat([o.flatten(1) for o in _flat(out)], 1)
     assert logits.shape[0] == 2 and torch.isfinite(logits).all()
     logits.mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in disc.parameters())
@@ -37,7 +43,9 @@ def test_discriminator_contract(name):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("contract")
-    return {"paired": make_pairs(root / "paired"), "unpaired": make_domains(root / "unpaired")}
+    from test_spade import _write_cityscapes
+    return {"paired": make_pairs(root / "paired"), "unpaired": make_domains(root / "unpaired"),
+            "labels": _write_cityscapes(root / "labels", n=2)}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +63,7 @@ TASK_SETTINGS = {
     "distill": ("paired", COMPRESS),
     "supernet": ("paired", COMPRESS),
     "finetune": ("paired", (*COMPRESS, "compress.config=4_2_4_2_4_2_4_2")),
+    "gaugan": ("labels", ()),
 }
 
 
@@ -70,7 +79,13 @@ def test_task_contract(task, data, teacher, tmp_path, one_thread):
     if compressing:
         overrides.append(f"compress.teacher={teacher}")
         before = sha256_file(teacher)
-    result = train(tiny_config(data[kind], task, *overrides), tmp_path / "run")
+    if kind == "labels":  # label maps -> photos: the GauGAN recipe, tiny
+        from test_gaugan_train import tiny_gaugan
+        from gancompress.config import apply_overrides
+        config = apply_overrides(tiny_gaugan(data[kind], 2), overrides)
+    else:
+        config = tiny_config(data[kind], task, *overrides)
+    result = train(config, tmp_path / "run")
     assert result["steps"] == 2
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     losses = [v for r in records for k, v in r.items() if isinstance(v, float) and k not in

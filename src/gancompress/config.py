@@ -67,7 +67,8 @@ def section(cls: type) -> Any:
 class DataConfig:
     """Where the images are and how they are turned into tensors (gancompress.data)."""
     root: str = option("", "dataset folder (set by --data)", runtime=True, path=True)
-    mode: str = option("auto", "folder layout", ("auto", "aligned", "unaligned", "single"))
+    mode: str = option("auto", "folder layout (labels = label maps -> photos, for GauGAN)",
+                       ("auto", "aligned", "unaligned", "single", "labels"))
     direction: str = option("AtoB", "which side is the input", ("AtoB", "BtoA"))
     preprocess: str = option("resize_and_crop", "training-time resize/crop",
                              ("resize_and_crop", "scale_width", "none"))
@@ -87,6 +88,15 @@ class DataConfig:
                              ("test", "val", "train"), runtime=True)
     num_workers: int = option(2, "DataLoader worker processes", runtime=True, minimum=0,
                               maximum=256)
+    label_layout: str = option("auto", "labels mode: dataset layout (data/segmaps.py)",
+                               ("auto", "cityscapes", "coco", "ade20k", "folders"))
+    label_nc: int = option(0, "labels mode: number of label ids (0 = the layout's: Cityscapes "
+                           "35, COCO-Stuff 182, ADE20K 150; then dontcare / instance too)",
+                           minimum=0)
+    contain_dontcare: bool = option(False, "labels mode: id 255 gets its own one-hot channel")
+    no_instance: bool = option(False, "labels mode: no instance-edge channel")
+    aspect_ratio: float = option(2.0, "labels mode: width / height (crop_size is the width)",
+                                 minimum=0.1)
 
 
 @dataclass
@@ -127,6 +137,11 @@ class LossConfig:
                                     "lambda_cycle", minimum=0.0)
     pool_size: int = option(50, "CycleGAN: image pool of past fakes for D (0 = off)", minimum=0,
                             maximum=100000)
+    lambda_feat: float = option(10.0, "GauGAN: discriminator feature-matching weight", minimum=0.0)
+    lambda_vgg: float = option(10.0, "GauGAN: VGG19 perceptual loss weight (0 = off; needs "
+                               "vgg19-dcbb9e9d.pth)", minimum=0.0)
+    vgg_weights: str = option("", "GauGAN: the vgg19-dcbb9e9d.pth file (default: looked up in "
+                              "--weights-dir, $GANCOMPRESS_WEIGHTS_DIR, the cache)", runtime=True)
 
 
 @dataclass
@@ -745,6 +760,35 @@ register_preset("munit-demo", "small MUNIT teacher for the built-in demo data (6
                     "train.batch_size": 1, "train.lr": 1e-4, "train.epochs": 6,
                     "train.epochs_decay": 0, "train.checkpoint_every": 400,
                     "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 4})
+# GauGAN (REFERENCE.md sec. 3-4, REFERENCE-FAMILIES.md sec. 4-5): hinge, multiscale D 2 x 4 layers,
+# feature matching x10, VGG x10, TTUR (G 1e-4, D 4e-4, betas (0, 0.9)), 512x256 Cityscapes.
+register_preset("gaugan-cityscapes", "GauGAN (SPADE) teacher, Cityscapes labels -> photo, 512x256, "
+                "ngf 64, more upsampling, TTUR, batch 16, 200+200 epochs", {
+                    "train.task": "gaugan", "data.mode": "labels", "data.label_layout": "cityscapes",
+                    "data.crop_size": 512, "data.load_size": 512, "data.aspect_ratio": 2.0,
+                    "model.generator": "spade", "model.generator_args.ngf": 64,
+                    "model.generator_args.upsampling": "more", "model.disc": "multiscale",
+                    "model.disc_args.ndf": 64, "model.disc_args.n_layers": 4,
+                    "model.disc_args.num_D": 2, "loss.gan_mode": "hinge", "loss.lambda_feat": 10.0,
+                    "loss.lambda_vgg": 10.0, "train.lr": 1e-4, "train.beta1": 0.0,
+                    "train.beta2": 0.9, "train.lr_disc": 4e-4, "train.batch_size": 16,
+                    "train.epochs": 200, "train.epochs_decay": 200})
+register_preset("gaugan-coco", "GauGAN (SPADE) teacher, COCO-Stuff labels -> photo, 256x256, "
+                "normal upsampling, 182 classes + dontcare + edges, batch 32, 100+0 epochs", {
+                    "data.label_layout": "coco", "data.crop_size": 256, "data.load_size": 256,
+                    "data.aspect_ratio": 1.0, "model.generator_args.upsampling": "normal",
+                    "train.batch_size": 32, "train.epochs": 100, "train.epochs_decay": 0},
+                base="gaugan-cityscapes")
+register_preset("gaugan-demo", "tiny GauGAN for label maps -> photos at 32x64 (ngf 4, normal "
+                "upsampling, no VGG loss); minutes on a laptop CPU", {
+                    "data.label_layout": "folders", "data.crop_size": 64, "data.load_size": 64,
+                    "data.num_workers": 0, "model.generator_args.ngf": 4,
+                    "model.generator_args.upsampling": "normal", "model.disc_args.ndf": 16,
+                    "model.disc_args.n_layers": 3, "loss.lambda_vgg": 0.0,
+                    "train.batch_size": 4, "train.epochs": 20, "train.epochs_decay": 20,
+                    "train.checkpoint_every": 200, "train.eval_every": 200, "train.log_every": 20,
+                    "train.n_samples": 4},
+                base="gaugan-cityscapes")
 
 # Compression recipes (`gancompress compress --preset NAME` looks up "compress-NAME"). They hold
 # only compression settings: data, model and loss settings come from the teacher's checkpoint.

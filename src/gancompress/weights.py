@@ -65,7 +65,13 @@ DRN_D_105_CITYSCAPES = PublishedWeights(
     purpose="Cityscapes mIoU segmenter DRN-D-105 (Yu et al., Dilated Residual Networks)",
     option="--drn-weights")
 
-PUBLISHED: dict[str, PublishedWeights] = {w.name: w for w in (INCEPTION_FID, DRN_D_105_CITYSCAPES)}
+VGG19_IMAGENET = PublishedWeights(
+    name="vgg19-dcbb9e9d.pth", url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    purpose="GauGAN VGG19 perceptual loss (torchvision's ImageNet VGG19 weights)",
+    option="loss.vgg_weights=")
+
+PUBLISHED: dict[str, PublishedWeights] = {w.name: w for w in (INCEPTION_FID, DRN_D_105_CITYSCAPES,
+                                                              VGG19_IMAGENET)}
 
 
 def cache_dir() -> Path:

@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="checkpoint to read")
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--hint", action="append", default=[], metavar="NAME=VALUE",
+                   help="what a published file does not store, named as in the reference "
+                        "options, e.g. num_upsampling_layers=more for a GauGAN generator "
+                        "(repeatable)")
     p.set_defaults(func=run)
 
 
@@ -27,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
     check_writable(out)
-    model = load_generator(args.input)
+    model = load_generator(args.input, **parse_hints(args.hint))
     save_generator(model, out, meta={"converted_from": str(args.input),
                                      "source_format": model.source_format}, overwrite=args.force)
     args_text = ", ".join(f"{k}={v}" for k, v in model.arch.items() if k != "widths")
@@ -35,3 +39,14 @@ def run(args: argparse.Namespace) -> int:
           f"widths {model.arch['widths']}, {count_params(model):,} params")
     print(f"wrote {out}")
     return 0
+
+
+def parse_hints(items: list[str]) -> dict[str, str]:
+    """['num_upsampling_layers=more'] -> {'num_upsampling_layers': 'more'}."""
+    hints = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--hint {item!r}: use NAME=VALUE, e.g. num_upsampling_layers=more")
+        hints[name.strip()] = value.strip()
+    return hints

@@ -59,6 +59,16 @@ def dataset_from_config(data: Any, phase: str = "train", train: bool = True,
     """
     if not data.root:
         raise UserError("no dataset folder given: pass --data DIR (or set data.root=DIR)")
+    if data.mode == "labels":  # label maps -> photos (GauGAN)
+        from gancompress.data.segmaps import LabelMapDataset
+        given = data.label_nc > 0  # else the layout's own label_nc / dontcare / instance rule
+        return LabelMapDataset(
+            data.root, layout=data.label_layout, phase=phase,
+            size=(max(1, round(data.crop_size / data.aspect_ratio)), data.crop_size),
+            label_nc=data.label_nc or None,
+            contain_dontcare=data.contain_dontcare if given else None,
+            no_instance=data.no_instance if given else None, flip=data.flip, train=train,
+            seed=seed)
     return open_dataset(
         data.root, mode=data.mode, phase=phase, direction=data.direction,
         preprocess=data.preprocess, load_size=data.load_size if train else data.crop_size,

@@ -81,19 +81,8 @@ class FolderDataset(torch.utils.data.Dataset):
     def check(self, limit: int = 10) -> None:
         """Open every file's header (fast): unreadable files and bad sizes fail now, not
         mid-run, in one UserError that lists the bad files (up to `limit` named)."""
-        bad: list[str] = []
-        total = 0
-        for files in self.layout.files.values():
-            for path in files:
-                total += 1
-                try:
-                    _header_size(path, aligned=self.layout.mode == "aligned")
-                except UserError as err:
-                    bad.append(str(err))
-        if bad:
-            more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
-            raise UserError(f"{len(bad)} of {total} image(s) in {self.layout.root} cannot be "
-                            f"used (nothing was started): " + "; ".join(bad[:limit]) + more)
+        check_headers([p for files in self.layout.files.values() for p in files], self.layout.root,
+                      aligned=self.layout.mode == "aligned", limit=limit)
 
     def fingerprint(self) -> dict:
         """Which files this dataset reads: {"images", "fingerprint"} (sorted relative names)."""
@@ -102,6 +91,20 @@ class FolderDataset(torch.utils.data.Dataset):
         names = [p.relative_to(self.layout.root).as_posix() if p.is_relative_to(self.layout.root)
                  else p.name for files in self.layout.files.values() for p in files]
         return {"images": len(names), "fingerprint": names_fingerprint(names)}
+
+
+def check_headers(paths: list[Path], root: Path, aligned: bool = False, limit: int = 10) -> None:
+    """Open each image file's header; one UserError lists the unreadable ones (`limit` named)."""
+    bad: list[str] = []
+    for path in paths:
+        try:
+            _header_size(path, aligned=aligned)
+        except UserError as err:
+            bad.append(str(err))
+    if bad:
+        more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
+        raise UserError(f"{len(bad)} of {len(paths)} image(s) in {root} cannot be used (nothing "
+                        f"was started): " + "; ".join(bad[:limit]) + more)
 
 
 def _header_size(path: Path, aligned: bool) -> tuple[int, int]:

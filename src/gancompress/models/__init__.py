@@ -11,12 +11,14 @@ from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticGenerator
 from gancompress.models.munit import MunitGenerator
 from gancompress.models.resnet import ResnetGenerator
+from gancompress.models.spade import SpadeGenerator
 from gancompress.models.unet import UnetGenerator
 
 GENERATORS: dict[str, type[ElasticGenerator]] = {
     ResnetGenerator.arch_name: ResnetGenerator,
     UnetGenerator.arch_name: UnetGenerator,
     MunitGenerator.arch_name: MunitGenerator,
+    SpadeGenerator.arch_name: SpadeGenerator,
 }
 
 

@@ -284,6 +284,7 @@ TASKS: dict[str, str | type[Task]] = {
     "munit-distill": "gancompress.compress.munit_tasks:MunitDistillTask",
     "munit-supernet": "gancompress.compress.munit_tasks:MunitSupernetTask",
     "munit-finetune": "gancompress.compress.munit_tasks:MunitFinetuneTask",
+    "gaugan": "gancompress.training.gaugan:GauGANTask",
     # compression stages (compress helper): GAN Compression distillation / supernet / fine-tune
     "distill": "gancompress.compress.tasks:DistillTask",
     "supernet": "gancompress.compress.tasks:SupernetTask",

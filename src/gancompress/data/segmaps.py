@@ -1,0 +1,351 @@
+"""Semantic label maps for GauGAN (SPADE): the generator's input from integer label and instance maps.
+
+Conventions (REFERENCE-FAMILIES.md sec. 4, as the SPADE / gan-compression datasets do):
+    label ids    read with NEAREST resizing; 255 ("dontcare") becomes label_nc
+    one-hot      zeros(B, label_nc + contain_dontcare, H, W).scatter_(1, label, 1)
+    edges        a pixel is 1 where its instance id differs from its left, right, upper or lower
+                 neighbour (both pixels of a differing pair; nothing compared across the border)
+    input        cat([one-hot, edge], 1): the edge map is the last channel (absent with no_instance)
+Colour-coded label PNGs (the Cityscapes palette, as drawn by users) map back to label ids.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gancompress.errors import UserError
+
+DONTCARE = 255
+
+# Cityscapes labelId -> colour (the palette of the official cityscapesScripts labels.py);
+# ids 0..5 are void classes drawn black or in their own colours.
+CITYSCAPES_PALETTE: dict[int, tuple[int, int, int]] = {
+    0: (0, 0, 0), 1: (0, 0, 0), 2: (0, 0, 0), 3: (0, 0, 0), 4: (0, 0, 0), 5: (111, 74, 0),
+    6: (81, 0, 81), 7: (128, 64, 128), 8: (244, 35, 232), 9: (250, 170, 160),
+    10: (230, 150, 140), 11: (70, 70, 70), 12: (102, 102, 156), 13: (190, 153, 153),
+    14: (180, 165, 180), 15: (150, 100, 100), 16: (150, 120, 90), 17: (153, 153, 153),
+    18: (153, 153, 153), 19: (250, 170, 30), 20: (220, 220, 0), 21: (107, 142, 35),
+    22: (152, 251, 152), 23: (70, 130, 180), 24: (220, 20, 60), 25: (255, 0, 0),
+    26: (0, 0, 142), 27: (0, 0, 70), 28: (0, 60, 100), 29: (0, 0, 90), 30: (0, 0, 110),
+    31: (0, 80, 100), 32: (0, 0, 230), 33: (119, 11, 32),
+}
+
+# Cityscapes labelId -> trainId (datasets/get_trainIds.py); every other id -> 255 (ignored).
+CITYSCAPES_TRAIN_IDS: dict[int, int] = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
+    26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}
+
+
+def map_dontcare(label: torch.Tensor, label_nc: int) -> torch.Tensor:
+    """The dataset rule: 255 (dontcare) -> label_nc."""
+    return torch.where(label == DONTCARE, torch.full_like(label, label_nc), label)
+
+
+def one_hot(label: torch.Tensor, label_nc: int, contain_dontcare: bool = False,
+            name: str = "label map") -> torch.Tensor:
+    """(B, 1, H, W) integer ids (255 already mapped to label_nc) -> (B, nc, H, W) float one-hot,
+    nc = label_nc + contain_dontcare. An id outside 0..nc-1 is a UserError naming it."""
+    if label.dim() == 3:
+        label = label.unsqueeze(1)
+    label = label.long()
+    nc = label_nc + int(contain_dontcare)
+    if label.numel():
+        low, high = int(label.min()), int(label.max())
+        if low < 0 or high >= nc:
+            bad = high if high >= nc else low
+            hint = (" (255 = dontcare becomes label_nc: set contain_dontcare_label for this "
+                    "dataset)" if bad == label_nc else "")
+            raise UserError(f"{name}: label id {bad} is outside 0..{nc - 1} (label_nc = {label_nc}"
+                            f"{', plus dontcare' if contain_dontcare else ''}){hint}; set "
+                            f"label_nc to the dataset's number of classes")
+    out = torch.zeros(label.shape[0], nc, *label.shape[2:], dtype=torch.float32,
+                      device=label.device)
+    return out.scatter_(1, label, 1.0)
+
+
+def instance_edges(instance: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) instance ids -> (B, 1, H, W) float edge map (1 on both sides of a change)."""
+    if instance.dim() == 3:
+        instance = instance.unsqueeze(1)
+    edge = torch.zeros(instance.shape, dtype=torch.bool, device=instance.device)
+    dx = instance[..., :, 1:] != instance[..., :, :-1]
+    dy = instance[..., 1:, :] != instance[..., :-1, :]
+    edge[..., :, 1:] |= dx
+    edge[..., :, :-1] |= dx
+    edge[..., 1:, :] |= dy
+    edge[..., :-1, :] |= dy
+    return edge.float()
+
+
+def semantic_input(label: torch.Tensor, instance: torch.Tensor | None, label_nc: int,
+                   contain_dontcare: bool = False, no_instance: bool = False,
+                   name: str = "label map") -> torch.Tensor:
+    """The SPADE generator input: one-hot labels (+ the instance-edge channel last)."""
+    x = one_hot(map_dontcare(label.long(), label_nc), label_nc, contain_dontcare, name)
+    if no_instance:
+        return x
+    if instance is None:
+        raise UserError(f"{name}: no instance map, but this model takes an instance-edge channel; "
+                        f"give the instance map (e.g. Cityscapes *_instanceIds.png) or use "
+                        f"no_instance (then the model has one channel less)")
+    if instance.dim() == 3:
+        instance = instance.unsqueeze(1)
+    if tuple(instance.shape[-2:]) != tuple(x.shape[-2:]):
+        raise UserError(f"{name}: the instance map is {tuple(instance.shape[-2:])} but the label map "
+                        f"is {tuple(x.shape[-2:])}; they must have the same size")
+    return torch.cat([x, instance_edges(instance.to(x.device))], 1)
+
+
+def random_label_map(batch: int, label_nc: int, size: tuple[int, int], cells: tuple[int, int] = (4, 8),
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A blocky random (label, instance) pair (B, 1, H, W): example inputs for a SPADE model."""
+    h, w = size
+    ch, cw = max(1, min(cells[0], h)), max(1, min(cells[1], w))
+    coarse = torch.randint(0, label_nc, (batch, 1, ch, cw), generator=generator)
+    label = torch.nn.functional.interpolate(coarse.float(), size=(h, w)).long()
+    cell_id = torch.arange(ch * cw).reshape(1, 1, ch, cw).float().expand(batch, 1, ch, cw)
+    instance = label * 1000 + torch.nn.functional.interpolate(cell_id, size=(h, w)).long()
+    return label, instance
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+def read_id_map(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An integer id PNG (8/16/32-bit) as int64 (H, W), resized NEAREST to size (H, W) if given.
+
+    8-bit ('L'/'P') files hold ids 0..255; 'I' / 'I;16' files (Cityscapes instanceIds) hold
+    larger ids. RGB files are refused here (use `colour_to_ids`)."""
+    try:
+        img = Image.open(path)
+        img.load()
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read label map {path}: {err}") from None
+    if img.mode in ("RGB", "RGBA"):
+        raise UserError(f"{path} is a colour image; label maps must hold class ids (grey / "
+                        f"palette PNG), or be converted with the palette (colour labels)")
+    if size is not None and img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.NEAREST)
+    return np.asarray(img).astype(np.int64)
+
+
+def colour_to_ids(rgb: np.ndarray, palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE,
+                  name: str = "colour label map") -> np.ndarray:
+    """(H, W, 3) uint8 colour-coded labels -> (H, W) ids by exact palette match.
+
+    Colours shared by several ids (Cityscapes' void classes are all black) map to the smallest.
+    A colour not in the palette is a UserError naming it and a pixel where it occurs."""
+    rgb = np.asarray(rgb)[..., :3].astype(np.int64)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    lut: dict[int, int] = {}
+    for label_id, (r, g, b) in sorted(palette.items(), reverse=True):
+        lut[(r << 16) | (g << 8) | b] = label_id
+    keys = np.array(sorted(lut), dtype=np.int64)
+    values = np.array([lut[k] for k in keys], dtype=np.int64)
+    pos = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
+    bad = keys[pos] != codes
+    if bad.any():
+        y, x = map(int, np.argwhere(bad)[0])
+        c = tuple(int(v) for v in rgb[y, x])
+        raise UserError(f"{name}: colour {c} at pixel (x={x}, y={y}) is not in the label palette; "
+                        f"draw labels with the palette's exact colours (no anti-aliasing)")
+    return values[pos]
+
+
+# -- dataset layouts -----------------------------------------------------------------------------
+
+# Per-dataset label conventions (REFERENCE-FAMILIES.md sec. 4): label_nc, contain_dontcare_label,
+# no_instance, and the (H, W) the published models use (Cityscapes 512x256: aspect 2:1).
+LABEL_DATASETS: dict[str, dict] = {
+    "cityscapes": dict(label_nc=35, contain_dontcare=False, no_instance=False, size=(256, 512),
+                       upsampling="more"),
+    "coco": dict(label_nc=182, contain_dontcare=True, no_instance=False, size=(256, 256),
+                 upsampling="normal"),
+    "ade20k": dict(label_nc=150, contain_dontcare=True, no_instance=True, size=(256, 256),
+                   upsampling="normal"),
+    "folders": dict(label_nc=0, contain_dontcare=False, no_instance=False, size=(256, 512),
+                    upsampling="more"),
+}
+
+_PHASE_NAMES = {"cityscapes": {"train": "train", "val": "val", "test": "val"},
+                "coco": {"train": "train", "val": "val", "test": "val"},
+                "ade20k": {"train": "training", "val": "validation", "test": "validation"}}
+
+
+def _files(folder: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in folder.rglob(f"*{suffix}") if p.is_file())
+
+
+def _stem_map(paths: list[Path], suffix: str) -> dict[str, Path]:
+    return {p.name[: -len(suffix)] if suffix and p.name.endswith(suffix) else p.stem: p
+            for p in paths}
+
+
+def detect_label_layout(root: str | Path) -> str:
+    """cityscapes (gtFine + leftImg8bit), coco (train_label / train_img), ade20k
+    (annotations + images), folders ([phase/]labels + images), or a UserError saying what was found."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"dataset folder not found: {root}")
+    if (root / "gtFine").is_dir() and (root / "leftImg8bit").is_dir():
+        return "cityscapes"
+    if (root / "train_label").is_dir() or (root / "val_label").is_dir():
+        return "coco"
+    if (root / "annotations").is_dir() and (root / "images").is_dir():
+        return "ade20k"
+    if (root / "labels").is_dir() or any((root / p / "labels").is_dir() for p in ("train", "test", "val")):
+        return "folders"
+    found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "no folders"
+    raise UserError(f"{root} is not a label-map dataset: expected Cityscapes (gtFine/ and "
+                    f"leftImg8bit/), COCO-Stuff (train_label/, train_img/, train_inst/), ADE20K "
+                    f"(annotations/, images/) or labels/ + images/ folders; found {found}")
+
+
+def label_layout(root: str | Path, layout: str = "auto", phase: str = "train"
+                 ) -> list[tuple[Path, Path | None, Path | None]]:
+    """(label, instance or None, image or None) files of one phase, matched by name."""
+    root = Path(root)
+    layout = detect_label_layout(root) if layout == "auto" else layout
+    if layout not in LABEL_DATASETS:
+        raise UserError(f"unknown label-map layout {layout!r}; use auto, {', '.join(LABEL_DATASETS)}")
+    if layout == "cityscapes":
+        p = _PHASE_NAMES[layout][phase]
+        labels = _files(root / "gtFine" / p, "_gtFine_labelIds.png")
+        inst = _stem_map(_files(root / "gtFine" / p, "_gtFine_instanceIds.png"), "_gtFine_instanceIds.png")
+        imgs = _stem_map(_files(root / "leftImg8bit" / p, "_leftImg8bit.png"), "_leftImg8bit.png")
+        suffix = "_gtFine_labelIds.png"
+    elif layout == "coco":
+        p = _PHASE_NAMES[layout][phase]
+        labels = _files(root / f"{p}_label", ".png")
+        inst = _stem_map(_files(root / f"{p}_inst", ".png"), ".png") if (root / f"{p}_inst").is_dir() else {}
+        imgs = _stem_map([*_files(root / f"{p}_img", ".jpg"), *_files(root / f"{p}_img", ".png")], "")
+        suffix = ".png"
+    elif layout == "ade20k":
+        p = _PHASE_NAMES[layout][phase]
+        labels = _files(root / "annotations" / p, ".png")
+        inst = {}
+        imgs = _stem_map(_files(root / "images" / p, ".jpg"), ".jpg")
+        suffix = ".png"
+    else:
+        base = root / phase if (root / phase / "labels").is_dir() else root
+        if not (base / "labels").is_dir():
+            raise UserError(f"no labels/ folder for phase {phase!r} in {root}")
+        labels = _files(base / "labels", ".png")
+        inst = _stem_map(_files(base / "instances", ".png"), ".png") if (base / "instances").is_dir() else {}
+        imgs = _stem_map([p for ext in (".jpg", ".jpeg", ".png") for p in _files(base / "images", ext)],
+                         "") if (base / "images").is_dir() else {}
+        suffix = ".png"
+    if not labels:
+        raise UserError(f"no label maps for phase {phase!r} in {root} ({layout} layout)")
+    out = []
+    for label in labels:
+        stem = label.name[: -len(suffix)]
+        out.append((label, inst.get(stem), imgs.get(stem)))
+    return out
+
+
+class LabelMapDataset(torch.utils.data.Dataset):
+    """Label map (+ instance map) -> photo pairs for GauGAN, in any of the layouts above.
+
+    Items: {"source": (C, H, W) one-hot (+ edges), "target": (3, H, W) in [-1, 1] (when images
+    exist), "label": (1, H, W) ids, "instance": (1, H, W) ids, "source_path", "target_path"}.
+    Labels and instances are resized NEAREST, photos bicubic, to `size` (H, W); while training a
+    horizontal flip is drawn from (seed, epoch, index), so resumed runs see the same items.
+    Colour label PNGs are mapped to ids with `palette` (Cityscapes colours by default).
+    """
+
+    def __init__(self, root: str | Path, layout: str = "auto", phase: str = "train",
+                 size: tuple[int, int] | None = None, label_nc: int | None = None,
+                 contain_dontcare: bool | None = None, no_instance: bool | None = None,
+                 flip: bool = True, train: bool = True, seed: int = 0,
+                 palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE):
+        self.root = Path(root)
+        self.layout = detect_label_layout(root) if layout == "auto" else layout
+        spec = LABEL_DATASETS.get(self.layout)
+        if spec is None:
+            raise UserError(f"unknown label-map layout {layout!r}; use auto, {', '.join(LABEL_DATASETS)}")
+        self.items = label_layout(root, self.layout, phase)
+        self.label_nc = int(label_nc or spec["label_nc"])
+        if self.label_nc < 1:
+            raise UserError("label_nc is needed for labels/ + images/ folders: the number of classes")
+        self.contain_dontcare = spec["contain_dontcare"] if contain_dontcare is None else contain_dontcare
+        self.no_instance = spec["no_instance"] if no_instance is None else no_instance
+        self.size = tuple(size or spec["size"])
+        self.flip, self.train, self.seed, self.palette = flip, train, int(seed), palette
+
+    def check(self, limit: int = 10) -> None:
+        """Open every label, instance and photo file's header now: unreadable files fail before
+        training starts, in one UserError listing them (up to `limit` named)."""
+        from gancompress.data.datasets import check_headers
+
+        check_headers([p for item in self.items for p in item if p is not None], self.root,
+                      limit=limit)
+
+    def fingerprint(self) -> dict:
+        """Which files this dataset reads: {"images", "fingerprint"} (sorted relative names)."""
+        from gancompress.files import names_fingerprint
+
+        names = [p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else p.name
+                 for item in self.items for p in item if p is not None]
+        return {"images": len(names), "fingerprint": names_fingerprint(names)}
+
+    @property
+    def semantic_nc(self) -> int:
+        """Generator input channels: label_nc + dontcare + edge."""
+        return self.label_nc + int(self.contain_dontcare) + (0 if self.no_instance else 1)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _ids(self, path: Path) -> np.ndarray:
+        with Image.open(path) as img:
+            if img.mode in ("RGB", "RGBA"):
+                rgb = np.asarray(img.convert("RGB").resize((self.size[1], self.size[0]), Image.NEAREST))
+                return colour_to_ids(rgb, self.palette, name=str(path))
+        return read_id_map(path, self.size)
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (int(key), 0)
+        label_path, inst_path, img_path = self.items[index]
+        with Image.open(label_path) as img:
+            label_size = img.size
+        label = torch.from_numpy(self._ids(label_path))[None]
+        instance = None
+        if not self.no_instance:
+            if inst_path is None:
+                raise UserError(f"{label_path}: no instance map found (this dataset uses instance "
+                                f"edges); add it, or set no_instance (the model then has "
+                                f"{self.semantic_nc - 1} input channels)")
+            with Image.open(inst_path) as img:
+                if img.size != label_size:
+                    raise UserError(f"{inst_path} is {img.size[0]}x{img.size[1]} but its label map "
+                                    f"{label_path} is {label_size[0]}x{label_size[1]}")
+                scale = 255 if img.mode == "L" else 1  # an 8-bit instance map is x255 (SPADE)
+            instance = torch.from_numpy(read_id_map(inst_path, self.size) * scale)[None]
+        flip = (self.train and self.flip
+                and bool(np.random.default_rng([2, self.seed % 2**32, epoch, index]).random() < 0.5))
+        if flip:
+            label = label.flip(-1)
+            instance = None if instance is None else instance.flip(-1)
+        source = semantic_input(label[None], None if instance is None else instance[None],
+                                self.label_nc, self.contain_dontcare, self.no_instance,
+                                name=str(label_path))[0]
+        item = {"source": source, "label": map_dontcare(label, self.label_nc),
+                "source_path": str(label_path)}
+        if instance is not None:
+            item["instance"] = instance
+        if img_path is not None:
+            with Image.open(img_path) as img:
+                if img.size != label_size:
+                    raise UserError(f"{img_path} is {img.size[0]}x{img.size[1]} but its label map "
+                                    f"{label_path} is {label_size[0]}x{label_size[1]}; a photo and "
+                                    f"its label map must have the same size")
+                photo = img.convert("RGB").resize((self.size[1], self.size[0]), Image.BICUBIC)
+            target = torch.from_numpy(np.asarray(photo, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+            item["target"] = target.flip(-1) if flip else target
+            item["target_path"] = str(img_path)
+        return item
