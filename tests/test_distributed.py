@@ -264,6 +264,32 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(two_rank_run, tmp_
             assert torch.equal(resumed[model][key], value), (model, key)  # bitwise
 
 
+@pytest.mark.slow  # one 2-process and one 1-process GauGAN run
+def test_gaugan_two_ranks_train_like_one_process(tmp_path):
+    # SPADE's parameter-free BatchNorm is an elastic one: synchronized over the ranks
+    from test_gaugan_train import tiny_gaugan
+    from test_spade import _write_cityscapes
+
+    cfg = apply_overrides(tiny_gaugan(_write_cityscapes(tmp_path / "cs", n=4), run_steps=2),
+                          ["train.batch_size=1", "train.device=cpu"])
+    distributed.run_local(_train_worker, 2, cfg.to_dict(), str(tmp_path / "two"), False,
+                          timeout_s=TIMEOUT)
+    train(apply_overrides(cfg, ["train.batch_size=2"]), tmp_path / "one")
+    train(apply_overrides(cfg, ["train.batch_size=1"]), tmp_path / "other")
+    # Biases are left out: here every one that differs has an exactly zero gradient in exact
+    # arithmetic (fc / conv biases feeding a BatchNorm, D's last bias under a hinge loss whose
+    # outputs all lie in (-1, 1) at init), and Adam turns float noise there into +-lr steps.
+    two, one, other = (_weights(_models(tmp_path / n)) for n in ("two", "one", "other"))
+    difference = _max_difference(two, one)
+    assert difference < 2e-5, difference
+    assert _max_difference(two, other) > 100 * max(difference, 1e-6)  # the comparison can fail
+
+
+def _weights(models: dict) -> dict:
+    return {m: {k: v for k, v in state.items() if not k.endswith(".bias")}
+            for m, state in models.items()}
+
+
 def test_munit_constant_images_are_dropped_together(tmp_path):
     distributed.run_local(_informative_worker, 2, str(tmp_path), timeout_s=TIMEOUT)
     zero, one = (torch.load(tmp_path / f"informative_{r}.pt") for r in range(2))
