@@ -138,7 +138,7 @@ class LossConfig:
     pool_size: int = option(50, "CycleGAN: image pool of past fakes for D (0 = off)", minimum=0,
                             maximum=100000)
     lambda_feat: float = option(10.0, "GauGAN: discriminator feature-matching weight", minimum=0.0)
-    lambda_vgg: float = option(10.0, "GauGAN: VGG19 perceptual loss weight (0 = off; needs "
+    lambda_vgg: float = option(0.0, "GauGAN: VGG19 perceptual loss weight (0 = off; needs "
                                "vgg19-dcbb9e9d.pth)", minimum=0.0)
     vgg_weights: str = option("", "GauGAN: the vgg19-dcbb9e9d.pth file (default: looked up in "
                               "--weights-dir, $GANCOMPRESS_WEIGHTS_DIR, the cache)", runtime=True)
@@ -193,9 +193,11 @@ class CompressConfig:
     pipeline: str = option("fast", "fast: supernet distilled from the teacher (Fast GAN "
                            "Compression); original: mobile teacher -> pruned, pre-distilled "
                            "student -> supernet (GAN Compression)", ("fast", "original"))
-    space: str = option("channels-64-pix2pix", "search space: a preset (channels-48, channels-32, "
-                        "channels-64-cycleGAN, channels-64-pix2pix) or widths for every position, "
-                        "e.g. 16,12,8")
+    space: str = option("", "search space: a preset of the student's family (ResNet: "
+                        "channels-48, channels-32, channels-64-cycleGAN, channels-64-pix2pix; "
+                        "SPADE: channels-48, channels-64; see `gancompress search --help`), "
+                        "widths for every position, e.g. 16,12,8; empty = the family's default "
+                        "(ResNet channels-64-pix2pix, SPADE channels-48)")
     student_conv: str = option("separable", "student convs (separable = the published mobile "
                                "student)", ("separable", "dense"))
     student_family: str = option("", "generator family of the student ('' = the teacher's); "
@@ -236,7 +238,10 @@ class CompressConfig:
                                  "parallel (under torchrun every rank scores instead)",
                                  runtime=True, minimum=1, maximum=1024)
     metric: str = option("auto", "search score: auto (fid with compress.stats, else l1), l1, "
-                         "psnr, fid, kid", ("auto", "l1", "psnr", "fid", "kid"))
+                         "psnr, fid, kid, miou (Cityscapes label maps: DRN-D-105 segmentation "
+                         "of the outputs)", ("auto", "l1", "psnr", "fid", "kid", "miou"))
+    drn_weights: str = option("", "miou: drn-d-105_ms_cityscapes.pth (default: looked up in "
+                              "$GANCOMPRESS_WEIGHTS_DIR and the cache)", runtime=True, path=True)
     stats: str = option("", "reference statistics .npz for fid / kid (gancompress stats)",
                         path=True)
     held_out: int = option(100, "training images held out from compression training, used to "
@@ -770,7 +775,8 @@ register_preset("gaugan-cityscapes", "GauGAN (SPADE) teacher, Cityscapes labels 
                     "model.generator_args.upsampling": "more", "model.disc": "multiscale",
                     "model.disc_args.ndf": 64, "model.disc_args.n_layers": 4,
                     "model.disc_args.num_D": 2, "loss.gan_mode": "hinge", "loss.lambda_feat": 10.0,
-                    "loss.lambda_vgg": 10.0, "train.lr": 1e-4, "train.beta1": 0.0,
+                    "loss.lambda_vgg": 10.0, "loss.lambda_recon": 0.0,  # no L1 (published)
+                    "train.lr": 1e-4, "train.beta1": 0.0,
                     "train.beta2": 0.9, "train.lr_disc": 4e-4, "train.batch_size": 16,
                     "train.epochs": 200, "train.epochs_decay": 200})
 register_preset("gaugan-coco", "GauGAN (SPADE) teacher, COCO-Stuff labels -> photo, 256x256, "
@@ -823,6 +829,17 @@ register_preset("compress-cyclegan-horse2zebra", "Fast GAN Compression of a Cycl
                     "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 200,
                     "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
                     "compress.budget": "3e9", "train.batch_size": 1})
+# GauGAN cityscapes (REFERENCE.md sec. 3): no L1, feature matching x10 and VGG x10 (inherited from
+# the teacher's run), distillation x10 on head_0 / G_middle_1 / up_1, supernet 200+200 epochs at
+# batch 16, channels-48, budget 32e9 (the published compressed model: 31.7G at 256x512).
+register_preset("compress-gaugan-cityscapes", "Fast GAN Compression of a GauGAN cityscapes "
+                "teacher: hinge + feature matching + VGG, lambda_distill 10, no L1, supernet "
+                "200+200 epochs, channels-48, budget 32e9", {
+                    "compress.space": "channels-48", "compress.lambda_distill": 10.0,
+                    "loss.lambda_recon": 0.0, "loss.gan_mode": "hinge",
+                    "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 200,
+                    "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
+                    "compress.budget": "32e9", "train.batch_size": 16})
 # MUNIT edges2shoes-r (REFERENCE-FAMILIES.md sec. 6.4, scripts/munit/edges2shoes-r_fast): supernet
 # of ngf 64 in channels-64 distilled with output L1 x10, content L1 x1 (1x1 mapping), style L1 x1
 # on odd steps, LSGAN x1 with a fresh multi-scale D; Adam 1e-4 (0.5, 0.999), weight decay 1e-4,

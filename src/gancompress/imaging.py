@@ -161,3 +161,11 @@ def _pil_format(path: Path) -> str:
     ext = path.suffix.lower()
     return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
             ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}.get(ext, "PNG")
+
+
+def colour_ids(ids: torch.Tensor) -> torch.Tensor:
+    """(H, W) integer label ids -> (3, H, W) in [-1, 1], a fixed distinct colour per id (for
+    sample grids and reports of label-map inputs)."""
+    ids = ids.long()
+    rgb = torch.stack([(ids * 37) % 255, (ids * 91 + 80) % 255, (ids * 153 + 160) % 255]).float()
+    return rgb / 127.5 - 1

@@ -38,7 +38,7 @@ from gancompress.compress.scoring import ReconstructionScorer, scoring_inputs
 from gancompress.compress.search import EvolutionSettings, run_search
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import extract_file, load_supernet
-from gancompress.compress.tasks import load_teacher, student_template
+from gancompress.compress.tasks import check_data_channels, load_teacher, student_template
 from gancompress.config import PRESETS, Config, absolute_paths, apply_overrides, diff, validate
 from gancompress.errors import UserError
 from gancompress.files import atomic_write_text, file_fingerprint, folder_is_empty
@@ -174,7 +174,8 @@ def _device(cfg: Config) -> torch.device:
 def input_size(cfg: Config) -> tuple[int, int, int, int]:
     """Batch-1 input shape at the data's evaluation size: MACs and latency are counted there
     (the family's `example_inputs` builds the actual inputs from it)."""
-    return (1, cfg.data.in_channels, cfg.data.crop_size, cfg.data.crop_size)
+    from gancompress.data import input_shape
+    return (1, *input_shape(cfg.data))
 
 
 def check_teacher_and_data(cfg: Config, device: torch.device | str = "cpu") -> ElasticGenerator:
@@ -184,12 +185,10 @@ def check_teacher_and_data(cfg: Config, device: torch.device | str = "cpu") -> E
     d = cfg.data
     if not d.root:
         raise UserError("no dataset folder given: pass --data DIR")
-    if (d.in_channels, d.out_channels) != (t["in_channels"], t["out_channels"]):
-        raise UserError(f"data folder {d.root} is read as {d.in_channels} -> {d.out_channels} "
-                        f"channels (data.in_channels / data.out_channels) but the teacher maps "
-                        f"{t['in_channels']} -> {t['out_channels']} channels; use the teacher's "
-                        f"data or set data.in_channels={t['in_channels']} "
-                        f"data.out_channels={t['out_channels']}")
+    check_data_channels(cfg, teacher)
+    if d.mode == "labels":  # one-hot label maps: nothing to read as colour or grey
+        SearchSpace.for_model(student_template(cfg, teacher), cfg.compress.space)
+        return teacher
     from gancompress.data import open_dataset
     # Read one pair in colour to see what the files hold (the loader would convert silently).
     dataset = open_dataset(d.root, mode=d.mode, phase="train", direction=d.direction,
@@ -320,19 +319,22 @@ def _check_out(out: Path, cfg: Config) -> None:
 def held_out_names(cfg: Config) -> list[str]:
     """compress.held_out training inputs (paths relative to the data folder), chosen at random
     with the run's seed, from the input side."""
-    from gancompress.data import resolve_layout
-    layout = resolve_layout(cfg.data.root, cfg.data.mode, "train")
-    side = {"aligned": "AB", "single": "A"}.get(layout.mode)
-    if side is None:
-        side = "A" if cfg.data.direction == "AtoB" else "B"
-    files = layout.files[side]
+    from gancompress.data import label_dataset, resolve_layout
+    if cfg.data.mode == "labels":
+        files = label_dataset(cfg.data).input_names()
+    else:
+        layout = resolve_layout(cfg.data.root, cfg.data.mode, "train")
+        side = {"aligned": "AB", "single": "A"}.get(layout.mode)
+        if side is None:
+            side = "A" if cfg.data.direction == "AtoB" else "B"
+        files = [p.relative_to(layout.root).as_posix() for p in layout.files[side]]
     n = cfg.compress.held_out
     if n >= len(files):
         raise UserError(f"compress.held_out = {n} leaves no training images ({len(files)} in "
                         f"{cfg.data.root}); hold out fewer, e.g. compress.held_out="
                         f"{max(1, len(files) // 10)}")
     picked = sorted(random.Random(cfg.train.seed).sample(range(len(files)), n))
-    return [files[i].relative_to(layout.root).as_posix() for i in picked]
+    return [files[i] for i in picked]
 
 
 def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerator | None = None,
@@ -340,12 +342,14 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
                      ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool]:
     """(batches of (source, reference), paired). Evaluation preprocessing (resize to crop_size,
     no flip). Paired data: reference = ground truth; otherwise the teacher's output."""
-    from gancompress.data import open_dataset, resolve_layout
+    from gancompress.data import label_dataset, open_dataset, resolve_layout
     d = cfg.data
-    layout = resolve_layout(d.root, d.mode, "train")
+    mode = "labels" if d.mode == "labels" else resolve_layout(d.root, d.mode, "train").mode
     # a multimodal teacher (MUNIT) is the reference under the same style codes, on any data
-    paired = layout.mode == "aligned" and not getattr(teacher, "multimodal", False)
-    if layout.mode == "aligned":
+    paired = mode in ("aligned", "labels") and not getattr(teacher, "multimodal", False)
+    if mode == "labels":  # label maps -> photos: the photos are the ground truth
+        dataset = label_dataset(d, file_list=list(names))
+    elif mode == "aligned":
         dataset = open_dataset(d.root, mode="aligned", phase="train", direction=d.direction,
                                preprocess=d.preprocess, load_size=d.crop_size,
                                crop_size=d.crop_size, flip=False, in_channels=d.in_channels,
@@ -369,6 +373,29 @@ def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerato
                 reference = teacher(*scoring_inputs(teacher, source, len(batches)))
         batches.append((source, reference))
     return batches, paired
+
+
+def held_out_label_batches(cfg: Config, names: Sequence[str], device: torch.device | str = "cpu",
+                           batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(one-hot input, Cityscapes train ids) batches of the held-out label maps: what the mIoU
+    search score runs on."""
+    from gancompress.data import label_dataset
+    from gancompress.data.segmaps import train_ids
+    d = cfg.data
+    if d.mode != "labels" or d.label_nc not in (0, 35) or (
+            d.label_layout not in ("auto", "cityscapes")):
+        raise UserError("compress.metric=miou scores Cityscapes label maps (data.mode=labels, "
+                        "the cityscapes layout, 35 label ids); use l1, psnr, fid or kid here")
+    dataset = label_dataset(d, file_list=list(names))
+    if dataset.layout != "cityscapes":
+        raise UserError(f"compress.metric=miou scores Cityscapes label maps; {d.root} has the "
+                        f"{dataset.layout} layout: use l1, psnr, fid or kid")
+    batches = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(len(dataset), start + batch_size))]
+        batches.append((torch.stack([it["source"] for it in items]).to(device),
+                        torch.stack([train_ids(it["label"][0]) for it in items])))
+    return batches
 
 
 def calibration_batches(cfg: Config, held_out: Sequence[str], count: int = 64,
@@ -398,6 +425,10 @@ def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
     batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
     calibration = (calibration_batches(cfg, held_out, device=device)
                    if needs_calibration(supernet) else None)
+    if metric == "miou":
+        from gancompress.compress.scoring import SegmentationScorer
+        return SegmentationScorer(supernet, space, held_out_label_batches(cfg, held_out, device),
+                                  c.drn_weights, calibration=calibration, device=device)
     if metric in ("fid", "kid"):
         if not c.stats:
             raise UserError(f"compress.metric={metric} needs reference statistics: "
@@ -542,7 +573,16 @@ class Pipeline:
         elif "search" in (stages or self.stages()) and not self.c.config:
             raise UserError("no budget given: pass --budget (e.g. 3G, 1/10, 5%, 30ms) or use a "
                             "preset that sets compress.budget")
-        return held_out_names(self.cfg)
+        names = held_out_names(self.cfg)
+        if self.c.metric == "miou":  # the segmenter's file and the label layout, before training
+            from gancompress.weights import DRN_D_105_CITYSCAPES, find_weights
+            try:
+                find_weights(DRN_D_105_CITYSCAPES.name, self.c.drn_weights or None)
+            except UserError as err:
+                raise UserError(f"compress.metric=miou: {err} (for compress: "
+                                f"compress.drn_weights=FILE)") from None
+            held_out_label_batches(self.cfg, names[:1])
+        return names
 
     def prepare(self, stages: Sequence[str] | None = None) -> None:
         """check(), then write compress.json and held_out.txt (kept from an earlier run)."""

@@ -99,10 +99,11 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
     rows = []
     for index, ((source, target), t_out) in enumerate(zip(batches, teacher_out)):
         c_out = compact(*scoring_inputs(compact, source, index))
+        shown = teacher.input_picture(source)
         for i in range(len(source)):
             if len(rows) >= n_grid:
                 break
-            row = [source[i], t_out[i], c_out[i]]
+            row = [shown[i], t_out[i], c_out[i]]
             if paired:
                 row.append(target[i])
             rows.append(row)

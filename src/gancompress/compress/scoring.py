@@ -1,4 +1,4 @@
-"""Scorers: config -> quality number on a held-out set (L1 / PSNR, FID / KID).
+"""Scorers: config -> quality number on a held-out set (L1 / PSNR, FID / KID, mIoU).
 
 Scores are "lower is better" internally; a scorer with higher_is_better (PSNR) is negated only
 for ranking, and stored as measured."""
@@ -28,7 +28,35 @@ def scoring_inputs(model: torch.nn.Module, source: torch.Tensor, index: int
     return hook(source, index) if hook is not None else (source,)
 
 
-class ReconstructionScorer:
+class SubNetworkScorer:
+    """Base of the scorers: `evaluate(model)` scores any generator; calling the scorer with a
+    config scores that sub-network of `self.model`, BatchNorm re-calibrated on
+    `self.calibration` first."""
+
+    model: ElasticGenerator
+    space: SearchSpace
+    calibration: list[torch.Tensor] | None
+
+    def evaluate(self, model: torch.nn.Module) -> float:
+        raise NotImplementedError
+
+    def __call__(self, config: Sequence[int]) -> float:
+        with sub_network(self.model, self.space.widths(config), self.calibration) as model:
+            return self.evaluate(model)
+
+
+def generate(model: torch.nn.Module, sources: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The model's outputs on each batch of held-out sources, in eval mode, without gradients."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return [model(*scoring_inputs(model, s, i)) for i, s in enumerate(sources)]
+    finally:
+        model.train(was_training)
+
+
+class ReconstructionScorer(SubNetworkScorer):
     """Error of a sub-network on a fixed held-out set of (source, reference) batches.
 
     metric 'l1' (mean absolute error in [-1, 1] units, lower is better) or 'psnr' (dB, higher is
@@ -79,12 +107,8 @@ class ReconstructionScorer:
             model.train(was_training)
         return total / count
 
-    def __call__(self, config: Sequence[int]) -> float:
-        with sub_network(self.model, self.space.widths(config), self.calibration) as model:
-            return self.evaluate(model)
 
-
-class DistributionScorer:
+class DistributionScorer(SubNetworkScorer):
     """FID or KID of a sub-network's outputs on the held-out sources, through the metrics
     helper's scorers (`gancompress.metrics.fid.FIDScorer`, `gancompress.metrics.kid.KIDScorer`:
     `.score(iterable of (B, C, H, W) images in [-1, 1]) -> float`, `.protocol() -> dict`).
@@ -122,17 +146,38 @@ class DistributionScorer:
         return {"metric": self.name, "reference": self.reference_name,
                 "held_out": sum(len(s) for s in self.sources)}
 
-    @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
-        was_training = model.training
-        model.eval()
-        try:
-            fakes = [model(*scoring_inputs(model, s, i)) for i, s in enumerate(self.sources)]
-        finally:
-            model.train(was_training)
-        return float(self.metric_scorer.score(fakes))
+        return float(self.metric_scorer.score(generate(model, self.sources)))
 
-    def __call__(self, config: Sequence[int]) -> float:
-        with sub_network(self.model, self.space.widths(config), self.calibration) as model:
-            return self.evaluate(model)
+
+class SegmentationScorer(SubNetworkScorer):
+    """Cityscapes mIoU (DRN-D-105, metrics/segmentation.py) of a sub-network's photos made from
+    held-out label maps, against those maps' train ids at the held-out resolution (the published
+    protocol scores 2048x1024 labels; `gancompress eval --metrics miou` does). Higher is better.
+    """
+
+    higher_is_better = True
+    name = "miou"
+
+    def __init__(self, model: ElasticGenerator, space: SearchSpace,
+                 batches: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: str | None = None,
+                 calibration: Sequence[torch.Tensor] | None = None,
+                 device: str | torch.device = "cpu"):
+        from gancompress.metrics.segmentation import MIoUScorer
+        if not batches:
+            raise UserError("the held-out set for scoring is empty; hold out some label maps "
+                            "(compress.held_out)")
+        self.model, self.space, self.device = model, space, torch.device(device)
+        self.sources = [s.to(self.device) for s, _ in batches]
+        self.labels = [labels for _, labels in batches]
+        self.calibration = [c.to(self.device) for c in calibration] if calibration else None
+        self.miou = MIoUScorer(weights or None, device=self.device,
+                               out_size=tuple(self.labels[0].shape[-2:]))
+
+    def identity(self) -> dict[str, Any]:
+        return {"metric": self.name, "held_out": sum(len(s) for s in self.sources),
+                "weights_sha256": self.miou.weights.sha256 if self.miou.weights else None}
+
+    def evaluate(self, model: torch.nn.Module) -> float:
+        return float(self.miou.score(zip(generate(model, self.sources), self.labels)))
 

@@ -33,7 +33,7 @@ class SearchSpace:
     def for_model(cls, model: Any, text: str) -> SearchSpace:
         """A space for `model`'s family from a setting: a preset name of the family, 'a,b,c' (the
         same choices at every position) or a JSON list of per-position lists."""
-        text = text.strip()
+        text = text.strip() or model.default_space()
         presets = model.search_spaces()
         n = model.config_length()
         if text in presets:

@@ -6,6 +6,8 @@ REFERENCE.md sec. 1-3) with the same per-step losses:
                                                        unpaired:    y = teacher(x)
       + lambda_distill * sum_i MSE(map_i(f_i^student), f_i^teacher)   (4 trunk taps)
       + lambda_gan     * gan(D(student(x)))            D fresh or the teacher's (compress.disc_init)
+      + lambda_feat    * feature matching to D(real)  where D returns its stages (GauGAN's)
+      + lambda_vgg     * VGG19 perceptual loss to y   paired data, teacher trained with it (GauGAN)
     D:  0.5 * [gan(D(real), real) + gan(D(fake), fake)]  (paired: D sees concat(source, image))
 The teacher runs in eval mode without gradients; it is a plain attribute, never saved or trained.
 
@@ -42,7 +44,7 @@ from gancompress.models.elastic import (
     using_widths,
 )
 from gancompress.training.loop import Task, register_task
-from gancompress.training.losses import disc_loss, gen_loss
+from gancompress.training.losses import disc_loss, feature_matching, gen_loss, stage_features
 from gancompress.training.tasks import discriminator_from_config, init_weights, set_requires_grad
 
 # ----------------------------------------------------------------------------------------------
@@ -56,10 +58,31 @@ def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> Elasti
 
 
 def data_kind(config: Config) -> str:
-    """'paired' (aligned folders), 'unpaired' (trainA / trainB) or 'single' (one folder)."""
+    """'paired' (aligned folders, label maps -> photos), 'unpaired' (trainA / trainB) or
+    'single' (one folder)."""
     from gancompress.data import resolve_layout
+    if config.data.mode == "labels":
+        return "paired"
     return {"aligned": "paired", "unaligned": "unpaired", "single": "single"}[
         resolve_layout(config.data.root, config.data.mode, "train").mode]
+
+
+def check_data_channels(config: Config, teacher: ElasticGenerator) -> None:
+    """UserError unless the data feeds the teacher's input channels and holds its outputs'."""
+    from gancompress.data import data_channels
+    d, t = config.data, teacher
+    given = data_channels(d)
+    if given == (t.in_channels, t.out_channels):
+        return
+    if d.mode == "labels":
+        raise UserError(f"the label maps in {d.root} make {given[0]}-channel inputs (one-hot "
+                        f"label ids + dontcare + instance edges) but the teacher takes "
+                        f"{t.in_channels}; set data.label_nc / data.contain_dontcare / "
+                        f"data.no_instance as the teacher was trained, or use its data")
+    raise UserError(f"data folder {d.root} is read as {given[0]} -> {given[1]} channels "
+                    f"(data.in_channels / data.out_channels) but the teacher maps "
+                    f"{t.in_channels} -> {t.out_channels} channels; use the teacher's data or "
+                    f"set data.in_channels={t.in_channels} data.out_channels={t.out_channels}")
 
 
 def student_template(config: Config, teacher: ElasticGenerator) -> ElasticGenerator:
@@ -154,12 +177,8 @@ class DistillTask(Task):
         super().__init__(config, device)
         c = config.compress
         self.teacher = load_teacher(c.teacher, self.device)
-        t, d = self.teacher, config.data
-        if (d.in_channels, d.out_channels) != (t.in_channels, t.out_channels):
-            raise UserError(f"the data is read with {d.in_channels} input and {d.out_channels} "
-                            f"output channels, but the teacher maps {t.in_channels} -> "
-                            f"{t.out_channels}; set data.in_channels / data.out_channels to "
-                            f"the teacher's or use the teacher's data")
+        t = self.teacher
+        check_data_channels(config, t)
         self.kind = data_kind(config)
         self.paired = self.kind == "paired"
         self.space = SearchSpace.for_model(student_template(config, self.teacher), c.space)
@@ -176,6 +195,11 @@ class DistillTask(Task):
             self.add_optimizer("disc", self.disc.parameters())
             if c.disc_init == "teacher" and not c.init_from_run:
                 self._disc_from_teacher()
+        self.vgg = None
+        if config.loss.lambda_vgg > 0 and self.paired:  # the teacher trained with it (GauGAN)
+            from gancompress.models.vgg import load_vgg19
+            self.vgg, _ = load_vgg19(config.loss.vgg_weights or None)
+            self.vgg.to(self.device)
         if c.init_from_run:
             models = _stage_checkpoint(c.init_from_run)
             _load_part(self.mappings, models["mappings"], "feature mappings", c.init_from_run)
@@ -245,13 +269,26 @@ class DistillTask(Task):
 
         # G: losses of every sub-network of the step summed (sandwich rule: gradients add up)
         with self.autocast():
+            loss = self.config.loss
             recon = sum(torch.nn.functional.l1_loss(o, reference) for o in outs)
             distill = sum(distillation_loss(f, teacher_feats, self.mappings) for f in feats)
-            total = self.config.loss.lambda_recon * recon + c.lambda_distill * distill
+            total = loss.lambda_recon * recon + c.lambda_distill * distill
             if self.use_gan:
-                gan = sum(gen_loss(mode, self.disc(self._disc_input(source, o))) for o in outs)
+                judged = [self.disc(self._disc_input(source, o)) for o in outs]
+                gan = sum(gen_loss(mode, j) for j in judged)
                 total = total + c.lambda_gan * gan
                 logs["G_gan"] = gan.item() / n
+                if loss.lambda_feat > 0 and stage_features(judged[0]):  # D shows its stages
+                    with torch.no_grad():
+                        real_judged = self.disc(self._disc_input(source, real))
+                    feat = sum(feature_matching(real_judged, j) for j in judged)
+                    total = total + loss.lambda_feat * feat
+                    logs["G_feat"] = feat.item() / n
+            if self.vgg is not None:
+                from gancompress.models.vgg import vgg_loss
+                vgg = sum(vgg_loss(self.vgg, o, reference) for o in outs)
+                total = total + loss.lambda_vgg * vgg
+                logs["G_vgg"] = vgg.item() / n
         self.optimize("generator", total)
         if self.use_gan:
             set_requires_grad(self.disc, True)
@@ -265,7 +302,7 @@ class DistillTask(Task):
 
     def sample(self, batch: dict[str, Any]) -> list[list[torch.Tensor]]:
         source = batch["source"]
-        columns = [source, self.teacher(source)]
+        columns = [self.teacher.input_picture(source), self.teacher(source)]
         for widths in self.sample_widths():
             with using_widths(self.student, widths):
                 columns.append(self.student(source))

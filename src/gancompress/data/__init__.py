@@ -60,15 +60,9 @@ def dataset_from_config(data: Any, phase: str = "train", train: bool = True,
     if not data.root:
         raise UserError("no dataset folder given: pass --data DIR (or set data.root=DIR)")
     if data.mode == "labels":  # label maps -> photos (GauGAN)
-        from gancompress.data.segmaps import LabelMapDataset
-        given = data.label_nc > 0  # else the layout's own label_nc / dontcare / instance rule
-        return LabelMapDataset(
-            data.root, layout=data.label_layout, phase=phase,
-            size=(max(1, round(data.crop_size / data.aspect_ratio)), data.crop_size),
-            label_nc=data.label_nc or None,
-            contain_dontcare=data.contain_dontcare if given else None,
-            no_instance=data.no_instance if given else None, flip=data.flip, train=train,
-            seed=seed)
+        return label_dataset(data, phase, train=train, seed=seed,
+                             file_list=data.file_list if train else None,
+                             exclude_list=data.exclude_list if train else None)
     return open_dataset(
         data.root, mode=data.mode, phase=phase, direction=data.direction,
         preprocess=data.preprocess, load_size=data.load_size if train else data.crop_size,
@@ -78,6 +72,35 @@ def dataset_from_config(data: Any, phase: str = "train", train: bool = True,
         augment=train)
 
 
+def label_dataset(data: Any, phase: str = "train", train: bool = False, seed: int = 0,
+                  file_list: Any = None, exclude_list: Any = None) -> Any:
+    """The label-map dataset (data/segmaps.py) of a labels-mode DataConfig; train=False:
+    no flip."""
+    from gancompress.data.segmaps import LabelMapDataset
+    given = data.label_nc > 0  # else the layout's own label_nc / dontcare / instance rule
+    return LabelMapDataset(
+        data.root, layout=data.label_layout, phase=phase, size=input_shape(data)[1:],
+        label_nc=data.label_nc or None, contain_dontcare=data.contain_dontcare if given else None,
+        no_instance=data.no_instance if given else None, flip=data.flip, train=train, seed=seed,
+        file_list=file_list, exclude_list=exclude_list)
+
+
+def input_shape(data: Any) -> tuple[int, int, int]:
+    """(C, H, W) of one generator input at the evaluation size of a DataConfig: square
+    crop_size images, or for label maps crop_size wide at data.aspect_ratio, one-hot (+ edge)
+    channels."""
+    if data.mode == "labels":
+        from gancompress.data.segmaps import semantic_channels
+        return (semantic_channels(data)[0], max(1, round(data.crop_size / data.aspect_ratio)),
+                data.crop_size)
+    return (data.in_channels, data.crop_size, data.crop_size)
+
+
+def data_channels(data: Any) -> tuple[int, int]:
+    """(input, output) channels of the generator the DataConfig's data feeds."""
+    return input_shape(data)[0], 3 if data.mode == "labels" else data.out_channels
+
+
 def training_inputs(data: Any, exclude: Sequence[str] | None = None, count: int = 64,
                     batch_size: int = 16, device: Any = "cpu") -> list[torch.Tensor]:
     """Up to `count` training inputs (evaluation preprocessing, spread evenly over the training
@@ -85,11 +108,14 @@ def training_inputs(data: Any, exclude: Sequence[str] | None = None, count: int 
     `data` is a config.DataConfig."""
     if not data.root:
         raise UserError("no dataset folder given: pass --data DIR (the training data)")
-    dataset = open_dataset(data.root, mode=data.mode, phase="train", direction=data.direction,
-                           preprocess=data.preprocess, load_size=data.crop_size,
-                           crop_size=data.crop_size, flip=False, in_channels=data.in_channels,
-                           out_channels=data.out_channels, exclude_list=list(exclude or []) or None,
-                           augment=False)
+    if data.mode == "labels":
+        dataset = label_dataset(data, exclude_list=list(exclude or []) or None)
+    else:
+        dataset = open_dataset(data.root, mode=data.mode, phase="train", direction=data.direction,
+                               preprocess=data.preprocess, load_size=data.crop_size,
+                               crop_size=data.crop_size, flip=False, in_channels=data.in_channels,
+                               out_channels=data.out_channels, exclude_list=list(exclude or []) or None,
+                               augment=False)
     step = max(1, len(dataset) // count)
     picked = list(range(0, len(dataset), step))[:count]
     return [torch.stack([dataset[i]["source"] for i in picked[s:s + batch_size]]).to(device)

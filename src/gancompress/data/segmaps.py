@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,17 @@ DONTCARE = 255
 
 # Cityscapes labelId -> colour (the palette of the official cityscapesScripts labels.py);
 # ids 0..5 are void classes drawn black or in their own colours.
+# The 19 evaluated Cityscapes classes (trainIds 0..18) as labelIds.
+TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+
+
+def train_ids(label_ids: torch.Tensor) -> torch.Tensor:
+    """Cityscapes labelIds -> trainIds (0..18; every other id 255 = ignored by mIoU)."""
+    table = torch.full((256,), 255, dtype=torch.int64)
+    table[list(TRAIN_LABEL_IDS)] = torch.arange(len(TRAIN_LABEL_IDS))
+    return table[label_ids.long().clamp(0, 255)]
+
+
 CITYSCAPES_PALETTE: dict[int, tuple[int, int, int]] = {
     0: (0, 0, 0), 1: (0, 0, 0), 2: (0, 0, 0), 3: (0, 0, 0), 4: (0, 0, 0), 5: (111, 74, 0),
     6: (81, 0, 81), 7: (128, 64, 128), 8: (244, 35, 232), 9: (250, 170, 160),
@@ -262,13 +274,21 @@ class LabelMapDataset(torch.utils.data.Dataset):
                  size: tuple[int, int] | None = None, label_nc: int | None = None,
                  contain_dontcare: bool | None = None, no_instance: bool | None = None,
                  flip: bool = True, train: bool = True, seed: int = 0,
-                 palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE):
+                 palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE,
+                 file_list: str | Path | list[str] | None = None,
+                 exclude_list: str | Path | list[str] | None = None):
         self.root = Path(root)
         self.layout = detect_label_layout(root) if layout == "auto" else layout
         spec = LABEL_DATASETS.get(self.layout)
         if spec is None:
             raise UserError(f"unknown label-map layout {layout!r}; use auto, {', '.join(LABEL_DATASETS)}")
         self.items = label_layout(root, self.layout, phase)
+        if file_list is not None or exclude_list is not None:  # by label file (name or path)
+            from gancompress.data.folders import Layout, select
+
+            kept = set(select(Layout("labels", self.root, {"label": [i[0] for i in self.items]}),
+                              file_list, exclude_list).files["label"])
+            self.items = [item for item in self.items if item[0] in kept]
         self.label_nc = int(label_nc or spec["label_nc"])
         if self.label_nc < 1:
             raise UserError("label_nc is needed for labels/ + images/ folders: the number of classes")
@@ -292,6 +312,10 @@ class LabelMapDataset(torch.utils.data.Dataset):
         names = [p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else p.name
                  for item in self.items for p in item if p is not None]
         return {"images": len(names), "fingerprint": names_fingerprint(names)}
+
+    def input_names(self) -> list[str]:
+        """The label files (the inputs), relative to the dataset folder."""
+        return [item[0].relative_to(self.root).as_posix() for item in self.items]
 
     @property
     def semantic_nc(self) -> int:
@@ -349,3 +373,16 @@ class LabelMapDataset(torch.utils.data.Dataset):
             item["target"] = target.flip(-1) if flip else target
             item["target_path"] = str(img_path)
         return item
+
+
+def semantic_channels(data: Any) -> tuple[int, bool]:
+    """(generator input channels, instance edges?) of a labels-mode config.DataConfig."""
+    d = data
+    if d.label_nc:
+        return d.label_nc + int(d.contain_dontcare) + (0 if d.no_instance else 1), not d.no_instance
+    layout = d.label_layout if d.label_layout != "auto" else detect_label_layout(d.root)
+    spec = LABEL_DATASETS[layout]
+    if not spec["label_nc"]:
+        raise UserError(f"data.label_nc is needed for the {layout!r} layout: the number of label ids")
+    nc = spec["label_nc"] + int(spec["contain_dontcare"]) + (0 if spec["no_instance"] else 1)
+    return nc, not spec["no_instance"]

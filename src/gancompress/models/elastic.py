@@ -476,6 +476,11 @@ class ElasticGenerator(nn.Module):
         """Named search spaces of this family: choices per config position, widest first."""
         return {}
 
+    def default_space(self) -> str:
+        """The search space a compression uses when compress.space is not set: the first of
+        `search_spaces()` unless the family names another."""
+        return next(iter(self.search_spaces()), "")
+
     # -- inputs ---------------------------------------------------------------------------------
     @property
     def in_channels(self) -> int:
@@ -501,6 +506,11 @@ class ElasticGenerator(nn.Module):
         device = next(self.parameters()).device
         x = torch.rand(batch, self.in_channels, h, w, generator=generator) * 2 - 1
         return (x.to(device),)
+
+    def input_picture(self, x: torch.Tensor) -> torch.Tensor:
+        """What a person sees of a batch of inputs (B, C, H, W): (B, 1 or 3, H, W) in [-1, 1],
+        for sample grids and reports. Image generators: the input itself."""
+        return x
 
     def profile_inputs(self, size: Sequence[int] | None = None, batch: int = 1
                        ) -> tuple[torch.Tensor, ...]:

@@ -197,6 +197,9 @@ class ResnetGenerator(ElasticGenerator):
     def search_spaces(self) -> dict[str, list[list[int]]]:
         return {name: [list(c) for c in choices] for name, choices in SPACES.items()}
 
+    def default_space(self) -> str:
+        return "channels-64-pix2pix"  # the published pix2pix space (REFERENCE.md sec. 2)
+
     @property
     def feature_widths(self) -> list[str]:
         """Width group of each distillation feature (all taps are in the residual trunk)."""

@@ -240,6 +240,11 @@ class SpadeGenerator(ElasticGenerator):
     def widths_from_config(self, config: str | Sequence[int]) -> Widths:
         return decode_config(config)
 
+    def input_picture(self, x: torch.Tensor) -> torch.Tensor:
+        """The label map of a one-hot (+ edge) input, a colour per id."""
+        from gancompress.imaging import colour_ids
+        return torch.stack([colour_ids(ids) for ids in x[:, :self.label_channels].argmax(1)])
+
     def config_from_widths(self, widths: Mapping[str, int]) -> str:
         return encode_config(widths)
 

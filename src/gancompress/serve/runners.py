@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gancompress.data.segmaps import TRAIN_LABEL_IDS
 from gancompress.errors import UserError
 from gancompress.files import file_fingerprint
 
@@ -58,8 +59,6 @@ CITYSCAPES = [
     ("trailer", (0, 0, 110)), ("train", (0, 80, 100)), ("motorcycle", (0, 0, 230)),
     ("bicycle", (119, 11, 32)), ("license plate", (0, 0, 142)),
 ]
-# The 19 evaluated classes (trainIds 0..18) as labelIds: the palette order for smaller label sets.
-TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,14 +18,15 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from gancompress.config import Config
 from gancompress.errors import UserError
+from gancompress.imaging import colour_ids
 from gancompress.models.checkpoint import save_generator
 from gancompress.models.discriminators import build_discriminator
+from gancompress.data.segmaps import semantic_channels
 from gancompress.models.spade import SpadeGenerator
-from gancompress.training.losses import adversarial
+from gancompress.training.losses import adversarial, feature_matching, gen_loss
 from gancompress.training.loop import Task
 from gancompress.training.tasks import set_requires_grad
 
@@ -46,40 +47,6 @@ def xavier_init(module: nn.Module, gain: float = 0.02) -> nn.Module:
     return module
 
 
-def semantic_channels(config: Config, dataset: Any = None) -> tuple[int, bool]:
-    """(generator input channels, instance edges?) from the data settings."""
-    from gancompress.data.segmaps import LABEL_DATASETS, detect_label_layout
-
-    d = config.data
-    if d.label_nc:
-        return d.label_nc + int(d.contain_dontcare) + (0 if d.no_instance else 1), not d.no_instance
-    layout = d.label_layout if d.label_layout != "auto" else detect_label_layout(d.root)
-    spec = LABEL_DATASETS[layout]
-    if not spec["label_nc"]:
-        raise UserError(f"data.label_nc is needed for the {layout!r} layout: the number of label ids")
-    nc = spec["label_nc"] + int(spec["contain_dontcare"]) + (0 if spec["no_instance"] else 1)
-    return nc, not spec["no_instance"]
-
-
-def multiscale_hinge_d(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    return (adversarial("hinge", [r[-1] for r in real], True)
-            + adversarial("hinge", [f[-1] for f in fake], False))
-
-
-def feature_matching(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    """sum_i sum_{j < last} L1(fake_ij, real_ij.detach()) / num_D."""
-    total = sum(F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake)
-                for r, f in zip(rs[:-1], fs[:-1]))
-    return total / len(real)
-
-
-def colour_labels(label: torch.Tensor) -> torch.Tensor:
-    """(1, H, W) ids -> (3, H, W) in [-1, 1] with fixed distinct colours (sample grids)."""
-    ids = label[0].long()
-    rgb = torch.stack([(ids * 37) % 255, (ids * 91 + 80) % 255, (ids * 153 + 160) % 255]).float()
-    return rgb / 127.5 - 1
-
-
 class GauGANTask(Task):
     """Label map -> photo with a SPADE generator and a multiscale discriminator."""
 
@@ -90,7 +57,7 @@ class GauGANTask(Task):
         m, loss = config.model, config.loss
         if loss.gan_mode != "hinge":
             raise UserError("GauGAN trains with the hinge loss (loss.gan_mode=hinge)")
-        nc, edge = semantic_channels(config)
+        nc, edge = semantic_channels(config.data)
         args = {"ngf": 64, "upsampling": "more", **m.generator_args, "in_channels": nc,
                 "out_channels": 3, "spectral": True, "instance_edge": edge}
         generator = SpadeGenerator(**SpadeGenerator.arch_args(args))
@@ -121,7 +88,7 @@ class GauGANTask(Task):
         with self.autocast():
             fake = self.generator(source)
             pred_fake, pred_real = self._judge(source, fake, target)
-            losses = {"G_gan": adversarial("hinge", [p[-1] for p in pred_fake], True, for_disc=False)}
+            losses = {"G_gan": gen_loss("hinge", pred_fake)}
             if loss_cfg.lambda_feat > 0:
                 losses["G_feat"] = feature_matching(pred_real, pred_fake) * loss_cfg.lambda_feat
             if self.vgg is not None:
@@ -131,13 +98,14 @@ class GauGANTask(Task):
         set_requires_grad(self.disc, True)
         with self.autocast():
             pred_fake, pred_real = self._judge(source, fake.detach(), target)
-            losses["D"] = multiscale_hinge_d(pred_real, pred_fake)
+            losses["D"] = (adversarial("hinge", pred_real, True)  # not halved (SPADE)
+                           + adversarial("hinge", pred_fake, False))
         self.optimize("disc", losses["D"])
         return {k: v.item() for k, v in losses.items()}
 
     def sample(self, batch: dict[str, Any]) -> list[list[torch.Tensor]]:
         fake = self.generator(batch["source"])
-        return [[colour_labels(lab), f, t] for lab, f, t in
+        return [[colour_ids(lab[0]), f, t] for lab, f, t in
                 zip(batch["label"], fake, batch["target"])]
 
     def export(self, out_dir: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 """Losses: adversarial (lsgan | vanilla | hinge), reconstruction, feature distillation.
 
 Adversarial losses (REFERENCE.md sec. 3); `logits` are discriminator outputs of any shape (a
-PatchGAN map (B, 1, h, w)), or a list of them for multi-scale discriminators (averaged):
+PatchGAN map (B, 1, h, w)), or a list of them for multi-scale discriminators (averaged), or a list
+per scale of every stage's output, the logit map last (GauGAN's D, for feature matching):
     lsgan    D: MSE(D(real), 1) and MSE(D(fake), 0)          G: MSE(D(fake), 1)
     vanilla  D: BCE(D(real), 1) and BCE(D(fake), 0) (logits)  G: BCE(D(fake), 1)
     hinge    D: mean(relu(1 - D(real))) and mean(relu(1 + D(fake)))   G: -mean(D(fake))
@@ -10,6 +11,7 @@ pix2pix and CycleGAN train D on 0.5 * (real term + fake term): `disc_loss` retur
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +28,36 @@ def _check(mode: str) -> None:
         raise UserError(f"unknown GAN loss {mode!r}; use one of {', '.join(GAN_MODES)}")
 
 
+def logit_maps(out: Any) -> list[torch.Tensor]:
+    """The logit maps of a discriminator output: a tensor, a list of them (one per scale), or
+    one list of stage outputs per scale (its last entry is the scale's logit map)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [o[-1] if isinstance(o, (list, tuple)) else o for o in out]
+
+
+def stage_features(out: Any) -> list[list[torch.Tensor]]:
+    """Per scale, the intermediate stage outputs (all but the logit map) of a discriminator that
+    returns them (GauGAN's); [] for one that returns logit maps only."""
+    if isinstance(out, torch.Tensor) or not all(isinstance(o, (list, tuple)) for o in out):
+        return []
+    return [list(o[:-1]) for o in out]
+
+
+def feature_matching(real: Any, fake: Any) -> torch.Tensor | None:
+    """GAN feature matching (pix2pixHD / SPADE): sum over scales and intermediate stages of
+    L1(D_ij(fake), D_ij(real)), divided by the number of scales; None when D has no stages."""
+    real_stages, fake_stages = stage_features(real), stage_features(fake)
+    if not real_stages:
+        return None
+    total = sum(F.l1_loss(f.float(), r.detach().float())
+                for rs, fs in zip(real_stages, fake_stages) for r, f in zip(rs, fs))
+    return total / len(real_stages)
+
+
 def _mean_over(logits: Logits, fn) -> torch.Tensor:
-    if isinstance(logits, torch.Tensor):
-        return fn(logits.float())
-    return sum(fn(x.float()) for x in logits) / len(logits)
+    maps = logit_maps(logits)
+    return sum(fn(x.float()) for x in maps) / len(maps)
 
 
 def adversarial(mode: str, logits: Logits, real: bool, for_disc: bool = True) -> torch.Tensor:
