@@ -1,8 +1,9 @@
 """Compression tasks (distill / supernet / finetune) and the compress pipeline end to end."""
 from __future__ import annotations
 
-import json
 import random
+
+import json
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +84,10 @@ def test_uniform_sampling_stays_in_space(workspace):
     task = _task(workspace, SupernetTask)
     space = SearchSpace.for_model(ResnetGenerator(), "8,4")
     allowed = [space.widths(c) for c in space.all()]
-    random.seed(0)
-    drawn = [task.step_widths() for _ in range(50)]
+    state = random.getstate()
+    drawn = [task.step_widths(step) for step in range(50)]
+    assert random.getstate() == state  # no global RNG: a pure function of (seed, step)
+    assert drawn == [task.step_widths(step) for step in range(50)]
     assert all(len(w) == 1 and w[0] in allowed for w in drawn)
     assert len({tuple(sorted(w[0].items())) for w in drawn}) > 20  # not stuck on a few configs
     for group in ("stem", "trunk", "up2"):  # every choice of a position shows up
@@ -95,8 +98,8 @@ def test_uniform_sampling_stays_in_space(workspace):
 def test_sandwich_rule(workspace):
     task = _task(workspace, SupernetTask, "compress.sampling=sandwich")
     space = task.space
-    for _ in range(5):
-        widest, narrowest, sampled = task.step_widths()
+    for step in range(5):
+        widest, narrowest, sampled = task.step_widths(step)
         assert widest == space.widths(space.largest())
         assert narrowest == space.widths(space.smallest())
         assert sampled in [space.widths(c) for c in space.all()]

@@ -116,3 +116,16 @@ def test_fit_against_fake_timer_with_interference(tmp_path, monkeypatch):
     assert latency.fit["holdout_mape"] < 10.0, latency.fit["holdout"]
     config = space.sample(random.Random(5))
     assert latency.predict(config) == pytest.approx(true_ms(space.encode(config)), rel=0.15)
+
+
+def test_latency_cost_from_a_broadcast_fit_measures_nothing(built, monkeypatch):
+    # under torchrun the ranks other than 0 predict with rank 0's fit (compress.pipeline.make_cost)
+    from gancompress.compress.budget import LatencyCost
+
+    model, space, _, latency = built
+    monkeypatch.setattr(LatencyModel, "load_or_build",
+                        classmethod(lambda *a, **k: pytest.fail("measured")))
+    cost = LatencyCost(model, space, SIZE, fit=dict(latency.fit))
+    for config in (space.largest(), space.smallest(), space.sample(random.Random(5))):
+        assert cost(config) == pytest.approx(latency.predict(config), rel=1e-12)
+    assert cost.cheapest()[1] == pytest.approx(latency.fastest()[1], rel=1e-12)

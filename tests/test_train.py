@@ -64,7 +64,10 @@ def test_pix2pix_run_folder_and_export(tmp_path):
     result = train(cfg, run)
     assert torch.get_num_threads() == threads  # train.threads=1 applied only inside train()
     assert result["steps"] == 16 and result["exported"] == [str(run / "generator.pth")]
-    assert Config.from_dict(json.loads((run / "config.json").read_text())) == cfg
+    saved = Config.from_dict(json.loads((run / "config.json").read_text()))
+    assert saved.train.global_batch_size == 2  # recorded: batch_size x 1 process
+    saved.train.global_batch_size = 0
+    assert saved == cfg
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "losses" in r]
     assert [r["step"] for r in steps] == list(range(2, 17, 2))
@@ -78,7 +81,8 @@ def test_pix2pix_run_folder_and_export(tmp_path):
     with Image.open(run / "samples" / grids[0]) as grid:  # 2 rows x (input | output | target)
         assert grid.size == (3 * 34 + 2, 2 * 34 + 2)
     ckpt = safe_load(run / "checkpoint.pt")  # plain tensors/containers only
-    assert ckpt["step"] == 16 and ckpt["config"] == cfg.to_dict()
+    assert ckpt["step"] == 16 and ckpt["config"] == saved.to_dict() | {"train": {
+            **saved.to_dict()["train"], "global_batch_size": 2}}
     gen = load_generator(run / "generator.pth")  # no flags needed
     assert gen.arch["ngf"] == 4 and gen.arch["n_blocks"] == 3
     trained = ckpt["task"]["models"]["generator"]

@@ -150,7 +150,11 @@ class TrainConfig:
     task: str = option("pix2pix", "what to train (gancompress.training.loop.TASKS)")
     seed: int = option(233, "random seed (python, numpy, torch, data order and augmentation)",
                        minimum=0, maximum=2**63 - 1)
-    batch_size: int = option(1, "images per step", minimum=1, maximum=65536)
+    batch_size: int = option(1, "images per step and process (torchrun: the global batch is "
+                             "batch_size x processes)", minimum=1, maximum=65536)
+    global_batch_size: int = option(0, "recorded by the loop: batch_size x processes of the run "
+                                    "(steps, epochs and the lr schedule count global batches)",
+                                    runtime=True, minimum=0)
     epochs: int = option(100, "epochs at the initial learning rate", minimum=0, maximum=10**6)
     epochs_decay: int = option(100, "epochs of linear decay to ~0 afterwards", minimum=0,
                                maximum=10**6)
@@ -230,6 +234,9 @@ class CompressConfig:
     mutate_prob: float = option(0.2, "evolution: probability to redraw each position", minimum=0.0,
                                 maximum=1.0)
     generations: int = option(500, "evolution: generations", minimum=1)
+    search_workers: int = option(1, "local processes scoring each generation's candidates in "
+                                 "parallel (under torchrun every rank scores instead)",
+                                 runtime=True, minimum=1, maximum=1024)
     metric: str = option("auto", "search score: auto (fid with compress.stats, else l1), l1, "
                          "psnr, fid, kid, miou (Cityscapes label maps: DRN-D-105 segmentation "
                          "of the outputs)", ("auto", "l1", "psnr", "fid", "kid", "miou"))

@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_pipeline(args)
     if result is None:
         return 0
-    if "report_md" in result:
+    from gancompress.training.distributed import is_main
+
+    if "report_md" in result and is_main():
         print()
         print(result["report_md"])
         print(f"compact model: {Path(args.out) / 'compact.pth'}; report: "

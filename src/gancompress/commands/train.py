@@ -80,15 +80,17 @@ def run(args: argparse.Namespace) -> int:
         if cfg.data.root:
             spe, total = steps_for(cfg)
             print(f"# data: {cfg.data.root}: {spe} steps per epoch at batch "
-                  f"{cfg.train.batch_size}, {total} steps in total")
+                  f"{cfg.train.batch_size} per process, {total} steps in total")
         else:
             print("# data: not given (--data DIR)")
         return 0
     if not args.out:
         raise UserError("give the run folder with --out DIR")
+    from gancompress.training.distributed import print0
+
     result = train(cfg, args.out, resume=args.resume)
-    print(f"trained {result['steps']} steps in {result['elapsed_s']:.0f} s; run folder "
+    print0(f"trained {result['steps']} steps in {result['elapsed_s']:.0f} s; run folder "
           f"{result['out_dir']}")
     for path in result["exported"]:
-        print(f"generator: {path}")
+        print0(f"generator: {path}")
     return 0

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gancompress.compress.space import Config, SearchSpace
 from gancompress.errors import UserError
@@ -151,7 +152,10 @@ class LatencyCost:
 
     def __init__(self, model: ElasticGenerator, space: SearchSpace,
                  input_size: Sequence[int] = (1, 3, 256, 256), device: str = "cpu",
-                 backend: str = "torch", cache_dir: str | Path | None = None):
+                 backend: str = "torch", cache_dir: str | Path | None = None,
+                 fit: dict[str, Any] | None = None):
+        """fit: a latency model fitted elsewhere (LatencyModel.fit of rank 0 under torchrun):
+        predict with it and measure nothing."""
         try:
             from gancompress.compress.latency import LatencyModel
         except ImportError as err:
@@ -159,9 +163,13 @@ class LatencyCost:
                             f"imported here ({err}); give the budget in MACs (e.g. 3G or 1/20)"
                             ) from None
         self.space = space
-        self.latency = LatencyModel.load_or_build(model, space, input_size=tuple(input_size),
-                                                  device=device, backend=backend,
-                                                  cache_dir=cache_dir)
+        if fit is not None:
+            self.latency = LatencyModel(model, space, tuple(input_size), device, backend,
+                                        int(fit["threads"]), fit)
+        else:
+            self.latency = LatencyModel.load_or_build(model, space, input_size=tuple(input_size),
+                                                      device=device, backend=backend,
+                                                      cache_dir=cache_dir)
         self.cache: dict[str, float] = {}
 
     def __call__(self, config: Sequence[int]) -> float:

@@ -21,7 +21,6 @@ sub-network per step), a fixed network (munit-distill) or one sub-network of a t
 """
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ import torch.nn.functional as F
 
 from gancompress.compress.distill import FeatureMappings
 from gancompress.compress.space import SearchSpace
-from gancompress.compress.tasks import _load_part, _stage_checkpoint, build_student, load_teacher
+from gancompress.compress.tasks import (_load_part, _stage_checkpoint, build_student, load_teacher,
+                                        width_rng)
 from gancompress.config import Config
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import save_generator
@@ -38,7 +38,7 @@ from gancompress.models.elastic import parse_config_numbers, using_widths
 from gancompress.training.loop import Task
 from gancompress.training.munit import (
     add_weight_decay,
-    informative,
+    informative_batch,
     lsgan_sum,
     ms_discriminator,
     step_lr,
@@ -85,7 +85,7 @@ class MunitDistillTask(Task):
             return self.space.to_widths(parse_config_numbers(c.student_widths))
         return self.space.widths(self.space.largest())
 
-    def step_widths(self) -> dict[str, int] | None:
+    def step_widths(self, step: int) -> dict[str, int] | None:
         return None
 
     def sample_widths(self) -> list[dict[str, int] | None]:
@@ -103,13 +103,12 @@ class MunitDistillTask(Task):
         step_lr(self, step)
         u, c, lambda_x = self.config.munit, self.config.compress, self.config.loss.lambda_recon
         x_a, x_b = batch["source"], batch["target"]
-        keep = informative(x_a, x_b)  # constant images overflow the student's gradients
-        if not keep.all():
-            if not keep.any():
-                return {"skipped": 1.0}
-            x_a, x_b = x_a[keep], x_b[keep]
+        kept = informative_batch(self, x_a, x_b)  # constant images overflow the gradients
+        if kept is None:
+            return {"skipped": 1.0}
+        x_a, x_b = kept
         style_step = step % u.style_every != 0
-        widths = self.step_widths()
+        widths = self.step_widths(step)
         logs: dict[str, float] = {}
         with torch.no_grad(), self.autocast():
             content_t = self.teacher.encode(x_a)
@@ -168,9 +167,10 @@ class MunitSupernetTask(MunitDistillTask):
 
     name = "munit-supernet"
 
-    def step_widths(self) -> dict[str, int] | None:
-        # global python RNG: saved and restored by the loop, so a resumed run draws the same
-        return self.space.widths(self.space.sample(random))  # type: ignore[arg-type]
+    def step_widths(self, step: int) -> dict[str, int] | None:
+        # from (seed, step): every rank of a multi-process run trains the same sub-network, and
+        # a resumed run draws what an uninterrupted one would
+        return self.space.widths(self.space.sample(width_rng(self.config.train.seed, step)))
 
     def sample_widths(self) -> list[dict[str, int] | None]:
         return [self.space.widths(self.space.largest()), self.space.widths(self.space.smallest())]
@@ -196,7 +196,7 @@ class MunitFinetuneTask(MunitSupernetTask):
         super().__init__(config, device)
         self.widths = self.space.widths(self.space.decode(config.compress.config))
 
-    def step_widths(self) -> dict[str, int] | None:
+    def step_widths(self, step: int) -> dict[str, int] | None:
         return self.widths
 
     def sample_widths(self) -> list[dict[str, int] | None]:

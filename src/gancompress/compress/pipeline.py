@@ -41,11 +41,12 @@ from gancompress.compress.supernet import extract_file, load_supernet
 from gancompress.compress.tasks import check_data_channels, load_teacher, student_template
 from gancompress.config import PRESETS, Config, absolute_paths, apply_overrides, diff, validate
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text, file_fingerprint, folder_is_empty, output_lock
+from gancompress.files import atomic_write_text, file_fingerprint, folder_is_empty
 from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import safe_load
 from gancompress.models.elastic import ElasticGenerator, batchnorms
+from gancompress.training import distributed
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
 Log = Callable[[str], None]
@@ -225,14 +226,35 @@ def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: 
     """MACs, or predicted latency for a budget in ms (latency models are cached by
     gancompress.compress.latency, in its default cache folder when cache_dir is None)."""
     if budget.kind == "latency":
-        return LatencyCost(model, space, input_size(cfg), device=str(device),
-                           backend=cfg.compress.latency_backend, cache_dir=cache_dir)
+        if not distributed.active():
+            return LatencyCost(model, space, input_size(cfg), device=str(device),
+                               backend=cfg.compress.latency_backend, cache_dir=cache_dir)
+        # torchrun: rank 0 measures alone (concurrent timing runs would disturb each other) and
+        # every rank predicts with its fit, since the ranks of a parallel search must agree on
+        # which sub-networks fit the budget
+        cost = None
+        if distributed.is_main():
+            cost = LatencyCost(model, space, input_size(cfg), device=str(device),
+                               backend=cfg.compress.latency_backend, cache_dir=cache_dir)
+        fit = distributed.broadcast(cost.latency.fit if cost is not None else None)
+        if cost is None:
+            cost = LatencyCost(model, space, input_size(cfg), device=str(device),
+                               backend=cfg.compress.latency_backend, fit=fit)
+        return cost
     return MacCost(model, space, input_size(cfg))
 
 
 def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
                  device: torch.device | str) -> float:
-    if budget.kind == "latency" and cfg.compress.latency_backend != "torch":
+    if budget.kind != "latency":
+        return float(count_macs(teacher, input_size(cfg)))
+    # torchrun: one measurement (rank 0's), the same number on every rank
+    ms = _teacher_latency(cfg, teacher, device) if distributed.is_main() else None
+    return distributed.broadcast(ms)
+
+
+def _teacher_latency(cfg: Config, teacher: ElasticGenerator, device: torch.device | str) -> float:
+    if cfg.compress.latency_backend != "torch":
         # the teacher on the runtime the budget refers to (the same statistic as the model fit)
         from gancompress.compress.latency import runtime_backend
         from gancompress.deploy.backends import build_backend, measure_side_by_side
@@ -241,11 +263,9 @@ def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
         call, _ = build_backend(name, teacher, input_size(cfg), device=str(device))
         return measure_side_by_side({name: call}, warmup=2, runs=5, device=str(device)
                                     )[name]["min_ms"]
-    if budget.kind == "latency":
-        from gancompress.metrics.cost import measure_latency
-        return measure_latency(teacher, input_size(cfg), warmup=3, runs=10,
-                               device=device)["median_ms"]
-    return float(count_macs(teacher, input_size(cfg)))
+    from gancompress.metrics.cost import measure_latency
+    return measure_latency(teacher, input_size(cfg), warmup=3, runs=10,
+                           device=device)["median_ms"]
 
 
 @dataclass(frozen=True)
@@ -424,12 +444,13 @@ def make_scorer(cfg: Config, supernet: ElasticGenerator, space: SearchSpace,
 
 def search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path,
                     teacher: ElasticGenerator | None, held_out: Sequence[str],
-                    device: torch.device | str = "cpu", log: Log = print,
+                    device: torch.device | str = "cpu", log: Log = distributed.print0,
                     checked: CheckedBudget | None = None) -> dict[str, Any]:
     """Search the supernet file under cfg.compress.budget into `out_dir`; returns best.json.
     `checked`: the budget as the pipeline already parsed and checked it. `out_dir` is locked for
-    the search (files.output_lock)."""
-    with output_lock(out_dir, "search"):
+    the search (files.output_lock; by rank 0 under torchrun, where every rank calls this: they
+    share the scoring, rank 0 writes and logs)."""
+    with distributed.output_lock(out_dir, "search"):
         return _search_supernet(cfg, supernet_path, out_dir, teacher, held_out, device, log,
                                 checked)
 
@@ -457,7 +478,7 @@ def _search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path
     run_search(space, cost, scorer, budget, out_dir, identity, method=c.search, settings=settings,
                seed=cfg.train.seed, macs=MacCost(supernet, space, input_size(cfg)),
                teacher={"score": teacher_score, "cost": t_cost} if teacher is not None else None,
-               log=lambda s: log(f"[search] {s}"))
+               log=lambda s: log(f"[search] {s}"), workers=c.search_workers)
     return json.loads((Path(out_dir) / "best.json").read_text())
 
 
@@ -486,8 +507,14 @@ class Pipeline:
     def __init__(self, cfg: Config, out: str | Path, log: Log = print):
         self.cfg = validate(cfg.copy())
         self.out = Path(out)
-        self.log = log
+        self._log = log
         self.c = self.cfg.compress
+
+    def log(self, message: str) -> None:
+        # under torchrun every rank runs the pipeline (training and search use them all): one
+        # copy of each message (asked per message: the process group starts in check())
+        if distributed.is_main():
+            self._log(message)
 
     # -- paths ------------------------------------------------------------------------------------
     def files(self, stage: str) -> list[Path]:
@@ -560,15 +587,16 @@ class Pipeline:
     def prepare(self, stages: Sequence[str] | None = None) -> None:
         """check(), then write compress.json and held_out.txt (kept from an earlier run)."""
         names = self.check(stages)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if not (self.out / "compress.json").is_file():
-            atomic_write_text(self.out / "compress.json", self.cfg.to_json())
+        distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
         held = self.out / "held_out.txt"
-        if held.is_file():
-            names = [line for line in held.read_text().splitlines() if line.strip()]
-        else:
-            atomic_write_text(held, "".join(f"{n}\n" for n in names))
-        self.held_out = names
+        if distributed.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not (self.out / "compress.json").is_file():
+                atomic_write_text(self.out / "compress.json", self.cfg.to_json())
+            if not held.is_file():
+                atomic_write_text(held, "".join(f"{n}\n" for n in names))
+        distributed.barrier()
+        self.held_out = [line for line in held.read_text().splitlines() if line.strip()]
 
     # -- training stages ------------------------------------------------------------------------
     def stage_config(self, stage: str) -> Config:
@@ -658,7 +686,7 @@ class Pipeline:
     # -- driver -----------------------------------------------------------------------------------
     def run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the stages under an exclusive lock on the output folder (files.output_lock)."""
-        with output_lock(self.out, "compress"):
+        with distributed.output_lock(self.out, "compress"):
             return self._run(only)
 
     def _run(self, only: Sequence[str] | None = None) -> dict[str, Any]:
@@ -666,22 +694,27 @@ class Pipeline:
         stages = self.stages() if only is None else list(only)
         done = []
         for stage in stages:
-            if self.done(stage):
+            # torchrun: rank 0 looks and decides for every rank (all must run the same stages)
+            finished, partial = distributed.broadcast((self.done(stage),
+                                                        self.path(stage).is_file()))
+            if finished:
                 self.log(f"[{stage}] done already ({self.path(stage)}); skipping")
                 continue
-            if self.path(stage).is_file():  # a kill between its files: redo it (marker last)
+            if partial:  # a kill between its files: redo it (marker last)
                 missing = ", ".join(p.name for p in self.files(stage) if not p.is_file())
                 self.log(f"[{stage}] incomplete ({missing} missing); redoing it")
-                if stage in ("search", "report"):
+                if stage in ("search", "report") and distributed.is_main():
                     self.path(stage).unlink()
             if stage in ("mobile", "distill", "supernet", "finetune"):
                 self.train_stage(stage)
             elif stage == "search":
                 self.run_search()
-            elif stage == "extract":
-                self.run_extract()
-            elif stage == "report":
-                self.run_report()
+            elif stage in ("extract", "report"):  # one process's work: rank 0, the others wait
+                if distributed.is_main() and stage == "extract":
+                    self.run_extract()
+                elif distributed.is_main():
+                    self.run_report()
+                distributed.barrier()
             done.append(stage)
         result: dict[str, Any] = {"out": str(self.out), "ran": done, "stages": stages}
         if self.done("report"):

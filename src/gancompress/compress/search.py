@@ -14,6 +14,13 @@ Pieces, each usable alone:
     evolution_search / exhaustive_search  pure functions of (space, cost, score, budget)
     SearchRun                             an output folder: identity check, results.jsonl cache
                                           (resume after a kill), best.json, pareto.png
+    ParallelScoring                       scores a generation's new candidates at once: across
+                                          torchrun ranks, or N local processes (workers=N)
+Parallel scoring changes where a score is computed, never which configs are scored: the search
+is a pure function of the seed, so every rank (or the parent of the workers) replays the same
+generations; a generation's unscored candidates are split over the processes in rounds of one
+per process, and each round's scores are appended to results.jsonl (by rank 0) before the next,
+so a killed parallel search resumes without rescoring what was saved.
 Scores are "lower is better" internally; a scorer with higher_is_better (PSNR) is negated only
 for ranking, and stored as measured.
 """
@@ -33,6 +40,7 @@ from gancompress.compress.space import Config, SearchSpace
 from gancompress.errors import UserError
 from gancompress.files import append_line, atomic_path, atomic_write_text, folder_is_empty
 from gancompress.metrics.cost import format_count
+from gancompress.training import distributed
 
 # ----------------------------------------------------------------------------------------------
 # Search algorithms
@@ -113,12 +121,15 @@ def evolution_search(space: SearchSpace, cost: Callable[[Sequence[int]], float],
                      score: Callable[[Sequence[int]], float], budget: float,
                      settings: EvolutionSettings | None = None, seed: int = 0,
                      higher_is_better: bool = False,
-                     on_generation: Callable[[int, Config, float], None] | None = None
+                     on_generation: Callable[[int, Config, float], None] | None = None,
+                     prefetch: Callable[[list[Config]], None] | None = None
                      ) -> tuple[Config, float]:
     """Evolutionary search (Fast GAN Compression): returns (best config, its score).
 
     Deterministic for a given seed and deterministic `score`, which is what makes resume exact:
     a restarted search replays the same generations and finds every earlier score in the cache.
+    `prefetch(population)` is called before each generation is ranked (parallel scoring fills
+    the cache there; `score` then only reads it).
     """
     s = (settings or EvolutionSettings()).check()
     rng = random.Random(seed)
@@ -137,6 +148,8 @@ def evolution_search(space: SearchSpace, cost: Callable[[Sequence[int]], float],
     population = [fitter.draw(lambda: space.sample(rng)) for _ in range(s.population)]
     best: Config = population[0]
     for generation in range(s.generations):
+        if prefetch is not None:
+            prefetch(population)
         ranked = sorted(population, key=key)
         parents = ranked[: s.parents]
         best = parents[0]
@@ -153,7 +166,8 @@ def evolution_search(space: SearchSpace, cost: Callable[[Sequence[int]], float],
 
 def exhaustive_search(space: SearchSpace, cost: Callable[[Sequence[int]], float],
                       score: Callable[[Sequence[int]], float], budget: float,
-                      higher_is_better: bool = False, max_size: int = 20000
+                      higher_is_better: bool = False, max_size: int = 20000,
+                      prefetch: Callable[[list[Config]], None] | None = None
                       ) -> tuple[Config, float]:
     """Score every config under the budget (GAN Compression's brute force); small spaces only."""
     if space.size > max_size:
@@ -162,6 +176,8 @@ def exhaustive_search(space: SearchSpace, cost: Callable[[Sequence[int]], float]
     fitting = [c for c in space.all() if cost(c) <= budget]
     if not fitting:
         raise UserError("no sub-network fits the budget")
+    if prefetch is not None:
+        prefetch(fitting)
     best = min(fitting, key=lambda c: (_rank_key(score(c), higher_is_better), cost(c),
                                        space.encode(c)))
     return best, score(best)
@@ -194,12 +210,17 @@ class SearchRun:
     held-out set, cost model). A folder written for another identity is refused, never mixed.
     """
 
-    def __init__(self, out_dir: str | Path, identity: Mapping[str, Any]):
+    def __init__(self, out_dir: str | Path, identity: Mapping[str, Any], writer: bool = True):
+        """writer=False: an in-memory mirror (the ranks other than 0 of a parallel search: rank 0
+        checks and writes the folder; its records are broadcast to the mirrors)."""
         self.dir = Path(out_dir)
         self.identity = json.loads(json.dumps(dict(identity), default=str))
         self.results_path = self.dir / "results.jsonl"
         self.header_path = self.dir / "search.json"
         self.records: dict[str, Candidate] = {}
+        self.writer = writer
+        if not writer:
+            return
         if self.dir.exists() and not self.dir.is_dir():
             raise UserError(f"search output {self.dir} exists and is not a folder")
         if self.header_path.exists():
@@ -240,6 +261,8 @@ class SearchRun:
                 self.records[cand.config] = cand
 
     def start(self, info: Mapping[str, Any]) -> None:
+        if not self.writer:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.header_path.exists():
             atomic_write_text(self.header_path, json.dumps(
@@ -249,9 +272,75 @@ class SearchRun:
     def append(self, cand: Candidate) -> None:
         """Record a freshly scored config; flushed and fsynced so a kill loses at most one line."""
         self.records[cand.config] = cand
+        if not self.writer:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         # a line torn by a kill gets its newline first, so it never swallows this record
         append_line(self.results_path, json.dumps(asdict(cand), default=float), sync=True)
+
+
+class ParallelScoring:
+    """config -> (score, seconds) for lists of configs, on several processes at once.
+
+    Under torchrun every rank holds the scorer and scores the configs i with i % world == rank,
+    then the results are exchanged (all_gather), so every rank ends with every score. Otherwise,
+    with workers > 1, a pool of `workers` local processes (spawned once, each receiving the
+    scorer once, with cpu_threads / workers torch threads each) scores them. `width` is how many
+    configs one round scores at once.
+    """
+
+    def __init__(self, scorer: Callable[[Sequence[int]], float], workers: int = 1):
+        self.scorer = scorer
+        self.ranks = distributed.active()
+        self.width = distributed.world_size() if self.ranks else max(1, int(workers))
+        self.pool = None
+        if not self.ranks and self.width > 1:
+            import torch
+            import torch.multiprocessing as mp  # registers shared-memory pickling of tensors
+
+            threads = max(1, torch.get_num_threads() // self.width)
+            self.pool = mp.get_context("spawn").Pool(self.width, initializer=_worker_init,
+                                                     initargs=(scorer, threads))
+
+    def map(self, configs: Sequence[Config]) -> list[tuple[float, float]]:
+        if self.pool is not None:
+            return self.pool.map(_worker_score, [list(c) for c in configs], chunksize=1)
+        if not self.ranks:
+            return [_timed(self.scorer, c) for c in configs]
+        rank, world = distributed.rank(), distributed.world_size()
+        mine = {i: _timed(self.scorer, c) for i, c in enumerate(configs) if i % world == rank}
+        merged: dict[int, tuple[float, float]] = {}
+        for part in distributed.all_gather(mine):
+            merged.update(part)
+        return [merged[i] for i in range(len(configs))]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+def _timed(scorer: Callable[[Sequence[int]], float], config: Sequence[int]) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    value = float(scorer(config))
+    return value, time.perf_counter() - t0
+
+
+_WORKER_SCORER: Callable[[Sequence[int]], float] | None = None
+
+
+def _worker_init(scorer: Callable[[Sequence[int]], float], threads: int) -> None:
+    global _WORKER_SCORER
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER_SCORER = scorer
+
+
+def _worker_score(config: Config) -> tuple[float, float]:
+    assert _WORKER_SCORER is not None
+    return _timed(_WORKER_SCORER, config)
 
 
 @dataclass
@@ -271,23 +360,37 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
                settings: EvolutionSettings | None = None, seed: int = 0,
                max_evaluations: int | None = None, macs: MacCost | None = None,
                teacher: Mapping[str, float] | None = None,
-               log: Callable[[str], None] = print) -> SearchOutcome:
+               log: Callable[[str], None] = print, workers: int = 1) -> SearchOutcome:
     """Search `space` under `budget` in folder `out_dir`, reusing its cached scores.
 
     `max_evaluations` stops after that many new scores (raises `SearchInterrupted`): a stand-in
     for a kill, used by tests. `teacher` = {"score": ..., "cost": ...} is drawn on the plot.
+    `workers` > 1 scores each generation's new candidates in that many local processes; under
+    torchrun all ranks score (every rank must call run_search; rank 0 writes the folder).
     """
     if method not in ("evolution", "exhaustive"):
         raise UserError(f"unknown search method {method!r}; use evolution or exhaustive")
     if budget.kind == "fraction":
         raise UserError("resolve a fractional budget against the teacher first (Budget.resolve)")
     check_budget(budget, cost, space)  # before anything is written
-    run = SearchRun(out_dir, {**identity, "cost": cost.kind})
-    run.start({"space": {"name": space.name, "choices": [list(c) for c in space.choices]},
-               "higher_is_better": bool(getattr(scorer, "higher_is_better", False))})
+    main = distributed.is_main()
+    if not main:
+        log = _silent
     higher = bool(getattr(scorer, "higher_is_better", False))
+    run = SearchRun(out_dir, {**identity, "cost": cost.kind}, writer=main)
+    run.start({"space": {"name": space.name, "choices": [list(c) for c in space.choices]},
+               "higher_is_better": higher})
+    run.records = distributed.broadcast(run.records)  # rank 0 read the cache
     stats = {"new": 0, "cached": 0}
     started = time.perf_counter()
+    seen: set[str] = set()
+
+    def record(config: Sequence[int], value: float, seconds: float) -> None:
+        key = space.encode(config)
+        seen.add(key)
+        stats["new"] += 1
+        run.append(Candidate(key, cost(config), value, None if macs is None else macs(config),
+                             {"seconds": round(seconds, 4)}))
 
     def score(config: Sequence[int]) -> float:
         key = space.encode(config)
@@ -298,16 +401,28 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
             return run.records[key].score
         if max_evaluations is not None and stats["new"] >= max_evaluations:
             raise SearchInterrupted(stats["new"])
-        t0 = time.perf_counter()
-        value = float(scorer(config))
-        seen.add(key)
-        stats["new"] += 1
-        run.append(Candidate(key, cost(config), value,
-                             None if macs is None else macs(config),
-                             {"seconds": round(time.perf_counter() - t0, 4)}))
+        value, seconds = _timed(scorer, config)
+        record(config, value, seconds)
         return value
 
-    seen: set[str] = set()
+    parallel = ParallelScoring(scorer, workers)
+
+    def prefetch(configs: list[Config]) -> None:
+        todo: dict[str, Config] = {}
+        for c in configs:
+            key = space.encode(c)
+            if key not in run.records and key not in todo:
+                todo[key] = list(c)
+        pending = list(todo.values())
+        while pending:
+            n = parallel.width
+            if max_evaluations is not None:
+                n = min(n, max_evaluations - stats["new"])
+                if n <= 0:
+                    raise SearchInterrupted(stats["new"])
+            chunk, pending = pending[:n], pending[n:]
+            for config, (value, seconds) in zip(chunk, parallel.map(chunk)):
+                record(config, value, seconds)
 
     def on_generation(gen: int, best: Config, value: float) -> None:
         log(f"generation {gen + 1}/{settings_used.generations}: best {space.encode(best)} "
@@ -315,11 +430,16 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
             f"({stats['new']} scored, {stats['cached']} from cache)")
 
     settings_used = (settings or EvolutionSettings()).check()
-    if method == "evolution":
-        best, value = evolution_search(space, cost, score, budget.value, settings_used, seed,
-                                       higher, on_generation)
-    else:
-        best, value = exhaustive_search(space, cost, score, budget.value, higher)
+    hook = prefetch if parallel.width > 1 else None  # one process: score lazily, as always
+    try:
+        if method == "evolution":
+            best, value = evolution_search(space, cost, score, budget.value, settings_used, seed,
+                                           higher, on_generation, prefetch=hook)
+        else:
+            best, value = exhaustive_search(space, cost, score, budget.value, higher,
+                                            prefetch=hook)
+    finally:
+        parallel.close()
     key = space.encode(best)
     in_budget = [c for c in run.records.values() if c.config in seen]
     front = pareto_front(in_budget if in_budget else run.records.values(), higher)
@@ -332,17 +452,24 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
               "method": method, "seed": seed,
               "settings": asdict(settings_used) if method == "evolution" else None,
               "evaluated": outcome.evaluated, "from_cache": outcome.cached,
-              "seconds": round(outcome.seconds, 2),
+              "seconds": round(outcome.seconds, 2), "processes": parallel.width,
               "pareto": [asdict(c) for c in front], "teacher": dict(teacher) if teacher else None}
-    save_pareto_plot(list(run.records.values()), front, run.dir / "pareto.png",
-                     metric=scorer.name, unit=cost.unit, budget=budget.value, best=key,
-                     teacher=teacher)
-    # best.json marks the search done, so it is written last (a kill before it reruns the
-    # plot from the cache; a kill after it leaves every file in place)
-    atomic_write_text(run.dir / "best.json", json.dumps(result, indent=2, default=float) + "\n")
+    if main:
+        save_pareto_plot(list(run.records.values()), front, run.dir / "pareto.png",
+                         metric=scorer.name, unit=cost.unit, budget=budget.value, best=key,
+                         teacher=teacher)
+        # best.json marks the search done, so it is written last (a kill before it reruns the
+        # plot from the cache; a kill after it leaves every file in place)
+        atomic_write_text(run.dir / "best.json", json.dumps(result, indent=2, default=float) + "\n")
     log(f"best {key}: {scorer.name} {value:.5g} at {_fmt_cost(outcome.cost, cost.unit)} "
-        f"(budget {budget.describe()}); {outcome.evaluated} scored, {outcome.cached} from cache")
+        f"(budget {budget.describe()}); {outcome.evaluated} scored, {outcome.cached} from cache"
+        + (f" ({parallel.width} processes)" if parallel.width > 1 else ""))
+    distributed.barrier()  # best.json exists for every rank
     return outcome
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 class SearchInterrupted(Exception):

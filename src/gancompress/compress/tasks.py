@@ -27,6 +27,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gancompress.compress.distill import FeatureMappings, distillation_loss, freeze
@@ -213,8 +214,8 @@ class DistillTask(Task):
             return self.space.to_widths(parse_config_numbers(c.student_widths))
         return self.space.widths(self.space.largest())
 
-    def step_widths(self) -> list[dict[str, int] | None]:
-        """Sub-networks trained in this step (None = the student's own widths)."""
+    def step_widths(self, step: int) -> list[dict[str, int] | None]:
+        """Sub-networks trained at global step `step` (None = the student's own widths)."""
         return [None]
 
     # -- init -----------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ class DistillTask(Task):
 
         outs, feats = [], []
         with self.autocast():
-            for widths in self.step_widths():
+            for widths in self.step_widths(step):
                 with using_widths(self.student, widths):
                     out, f = self.student(source, return_features=True)
                 outs.append(out)
@@ -319,15 +320,22 @@ class DistillTask(Task):
         return [path]
 
 
+def width_rng(seed: int, step: int) -> random.Random:
+    """The generator of step `step`'s sub-network in a supernet run: a pure function of (seed,
+    step), so every process of a multi-process run samples the same widths and a resumed run
+    (any process count) draws what an uninterrupted one would."""
+    words = np.random.SeedSequence([2, seed % 2**32, step]).generate_state(2)
+    return random.Random(int(words[0]) << 32 | int(words[1]))
+
+
 class SupernetTask(DistillTask):
     """Once-for-all supernet training (GAN Compression sec. 3.3)."""
 
     name = "supernet"
 
-    def step_widths(self) -> list[dict[str, int] | None]:
+    def step_widths(self, step: int) -> list[dict[str, int] | None]:
         space = self.space
-        # Global python RNG: the loop saves and restores it, so a resumed run draws the same.
-        sampled = space.widths(space.sample(random))  # type: ignore[arg-type]
+        sampled = space.widths(space.sample(width_rng(self.config.train.seed, step)))
         if self.config.compress.sampling == "sandwich":
             return [space.widths(space.largest()), space.widths(space.smallest()), sampled]
         return [sampled]
@@ -357,7 +365,7 @@ class FinetuneTask(SupernetTask):
         super().__init__(config, device)
         self.widths = self.space.widths(self.space.decode(config.compress.config))
 
-    def step_widths(self) -> list[dict[str, int] | None]:
+    def step_widths(self, step: int) -> list[dict[str, int] | None]:
         return [self.widths]
 
     def sample_widths(self) -> list[dict[str, int] | None]:

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
+from gancompress.training import distributed
 
 Widths = dict[str, int]
 
@@ -233,6 +234,13 @@ class ElasticBatchNorm2d(_ElasticNorm, nn.BatchNorm2d):
 
     Training a narrow sub-network updates only the leading slice of the running statistics; a
     sub-network's statistics are re-calibrated before it is scored (see `sub_network`).
+
+    Synchronized under torch.distributed: in training mode with several processes the batch
+    statistics are those of the *global* batch (all-reduce of the sliced per-channel sums and of
+    the image count, then of the centred squares), so N processes at batch b normalise exactly
+    as one process at batch N*b, at any width, and the running statistics stay identical on
+    every rank. Gradients flow through the all-reduce (distributed.all_reduce_sum). A single
+    process takes the plain path (no collective, unchanged speed).
     """
 
     def __init__(self, num_features: int, *, group: str | None = None, **kwargs):
@@ -240,15 +248,15 @@ class ElasticBatchNorm2d(_ElasticNorm, nn.BatchNorm2d):
         self.in_parts = as_parts(group, num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # no_grad forwards in training mode (BatchNorm re-calibration of one sub-network, while
+        # ranks score different ones) stay local
+        if self.training and torch.is_grad_enabled() and distributed.active():
+            return self._synchronized(x)
         c = x.shape[1]
         if c == self.num_features:
             return super().forward(x)
         use_batch_stats = self.training or not self.track_running_stats
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
-                momentum = 1.0 / float(self.num_batches_tracked)
+        momentum = self._momentum()
         return F.batch_norm(
             x,
             None if self.running_mean is None else self.running_mean[:c],
@@ -256,6 +264,54 @@ class ElasticBatchNorm2d(_ElasticNorm, nn.BatchNorm2d):
             None if self.weight is None else self.weight[:c],
             None if self.bias is None else self.bias[:c],
             use_batch_stats, momentum, self.eps)
+
+    def _momentum(self) -> float:
+        """Counts a training batch; the running-average factor (None = cumulative, as torch)."""
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
+                momentum = 1.0 / float(self.num_batches_tracked)
+        return momentum
+
+    def _synchronized(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        shape = [1, c] + [1] * (x.dim() - 2)
+        x32 = x.float()  # statistics in float32 also under autocast, as torch's BatchNorm
+        count = x32.new_tensor([x.numel() // c])
+        first = distributed.all_reduce_sum(torch.cat([x32.sum(dims), count]))
+        n = first[c]
+        mean = first[:c] / n
+        centred = x32 - mean.view(shape)
+        var = distributed.all_reduce_sum((centred * centred).sum(dims)) / n  # biased, as torch
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.weight is not None:
+            y = y * self.weight[:c].view(shape) + self.bias[:c].view(shape)
+        if self.track_running_stats and self.running_mean is not None:
+            momentum = self._momentum()
+            with torch.no_grad():
+                unbiased = var.detach() * n / (n - 1).clamp_min(1)  # torch's running_var
+                self.running_mean[:c].mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+                self.running_var[:c].mul_(1 - momentum).add_(unbiased, alpha=momentum)
+        return y.to(x.dtype)
+
+
+def synchronize_batchnorm(model: nn.Module) -> nn.Module:
+    """Replace every plain nn.BatchNorm2d (e.g. in a discriminator) by an ElasticBatchNorm2d with
+    the same state, so it is synchronized across processes too; elastic ones already are."""
+    for name, child in list(model.named_children()):
+        if type(child) is nn.BatchNorm2d:
+            bn = ElasticBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
+                                    affine=child.affine,
+                                    track_running_stats=child.track_running_stats)
+            bn.load_state_dict(child.state_dict())
+            bn.train(child.training)
+            anchor = next(child.buffers(), None)
+            setattr(model, name, bn if anchor is None else bn.to(anchor.device))
+        else:
+            synchronize_batchnorm(child)
+    return model
 
 
 class ElasticInstanceNorm2d(_ElasticNorm, nn.InstanceNorm2d):

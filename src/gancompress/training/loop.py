@@ -32,6 +32,22 @@ A run killed at any moment and resumed from its last checkpoint therefore ends w
 weights as an uninterrupted run (bitwise on CPU with the same thread count). The DataLoader gets
 its own torch.Generator so that creating an iterator mid-epoch does not consume the global RNG.
 
+Several processes (torchrun; training/distributed.py)
+-----------------------------------------------------
+Every rank runs this loop. train.batch_size is per process; the global batch (batch_size x
+processes, recorded as train.global_batch_size) is what steps, epochs and the lr schedule count,
+and each rank loads its contiguous slice of it (data/sampling.py). Task.optimize sums the
+gradients over the ranks, weighted by each rank's share of the global batch, after backward
+(by hand rather than with DistributedDataParallel: exact for elastic supernets, whose narrow
+widths leave weight slices unused, and for GAN steps that call D several times per update and
+toggle requires_grad), and BatchNorm layers of trained models are synchronized
+(models/elastic.py), so N processes at batch b train what one process at batch N*b trains.
+Models start identical (same seed, then rank 0's weights broadcast); each rank's random streams
+differ (rank 0 keeps the single-process ones). Only rank 0 writes the run folder; checkpoints
+also hold every rank's RNG state and task extras ("ranks", gathered by rank 0), so a job that
+lost a rank resumes bitwise with the same process count. Another process count may resume if
+the global batch stays the same; the log then notes that bitwise equality is not promised.
+
 Learning rate (REFERENCE.md sec. 3): constant for train.epochs epochs, then linear decay over
 train.epochs_decay epochs: factor = 1 - max(0, e + 1 - epochs) / (epochs_decay + 1), with e the
 0-based epoch (lr_update="epoch", published) or the fractional epoch reached after the step
@@ -101,12 +117,15 @@ from gancompress.config import Config, absolute_paths, diff, validate
 from gancompress.data import EpochBatchSampler, dataset_from_config
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text, check_writable, folder_is_empty, output_lock
+from gancompress.files import atomic_write_text, check_writable, folder_is_empty
 from gancompress.imaging import make_grid, save_image
 from gancompress.models.checkpoint import atomic_torch_save, safe_load
+from gancompress.models.elastic import synchronize_batchnorm
+from gancompress.training import distributed
 
 RUN_FORMAT = "gancompress-run"
 RUN_VERSION = 1
+_STOP_KEY = " stop"  # not a loss name: the stop flag travels with the per-step loss all-reduce
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,10 +146,17 @@ class Task:
         self.models: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        # This process's share of the step's global batch (set by the loop before each step;
+        # 1 in a single process): gradients are all-reduced with this weight in optimize().
+        self.batch_share = 1.0
 
     # -- building ------------------------------------------------------------------------------
     def add_model(self, name: str, model: nn.Module) -> nn.Module:
-        """Register a trained model: moved to the device, saved in checkpoints, in train mode."""
+        """Register a trained model: moved to the device, saved in checkpoints, in train mode.
+
+        Under torch.distributed its BatchNorm layers are synchronized across processes."""
+        if distributed.active():
+            model = synchronize_batchnorm(model)
         model = model.to(self.device).train()
         self.models[name] = model
         return model
@@ -169,17 +195,30 @@ class Task:
         return contextlib.nullcontext()
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
-        """zero_grad, backward (loss-scaled under AMP), optimiser step for optimiser `name`."""
+        """zero_grad, backward (loss-scaled under AMP), optimiser step for optimiser `name`.
+
+        Several processes: between backward and step the gradients are summed over the ranks,
+        weighted by each rank's share of the global batch (distributed.reduce_gradients), so
+        every rank takes the step one process would take on the whole global batch.
+        """
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         scaler = self.scalers.get(name)
         if scaler is None:
             loss.backward()
+            self._reduce_gradients(optimizer)
             optimizer.step()
         else:
             scaler.scale(loss).backward()
+            self._reduce_gradients(optimizer)  # scaled alike on every rank: same scaler state
             scaler.step(optimizer)
             scaler.update()
+
+    def _reduce_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        if distributed.active():
+            distributed.reduce_gradients(
+                (p for group in optimizer.param_groups for p in group["params"]),
+                self.batch_share)
 
     # -- the interface the loop calls ----------------------------------------------------------
     def step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
@@ -324,7 +363,9 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int,
 
 
 def resolve_device(name: str) -> torch.device:
-    return parse_device(name, "train.device =")
+    """The configured device (devices.parse_device); under torchrun also joins the process group
+    (then cuda:LOCAL_RANK on CUDA)."""
+    return distributed.init(parse_device(name, "train.device ="))
 
 
 def load_run_config(out_dir: str | Path) -> Config:
@@ -356,7 +397,19 @@ def _check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
     if not (out / "config.json").is_file() and not (out / "checkpoint.pt").is_file():
         raise UserError(f"cannot resume: {out} has no config.json (not a gancompress run "
                         f"folder); start a new run without --resume")
-    changed = diff(load_run_config(out), cfg)
+    saved = load_run_config(out)
+    changed = diff(saved, cfg)
+    world = distributed.world_size()
+    saved_global = saved.train.global_batch_size or saved.train.batch_size
+    if any(k == "train.batch_size" for k, _, _ in changed):
+        if saved_global == cfg.train.batch_size * world:  # same global batch, other world size
+            changed = [c for c in changed if c[0] != "train.batch_size"]
+    elif saved_global != cfg.train.batch_size * world:
+        fix = (f"resume with train.batch_size={saved_global // world}" if saved_global % world == 0
+               else f"use a process count that divides {saved_global}")
+        raise UserError(f"cannot resume {out}: its global batch is {saved_global} images per "
+                        f"step, but {world} process(es) x train.batch_size="
+                        f"{cfg.train.batch_size} make {cfg.train.batch_size * world}; {fix}")
     if changed:
         lines = "; ".join(f"{k}: run has {a!r}, given {b!r}" for k, a, b in changed[:8])
         raise UserError(f"cannot resume {out}: the given config differs from the run's ({lines}). "
@@ -452,8 +505,8 @@ def train(config: Config, out_dir: str | Path, resume: bool = False,
           task: str | type[Task] | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Run (or resume) training; returns {"steps", "out_dir", "exported", "elapsed_s"}.
 
-    The run folder is locked for the whole call (files.output_lock): a second process on the
-    same folder is refused at once. Paths in the config are stored absolute.
+    The run folder is locked for the whole call (files.output_lock; by rank 0 under torchrun): a
+    second process on the same folder is refused at once. Paths in the config are stored absolute.
     train.threads (if set) applies for the duration of the call; the previous value is restored.
     """
     cfg = validate(absolute_paths(config.copy()))
@@ -465,9 +518,9 @@ def train(config: Config, out_dir: str | Path, resume: bool = False,
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} is a file; give a folder for the run (nothing was "
                             f"changed)")
-        if not resume:
+        if not resume and distributed.env_rank() == 0:  # torchrun: only rank 0 writes there
             check_writable(out, folder=True)
-        with output_lock(out, "train"):
+        with distributed.output_lock(out, "train"):
             return _train(cfg, out, resume, task, progress)
     finally:
         torch.set_num_threads(threads)
@@ -534,7 +587,10 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
            progress: bool | None) -> dict[str, Any]:
     t = cfg.train
     task_cls = get_task(task or t.task) if not isinstance(task, type) else task
-    device = resolve_device(t.device)
+    device = resolve_device(t.device)  # joins the torchrun process group, if any
+    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
+    global_batch = t.batch_size * world
+    cfg.train.global_batch_size = global_batch
     ckpt_path = _check_folder(out, cfg, resume)
     # Data, samples and models are built before the run folder is written, so a wrong --data,
     # a corrupt test image or an impossible model setting fails with nothing on disk.
@@ -549,48 +605,90 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
                         f"{hint}")
     train_set.check()  # every file's header now, not a bad file at step N
     data_id = train_set.fingerprint()
-    sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device)
+    if len(train_set) < world:
+        raise UserError(f"{len(train_set)} training images cannot feed {world} processes; use "
+                        f"fewer processes")
+    sample_batch = _to_device(_eval_batch(cfg, t.n_samples, t.seed), device) if main else None
     ckpt = _load_checkpoint(ckpt_path) if ckpt_path else None
     if ckpt is not None:
         _check_same_data(out, ckpt, data_id, cfg.data.root)
-    seed_everything(t.seed)
+    seed_everything(t.seed)  # the same on every rank: identical initial weights
     model_task = task_cls(cfg, device)
     model_task.name = model_task.name or (task if isinstance(task, str) else t.task)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", cfg.to_json())  # on resume: runtime keys may change
+    for model in model_task.models.values():
+        distributed.broadcast_module(model)
+    if rank > 0:  # own streams for dropout etc.; rank 0 keeps the single-process ones
+        seed_everything(int(np.random.SeedSequence([1, t.seed % 2**32, rank]).generate_state(1)[0]))
+    distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", cfg.to_json())  # on resume: runtime keys may change
 
-    steps_per_epoch = EpochBatchSampler.batches_per_epoch(len(train_set), t.batch_size)
+    steps_per_epoch = EpochBatchSampler.batches_per_epoch(len(train_set), global_batch, world)
     total = (t.epochs + t.epochs_decay) * steps_per_epoch
     if t.max_steps:
         total = min(total, t.max_steps)
     start, elapsed = 0, 0.0
+    note = None
     if ckpt is not None:
         model_task.load_state_dict(ckpt["task"])
-        set_rng_state(ckpt["rng"])
+        saved_world = int(ckpt.get("world_size", 1))
+        ranks = ckpt.get("ranks")
+        if saved_world == world:
+            mine = ranks[rank] if ranks else {"rng": ckpt["rng"]}
+            set_rng_state(mine["rng"])
+            if "extra" in mine:
+                model_task.load_extra_state(mine["extra"])
+        else:
+            note = (f"resuming a run of {saved_world} process(es) with {world}: the global batch "
+                    f"is the same, the result is not promised to be bitwise equal to an "
+                    f"uninterrupted run (random streams and reduction order differ)")
+            own = ckpt["rng"] if rank == 0 or not ranks else ranks[rank % saved_world]["rng"]
+            set_rng_state(own)
         start, elapsed = int(ckpt["step"]), float(ckpt.get("elapsed_s", 0.0))
 
-    log = _Log(out / "log.jsonl", keep_until=start if resume else None)
-    log.write({"event": "resume" if resume else "start", "step": start, "total_steps": total,
-               "steps_per_epoch": steps_per_epoch, "train_images": len(train_set),
-               "data": data_id, "device": str(device), "threads": torch.get_num_threads(),
-               "task": model_task.name, "models": model_task.describe()})
+    log = _Log(out / "log.jsonl", keep_until=start if resume else None) if main else None
+
+    def write(record: dict[str, Any]) -> None:
+        if log is not None:
+            log.write(record)
+
+    write({"event": "resume" if resume else "start", "step": start, "total_steps": total,
+           "steps_per_epoch": steps_per_epoch, "train_images": len(train_set),
+           "data": data_id, "device": str(device), "threads": torch.get_num_threads(),
+           "processes": world,
+           "batch_size": t.batch_size, "global_batch_size": global_batch,
+           "task": model_task.name, "models": model_task.describe()})
+    if note is not None:
+        write({"event": "warning", "message": note})
+        distributed.print0(f"gancompress train: note: {note}")
     if t.amp and device.type != "cuda":
-        log.write({"event": "warning", "message": "train.amp ignored: mixed precision needs CUDA"})
-    board = _tensorboard(out, t.tensorboard, log)
-    show = t.progress if progress is None else progress
+        write({"event": "warning", "message": "train.amp ignored: mixed precision needs CUDA"})
+    board = _tensorboard(out, t.tensorboard, log) if main else None
+    show = (t.progress if progress is None else progress) and main
     bar = _progress_bar(total, start, show)
     last_saved = start if ckpt is not None else None
 
     def save_checkpoint(step: int) -> None:
+        # Every rank's random streams and task extras (image pools) are gathered by rank 0;
+        # models and optimisers are identical on all ranks (same all-reduced steps).
         nonlocal last_saved
-        atomic_torch_save({"format": RUN_FORMAT, "version": RUN_VERSION, "step": step,
-                           "config": cfg.to_dict(), "task": model_task.state_dict(),
-                           "rng": rng_state(), "elapsed_s": elapsed, "data": data_id},
-                          out / "checkpoint.pt")
+        own = {"rng": rng_state(), "extra": distributed.to_cpu(model_task.extra_state())}
+        every = distributed.gather(own) if world > 1 else None
         last_saved = step
-        log.write({"event": "checkpoint", "step": step})
+        if not main:
+            return
+        state = {"format": RUN_FORMAT, "version": RUN_VERSION, "step": step,
+                 "config": cfg.to_dict(), "task": model_task.state_dict(), "rng": own["rng"],
+                 "elapsed_s": elapsed, "data": data_id, "world_size": world}
+        if every is not None:
+            state["ranks"] = every
+        atomic_torch_save(state, out / "checkpoint.pt")
+        write({"event": "checkpoint", "step": step})
 
     def save_samples(step: int) -> None:
+        if not main:
+            return
         model_task.train(False)
         with torch.no_grad():
             rows = model_task.sample(sample_batch)
@@ -611,7 +709,7 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
                          f"nothing from this step was saved. Lower train.lr or the loss weights "
                          f"(loss.*), or check the data; {good}")
 
-    step, consistent = start, True
+    step, consistent, stopping, stop_agreed = start, True, False, False
     sums: dict[str, float] = {}
     window = {"n": 0, "data": 0.0, "step": 0.0, "images": 0}
     loader_iter: Iterator | None = None
@@ -621,8 +719,8 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
             while step < total:
                 epoch, offset = divmod(step, steps_per_epoch)
                 if loader_iter is None or offset == 0:
-                    loader_iter = iter(_loader(train_set, t.batch_size, t.seed, epoch, offset,
-                                               cfg.data.num_workers, device))
+                    loader_iter = iter(_loader(train_set, global_batch, t.seed, epoch, offset,
+                                               cfg.data.num_workers, device, rank, world))
                 t0 = time.perf_counter()
                 try:
                     batch = next(loader_iter)
@@ -633,10 +731,21 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
                 factor = lr_factor(step, steps_per_epoch, t.epochs, t.epochs_decay, t.lr_update)
                 consistent = False  # an interrupt inside step() leaves a half-updated state
                 model_task.set_lr(factor)
-                losses = model_task.step(batch, step)
+                local = int(batch["source"].shape[0])
+                if world > 1:
+                    model_task.batch_share = local / min(global_batch,
+                                                         len(train_set) - offset * global_batch)
+                losses = {k: float(v) for k, v in model_task.step(batch, step).items()}
+                if world > 1:
+                    # One small all-reduce per step makes every rank take the same decisions:
+                    # losses averaged over ranks (a NaN anywhere stops every rank), and a
+                    # Ctrl-C seen by any rank stops all of them after this same step.
+                    losses[_STOP_KEY] = float(stop.requested)
+                    losses = distributed.mean_scalars(losses)
+                    stop_agreed = losses.pop(_STOP_KEY) > 0
                 for k, v in losses.items():
-                    if not math.isfinite(float(v)):
-                        raise diverged(k, float(v), step + 1)
+                    if not math.isfinite(v):
+                        raise diverged(k, v, step + 1)
                 step += 1
                 consistent = True
                 if device.type == "cuda":
@@ -645,23 +754,24 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
                 elapsed += t2 - tic
                 tic = t2
                 for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + v
                 window["n"] += 1
                 window["data"] += t1 - t0
                 window["step"] += t2 - t1
-                window["images"] += int(batch["source"].shape[0])
+                window["images"] += local
                 bar.update(1)
                 if step % t.log_every == 0 or step == total:
                     n = window["n"]
                     means = {k: v / n for k, v in sums.items()}
+                    # images/s of the whole job: every rank's images over its own time, summed
+                    speed = distributed.sum_number(window["images"] / max(
+                        1e-9, window["data"] + window["step"]))
                     record = {"step": step, "epoch": round(step / steps_per_epoch, 4),
                               "lr": t.lr * factor, "losses": means,
                               "time": {"data_s": window["data"] / n,
-                                       "step_s": window["step"] / n,
-                                       "images_per_s": window["images"] / max(
-                                           1e-9, window["data"] + window["step"])},
+                                       "step_s": window["step"] / n, "images_per_s": speed},
                               "elapsed_s": round(elapsed, 3)}
-                    log.write(record)
+                    write(record)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
                     if board is not None:
                         for k, v in means.items():
@@ -673,38 +783,53 @@ def _train(cfg: Config, out: Path, resume: bool, task: str | type[Task] | None,
                     save_samples(step)
                 if step % t.checkpoint_every == 0 or step == total:
                     save_checkpoint(step)
-                if stop.requested and step < total:
+                # several processes: the agreed flag (a signal arriving after the all-reduce is
+                # seen at the next step, by every rank at once)
+                if (stop_agreed if world > 1 else stop.requested) and step < total:
+                    stopping = True
                     raise KeyboardInterrupt
                 tic = time.perf_counter()  # checkpoint and sample time is not training time
     except _Diverged:
-        log.write({"event": "diverged", "step": step, "last_checkpoint": last_saved})
-        log.close()
+        write({"event": "diverged", "step": step, "last_checkpoint": last_saved})
+        if log is not None:
+            log.close()
         bar.close()
         raise
     except (UserError, KeyboardInterrupt) as err:
         # Between steps the state is consistent: save it, so a fix + --resume loses nothing.
-        if consistent and step > start and last_saved != step:
+        # With several processes saving needs every rank: only after a stop they all agreed on
+        # (otherwise the others are elsewhere, and the last periodic checkpoint is what resumes).
+        together = world == 1 or stopping
+        if consistent and together and step > start and last_saved != step:
             save_checkpoint(step)
         if isinstance(err, KeyboardInterrupt):
-            log.write({"event": "interrupted", "step": step, "saved": last_saved == step})
-        log.close()
+            write({"event": "interrupted", "step": step, "saved": last_saved == step})
+        if log is not None:
+            log.close()
         bar.close()
         if isinstance(err, UserError):
+            where = (f"step {step}" if last_saved == step or step == start
+                     else f"its last checkpoint (step {last_saved})" if last_saved is not None
+                     else "the start")
             raise UserError(f"{err} [training stopped at step {step}; after fixing this, run "
-                            f"again with --resume to continue from step {step}]") from None
+                            f"again with --resume to continue from {where}]") from None
         raise
     bar.close()
-    exported = [str(p) for p in model_task.export(out)]
-    log.write({"event": "done", "step": step, "exported": exported, "elapsed_s": round(elapsed, 3)})
-    log.close()
+    exported = [str(p) for p in model_task.export(out)] if main else []
+    write({"event": "done", "step": step, "exported": exported, "elapsed_s": round(elapsed, 3)})
+    if log is not None:
+        log.close()
     if board is not None:
         board.close()
+    exported = distributed.broadcast(exported)  # also a barrier: the files exist for every rank
     return {"steps": step, "out_dir": str(out), "exported": exported, "elapsed_s": elapsed}
 
 
 def _loader(dataset, batch_size: int, seed: int, epoch: int, start: int, workers: int,
-            device: torch.device) -> torch.utils.data.DataLoader:
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed, epoch, start)
+            device: torch.device, rank: int = 0, world: int = 1) -> torch.utils.data.DataLoader:
+    # batch_size: the global batch; this rank loads its slice of it
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed, epoch, start, rank=rank,
+                                world=world)
     # A private generator: building the iterator must not draw from the global torch RNG, or
     # a resumed run (new iterator mid-epoch) would diverge from an uninterrupted one.
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
@@ -720,9 +845,12 @@ def _progress_bar(total: int, start: int, enabled: bool):
 
 
 def steps_for(config: Config) -> tuple[int, int]:
-    """(steps per epoch, total steps) of a config, reading only the training file list."""
+    """(steps per epoch, total steps) of a config, reading only the training file list (with
+    the process count torchrun gives, if any: steps count global batches)."""
     dataset = dataset_from_config(config.data, "train", train=True, seed=config.train.seed)
-    spe = EpochBatchSampler.batches_per_epoch(len(dataset), config.train.batch_size)
+    world = distributed.world_size() if distributed.active() else distributed.env_world_size()
+    spe = EpochBatchSampler.batches_per_epoch(len(dataset), config.train.batch_size * world,
+                                              world)
     total = (config.train.epochs + config.train.epochs_decay) * spe
     return spe, min(total, config.train.max_steps) if config.train.max_steps else total
 

@@ -36,6 +36,7 @@ from gancompress.models import build_generator
 from gancompress.models.checkpoint import save_generator
 from gancompress.models.discriminators import build_discriminator
 from gancompress.models.elastic import ElasticGenerator
+from gancompress.training import distributed
 from gancompress.training.loop import Task
 from gancompress.training.losses import adversarial
 from gancompress.training.tasks import init_weights, set_requires_grad
@@ -102,6 +103,28 @@ def informative(*images: torch.Tensor) -> torch.Tensor:
     return keep
 
 
+def informative_batch(task: Task, x_a: torch.Tensor, x_b: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The pair without its uninformative samples (`informative`), or None to skip the step.
+
+    Several processes decide together: the step is skipped only when no rank has a sample left,
+    each rank's share of the gradient is its share of the samples kept over all ranks, and a
+    rank left with none still runs its whole batch (every rank must join the gradient
+    all-reduce) with share 0, so its gradients are replaced by zeros there."""
+    keep = informative(x_a, x_b)
+    kept = int(keep.sum())
+    if distributed.active():
+        total = distributed.sum_number(float(kept))
+        if total == 0:
+            return None
+        task.batch_share = kept / total
+        if kept == 0:
+            return x_a, x_b
+    elif kept == 0:
+        return None
+    return (x_a, x_b) if kept == len(keep) else (x_a[keep], x_b[keep])
+
+
 def step_lr(task: Task, step: int) -> None:
     """Published step schedule: lr = initial * lr_gamma ** (step // lr_step), on every optimiser."""
     u = task.config.munit
@@ -152,11 +175,10 @@ class MunitTask(Task):
         step_lr(self, step)
         u = self.config.munit
         x_a, x_b = batch["source"], batch["target"]
-        keep = informative(x_a, x_b)
-        if not keep.all():
-            if not keep.any():
-                return {"skipped": 1.0}
-            x_a, x_b = x_a[keep], x_b[keep]
+        kept = informative_batch(self, x_a, x_b)
+        if kept is None:
+            return {"skipped": 1.0}
+        x_a, x_b = kept
         discs = [self.dis_a, self.dis_b]
 
         # D first, on translations with fresh random styles (no gradient to the generators)
