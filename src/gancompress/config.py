@@ -217,6 +217,12 @@ class CompressConfig:
     config: str = option("", "finetune: the sub-network to fine-tune, e.g. 16_16_32_16_32_32_16_16")
     lambda_distill: float = option(1.0, "feature distillation weight", minimum=0.0)
     lambda_gan: float = option(1.0, "adversarial loss weight (0 = no discriminator)", minimum=0.0)
+    distill_loss: str = option("mse", "feature distillation: mse (1x1 mappings + MSE, published) "
+                               "or ka (CAT kernel alignment, no mappings)", ("mse", "ka"))
+    lambda_output: float = option(0.0, "paired data: weight of an L1 to the teacher's output, "
+                                  "relative to lambda_recon, added to the L1 to the ground truth "
+                                  "(unpaired data already reconstructs the teacher's output)",
+                                  minimum=0.0)
     budget: str = option("", "search budget: MACs (3e9, 3G), fraction of the teacher (1/20, 5%) "
                          "or latency (30ms)")
     latency_backend: str = option("torch", "runtime a latency budget (30ms) refers to: the "
