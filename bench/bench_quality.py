@@ -58,8 +58,11 @@ from gancompress.training.loop import train
 VARIANTS: dict[str, dict[str, Any]] = {
     "fast": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse"},
     "output": {"compress.lambda_output": 1.0, "compress.distill_loss": "mse"},
-    "ka": {"compress.lambda_output": 0.0, "compress.distill_loss": "ka"},
-    "output+ka": {"compress.lambda_output": 1.0, "compress.distill_loss": "ka"},
+    # 1 - KA is at most 1 per tap (MSE of raw features is not bounded): weighted up
+    "ka": {"compress.lambda_output": 0.0, "compress.distill_loss": "ka",
+           "compress.lambda_distill": 10.0},
+    "output+ka": {"compress.lambda_output": 1.0, "compress.distill_loss": "ka",
+                  "compress.lambda_distill": 10.0},
     "prune": {"compress.lambda_output": 1.0, "compress.student_init": "prune",
               "compress.student_conv": "dense"},
 }
@@ -142,17 +145,32 @@ def teacher_config(task: str, data: Path, args: argparse.Namespace):
     return apply_overrides(preset("demo"), over)
 
 
+def generator_file(task: str, run: Path) -> Path:
+    """The translation generator a run exports (CycleGAN: the A -> B one of its two)."""
+    return run / ("generator.pth" if task == "paired" else "generator_AtoB.pth")
+
+
 def train_teacher(task: str, data: Path, work: Path, args: argparse.Namespace) -> Path:
     run = work / f"teacher-{task}"
-    if not (run / "generator.pth").is_file():
+    if not generator_file(task, run).is_file():
         log(f"teacher ({task}) in {run}")
         train(teacher_config(task, data, args), run, resume=(run / "config.json").is_file())
-    return run / "generator.pth"
+    return generator_file(task, run)
+
+
+def same_run(task: str, variant: str) -> str:
+    """The variant whose run `variant` repeats on `task`: the output term is a no-op on
+    unpaired data (its reconstruction already targets the teacher's output)."""
+    if task == "paired":
+        return variant
+    settings = {**VARIANTS[variant], "compress.lambda_output": 0.0}
+    return next(v for v in VARIANTS if {**VARIANTS[v], "compress.lambda_output": 0.0} == settings)
 
 
 def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path, work: Path,
                   args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """One supernet (task, variant, seed), searched + fine-tuned + extracted at every budget."""
+    variant = same_run(task, variant)
     over = [f"{k}={v}" for k, v in VARIANTS[variant].items()] + [
         "train.progress=false", f"train.threads={args.threads}", f"train.seed={seed}",
         f"compress.space={args.space}",
@@ -162,6 +180,7 @@ def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path,
         f"compress.finetune_epochs_decay={args.finetune_epochs[1]}"]
     if args.generations:
         over.append(f"compress.generations={args.generations}")
+    over += args.compress_override
     base = work / f"{task}-{variant}-s{seed}"
     out: dict[str, dict[str, Any]] = {}
     supernet_dir = None
@@ -169,12 +188,13 @@ def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path,
         folder = base / budget.replace("/", "_")
         cfg = compress_config(teacher=str(teacher), data=str(data), budget=budget,
                               preset_name="demo", overrides=over)
+        pipe = Pipeline(cfg, folder, log=lambda s: None)
         if supernet_dir is not None and not (folder / "supernet").exists():
             # the supernet does not depend on the budget: train it once per (task, variant, seed)
-            folder.mkdir(parents=True, exist_ok=True)
+            pipe.prepare()  # compress.json first: the folder is then a compression folder
             shutil.copytree(supernet_dir, folder / "supernet")
         t = time.perf_counter()
-        Pipeline(cfg, folder, log=lambda s: None).run()
+        pipe.run()
         wall = time.perf_counter() - t
         supernet_dir = folder / "supernet"
         best = json.loads((folder / "search" / "best.json").read_text())
@@ -197,16 +217,16 @@ def scratch_config(task: str, data: Path, seed: int, generator_args: dict[str, A
     return apply_overrides(cfg, {"model.generator_args": generator_args, "train.seed": seed,
                                  "train.batch_size": args.batch_size,
                                  "train.epochs": epochs - decay, "train.epochs_decay": decay,
-                                 "train.checkpoint_every": 1000, "train.eval_every": 0})
+                                 "train.checkpoint_every": 1000, "train.eval_every": 1000})
 
 
 def train_scratch(name: str, task: str, data: Path, seed: int, generator_args: dict[str, Any],
                   epochs: int, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     run = work / f"{task}-{name}-s{seed}"
-    if not (run / "generator.pth").is_file():
+    if not generator_file(task, run).is_file():
         train(scratch_config(task, data, seed, generator_args, epochs, args), run,
               resume=(run / "config.json").is_file())
-    return {"path": run / "generator.pth", "train_s": _elapsed(run), "epochs": epochs}
+    return {"path": generator_file(task, run), "train_s": _elapsed(run), "epochs": epochs}
 
 
 def uniform_args(teacher_path: Path, budget_macs: float, conv: str) -> dict[str, Any]:
@@ -297,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(minutes instead of hours); budgets 1/20,1/40 unless --budgets is given")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch rows")
+    p.add_argument("--compress-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra setting of every compression (e.g. train.max_steps=5 for a "
+                   "smoke run)")
     args = p.parse_args(argv)
     if args.quick and "--budgets" not in " ".join(argv or sys.argv):
         args.budgets = "1/20,1/40"
