@@ -12,9 +12,14 @@ and test crops come from disjoint photos):
               train.task=cyclegan.
 Rows, for each budget (fraction of the teacher's MACs) and seed:
     teacher            the demo teacher
-    fast[+variant]     `compress` with the Fast pipeline (supernet distilled from the teacher ->
+    fast, output, ka   `compress` with the Fast pipeline (supernet distilled from the teacher ->
                        evolution search under the budget -> fine-tune -> extract); one supernet per
-                       task / seed / variant, searched at every budget
+                       task / seed / variant, searched at every budget. fast = the published
+                       losses; output = + L1 to the teacher's output next to the ground truth
+                       (compress.lambda_output=1, paired data only: unpaired data already
+                       reconstructs the teacher's output, so it is not run there); ka = CAT's
+                       kernel-alignment feature distillation (compress.distill_loss=ka) instead
+                       of mapped MSE
     scratch-epochs     the searched config trained from scratch (pix2pix / CycleGAN, no teacher)
                        for as many epochs as the student's supernet + fine-tune stages
     scratch-wall       the same config from scratch given the compression's whole training wall
@@ -328,9 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     args.tasks = [t.strip() for t in args.tasks.split(",")]
     args.variants = [v.strip() for v in args.variants.split(",")]
     # supernet / fine-tune epochs (constant, decay): the compress-demo preset's, or quick ones
-    args.supernet_epochs = (2, 2) if args.quick else (10, 15)
-    args.finetune_epochs = (2, 3) if args.quick else (15, 15)
-    args.generations = 5 if args.quick else 0
+    args.supernet_epochs = (1, 1) if args.quick else (10, 15)
+    args.finetune_epochs = (1, 2) if args.quick else (15, 15)
+    args.generations = 3 if args.quick else 0
     args.batch_size = 4  # the compress-demo preset's
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -348,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         student_epochs = sum(args.supernet_epochs) + sum(args.finetune_epochs)
         for seed in args.seeds:
             for variant in args.variants:
+                if same_run(task, variant) != variant:
+                    continue  # the same run as another variant on this task (see same_run)
                 runs = compress_runs(task, variant, seed, teacher, data[task], work, args)
                 for budget, run in runs.items():
                     rows[budget].setdefault(variant, []).append({**score(run["path"], pairs),

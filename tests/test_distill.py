@@ -8,8 +8,8 @@ from gancompress.compress.distill import (
     FeatureMappings,
     alignment_loss,
     distillation_loss,
-    kernel_alignment,
     freeze,
+    kernel_alignment,
     reconstruction_loss,
 )
 from gancompress.compress.prune import channel_importance, l1_prune, permute_channels

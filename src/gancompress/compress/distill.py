@@ -24,8 +24,8 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticConv2d, ElasticGenerator
