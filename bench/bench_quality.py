@@ -61,6 +61,7 @@ from gancompress.training.loop import train
 
 # The method's variants (config overrides on top of the compress-demo preset + the bench's space).
 VARIANTS: dict[str, dict[str, Any]] = {
+    # compress-demo sets lambda_output 1 (the winner here); "fast" turns it off explicitly
     "fast": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse"},
     "output": {"compress.lambda_output": 1.0, "compress.distill_loss": "mse"},
     # 1 - KA is at most 1 per tap (MSE of raw features is not bounded): weighted up
@@ -191,6 +192,8 @@ def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path,
     supernet_dir = None
     for budget in args.budgets:
         folder = base / budget.replace("/", "_")
+        if args.table_only and not (folder / "report" / "report.json").is_file():
+            continue
         cfg = compress_config(teacher=str(teacher), data=str(data), budget=budget,
                               preset_name="demo", overrides=over)
         pipe = Pipeline(cfg, folder, log=lambda s: None)
@@ -226,8 +229,11 @@ def scratch_config(task: str, data: Path, seed: int, generator_args: dict[str, A
 
 
 def train_scratch(name: str, task: str, data: Path, seed: int, generator_args: dict[str, Any],
-                  epochs: int, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+                  epochs: int, work: Path, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The run's generator and training seconds (None: --table-only and not trained yet)."""
     run = work / f"{task}-{name}-s{seed}"
+    if args.table_only and not generator_file(task, run).is_file():
+        return None
     if not generator_file(task, run).is_file():
         train(scratch_config(task, data, seed, generator_args, epochs, args), run,
               resume=(run / "config.json").is_file())
@@ -322,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(minutes instead of hours); budgets 1/20,1/40 unless --budgets is given")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch rows")
+    p.add_argument("--table-only", action="store_true", help="train nothing: the table of the "
+                   "runs finished in --work")
     p.add_argument("--compress-override", action="append", default=[], metavar="KEY=VALUE",
                    help="extra setting of every compression (e.g. train.max_steps=5 for a "
                    "smoke run)")
@@ -370,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                 tag = budget.replace("/", "_")
                 eq = train_scratch(f"scratch-epochs-{tag}", task, data[task], seed, gargs,
                                    student_epochs, work, args)
+                if eq is None:
+                    continue
                 # equal wall time: epochs in proportion to the measured seconds per epoch
                 per_epoch = eq["train_s"] / student_epochs
                 wall_epochs = max(student_epochs, round(run["train_s"] / per_epoch))
@@ -381,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
                                     wall_epochs, work, args)
                 for name, r in (("scratch-epochs", eq), ("scratch-wall", wall),
                                 ("uniform", uni)):
+                    if r is None:
+                        continue
                     rows[budget].setdefault(name, []).append({**score(r["path"], pairs), **r})
                 log(f"{task} seed {seed} {budget}: scratch {student_epochs} / {wall_epochs} "
                     f"epochs, uniform {uni_args}")
