@@ -80,6 +80,24 @@ def test_teacher_frozen_and_student_trained(workspace):
     assert not torch.equal(task.mappings.convs[0].weight, mapping_before)
 
 
+def test_kernel_alignment_and_output_terms(workspace):
+    task = _task(workspace, DistillTask, "compress.distill_loss=ka", "compress.lambda_output=0.5",
+                 "compress.lambda_gan=0")
+    batch = _batch()
+    with torch.no_grad():
+        teacher_out, t_feats = task.teacher(batch["source"], return_features=True)
+        out, s_feats = task.student(batch["source"], return_features=True)
+    from gancompress.compress.distill import alignment_loss
+    expected_distill = alignment_loss(s_feats, t_feats, task.mappings.pairs).item()
+    expected_output = (out - teacher_out).abs().mean().item()
+    logs = task.step(batch, 0)  # the logs are the losses before this step's update
+    assert logs["G_distill"] == pytest.approx(expected_distill, rel=1e-4)
+    assert logs["G_output"] == pytest.approx(expected_output, rel=1e-4)
+    assert logs["G_recon"] == pytest.approx((out - batch["target"]).abs().mean().item(), rel=1e-4)
+    # without the option no output term is computed
+    assert "G_output" not in _task(workspace, DistillTask).step(_batch(), 0)
+
+
 def test_uniform_sampling_stays_in_space(workspace):
     task = _task(workspace, SupernetTask)
     space = SearchSpace.for_model(ResnetGenerator(), "8,4")
@@ -126,6 +144,16 @@ def test_compress_end_to_end_and_resume(workspace, tmp_path):
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["models"]["compact"]["macs"] == best["macs"]
     assert report["ratios"]["macs"] <= 1 / 3
+    # the test split (2 pairs, never trained on nor searched on) is scored against ground truth
+    assert report["test_images"] == 2 and report["test_reference"] == "ground truth"
+    pairs = [np.asarray(Image.open(workspace / "data" / "test" / f"{i}.png"), np.float32)
+             for i in range(2)]
+    x_test = torch.stack([torch.from_numpy(p[:, :32]).permute(2, 0, 1) for p in pairs]) / 127.5 - 1
+    y_test = torch.stack([torch.from_numpy(p[:, 32:]).permute(2, 0, 1) for p in pairs]) / 127.5 - 1
+    with torch.no_grad():
+        expected = (compact_model.eval()(x_test) - y_test).abs().mean().item()
+    assert report["models"]["compact"]["test_quality"]["l1"] == pytest.approx(expected, rel=1e-4)
+    assert "test L1 to ground truth" in (out / "report" / "report.md").read_text()
     assert (out / "report" / "grid.png").is_file() and (out / "search" / "pareto.png").is_file()
     held_out = (out / "held_out.txt").read_text().split()
     assert len(held_out) == 4

@@ -6,8 +6,10 @@ import torch
 
 from gancompress.compress.distill import (
     FeatureMappings,
+    alignment_loss,
     distillation_loss,
     freeze,
+    kernel_alignment,
     reconstruction_loss,
 )
 from gancompress.compress.prune import channel_importance, l1_prune, permute_channels
@@ -37,6 +39,25 @@ def test_distillation_loss_value():
     teacher = [torch.zeros(1, 2, 3, 3), torch.ones(1, 2, 3, 3)]
     # mapped = 2 s + 0.5: tap 1 (2.5 - 0)^2 = 6.25; tap 2 (0.5 - 1)^2 = 0.25
     assert distillation_loss(student, teacher, m).item() == pytest.approx(6.5)
+
+
+def test_kernel_alignment_by_hand():
+    # one image, 2 positions (rows), X with 2 channels, Y with 1 channel
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])      # X^T X = I -> ||.||_F = sqrt(2)
+    y = torch.tensor([[1.0], [1.0]])                # Y^T Y = 2 -> ||.||_F = 2
+    # Y^T X = [1, 1] -> ||.||_F^2 = 2; KA = 2 / (sqrt(2) * 2) = 1/sqrt(2)
+    student = x.t().reshape(1, 2, 1, 2)             # (B, C, H, W), positions = H*W
+    teacher = y.t().reshape(1, 1, 1, 2)
+    assert kernel_alignment(student, teacher).item() == pytest.approx(2 ** -0.5)
+    # invariant to scale and to an orthogonal change of channels; 1 for identical features
+    q = torch.tensor([[0.6, -0.8], [0.8, 0.6]])
+    f = torch.randn(3, 2, 4, 4)
+    rotated = torch.einsum("ij,bjhw->bihw", q, f)
+    assert torch.allclose(kernel_alignment(3 * rotated, f), torch.ones(3), atol=1e-5)
+    loss = alignment_loss([student, f], [teacher, rotated], [(0, 0), (1, 1)])
+    assert loss.item() == pytest.approx(1 - 2 ** -0.5, abs=1e-5)
+    with pytest.raises(ValueError, match="one batch and resolution"):
+        kernel_alignment(torch.ones(1, 2, 4, 4), torch.ones(1, 2, 2, 2))
 
 
 def test_reconstruction_loss_reference():

@@ -51,7 +51,7 @@ class Budget:
         return f"{format_count(self.value)} MACs"
 
 
-def parse_budget(text: str | float | int) -> Budget:
+def parse_budget(text: str | float) -> Budget:
     """'3e9', '3G', '2.5GMACs' -> MACs; '1/20', '5%' -> fraction of the teacher; '30ms', '0.03s'
     -> latency. A plain number is absolute MACs, so it must be >= 1."""
     raw = str(text).strip()

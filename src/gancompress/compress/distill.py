@@ -7,6 +7,13 @@ teacher's features by mean-squared error; the losses are summed and weighted by 
 The mappings are *elastic* convs: when the supernet runs a narrower trunk, a mapping uses the
 first k input channels of its weight, as every other layer does.
 
+Kernel-alignment distillation (CAT, Jin et al. CVPR 2021; compress.distill_loss=ka): instead
+of mapping the student's features to the teacher's width and matching them, the similarity
+structure between spatial positions is matched: for one image, X (HW x C_s) and Y (HW x C_t),
+    KA(X, Y) = ||Y^T X||_F^2 / (||X^T X||_F * ||Y^T Y||_F)
+(1 = the same Gram matrix up to scale); the loss is sum over taps of mean over the batch of
+1 - KA. It needs no mapping layers and holds for any pair of widths.
+
 Reconstruction (sec. 3.1): paired data -> L1 to the ground truth; unpaired data -> L1 to the
 teacher's output (which turns unpaired learning into paired learning).
 L1-norm channel pruning lives in prune.py.
@@ -17,8 +24,8 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from gancompress.errors import UserError
 from gancompress.models.elastic import ElasticConv2d, ElasticGenerator
@@ -112,6 +119,33 @@ def distillation_loss(student_features: Sequence[torch.Tensor],
             raise ValueError(f"mapped student feature {tuple(mapped.shape)} does not match teacher "
                              f"feature {tuple(target.shape)}")
         total = total + F.mse_loss(mapped, target.detach())
+    return total
+
+
+def kernel_alignment(student: torch.Tensor, teacher: torch.Tensor, eps: float = 1e-12
+                     ) -> torch.Tensor:
+    """(B,) kernel alignment of each image's features: (B, C_s, H, W) and (B, C_t, H, W), the
+    rows of X and Y being the H*W positions (CAT's distillation objective)."""
+    if student.shape[0] != teacher.shape[0] or student.shape[2:] != teacher.shape[2:]:
+        raise ValueError(f"kernel alignment needs features of one batch and resolution, got "
+                         f"{tuple(student.shape)} and {tuple(teacher.shape)}")
+    x = student.flatten(2)  # (B, C_s, HW): X^T
+    y = teacher.flatten(2)
+    cross = torch.linalg.matrix_norm(y @ x.transpose(1, 2)) ** 2          # ||Y^T X||_F^2
+    norms = (torch.linalg.matrix_norm(x @ x.transpose(1, 2))
+             * torch.linalg.matrix_norm(y @ y.transpose(1, 2)))
+    return cross / norms.clamp_min(eps)
+
+
+def alignment_loss(student_features: Sequence[torch.Tensor],
+                   teacher_features: Sequence[torch.Tensor],
+                   pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Sum over (student tap, teacher tap) pairs of mean over the batch of 1 - KA; multiply by
+    lambda_distill outside. Teacher features are detached."""
+    total = student_features[0].new_zeros(())
+    for s, t in pairs:
+        ka = kernel_alignment(student_features[s].float(), teacher_features[t].detach().float())
+        total = total + (1 - ka).mean()
     return total
 
 

@@ -337,29 +337,39 @@ def held_out_names(cfg: Config) -> list[str]:
     return [files[i] for i in picked]
 
 
-def held_out_batches(cfg: Config, names: Sequence[str], teacher: ElasticGenerator | None = None,
-                     batch_size: int = 16, device: torch.device | str = "cpu"
+def held_out_batches(cfg: Config, names: Sequence[str] | None,
+                     teacher: ElasticGenerator | None = None, batch_size: int = 16,
+                     device: torch.device | str = "cpu", phase: str = "train"
                      ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool]:
-    """(batches of (source, reference), paired). Evaluation preprocessing (resize to crop_size,
-    no flip). Paired data: reference = ground truth; otherwise the teacher's output."""
+    """(batches of (source, reference), paired) of the `names` images of `phase` (None = all
+    of them). Evaluation preprocessing (resize to crop_size, no flip). Paired data: reference =
+    ground truth; otherwise the teacher's output."""
     from gancompress.data import label_dataset, open_dataset, resolve_layout
     d = cfg.data
-    mode = "labels" if d.mode == "labels" else resolve_layout(d.root, d.mode, "train").mode
+    layout = None if d.mode == "labels" else resolve_layout(d.root, d.mode, phase)
+    mode = "labels" if layout is None else layout.mode
     # a multimodal teacher (MUNIT) is the reference under the same style codes, on any data
     paired = mode in ("aligned", "labels") and not getattr(teacher, "multimodal", False)
+    file_list = list(names) if names is not None else None
     if mode == "labels":  # label maps -> photos: the photos are the ground truth
-        dataset = label_dataset(d, file_list=list(names))
+        dataset = label_dataset(d, phase, file_list=file_list)
     elif mode == "aligned":
-        dataset = open_dataset(d.root, mode="aligned", phase="train", direction=d.direction,
+        dataset = open_dataset(d.root, mode="aligned", phase=phase, direction=d.direction,
                                preprocess=d.preprocess, load_size=d.crop_size,
                                crop_size=d.crop_size, flip=False, in_channels=d.in_channels,
-                               out_channels=d.out_channels, file_list=list(names), augment=False)
+                               out_channels=d.out_channels, file_list=file_list, augment=False)
     else:
-        folder = Path(d.root) / Path(names[0]).parent
-        dataset = open_dataset(folder, mode="single", phase="train", preprocess=d.preprocess,
+        if names is not None:
+            folder = Path(d.root) / Path(names[0]).parent
+            file_list = [Path(n).name for n in names]
+        elif layout.mode == "single":
+            folder = layout.files["A"][0].parent
+        else:  # unaligned: the input domain's folder of the phase
+            folder = layout.files["A" if d.direction == "AtoB" else "B"][0].parent
+        dataset = open_dataset(folder, mode="single", phase=phase, preprocess=d.preprocess,
                                load_size=d.crop_size, crop_size=d.crop_size, flip=False,
                                in_channels=d.in_channels, out_channels=d.out_channels,
-                               file_list=[Path(n).name for n in names], augment=False)
+                               file_list=file_list, augment=False)
     batches = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(len(dataset), start + batch_size))]
@@ -396,6 +406,21 @@ def held_out_label_batches(cfg: Config, names: Sequence[str], device: torch.devi
         batches.append((torch.stack([it["source"] for it in items]).to(device),
                         torch.stack([train_ids(it["label"][0]) for it in items])))
     return batches
+
+
+def batches_of_test_split(cfg: Config, teacher: ElasticGenerator,
+                          device: torch.device | str = "cpu"
+                          ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool] | None:
+    """held_out_batches over the whole test split, or None when the data has none (label-map
+    data: not scored on its test split yet)."""
+    from gancompress.data import resolve_layout
+    if cfg.data.mode == "labels":
+        return None
+    try:
+        resolve_layout(cfg.data.root, cfg.data.mode, "test")
+    except UserError:
+        return None  # no test/ (or testA/) folder: the report says held-out images only
+    return held_out_batches(cfg, None, teacher, device=device, phase="test")
 
 
 def calibration_batches(cfg: Config, held_out: Sequence[str], count: int = 64,
@@ -485,14 +510,15 @@ def _search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path
 def report_files(cfg: Config, teacher: ElasticGenerator, compact_path: str | Path,
                  held_out: Sequence[str], out_dir: str | Path, device: torch.device | str = "cpu",
                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Teacher vs compact on the held-out slice -> out_dir/report.{json,md}, grid.png."""
+    """Teacher vs compact on the held-out slice, and on the test split when the data has one
+    -> out_dir/report.{json,md}, grid.png."""
     from gancompress.compress.report import compare, write_report
     from gancompress.models.checkpoint import load_generator
 
     compact_model = load_generator(compact_path, device)
     batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
     report, grid = compare(teacher, compact_model, batches, paired, input_size(cfg), device,
-                           meta=meta)
+                           meta=meta, test=batches_of_test_split(cfg, teacher, device))
     write_report(report, grid, out_dir)
     return report
 

@@ -3,8 +3,8 @@
     report = compare(teacher, compact, batches, paired=True, input_size=(1, 3, 64, 64))
     write_report(report, grid, out_dir)   -> report.json, report.md, grid.png
 
-Quality is measured on the held-out slice of the training data that the search used (never the
-test set): L1 and PSNR to the ground truth on paired data, to the teacher's output on unpaired
+Quality is measured on the held-out slice of the training data that the search used, and on
+the test split when the data has one (never seen by training nor by the search): L1 and PSNR to the ground truth on paired data, to the teacher's output on unpaired
 data; FID/KID when the caller passes distribution scores. MACs follow the published convention
 (REFERENCE.md sec. 5) at the evaluation size and at the family's reference size (the papers'
 tables); latency is
@@ -61,10 +61,13 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
             batches: Sequence[tuple[torch.Tensor, torch.Tensor]], paired: bool,
             input_size: Sequence[int], device: str | torch.device = "cpu",
             extra_scores: Mapping[str, Mapping[str, float]] | None = None, n_grid: int = 4,
-            latency_runs: int = 20, meta: Mapping[str, Any] | None = None
+            latency_runs: int = 20, meta: Mapping[str, Any] | None = None,
+            test: tuple[Sequence[tuple[torch.Tensor, torch.Tensor]], bool] | None = None
             ) -> tuple[dict[str, Any], torch.Tensor]:
     """(report dict, image grid tensor). batches: held-out (source, target) pairs; on unpaired
     data the target is ignored and the teacher's output is the reference.
+    test: (batches, paired) of the test split (pipeline.test_batches), scored the same way into
+    models[...]["test_quality"]; its reference is the ground truth only when it is paired.
 
     extra_scores: {"fid": {"teacher": x, "compact": y}, ...}, lower is better.
     """
@@ -84,6 +87,13 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
         models["teacher"]["quality"] = {"l1": 0.0, "psnr": None}  # the reference itself
         models["compact"]["quality"] = quality(compact, [(s, t) for (s, _), t in
                                                          zip(batches, teacher_out)])
+    if test is not None:
+        test_list = [(s.to(device), t.to(device)) for s, t in test[0]]
+        report["test_images"] = sum(len(s) for s, _ in test_list)
+        report["test_reference"] = "ground truth" if test[1] else "teacher output"
+        for who, model in (("teacher", teacher), ("compact", compact)):
+            models[who]["test_quality"] = (quality(model, test_list) if test[1] or
+                                           who == "compact" else {"l1": 0.0, "psnr": None})
     for name, values in (extra_scores or {}).items():
         for who in ("teacher", "compact"):
             if who in values:
@@ -135,11 +145,19 @@ def markdown(report: Mapping[str, Any]) -> str:
         tv, cv = t["quality"].get(key), c["quality"].get(key)
         ratio = f"{cv / tv:.3f}" if tv not in (None, 0.0) else "-"
         lines.append(f"| {label} | {_num(tv)} | {_num(cv)} | {ratio} |")
+    if "test_quality" in c:
+        test_ref = report["test_reference"]
+        for key, label in (("l1", f"test L1 to {test_ref} (lower is better)"),
+                           ("psnr", f"test PSNR to {test_ref}, dB (higher is better)")):
+            tv, cv = t["test_quality"].get(key), c["test_quality"].get(key)
+            ratio = f"{cv / tv:.3f}" if tv not in (None, 0.0) else "-"
+            lines.append(f"| {label} | {_num(tv)} | {_num(cv)} | {ratio} |")
     for key in sorted(set(t["quality"]) - {"l1", "psnr"}):
         tv, cv = t["quality"].get(key), c["quality"].get(key)
         lines.append(f"| {key.upper()} (lower is better) | {_num(tv, 3)} | {_num(cv, 3)} | - |")
-    lines += ["", f"Quality on {report['held_out_images']} held-out training images (not the test "
-              f"set). MACs: published convention (REFERENCE.md sec. 5). Latency: batch 1 at "
+    where = (f" and on the {report['test_images']} images of the test split" if "test_images" in
+             report else " (the data has no test split)")
+    lines += ["", f"Quality on {report['held_out_images']} held-out training images{where}. MACs: published convention (REFERENCE.md sec. 5). Latency: batch 1 at "
               f"{size}, {lat['runs']} runs after {lat['warmup']} warm-up, {lat['device']} "
               f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}.", "",
               f"![input | teacher | compact{' | target' if report['paired'] else ''}](grid.png)",

@@ -4,7 +4,9 @@ All three train a student generator from a frozen teacher (GAN Compression sec. 
 REFERENCE.md sec. 1-3) with the same per-step losses:
     G:  lambda_recon   * L1(student(x), y)             paired data: y = ground truth
                                                        unpaired:    y = teacher(x)
+      + lambda_recon * lambda_output * L1(student(x), teacher(x))    (paired data only)
       + lambda_distill * sum_i MSE(map_i(f_i^student), f_i^teacher)   (4 trunk taps)
+                      or sum_i (1 - KA(f_i^student, f_i^teacher))     (distill_loss=ka, CAT)
       + lambda_gan     * gan(D(student(x)))            D fresh or the teacher's (compress.disc_init)
       + lambda_feat    * feature matching to D(real)  where D returns its stages (GauGAN's)
       + lambda_vgg     * VGG19 perceptual loss to y   paired data, teacher trained with it (GauGAN)
@@ -30,7 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from gancompress.compress.distill import FeatureMappings, distillation_loss, freeze
+from gancompress.compress.distill import (
+    FeatureMappings,
+    alignment_loss,
+    distillation_loss,
+    freeze,
+)
 from gancompress.compress.prune import l1_prune
 from gancompress.compress.space import SearchSpace
 from gancompress.config import Config
@@ -271,8 +278,16 @@ class DistillTask(Task):
         with self.autocast():
             loss = self.config.loss
             recon = sum(torch.nn.functional.l1_loss(o, reference) for o in outs)
-            distill = sum(distillation_loss(f, teacher_feats, self.mappings) for f in feats)
+            if c.distill_loss == "ka":
+                distill = sum(alignment_loss(f, teacher_feats, self.mappings.pairs) for f in feats)
+            else:
+                distill = sum(distillation_loss(f, teacher_feats, self.mappings) for f in feats)
             total = loss.lambda_recon * recon + c.lambda_distill * distill
+            if self.paired and c.lambda_output > 0:
+                # distil toward the teacher's output as well as the ground truth
+                output = sum(torch.nn.functional.l1_loss(o, teacher_out) for o in outs)
+                total = total + loss.lambda_recon * c.lambda_output * output
+                logs["G_output"] = output.item() / n
             if self.use_gan:
                 judged = [self.disc(self._disc_input(source, o)) for o in outs]
                 gan = sum(gen_loss(mode, j) for j in judged)
