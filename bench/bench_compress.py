@@ -121,7 +121,6 @@ def part2(work: Path, threads: int, epochs: int) -> dict:
                                      "compress.supernet_epochs_decay": decay})
         run_dir = work / f"sampling-{sampling}"
         pipe = Pipeline(cfg, run_dir, log=log)
-        t = time.perf_counter()
         pipe.run(["supernet"])
         lines = (run_dir / "supernet" / "log.jsonl").read_text().splitlines()
         wall = [json.loads(x) for x in lines if '"done"' in x][-1]["elapsed_s"]

@@ -71,7 +71,7 @@ def test_teacher_frozen_and_student_trained(workspace):
     task.train(True)  # what the loop does: must not wake the teacher
     for step in range(2):
         logs = task.step(_batch(), step)
-    assert set(logs) == {"D", "G_gan", "G_recon", "G_distill"}
+    assert set(logs) == {"D", "G_gan", "G_recon", "G_output", "G_distill"}  # paired: + teacher L1
     assert not task.teacher.training
     assert all(not p.requires_grad for p in task.teacher.parameters())
     assert all(torch.equal(v, teacher_before[k]) for k, v in task.teacher.state_dict().items())
@@ -94,8 +94,9 @@ def test_kernel_alignment_and_output_terms(workspace):
     assert logs["G_distill"] == pytest.approx(expected_distill, rel=1e-4)
     assert logs["G_output"] == pytest.approx(expected_output, rel=1e-4)
     assert logs["G_recon"] == pytest.approx((out - batch["target"]).abs().mean().item(), rel=1e-4)
-    # without the option no output term is computed
-    assert "G_output" not in _task(workspace, DistillTask).step(_batch(), 0)
+    # with the option off (the published losses) no output term is computed
+    assert "G_output" not in _task(workspace, DistillTask, "compress.lambda_output=0").step(
+        _batch(), 0)
 
 
 def test_uniform_sampling_stays_in_space(workspace):

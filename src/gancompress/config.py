@@ -223,9 +223,12 @@ class CompressConfig:
     lambda_gan: float = option(1.0, "adversarial loss weight (0 = no discriminator)", minimum=0.0)
     distill_loss: str = option("mse", "feature distillation: mse (1x1 mappings + MSE, published) "
                                "or ka (CAT kernel alignment, no mappings)", ("mse", "ka"))
-    lambda_output: float = option(0.0, "paired data: weight of an L1 to the teacher's output, "
+    # default 1: it won bench/bench_quality.py (see the compress-demo preset); the published
+    # pix2pix recipes below set 0 (the paper's losses)
+    lambda_output: float = option(1.0, "paired data: weight of an L1 to the teacher's output, "
                                   "relative to lambda_recon, added to the L1 to the ground truth "
-                                  "(unpaired data already reconstructs the teacher's output)",
+                                  "(unpaired data already reconstructs the teacher's output; 0 = "
+                                  "the published losses)",
                                   minimum=0.0)
     budget: str = option("", "search budget: MACs (3e9, 3G), fraction of the teacher (1/20, 5%) "
                          "or latency (30ms)")
@@ -808,21 +811,24 @@ register_preset("gaugan-demo", "tiny GauGAN for label maps -> photos at 32x64 (n
 # and the evolution budget per task; spaces as published for the Fast pipeline's ngf-64 student.
 register_preset("compress-pix2pix-edges2shoes-r", "Fast GAN Compression of a pix2pix edges2shoes "
                 "teacher: supernet 10+30 epochs, lambda_distill 1, budget 4.9e9", {
-                    "compress.space": "channels-64-pix2pix", "compress.lambda_distill": 1.0,
+                    "compress.space": "channels-64-pix2pix", "compress.lambda_output": 0.0,
+                    "compress.lambda_distill": 1.0,
                     "loss.lambda_recon": 100.0, "loss.gan_mode": "hinge",
                     "compress.supernet_epochs": 10, "compress.supernet_epochs_decay": 30,
                     "compress.finetune_epochs": 5, "compress.finetune_epochs_decay": 15,
                     "compress.budget": "4.9e9", "train.batch_size": 4})
 register_preset("compress-pix2pix-cityscapes", "Fast GAN Compression of a pix2pix cityscapes "
                 "teacher: supernet 200+300 epochs, lambda_distill 1, budget 5.7e9", {
-                    "compress.space": "channels-64-pix2pix", "compress.lambda_distill": 1.0,
+                    "compress.space": "channels-64-pix2pix", "compress.lambda_output": 0.0,
+                    "compress.lambda_distill": 1.0,
                     "loss.lambda_recon": 100.0, "loss.gan_mode": "hinge",
                     "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 300,
                     "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
                     "compress.budget": "5.7e9", "train.batch_size": 1})
 register_preset("compress-pix2pix-map2sat", "Fast GAN Compression of a pix2pix map2sat teacher: "
                 "supernet 200+400 epochs, lambda_recon 10, lambda_distill 0.01, budget 4.6e9", {
-                    "compress.space": "channels-64-pix2pix", "compress.lambda_distill": 0.01,
+                    "compress.space": "channels-64-pix2pix", "compress.lambda_output": 0.0,
+                    "compress.lambda_distill": 0.01,
                     "loss.lambda_recon": 10.0, "loss.gan_mode": "hinge",
                     "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 400,
                     "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
