@@ -54,7 +54,7 @@ def test_vgg19_reads_torchvision_layout(tmp_path, monkeypatch):
 
 def tiny_gaugan(root, run_steps=4):
     return apply_overrides(preset("gaugan-demo"), [
-        f"data.root={root}", "data.label_layout=cityscapes", "data.crop_size=64",
+        f"data.root={root}", "data.label_layout=cityscapes", "data.label_nc=0", "data.crop_size=64",
         "model.generator_args.ngf=2", "model.disc_args.ndf=4", "model.disc_args.n_layers=2",
         "train.batch_size=2",
         f"train.max_steps={run_steps}", "train.checkpoint_every=2", "train.eval_every=100",

@@ -105,12 +105,18 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_generator(args.model, device=device)
     args.size_origin = "as given (--load-size)"
+    (height, width), origin = evaluation_size(model)
     if args.load_size is None:
-        (size, _), origin = evaluation_size(model)
-        args.load_size = size
+        args.load_size = height
         args.size_origin = origin
-        print(f"gancompress eval: images resized to {size}x{size}, {origin}; pass "
+        shown = f"{height}x{width}" if model.label_map_args() is not None else f"{height}x{height}"
+        print(f"gancompress eval: images resized to {shown}, {origin}; pass "
               f"--load-size 256 for the published protocol", file=sys.stderr)
+    # label maps keep the model's aspect ratio (Cityscapes 2:1); --load-size sets the height
+    args.label_size = None
+    if model.label_map_args() is not None:
+        args.label_size = model.check_size((args.load_size,
+                                            round(args.load_size * width / height)))
     apply_weights_arguments(args)
     test_mode = apply_test_mode(model, args.test_mode, args.seed)
     with warnings.catch_warnings(record=True) as caught:

@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         size_bytes += out.with_suffix(".bin").stat().st_size
         out = f"{out} + {out.with_suffix('.bin').name}"
     print(f"wrote {out} ({what}, {size_bytes / 1e6:.2f} MB)")
-    print(f"input         {'x'.join(map(str, size))} in [-1, 1] (dynamic batch), config "
+    what_in = "in [-1, 1]" if model.image_input else model.input_description
+    print(f"input         {'x'.join(map(str, size))} {what_in} (dynamic batch), config "
           f"{meta.get('config', '-')}")
     for name, shape in meta.get("extra_inputs", {}).items():  # e.g. MUNIT's style code
         print(f"input         {name}: (B, {', '.join(map(str, shape))})")

@@ -29,7 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Translate image files with any generator file gancompress can load or has "
                     "exported, using the published pre/post-processing. Writes OUT/<name>.png.")
     p.add_argument("model", help="generator checkpoint, exported .onnx or TorchScript .pt file")
-    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--input", required=True,
+                   help="an image file or a folder of images (label-map generators, SPADE: label "
+                        "PNGs holding class ids, or Cityscapes colours)")
+    p.add_argument("--instances", metavar="DIR",
+                   help="SPADE models with an instance-edge channel: folder of instance-id PNGs "
+                        "named like the label maps (default: instances/ next to labels/, or "
+                        "Cityscapes *_gtFine_instanceIds.png beside each label map)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
                    help="resize inputs to H W (default: the size recorded in the model file or "
@@ -52,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gancompress.deploy.runtime import describe, open_model
     from gancompress.files import check_writable, output_lock
-    from gancompress.imaging import check_images, list_images, read_image, save_image
+    from gancompress.imaging import list_images, save_image
     from gancompress.models.checkpoint import evaluation_size
 
     if args.threads:
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         size, origin = evaluation_size(getattr(runner, "model", None))
     styles = _styles(args, runner, size)
-    check_images(files, runner.in_channels)  # every input decodes before anything is written
+    # every input decodes (and suits the model) before anything is written
+    runner.check_inputs(files, size, args.instances)
     with output_lock(out, "generate"):
         # Checked under the lock: another process cannot add outputs between check and write.
         existing = [t for t in targets if t.exists()]
@@ -96,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         for i in range(0, len(files), args.batch_size):
             chunk = files[i:i + args.batch_size]
-            batch = torch.stack([read_image(f, runner.in_channels, size) for f in chunk])
+            batch = torch.stack([runner.read_input(f, size, args.instances) for f in chunk])
             if styles is None:
                 result = runner(batch)
             else:  # one translation per style code, side by side: (B, C, H, K * W)

@@ -386,3 +386,73 @@ def semantic_channels(data: Any) -> tuple[int, bool]:
         raise UserError(f"data.label_nc is needed for the {layout!r} layout: the number of label ids")
     nc = spec["label_nc"] + int(spec["contain_dontcare"]) + (0 if spec["no_instance"] else 1)
     return nc, not spec["no_instance"]
+
+
+# -- single files (generate) ---------------------------------------------------------------------
+
+def read_label_ids(path: str | Path, size: tuple[int, int] | None = None,
+                   palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE) -> np.ndarray:
+    """A label PNG as ids (H, W): class-id PNGs (grey or palette) as stored, colour PNGs mapped
+    back with `palette` (the Cityscapes colours by default); resized NEAREST to size (H, W)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("RGB", "RGBA"):
+                if size is not None and img.size != (size[1], size[0]):
+                    img = img.resize((size[1], size[0]), Image.NEAREST)
+                return colour_to_ids(np.asarray(img.convert("RGB")), palette, name=str(path))
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read label map {path}: {err}") from None
+    return read_id_map(path, size)
+
+
+def instance_file(label: Path, instances: str | Path | None = None) -> Path | None:
+    """The instance map of a label file: in `instances` (a folder) by name, else next to it as
+    the layouts keep them (labels/X.png -> instances/X.png; Cityscapes *_gtFine_labelIds.png ->
+    *_gtFine_instanceIds.png in the same folder); None when there is none."""
+    city = "_gtFine_labelIds.png"
+    names = [label.name]
+    if label.name.endswith(city):
+        names.insert(0, label.name[: -len(city)] + "_gtFine_instanceIds.png")
+    folders = [Path(instances)] if instances is not None else \
+        [label.parent, label.parent.parent / "instances"]
+    for folder in folders:
+        for name in names:
+            candidate = folder / name
+            if candidate != label and candidate.is_file():
+                return candidate
+    return None
+
+
+def read_label_input(path: str | Path, label_nc: int, edges: bool,
+                     size: tuple[int, int] | None = None, instances: str | Path | None = None,
+                     palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE
+                     ) -> torch.Tensor:
+    """One label file (+ its instance map) -> the SPADE input (label_nc [+ 1], H, W).
+
+    Every problem is one UserError naming the file: an id >= label_nc, a colour outside the
+    palette, a missing instance map when the model takes edges, mismatched sizes."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"label map not found: {path}")
+    with Image.open(path) as img:
+        native = img.size
+    label = torch.from_numpy(read_label_ids(path, size, palette))[None, None]
+    instance = None
+    if edges:
+        found = instance_file(path, instances)
+        if found is None:
+            where = f"in {instances}" if instances is not None else \
+                "next to it (instances/ beside labels/, or Cityscapes *_gtFine_instanceIds.png)"
+            raise UserError(f"{path}: this model takes an instance-edge channel, and no instance "
+                            f"map of that name was found {where}; pass --instances DIR")
+        with Image.open(found) as img:
+            if img.size != native:
+                raise UserError(f"{found} is {img.size[0]}x{img.size[1]} but its label map {path} "
+                                f"is {native[0]}x{native[1]}; they must have the same size")
+            scale = 255 if img.mode == "L" else 1  # an 8-bit instance map is x255 (SPADE)
+        instance = torch.from_numpy(read_id_map(found, size) * scale)[None, None]
+    elif instances is not None:
+        raise UserError("--instances: this model takes no instance-edge channel (it was trained "
+                        "with no_instance); drop --instances")
+    return semantic_input(label, instance, label_nc, no_instance=not edges, name=str(path))[0]

@@ -36,19 +36,24 @@ class SideSpec:
 
 
 def open_side(root: str | Path, side: str | None, phases: list[str], load_size: int,
-              channels: int = 3, limit: int | None = None, other_channels: int | None = None
-              ) -> SideSpec:
+              channels: int = 3, limit: int | None = None, other_channels: int | None = None,
+              labels: dict[str, Any] | None = None) -> SideSpec:
     """The real images of `side` (A or B) of a dataset folder, or of a plain image folder.
 
     Aligned A|B files: the left (A) or right (B) half; the items also carry the other half.
     Unaligned: <phase>A/ or <phase>B/, each image once. Single folder: every image (the side is
     ignored). `channels` is the side's channel count, `other_channels` the other side's.
+    Label-map datasets (data/segmaps.py layouts; mode "labels"): A is the label map as the
+    model's input (`labels`: LabelMapDataset arguments incl. size (H, W)), B the photo; the
+    items carry both.
     """
     from gancompress.data import open_dataset
     from gancompress.data.folders import resolve_layout
 
     if side is not None and side not in ("A", "B"):
         raise UserError(f"--side must be A or B, got {side!r}")
+    if labels is not None:
+        return _label_side(root, side, phases, labels, limit)
     if load_size < 0 or (load_size and load_size % 4):
         raise UserError(f"--load-size {load_size}: use a positive multiple of 4, or 0")
     pre: dict[str, Any] = (dict(preprocess="resize_and_crop", load_size=load_size,
@@ -92,6 +97,46 @@ def open_side(root: str | Path, side: str | None, phases: list[str], load_size: 
     size = f"{load_size}x{load_size}" if load_size else "original size (multiple of 4)"
     what = "all images" if mode == "single" else f"side {side}"
     return SideSpec(parts, mode, f"{root} ({mode}, {what}, phase {'+'.join(phases)}, {size})")
+
+
+def is_label_dataset(root: str | Path) -> bool:
+    """True for a folder in one of the label-map layouts (data/segmaps.py)."""
+    from gancompress.data.segmaps import detect_label_layout
+
+    try:
+        detect_label_layout(root)
+    except UserError:
+        return False
+    return True
+
+
+def _label_side(root: str | Path, side: str | None, phases: list[str], labels: dict[str, Any],
+                limit: int | None) -> SideSpec:
+    from gancompress.data.segmaps import LabelMapDataset
+
+    if not is_label_dataset(root):
+        raise UserError(f"{root} is not a label-map dataset, and this model takes label maps: "
+                        f"give a dataset in the Cityscapes, COCO-Stuff, ADE20K or labels/ + "
+                        f"images/ layout")
+    key = "target" if side == "B" else "source"
+    parts: list[tuple[Any, str, int]] = []
+    for phase in phases:
+        ds = LabelMapDataset(root, phase=phase, flip=False, train=False, **labels)
+        if key == "target" and any(img is None for _, _, img in ds.items):
+            raise UserError(f"{root} (phase {phase}) has label maps without photos; FID, KID and "
+                            f"PSNR need the photos next to them")
+        parts.append((ds, key, len(ds)))
+    if limit is not None:
+        kept, left = [], limit
+        for ds, k, n in parts:
+            if left > 0:
+                kept.append((ds, k, min(n, left)))
+                left -= min(n, left)
+        parts = kept
+    h, w = labels["size"]
+    what = "photos" if key == "target" else "label maps"
+    return SideSpec(parts, "labels", f"{root} (labels, {what}, phase {'+'.join(phases)}, "
+                                     f"{h}x{w})")
 
 
 def _as_list(items: list) -> list:

@@ -296,7 +296,7 @@ def deploy_module(model: nn.Module, optimize: bool = True, transposed: bool = Tr
 def model_info(model: nn.Module, input_size: Sequence[int]) -> dict:
     """What a deployed file must record so that it runs without flags (JSON-serialisable)."""
     info = {"input_size": [int(v) for v in input_size],
-            "input_range": "[-1, 1]: pixel / 127.5 - 1 (RGB, or gray for 1 channel)",
+            "input_range": getattr(model, "input_description", ElasticGenerator.input_description),
             "output_range": "[-1, 1]: uint8 = trunc(clip((y + 1) / 2 * 255, 0, 255))",
             "resize": "bicubic to input_size (H, W)"}
     if isinstance(model, ElasticGenerator):

@@ -86,6 +86,23 @@ def extra_inputs(model: nn.Module, input_size: Sequence[int], batch: int, seed: 
     return {name: t.float().cpu() for name, t in zip(names[1:], inputs)}
 
 
+def family_inputs(model: nn.Module, input_size: Sequence[int], count: int = 2, seed: int = 0
+                  ) -> torch.Tensor:
+    """`count` first inputs of the model's family at input_size (e.g. random label maps as
+    one-hot + edges), drawn reproducibly: verification inputs for non-image inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    return model.example_inputs(tuple(input_size)[2:], count, generator=gen)[0].float().cpu()
+
+
+def verification_inputs(model: nn.Module, input_size: Sequence[int],
+                        given: torch.Tensor | None = None) -> torch.Tensor:
+    """What an export is checked on: `given`, else the family's own inputs when they are not
+    images (SPADE's one-hot label maps), else smooth random images (`sample_inputs`)."""
+    if given is None and not getattr(model, "image_input", True):
+        return family_inputs(model, input_size)
+    return sample_inputs(input_size, given)
+
+
 def onnx_bytes(module: nn.Module, input_size: Sequence[int], opset: int,
                exporter: str = "dynamo", extra: Mapping[str, torch.Tensor] | None = None) -> bytes:
     """Serialized ONNX model of `module` (float32, CPU) with a dynamic batch dimension; `extra`
@@ -215,8 +232,11 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
         raise UserError("int8 export needs calibration images from the training data: pass "
                         "--calib DIR (a folder of images or a dataset folder)")
     input_size = tuple(int(v) for v in input_size)
-    inputs = sample_inputs(input_size, verify_inputs)
+    inputs = verification_inputs(model, input_size, verify_inputs)
     extra = extra_inputs(model, input_size, len(inputs))  # e.g. MUNIT's style code
+    if int8 and not getattr(model, "image_input", True):
+        raise UserError(f"int8 export calibrates on photos; a {model.arch_name} generator takes "
+                        f"{model.input_description.split(' (')[0]}: export it in fp32")
     if int8 and extra:
         raise UserError(f"int8 export supports generators with one image input; this one also "
                         f"takes {', '.join(extra)}: export it in fp32")

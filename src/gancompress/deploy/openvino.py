@@ -298,7 +298,7 @@ def export_openvino(model: nn.Module, path: str | Path,
         compare,
         onnx_bytes,
         reference_output,
-        sample_inputs,
+        verification_inputs,
     )
 
     require_openvino()
@@ -318,7 +318,7 @@ def export_openvino(model: nn.Module, path: str | Path,
     input_size = tuple(int(v) for v in input_size)
     deployed = deploy_module(model, optimize=optimize, transposed=TRANSPOSED_REWRITE)
     ov_model = from_onnx(onnx_bytes(deployed, input_size, DEFAULT_OPSET, "dynamo"))
-    inputs = sample_inputs(input_size, verify_inputs)
+    inputs = verification_inputs(model, input_size, verify_inputs)
     reference = reference_output(model, inputs)
     check = compare(reference, run_model(ov_model, inputs, threads, "fp32"))
     if not check["max_abs"] <= tolerance:

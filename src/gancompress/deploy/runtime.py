@@ -78,6 +78,34 @@ class Runner:
     def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def family(self) -> tuple[Any, dict[str, Any]]:
+        """(generator family class, its constructor arguments): the loaded model's, else the
+        architecture recorded in an exported file; the base ElasticGenerator (an image input)
+        when a file records none."""
+        from gancompress.models import generator_class
+        from gancompress.models.elastic import ElasticGenerator
+
+        model = getattr(self, "model", None)
+        if isinstance(model, ElasticGenerator):
+            return type(model), dict(model.arch)
+        name, arch = self.metadata.get("arch_name"), self.metadata.get("arch")
+        if isinstance(name, str) and isinstance(arch, dict):
+            return generator_class(name), {**arch, "in_channels": self.in_channels}
+        return ElasticGenerator, {"in_channels": self.in_channels}
+
+    def read_input(self, path: str | Path, size: tuple[int, int] | None,
+                   instances: str | Path | None = None) -> torch.Tensor:
+        """One input file -> the model's first input (C, H, W), by its family's rule (an image
+        in [-1, 1]; a label map as one-hot + edges for SPADE)."""
+        cls, arch = self.family()
+        return cls.read_input(arch, path, size, instances)
+
+    def check_inputs(self, paths: list[Path], size: tuple[int, int] | None,
+                     instances: str | Path | None = None) -> None:
+        """Every input file is usable (one UserError naming the bad ones) before any output."""
+        cls, arch = self.family()
+        cls.check_input_files(arch, paths, size, instances)
+
     def check_extra(self, extra: tuple[torch.Tensor, ...]) -> None:
         if len(extra) != len(self.extra_inputs):
             names = ", ".join(self.extra_inputs) or "none"

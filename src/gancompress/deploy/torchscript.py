@@ -24,7 +24,7 @@ from gancompress.deploy.onnx_export import (
     compare,
     quiet,
     reference_output,
-    sample_inputs,
+    verification_inputs,
 )
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
@@ -70,7 +70,7 @@ def export_torchscript(model: nn.Module, path: str | Path,
     input_size = tuple(int(v) for v in input_size)
     deployed = deploy_module(model, optimize=optimize, transposed=False)  # see backends.py
     data = torchscript_bytes(deployed, input_size)
-    inputs = sample_inputs(input_size, verify_inputs)
+    inputs = verification_inputs(model, input_size, verify_inputs)
     reference = reference_output(model, inputs)
     with torch.inference_mode(), quiet():
         output = torch.jit.load(io.BytesIO(data))(inputs)

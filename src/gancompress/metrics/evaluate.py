@@ -53,6 +53,8 @@ class EvalSettings:
     weights_dir: str | None = None
     no_progress: bool = False
     size_origin: str = "as given"         # where load_size came from (said in the result)
+    # (H, W) label-map datasets are read at (label-map generators, e.g. SPADE's 2:1); None: square
+    label_size: tuple[int, int] | None = None
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -92,7 +94,7 @@ def evaluate(model: torch.nn.Module, settings: EvalSettings, metrics: list[str],
                               "gancompress": gancompress.__version__, "torch": torch.__version__,
                               "metrics": {}}
     result["image_size"] = {"load_size": settings.load_size, "origin": settings.size_origin}
-    size = (settings.load_size or 256, settings.load_size or 256)
+    size = settings.label_size or (settings.load_size or 256, settings.load_size or 256)
     first_source = None
     if any(m in DATA_METRICS for m in metrics):
         first_source = _data_metrics(model, settings, metrics, device, in_channels, out_channels,
@@ -137,9 +139,13 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
     phases = parse_phases(settings.phase)
     source_side = "A" if settings.direction == "AtoB" else "B"
     target_side = "B" if source_side == "A" else "A"
+    # label-map generators (SPADE) read label-map datasets the way the model needs them
+    label_args = model.label_map_args() if hasattr(model, "label_map_args") else None
+    if label_args is not None:
+        label_args["size"] = settings.label_size or (settings.load_size or 256,) * 2
     spec = open_side(settings.data, source_side, phases, settings.load_size, in_channels, settings.limit,
-                     other_channels=out_channels)
-    paired = spec.mode == "aligned"
+                     other_channels=out_channels, labels=label_args)
+    paired = spec.mode in ("aligned", "labels")
     result.update({"data": str(settings.data), "data_mode": spec.mode, "phase": "+".join(phases),
                    "direction": settings.direction, "inputs": spec.description,
                    "num_images": len(spec)})
@@ -218,7 +224,7 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
         if needs_real:
             ref_phases = parse_phases(settings.ref_phase or settings.phase)
             ref_spec = open_side(settings.data, target_side, ref_phases, settings.load_size,
-                                 out_channels)
+                                 out_channels, labels=label_args)
             real_features = extractor(image_batches(ref_spec, settings.batch_size, settings.workers),
                                       progress=not settings.no_progress, total=len(ref_spec),
                                       desc="real images")

@@ -107,6 +107,9 @@ def trained_size(meta: Any) -> tuple[int, int] | None:
         data = cfg.get("data") if isinstance(cfg, Mapping) else None
         size = data.get("crop_size") if isinstance(data, Mapping) else None
         if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            aspect = data.get("aspect_ratio")
+            if data.get("mode") == "labels" and isinstance(aspect, (int, float)) and aspect > 0:
+                return max(1, round(size / aspect)), size  # label maps: crop_size is the width
             return size, size
     return None
 

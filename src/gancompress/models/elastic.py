@@ -414,6 +414,8 @@ class ElasticGenerator(nn.Module):
         reference_size        the paper's (H, W) for MAC counts
         read_published(state) the reader of its published checkpoint formats
         student_arch(...)     constructor arguments of a student / supernet of this family
+        read_input(arch, path, size)   one input file -> forward()'s first input (generate,
+                              for checkpoints and exported files alike: a classmethod on arch)
     """
 
     arch_name: str = ""
@@ -428,6 +430,12 @@ class ElasticGenerator(nn.Module):
     # Names of forward()'s inputs (example_inputs order), e.g. as ONNX input names.
     input_names: tuple[str, ...] = ("input",)
     compression_tasks: dict[str, str] = {}
+    # forward()'s first input is an image in [-1, 1] (False: e.g. SPADE's one-hot label map):
+    # exports verify on `example_inputs` instead of smooth random images, and int8 calibration
+    # on photos does not apply.
+    image_input: bool = True
+    # What the first input holds, recorded in exported files (gancompress.input_range).
+    input_description: str = "[-1, 1]: pixel / 127.5 - 1 (RGB, or gray for 1 channel)"
 
     # -- constructor arguments ------------------------------------------------------------------
     @classmethod
@@ -531,6 +539,35 @@ class ElasticGenerator(nn.Module):
     def input_size(self, size: Sequence[int] | None = None, batch: int = 1) -> tuple[int, ...]:
         """Shape of the first input (B, C, H, W) at `size`."""
         return tuple(self.example_inputs(size, batch)[0].shape)
+
+    # -- input files ----------------------------------------------------------------------------
+    def label_map_args(self) -> dict[str, Any] | None:
+        """How a label-map dataset must be read for this model (data.segmaps.LabelMapDataset
+        arguments: label_nc, no_instance), or None when the model takes images."""
+        return None
+
+    @classmethod
+    def read_input(cls, arch: Mapping[str, Any], path: Any, size: Sequence[int] | None,
+                   instances: Any = None) -> torch.Tensor:
+        """One input file -> forward()'s first input (C, H, W) at `size` (H, W): an image,
+        resized bicubically, in [-1, 1]. `instances` (a folder) is for label-map families."""
+        from gancompress.imaging import read_image
+
+        if instances is not None:
+            raise UserError(f"--instances applies to label-map generators (SPADE); this "
+                            f"{cls.arch_name} generator takes images")
+        return read_image(path, int(arch.get("in_channels", 3)),
+                          None if size is None else (int(size[0]), int(size[-1])))
+
+    @classmethod
+    def check_input_files(cls, arch: Mapping[str, Any], paths: Sequence[Any],
+                          size: Sequence[int] | None, instances: Any = None) -> None:
+        """Every input file is usable, checked before anything is written (one UserError)."""
+        from gancompress.imaging import check_images
+
+        if instances is not None:
+            cls.read_input(arch, paths[0], size, instances)  # the --instances message
+        check_images(list(paths), int(arch.get("in_channels", 3)))
 
     # -- distillation ---------------------------------------------------------------------------
     @property

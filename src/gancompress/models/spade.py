@@ -184,6 +184,9 @@ class SpadeGenerator(ElasticGenerator):
                          "'head_0.conv_0.weight_orig' or '.weight', "
                          "'head_0.norm_0.mlp_shared.0.weight')")
     reference_size = (256, 512)
+    image_input = False
+    input_description = ("one-hot label map (label_nc [+ dontcare] channels of 0/1) followed by "
+                         "the instance-edge channel (0/1) when the model has one")
 
     def __init__(self, in_channels: int = 36, out_channels: int = 3, ngf: int = 64,
                  conv: str = "dense", upsampling: str = "more", spade_hidden: int = 0,
@@ -265,6 +268,37 @@ class SpadeGenerator(ElasticGenerator):
         x = semantic_input(label, instance, self.label_channels,
                            no_instance=not self.arch["instance_edge"])
         return (x.to(next(self.parameters()).device),)
+
+    def label_map_args(self) -> dict[str, Any]:
+        # the one-hot width is known, not whether it includes dontcare: ids must be < it
+        return {"label_nc": self.label_channels, "contain_dontcare": False,
+                "no_instance": not self.arch["instance_edge"]}
+
+    @classmethod
+    def read_input(cls, arch: Mapping[str, Any], path: Any, size: Sequence[int] | None,
+                   instances: Any = None) -> torch.Tensor:
+        """A label PNG (class ids, or Cityscapes colours) and its instance map (from
+        `instances`, else next to it) -> one-hot (+ edges), resized NEAREST to `size`."""
+        from gancompress.data.segmaps import read_label_input
+
+        edges = bool(arch.get("instance_edge", True))
+        return read_label_input(path, int(arch["in_channels"]) - int(edges), edges,
+                                None if size is None else (int(size[0]), int(size[-1])),
+                                instances)
+
+    @classmethod
+    def check_input_files(cls, arch: Mapping[str, Any], paths: Sequence[Any],
+                          size: Sequence[int] | None, instances: Any = None) -> None:
+        bad = []
+        for path in paths:
+            try:
+                cls.read_input(arch, path, size, instances)
+            except UserError as err:
+                bad.append(str(err))
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise UserError(f"{len(bad)} of {len(paths)} label map(s) cannot be used, so nothing "
+                            f"was written: {bad[0]}{more}")
 
     def student_arch(self, conv: str | None = None, widths: Mapping[str, int] | None = None
                      ) -> dict[str, Any]:
