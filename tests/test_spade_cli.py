@@ -9,15 +9,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_weights import random_drn_file, random_inception_file
 
 from gancompress.cli import main
 from gancompress.config import preset
-from gancompress.data.demo import DEMO_CLASSES, LABEL_NC, TEST_PHOTOS, TRAIN_PHOTOS, write_label_demo_data
+from gancompress.data.demo import (
+    DEMO_CLASSES,
+    LABEL_NC,
+    TEST_PHOTOS,
+    TRAIN_PHOTOS,
+    write_label_demo_data,
+)
 from gancompress.data.segmaps import CITYSCAPES_PALETTE, LabelMapDataset, instance_edges
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import evaluation_size, load_generator, save_generator
 from gancompress.models.spade import SpadeGenerator
-from test_weights import random_drn_file, random_inception_file
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +64,7 @@ def test_label_demo_data_layout_disjoint_and_deterministic(demo_labels, tmp_path
         assert {name.split("_", 1)[1][:-4] for name in names} <= set(photos)
         for kind in ("instances", "images"):
             assert sorted(p.name for p in (out / phase / kind).iterdir()) == names
-    first = sorted((out / "train" / "labels").iterdir())[0].name
+    first = min((out / "train" / "labels").iterdir()).name
     label = Image.open(out / "train" / "labels" / first)
     assert label.mode == "P" and label.size == (64, 32)  # ids, viewed in the classes' colours
     ids = np.asarray(label)
@@ -105,7 +111,7 @@ def test_generate_pytorch_and_onnx_agree_from_ids_and_colours(demo_labels, spade
         b = np.asarray(Image.open(tmp_path / "ox" / p.name)).astype(int)
         assert a.shape == (32, 64, 3) and np.abs(a - b).max() <= 1
     # what generate fed the model: one-hot of the ids + the edges of the instance map
-    name = sorted(labels.iterdir())[0]
+    name = min(labels.iterdir())
     x = SpadeGenerator.read_input(g.arch, name, (32, 64))
     ids = torch.from_numpy(np.asarray(Image.open(name)).astype(np.int64))
     assert torch.equal(x[:LABEL_NC].argmax(0), ids) and x[:LABEL_NC].sum(0).eq(1).all()
