@@ -233,3 +233,9 @@ def test_the_tiny_gaugan_preset_trains_on_the_demo_labels(demo_labels, tmp_path,
     train(cfg, tmp_path / "run")
     g = load_generator(tmp_path / "run" / "generator.pth")
     assert g.in_channels == LABEL_NC + 1 and evaluation_size(g)[0] == (32, 64)
+
+
+def test_miou_ground_truth_matches_cityscapes_label_inputs_by_name():
+    from gancompress.metrics.segmentation import match_key
+    # a SPADE input X_gtFine_labelIds.png is scored against X_gtFine_trainIds.png
+    assert match_key("a/x_000019_gtFine_labelIds.png") == match_key("x_000019_gtFine_trainIds.png")

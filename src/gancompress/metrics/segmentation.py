@@ -107,7 +107,7 @@ def mean_iou(hist: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- label files
 # Ground-truth label maps are matched to images by name: Cityscapes suffixes are stripped, so
 # frankfurt_000000_000294_gtFine_trainIds.png matches frankfurt_000000_000294_leftImg8bit.png.
-_SUFFIXES = re.compile(r"(_gtFine_labelTrainIds|_gtFine_trainIds|_trainIds|_leftImg8bit|_gtFine)$")
+_SUFFIXES = re.compile(r"(_gtFine_labelTrainIds|_gtFine_trainIds|_gtFine_labelIds|_trainIds|_leftImg8bit|_gtFine)$")
 
 
 def match_key(path: str | Path) -> str:
