@@ -854,6 +854,19 @@ register_preset("compress-gaugan-cityscapes", "Fast GAN Compression of a GauGAN 
                     "compress.supernet_epochs": 200, "compress.supernet_epochs_decay": 200,
                     "compress.finetune_epochs": 50, "compress.finetune_epochs_decay": 100,
                     "compress.budget": "32e9", "train.batch_size": 16})
+# The gaugan-demo teacher (ngf 4, 32x64 label maps) to a third of its MACs on a laptop CPU: a
+# space of the teacher's own scale (channels-48 is sized for ngf 64), the published GauGAN losses
+# (distillation x10, no L1), supernet 4+4 and fine-tune 2+2 epochs, a short evolution.
+register_preset("compress-gaugan-demo", "compress the gaugan-demo teacher to 1/3 of its MACs "
+                "(space 4,3,2, supernet 4+4 epochs, fine-tune 2+2, 10 generations)", {
+                    "compress.space": "4,3,2", "compress.budget": "1/3",
+                    "compress.held_out": 30, "compress.lambda_distill": 10.0,
+                    "compress.supernet_epochs": 4, "compress.supernet_epochs_decay": 4,
+                    "compress.finetune_epochs": 2, "compress.finetune_epochs_decay": 2,
+                    "compress.population": 30, "compress.parents": 8, "compress.mutants": 15,
+                    "compress.crossovers": 15, "compress.generations": 10,
+                    "train.batch_size": 4, "train.checkpoint_every": 200,
+                    "train.eval_every": 200, "train.log_every": 20})
 # MUNIT edges2shoes-r (REFERENCE-FAMILIES.md sec. 6.4, scripts/munit/edges2shoes-r_fast): supernet
 # of ngf 64 in channels-64 distilled with output L1 x10, content L1 x1 (1x1 mapping), style L1 x1
 # on odd steps, LSGAN x1 with a fresh multi-scale D; Adam 1e-4 (0.5, 0.999), weight decay 1e-4,
