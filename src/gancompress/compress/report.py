@@ -139,17 +139,13 @@ def markdown(report: Mapping[str, Any]) -> str:
               f"{format_count(c['macs_ref'])} | {c['macs_ref'] / t['macs_ref']:.3f} |",
               f"| latency (ms, median) | {t['latency_ms']:.2f} | {c['latency_ms']:.2f} | "
               f"{c['latency_ms'] / t['latency_ms']:.3f} |"]
-    ref = report["reference"]
-    for key, label in (("l1", f"L1 to {ref} (lower is better)"),
-                       ("psnr", f"PSNR to {ref}, dB (higher is better)")):
-        tv, cv = t["quality"].get(key), c["quality"].get(key)
-        ratio = f"{cv / tv:.3f}" if tv not in (None, 0.0) else "-"
-        lines.append(f"| {label} | {_num(tv)} | {_num(cv)} | {ratio} |")
+    splits = [("quality", "", report["reference"])]
     if "test_quality" in c:
-        test_ref = report["test_reference"]
-        for key, label in (("l1", f"test L1 to {test_ref} (lower is better)"),
-                           ("psnr", f"test PSNR to {test_ref}, dB (higher is better)")):
-            tv, cv = t["test_quality"].get(key), c["test_quality"].get(key)
+        splits.append(("test_quality", "test ", report["test_reference"]))
+    for field, prefix, ref in splits:
+        for key, label in (("l1", f"{prefix}L1 to {ref} (lower is better)"),
+                           ("psnr", f"{prefix}PSNR to {ref}, dB (higher is better)")):
+            tv, cv = t[field].get(key), c[field].get(key)
             ratio = f"{cv / tv:.3f}" if tv not in (None, 0.0) else "-"
             lines.append(f"| {label} | {_num(tv)} | {_num(cv)} | {ratio} |")
     for key in sorted(set(t["quality"]) - {"l1", "psnr"}):

@@ -127,6 +127,19 @@ def random_label_map(batch: int, label_nc: int, size: tuple[int, int], cells: tu
 
 # -- files ---------------------------------------------------------------------------------------
 
+def read_instance_map(path: Path, label_path: Path, label_size: tuple[int, int],
+                      size: tuple[int, int] | None = None) -> np.ndarray:
+    """The instance ids of `path` (resized like read_id_map); UserError unless it has the size
+    (W, H) of its label map. An 8-bit instance map is scaled x255 (as SPADE reads it)."""
+    with Image.open(path) as img:
+        if img.size != label_size:
+            raise UserError(f"{path} is {img.size[0]}x{img.size[1]} but its label map "
+                            f"{label_path} is {label_size[0]}x{label_size[1]}; they must have "
+                            f"the same size")
+        scale = 255 if img.mode == "L" else 1
+    return read_id_map(path, size) * scale
+
+
 def read_id_map(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """An integer id PNG (8/16/32-bit) as int64 (H, W), resized NEAREST to size (H, W) if given.
 
@@ -344,12 +357,8 @@ class LabelMapDataset(torch.utils.data.Dataset):
                 raise UserError(f"{label_path}: no instance map found (this dataset uses instance "
                                 f"edges); add it, or set no_instance (the model then has "
                                 f"{self.semantic_nc - 1} input channels)")
-            with Image.open(inst_path) as img:
-                if img.size != label_size:
-                    raise UserError(f"{inst_path} is {img.size[0]}x{img.size[1]} but its label map "
-                                    f"{label_path} is {label_size[0]}x{label_size[1]}")
-                scale = 255 if img.mode == "L" else 1  # an 8-bit instance map is x255 (SPADE)
-            instance = torch.from_numpy(read_id_map(inst_path, self.size) * scale)[None]
+            instance = torch.from_numpy(read_instance_map(inst_path, label_path, label_size,
+                                                          self.size))[None]
         flip = (self.train and self.flip
                 and bool(np.random.default_rng([2, self.seed % 2**32, epoch, index]).random() < 0.5))
         if flip:
@@ -446,12 +455,7 @@ def read_label_input(path: str | Path, label_nc: int, edges: bool,
                 "next to it (instances/ beside labels/, or Cityscapes *_gtFine_instanceIds.png)"
             raise UserError(f"{path}: this model takes an instance-edge channel, and no instance "
                             f"map of that name was found {where}; pass --instances DIR")
-        with Image.open(found) as img:
-            if img.size != native:
-                raise UserError(f"{found} is {img.size[0]}x{img.size[1]} but its label map {path} "
-                                f"is {native[0]}x{native[1]}; they must have the same size")
-            scale = 255 if img.mode == "L" else 1  # an 8-bit instance map is x255 (SPADE)
-        instance = torch.from_numpy(read_id_map(found, size) * scale)[None, None]
+        instance = torch.from_numpy(read_instance_map(found, path, native, size))[None, None]
     elif instances is not None:
         raise UserError("--instances: this model takes no instance-edge channel (it was trained "
                         "with no_instance); drop --instances")

@@ -87,13 +87,7 @@ def open_side(root: str | Path, side: str | None, phases: list[str], load_size: 
             ds = open_dataset(root, mode="unaligned", phase=phase,
                               direction="AtoB" if side == "A" else "BtoA", **common, **as_source)
             parts.append((ds, "source", len(layout.files[side])))
-    if limit is not None:
-        kept, left = [], limit
-        for ds, key, n in parts:
-            if left > 0:
-                kept.append((ds, key, min(n, left)))
-                left -= min(n, left)
-        parts = kept
+    parts = _limited(parts, limit)
     size = f"{load_size}x{load_size}" if load_size else "original size (multiple of 4)"
     what = "all images" if mode == "single" else f"side {side}"
     return SideSpec(parts, mode, f"{root} ({mode}, {what}, phase {'+'.join(phases)}, {size})")
@@ -126,13 +120,7 @@ def _label_side(root: str | Path, side: str | None, phases: list[str], labels: d
             raise UserError(f"{root} (phase {phase}) has label maps without photos; FID, KID and "
                             f"PSNR need the photos next to them")
         parts.append((ds, key, len(ds)))
-    if limit is not None:
-        kept, left = [], limit
-        for ds, k, n in parts:
-            if left > 0:
-                kept.append((ds, k, min(n, left)))
-                left -= min(n, left)
-        parts = kept
+    parts = _limited(parts, limit)
     h, w = labels["size"]
     what = "photos" if key == "target" else "label maps"
     return SideSpec(parts, "labels", f"{root} (labels, {what}, phase {'+'.join(phases)}, "
@@ -175,3 +163,15 @@ def image_batches(spec: SideSpec, batch_size: int, workers: int = 0) -> Iterator
             first = (tuple(images[0].shape), paths[0])
         check_same_size(first, images, paths)
         yield torch.stack(images)
+
+
+def _limited(parts: list, limit: int | None) -> list:
+    """(dataset, key, count) parts cut so the counts add up to at most `limit` (None: all)."""
+    if limit is None:
+        return parts
+    kept, left = [], limit
+    for ds, key, n in parts:
+        if left > 0:
+            kept.append((ds, key, min(n, left)))
+            left -= min(n, left)
+    return kept
