@@ -43,6 +43,12 @@ BN = ["model.norm=batch", "model.disc_norm=batch", "train.max_steps=6", "train.c
       "train.eval_every=100", "train.log_every=2", "train.amp=false", "train.device=cpu"]
 
 
+CLI_TINY = ["data.load_size=36", "data.crop_size=32", "data.num_workers=0", "model.ngf=4",
+            "model.n_blocks=3", "model.ndf=8", "model.disc_layers=2", "train.batch_size=1",
+            "train.max_steps=2", "train.eval_every=100", "train.n_samples=1",
+            "train.progress=false", "train.threads=1", "train.device=cpu"]
+
+
 def _two_rank_config(root: Path) -> Config:
     return tiny_config(root, "pix2pix", *BN)  # 8 images, batch 2 per process: global batch 4
 
@@ -65,6 +71,17 @@ class _KillRank1(Pix2PixTask):
     def step(self, batch, step):
         self._step = step
         return super().step(batch, step)
+
+
+def _cli_worker(data: str, out: str) -> None:
+    """`gancompress train` as torchrun starts it on every rank; records how the command ended."""
+    import torch.distributed as dist
+
+    from gancompress.cli import main
+
+    code = main(["train", "--preset", "demo", "--data", data, "--out", out, *CLI_TINY])
+    record = {"code": code, "in_group_after": dist.is_initialized()}
+    (Path(out).parent / f"cli_{os.environ['RANK']}.json").write_text(json.dumps(record))
 
 
 def _killed_worker(cfg_dict: dict, out: str) -> None:
@@ -220,6 +237,16 @@ def test_two_ranks_train_like_one_process_with_the_global_batch(two_rank_run, tm
     ckpt = safe_load(run / "checkpoint.pt")
     assert ckpt["world_size"] == 2 and len(ckpt["ranks"]) == 2
     assert not torch.equal(ckpt["ranks"][0]["rng"]["torch"], ckpt["ranks"][1]["rng"]["torch"])
+
+
+def test_cli_command_leaves_the_process_group_on_every_rank(tmp_path):
+    # the CLI ends a torchrun job with distributed.finish(): a barrier, then every rank leaves
+    data = make_pairs(tmp_path / "data")
+    distributed.run_local(_cli_worker, 2, str(data), str(tmp_path / "run"), timeout_s=TIMEOUT)
+    records = [json.loads((tmp_path / f"cli_{r}.json").read_text()) for r in (0, 1)]
+    assert records == [{"code": 0, "in_group_after": False}] * 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["processes"] == 2 and log[-1]["event"] == "done" and log[-1]["step"] == 2
 
 
 @pytest.mark.slow  # > 20 s on a busy 2-core machine (3 and 4 process groups)

@@ -11,6 +11,7 @@ unchanged in behaviour and speed.
 
 What the rest of the code base uses:
     init(device)           join the group (idempotent), returns the device of this rank
+    finish()               leave it together at the normal end of a command (the CLI calls it)
     rank() / world_size() / local_rank() / is_main() / active()
     print0(...)            print on rank 0 only
     output_lock(folder)    files.output_lock, held by rank 0 only (decided from the environment,
@@ -122,6 +123,15 @@ def destroy() -> None:
     """Leave the process group (registered with atexit by init; safe to call twice)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def finish() -> None:
+    """The normal end of a multi-process command: every rank leaves the group together (a
+    barrier, then destroy), not at interpreter exit in whatever order the processes get there.
+    Not for failures: a failed rank must not wait for ranks stuck in a collective."""
+    if active():
+        dist.barrier()
+    destroy()
 
 
 def print0(*args: Any, **kwargs: Any) -> None:
@@ -288,11 +298,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _local_entry(index: int, fn: Callable[..., Any], world: int, port: int, args: tuple) -> None:
+def _local_entry(index: int, fn: Callable[..., Any], world: int, port: int, done: str,
+                 args: tuple) -> None:
     os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(world),
                        "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": str(port)})
     fn(*args)
+    Path(done, str(index)).touch()  # the work is finished; what follows is teardown only
+    # An ordered teardown: every rank leaves the group together, then the process ends without
+    # interpreter finalization (where gloo's worker threads can abort a finished process).
+    finish()
+    import sys
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_local(fn: Callable[..., Any], nprocs: int, *args: Any, timeout_s: float | None = None
@@ -302,24 +321,36 @@ def run_local(fn: Callable[..., Any], nprocs: int, *args: Any, timeout_s: float 
     Like torchrun, the first process that fails (exception or signal) stops the others, and a
     failure is raised here (torch.multiprocessing.ProcessRaisedException / ProcessExitedException);
     past `timeout_s` every process is killed and TimeoutError raised (a hung collective).
+    A process killed by a signal after every process had finished `fn` (a crash in the
+    process-group teardown, not in the work) is reported as a warning, not a failure.
     `fn` must be importable by name (a module-level function).
     """
+    import tempfile
     import time
+    import warnings
 
     import torch.multiprocessing as mp
 
-    context = mp.start_processes(_local_entry, args=(fn, nprocs, free_port(), args),
-                                 nprocs=nprocs, join=False, start_method="spawn")
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while not context.join(timeout=0.5):
-        if deadline is not None and time.monotonic() > deadline:
-            for process in context.processes:
-                if process.is_alive():
-                    process.kill()
-            raise TimeoutError(f"{nprocs} local processes still running after {timeout_s} s")
+    with tempfile.TemporaryDirectory(prefix="gancompress-ranks-") as done:
+        context = mp.start_processes(_local_entry, args=(fn, nprocs, free_port(), done, args),
+                                     nprocs=nprocs, join=False, start_method="spawn")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while not context.join(timeout=0.5):
+                if deadline is not None and time.monotonic() > deadline:
+                    for process in context.processes:
+                        if process.is_alive():
+                            process.kill()
+                    raise TimeoutError(f"{nprocs} local processes still running after "
+                                       f"{timeout_s} s")
+        except mp.ProcessExitedException as err:
+            if len(os.listdir(done)) < nprocs or err.signal_name is None:
+                raise
+            warnings.warn(f"every process finished its work; then {err}", RuntimeWarning,
+                          stacklevel=2)
 
 
-__all__ = ["init", "destroy", "active", "rank", "world_size", "local_rank", "is_main", "print0",
+__all__ = ["init", "destroy", "finish", "active", "rank", "world_size", "local_rank", "is_main", "print0",
            "barrier", "mean_scalars", "sum_number", "reduce_gradients", "all_reduce_sum",
            "broadcast", "all_gather", "gather", "broadcast_module", "to_cpu", "run_local",
            "env_world_size", "env_rank", "output_lock", "free_port"]
