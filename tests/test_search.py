@@ -116,6 +116,26 @@ def test_evolution_respects_budget_and_matches_exhaustive(macs):
     assert any(macs(c) > budget for c in SPACE.all())  # the budget does bind
 
 
+def test_tight_budget_narrows_candidates_instead_of_drawing_for_long(macs):
+    # just above the narrowest config nothing random fits: each candidate is drawn a bounded
+    # number of times, then narrowed until it fits (a few cost evaluations per position)
+    budget = 1.02 * macs(SPACE.smallest())
+    assert sum(macs(c) <= budget for c in SPACE.all()) == 1  # only the narrowest fits
+    calls = []
+
+    def cost(c):
+        calls.append(list(c))
+        return macs(c)
+
+    settings = EvolutionSettings(population=10, parents=3, mutants=5, crossovers=5,
+                                 generations=2)
+    best, _ = evolution_search(SPACE, cost, SyntheticScore(), budget, settings, seed=0)
+    assert best == SPACE.smallest()
+    drawn = 10 + 2 * (5 + 5)  # candidates drawn over the search
+    per_candidate = settings.max_tries + 1 + 8  # tries, the shrunk proposal, <= 8 narrowings
+    assert len(calls) <= 3 * drawn * per_candidate  # (ranking also asks for costs)
+
+
 def _identity():
     return {"supernet": "abc", "space": "tiny", "metric": "synthetic"}
 
