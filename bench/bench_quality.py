@@ -71,6 +71,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
                   "compress.lambda_distill": 10.0},
     "prune": {"compress.lambda_output": 1.0, "compress.student_init": "prune",
               "compress.student_conv": "dense"},
+    # the teacher's discriminator as the student's starting D (GAN Compression reuses it)
+    "output+disc": {"compress.lambda_output": 1.0, "compress.disc_init": "teacher"},
+    "output+sandwich": {"compress.lambda_output": 1.0, "compress.sampling": "sandwich"},
+    # unpaired data: CycleGAN's identity term on the student (a no-op on paired data)
+    "identity": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
+                 "compress.lambda_identity": 0.5},
 }
 
 
@@ -166,11 +172,14 @@ def train_teacher(task: str, data: Path, work: Path, args: argparse.Namespace) -
 
 def same_run(task: str, variant: str) -> str:
     """The variant whose run `variant` repeats on `task`: the output term is a no-op on
-    unpaired data (its reconstruction already targets the teacher's output)."""
-    if task == "paired":
-        return variant
-    settings = {**VARIANTS[variant], "compress.lambda_output": 0.0}
-    return next(v for v in VARIANTS if {**VARIANTS[v], "compress.lambda_output": 0.0} == settings)
+    unpaired data (its reconstruction already targets the teacher's output), the identity
+    term one on paired data (it has the ground truth)."""
+    noop = {"compress.lambda_output" if task == "unpaired" else "compress.lambda_identity": 0.0}
+
+    def effective(name: str) -> dict[str, Any]:
+        return {"compress.lambda_identity": 0.0, **VARIANTS[name], **noop}
+
+    return next(v for v in VARIANTS if effective(v) == effective(variant))
 
 
 def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path, work: Path,

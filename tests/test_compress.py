@@ -99,6 +99,31 @@ def test_kernel_alignment_and_output_terms(workspace):
         _batch(), 0)
 
 
+def test_identity_term_on_unpaired_data(workspace, tmp_path):
+    from conftest import make_domains
+
+    data = make_domains(tmp_path / "domains")
+
+    def task(*extra):
+        cfg = compress_config(teacher=str(workspace / "teacher.pth"), data=str(data),
+                              budget="1/3", overrides=TINY + ["compress.lambda_gan=0", *extra])
+        return DistillTask(apply_overrides(cfg, {"train.task": "distill"}), torch.device("cpu"))
+
+    t = task("compress.lambda_identity=0.5")
+    assert t.kind == "unpaired"
+    batch = _batch()  # "target": a real image of the target domain, unpaired with the source
+    with torch.no_grad():
+        expected_identity = (t.student(batch["target"]) - batch["target"]).abs().mean().item()
+        expected_recon = (t.student(batch["source"]) - t.teacher(batch["source"])).abs().mean()
+    logs = t.step(batch, 0)
+    assert logs["G_identity"] == pytest.approx(expected_identity, rel=1e-4)
+    assert logs["G_recon"] == pytest.approx(expected_recon.item(), rel=1e-4)  # to the teacher
+    assert "G_identity" not in task().step(_batch(), 0)  # off by default (published losses)
+    # paired data has the ground truth: no identity term there
+    assert "G_identity" not in _task(workspace, DistillTask, "compress.lambda_identity=0.5",
+                                     "compress.lambda_gan=0").step(_batch(), 0)
+
+
 def test_uniform_sampling_stays_in_space(workspace):
     task = _task(workspace, SupernetTask)
     space = SearchSpace.for_model(ResnetGenerator(), "8,4")

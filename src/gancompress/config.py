@@ -230,6 +230,9 @@ class CompressConfig:
                                   "(unpaired data already reconstructs the teacher's output; 0 = "
                                   "the published losses)",
                                   minimum=0.0)
+    lambda_identity: float = option(0.0, "unpaired data: weight of CycleGAN's identity L1 "
+                                    "student(b) ~ b on real target-domain images, relative to "
+                                    "lambda_recon (0 = the published losses)", minimum=0.0)
     budget: str = option("", "search budget: MACs (3e9, 3G), fraction of the teacher (1/20, 5%) "
                          "or latency (30ms)")
     latency_backend: str = option("torch", "runtime a latency budget (30ms) refers to: the "

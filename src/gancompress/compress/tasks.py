@@ -5,6 +5,8 @@ REFERENCE.md sec. 1-3) with the same per-step losses:
     G:  lambda_recon   * L1(student(x), y)             paired data: y = ground truth
                                                        unpaired:    y = teacher(x)
       + lambda_recon * lambda_output * L1(student(x), teacher(x))    (paired data only)
+      + lambda_recon * lambda_identity * L1(student(b), b)   unpaired: b a real target-domain
+                                                       image (CycleGAN's identity term)
       + lambda_distill * sum_i MSE(map_i(f_i^student), f_i^teacher)   (4 trunk taps)
                       or sum_i (1 - KA(f_i^student, f_i^teacher))     (distill_loss=ka, CAT)
       + lambda_gan     * gan(D(student(x)))            D fresh or the teacher's (compress.disc_init)
@@ -188,6 +190,11 @@ class DistillTask(Task):
         check_data_channels(config, t)
         self.kind = data_kind(config)
         self.paired = self.kind == "paired"
+        self.identity = c.lambda_identity > 0 and self.kind == "unpaired"
+        if self.identity and t.in_channels != t.out_channels:
+            raise UserError(f"compress.lambda_identity needs equal input and output channel "
+                            f"counts (the teacher maps {t.in_channels} -> {t.out_channels}); set "
+                            f"compress.lambda_identity=0")
         self.space = SearchSpace.for_model(student_template(config, self.teacher), c.space)
         self.student = self.add_model("student", build_student(config, self.teacher,
                                                                self.student_widths()))
@@ -252,11 +259,13 @@ class DistillTask(Task):
             teacher_out, teacher_feats = self.teacher(source, return_features=True)
         reference = target if self.paired else teacher_out
 
-        outs, feats = [], []
+        outs, feats, identity = [], [], []
         with self.autocast():
             for widths in self.step_widths(step):
                 with using_widths(self.student, widths):
                     out, f = self.student(source, return_features=True)
+                    if self.identity and target is not None:
+                        identity.append(self.student(target))
                 outs.append(out)
                 feats.append(f)
         n = len(outs)
@@ -288,6 +297,10 @@ class DistillTask(Task):
                 output = sum(torch.nn.functional.l1_loss(o, teacher_out) for o in outs)
                 total = total + loss.lambda_recon * c.lambda_output * output
                 logs["G_output"] = output.item() / n
+            if identity:  # a real target-domain image stays what it is
+                idt = sum(torch.nn.functional.l1_loss(i, target) for i in identity)
+                total = total + loss.lambda_recon * c.lambda_identity * idt
+                logs["G_identity"] = idt.item() / n
             if self.use_gan:
                 judged = [self.disc(self._disc_input(source, o)) for o in outs]
                 gan = sum(gen_loss(mode, j) for j in judged)
