@@ -77,6 +77,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # unpaired data: CycleGAN's identity term on the student (a no-op on paired data)
     "identity": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
                  "compress.lambda_identity": 0.5},
+    "identity1": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
+                  "compress.lambda_identity": 1.0},
+    "identity+disc": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
+                      "compress.lambda_identity": 0.5, "compress.disc_init": "teacher"},
 }
 
 

@@ -125,8 +125,8 @@ def demo_run(tmp_path):
 
 @pytest.fixture
 def label_generator(monkeypatch):
-    """A registered stand-in for a label-map family (SPADE): a ResNet generator whose arch
-    records `label_nc` and that reads one-hot labels + the instance-edge channel."""
+    """A registered stand-in for a label-map family: a ResNet generator that reads one-hot
+    labels + the instance-edge channel and says so through `label_map_args()`."""
     from gancompress.models import GENERATORS
     from gancompress.models.resnet import ResnetGenerator
 
@@ -144,6 +144,10 @@ def label_generator(monkeypatch):
         @property
         def in_channels(self) -> int:
             return self.arch["label_nc"] + 1
+
+        def label_map_args(self) -> dict:
+            return {"label_nc": self.arch["label_nc"], "contain_dontcare": False,
+                    "no_instance": False}
 
     monkeypatch.setitem(GENERATORS, LabelStandIn.arch_name, LabelStandIn)
     return LabelStandIn

@@ -279,6 +279,35 @@ def test_label_mode_builds_onehot_and_edges(label_model):
     assert client.post("/api/benchmark?runs=1").json()["models"]["labels"]["runs"] == 1
 
 
+def test_spade_generator_is_served_in_label_mode(tmp_path, one_thread):
+    from gancompress.data.segmaps import semantic_input
+    from gancompress.models.spade import SpadeGenerator
+
+    torch.manual_seed(0)
+    model = SpadeGenerator(ngf=2, in_channels=5, upsampling="normal").eval()  # 4 labels + edges
+    save_generator(model, tmp_path / "gaugan.pth")
+    demo = Demo.open([tmp_path / "gaugan.pth"], size=(32, 64), backend="torch", threads=1,
+                     log=quiet, cache=tmp_path / "cache")
+    client = TestClient(create_app(demo), base_url=BASE)
+    info = client.get("/api/info").json()
+    assert info["mode"] == "label" and info["edges"] and len(info["palette"]) == 4
+    labels = np.zeros((32, 64), np.uint8)
+    labels[8:24, 10:40] = 2
+    labels[20:, 50:] = 3
+    r = client.post("/api/run/gaugan?format=rgba&w=64&h=32", content=labels.tobytes(),
+                    headers={"content-type": "application/x-labels"})
+    assert r.status_code == 200, r.text
+    out = np.frombuffer(r.content, np.uint8).reshape(32, 64, 4)[..., :3]
+    ids = torch.from_numpy(labels.astype(np.int64))[None]
+    with torch.no_grad():  # the dataset's own encoding, the instance map = the label map
+        want = to_uint8(model(semantic_input(ids, ids, 4))[0])
+    assert np.abs(out.astype(int) - want.astype(int)).max() <= 1
+    labels[0, 0] = 4  # one past the 4 classes
+    bad = client.post("/api/run/gaugan?w=64&h=32", content=labels.tobytes(),
+                      headers={"content-type": "application/x-labels"})
+    assert bad.status_code == 400 and "out of range" in bad.json()["error"]
+
+
 @pytest.mark.slow
 def test_onnx_backend_is_verified_and_cached(tmp_path, one_thread):
     model = ResnetGenerator(ngf=4, n_blocks=3)

@@ -14,8 +14,8 @@ per model at a time, so a measured time is that model's own.
 Models come only from the command line: a request can pick a sub-network of the run's own Pareto
 front (extracted on demand from the run's supernet and cached), never name a file.
 
-Label-map models (their `arch` records `label_nc`, as the SPADE family does) take a one-hot label
-map, a don't-care channel when `contain_dontcare_label`, and an instance-edge channel unless
+Label-map models (families whose `label_map_args()` says so, as SPADE's) take a one-hot label
+map, a don't-care channel when `contain_dontcare`, and an instance-edge channel unless
 `no_instance` (REFERENCE-FAMILIES.md sec. 4); the page paints label indices and the server builds
 that tensor, with instance edges derived from the label boundaries.
 """
@@ -136,12 +136,13 @@ def instance_edges(ids: np.ndarray) -> np.ndarray:
 
 
 def label_spec(model: torch.nn.Module | None) -> LabelSpec | None:
-    """The label-map input of a generator whose arch records `label_nc`, else None."""
-    arch = getattr(model, "arch", None) or {}
-    if not arch.get("label_nc"):
+    """The label-map input of a generator whose family reads label maps (the family contract's
+    `label_map_args()`, as SPADE's), else None."""
+    args = model.label_map_args() if hasattr(model, "label_map_args") else None
+    if not args:
         return None
-    return LabelSpec(int(arch["label_nc"]), bool(arch.get("contain_dontcare_label", False)),
-                     not bool(arch.get("no_instance", False)))
+    return LabelSpec(int(args["label_nc"]), bool(args.get("contain_dontcare", False)),
+                     not bool(args.get("no_instance", False)))
 
 
 # ----------------------------------------------------------------------------------------------
