@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -27,6 +28,10 @@ TINY = ["compress.space=2,1", "compress.held_out=2", "compress.supernet_epochs=1
 def gaugan(tmp_path_factory):
     root = tmp_path_factory.mktemp("spade-compress")
     data = _write_cityscapes(root / "data", n=5)
+    for top in ("gtFine", "leftImg8bit"):  # a val split (the layout's test phase): 2 maps
+        (data / top / "val" / "aachen").mkdir(parents=True)
+        for f in sorted((data / top / "train" / "aachen").iterdir())[:2 * (1 + (top == "gtFine"))]:
+            shutil.copy(f, data / top / "val" / "aachen" / f.name)
     torch.set_num_threads(1)
     train(tiny_gaugan(data), root / "teacher")
     return root
@@ -59,6 +64,7 @@ def test_compress_a_gaugan_teacher_from_the_cli(gaugan, capsys):
     assert compact.arch_name == "spade" and compact.in_channels == 36
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["ratios"]["macs"] <= 0.5
+    assert report["test_images"] == 2  # scored on the val maps too (never trained on)
     x = torch.rand(1, 36, 32, 64)
     assert compact(x).shape == teacher(x).shape == (1, 3, 32, 64)
     with Image.open(out / "report" / "grid.png") as grid:

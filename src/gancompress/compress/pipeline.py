@@ -411,15 +411,17 @@ def held_out_label_batches(cfg: Config, names: Sequence[str], device: torch.devi
 def batches_of_test_split(cfg: Config, teacher: ElasticGenerator,
                           device: torch.device | str = "cpu"
                           ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], bool] | None:
-    """held_out_batches over the whole test split, or None when the data has none (label-map
-    data: not scored on its test split yet)."""
+    """held_out_batches over the whole test split (label maps: the layout's test phase, e.g.
+    Cityscapes val), or None when the data has none."""
     from gancompress.data import resolve_layout
-    if cfg.data.mode == "labels":
-        return None
+    from gancompress.data.segmaps import label_layout
     try:
-        resolve_layout(cfg.data.root, cfg.data.mode, "test")
+        if cfg.data.mode == "labels":
+            label_layout(cfg.data.root, cfg.data.label_layout, "test")
+        else:
+            resolve_layout(cfg.data.root, cfg.data.mode, "test")
     except UserError:
-        return None  # no test/ (or testA/) folder: the report says held-out images only
+        return None  # no test split: the report says held-out images only
     return held_out_batches(cfg, None, teacher, device=device, phase="test")
 
 
