@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
                    "demo teacher)")
     p.add_argument("--quick", action="store_true", help="short teacher / supernet / fine-tune "
                    "(minutes instead of hours); budgets 1/20,1/40 unless --budgets is given")
+    p.add_argument("--epochs", default="", metavar="S,SD,F,FD", help="supernet constant, "
+                   "supernet decay, fine-tune constant, fine-tune decay epochs (default: the "
+                   "compress-demo preset's 10,15,15,15; --quick 1,1,1,2)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch rows")
     p.add_argument("--table-only", action="store_true", help="train nothing: the table of the "
@@ -354,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     args.tasks = [t.strip() for t in args.tasks.split(",")]
     args.variants = [v.strip() for v in args.variants.split(",")]
     # supernet / fine-tune epochs (constant, decay): the compress-demo preset's, or quick ones
-    args.supernet_epochs = (1, 1) if args.quick else (10, 15)
-    args.finetune_epochs = (1, 2) if args.quick else (15, 15)
+    epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else (
+        [1, 1, 1, 2] if args.quick else [10, 15, 15, 15])
+    if len(epochs) != 4 or min(epochs) < 0:
+        raise SystemExit("--epochs takes four numbers, e.g. 3,3,4,4")
+    args.supernet_epochs, args.finetune_epochs = tuple(epochs[:2]), tuple(epochs[2:])
     args.generations = 3 if args.quick else 0
     args.batch_size = 4  # the compress-demo preset's
     torch.set_num_threads(args.threads)
