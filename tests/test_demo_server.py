@@ -308,6 +308,42 @@ def test_spade_generator_is_served_in_label_mode(tmp_path, one_thread):
     assert bad.status_code == 400 and "out of range" in bad.json()["error"]
 
 
+def test_label_run_folder_serves_at_its_size_with_label_examples(tmp_path, one_thread):
+    """A GauGAN compression run: the demo takes the run's 32x64 size (not a square crop) and
+    its random examples are held-out label maps, sent as label ids."""
+    from gancompress.models.spade import SpadeGenerator
+
+    torch.manual_seed(0)
+    run, data = tmp_path / "run", tmp_path / "data" / "train"
+    for folder in ("labels", "instances"):
+        (data / folder).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        ids = np.kron(rng.integers(0, 4, (4, 8)), np.ones((8, 8))).astype(np.uint8)
+        for folder in ("labels", "instances"):
+            Image.fromarray(ids).save(data / folder / f"{i}.png")
+    for name in ("teacher.pth", "run/compact.pth"):
+        save_generator(SpadeGenerator(ngf=2, in_channels=5, upsampling="normal").eval(),
+                       tmp_path / name)
+    (run / "held_out.txt").write_text("train/labels/2.png\n")
+    (run / "compress.json").write_text(json.dumps({
+        "data": {"root": str(tmp_path / "data"), "mode": "labels", "label_layout": "folders",
+                 "crop_size": 64, "aspect_ratio": 2.0, "label_nc": 4},
+        "compress": {"teacher": str(tmp_path / "teacher.pth"), "budget": "1/2"}}))
+    demo = Demo.open([run], backend="torch", threads=1, log=quiet)
+    client = TestClient(create_app(demo), base_url=BASE)
+    info = client.get("/api/info").json()
+    assert info["size"] == [32, 64] and info["mode"] == "label" and info["examples"]
+    r = client.get("/api/example")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-labels"
+    with Image.open(data / "labels" / "2.png") as img:
+        assert np.frombuffer(r.content, np.uint8).reshape(32, 64).tolist() == \
+            np.asarray(img).tolist()  # the held-out map, id for id
+    out = client.post("/api/run/compact?w=64&h=32", content=r.content,
+                      headers={"content-type": "application/x-labels"})
+    assert out.status_code == 200 and out.headers["content-type"] == "image/png"
+
+
 @pytest.mark.slow
 def test_onnx_backend_is_verified_and_cached(tmp_path, one_thread):
     model = ResnetGenerator(ngf=4, n_blocks=3)

@@ -446,9 +446,29 @@ class RunInfo:
                 "macs_256": models.get(who, {}).get("macs_256"),
                 "report_latency_ms": models.get(who, {}).get("latency_ms")}
 
-    def crop_size(self) -> int | None:
-        size = self.settings.get("data", {}).get("crop_size")
-        return int(size) if size else None
+    def data_config(self) -> Any:
+        """The run's recorded data settings as a DataConfig (None when not recorded)."""
+        from gancompress.config import Config
+
+        if not self.settings.get("data"):
+            return None
+        try:
+            return Config.from_dict({"data": self.settings["data"]}).data
+        except (UserError, TypeError, ValueError):
+            return None
+
+    def input_size(self) -> tuple[int, int] | None:
+        """(H, W) the run was trained and scored at (label maps: crop_size wide at the
+        recorded aspect ratio)."""
+        from gancompress.data import input_shape
+
+        data = self.data_config()
+        if data is None or not data.crop_size:
+            return None
+        try:
+            return tuple(input_shape(data)[1:])
+        except UserError:  # e.g. a label layout that can no longer be read: square crop
+            return (int(data.crop_size), int(data.crop_size))
 
 
 def median_spread(times_ms: Sequence[float]) -> dict[str, float]:
@@ -498,8 +518,7 @@ class Demo:
             raise UserError("--teacher goes with a run folder; with model files list the teacher "
                             "among them")
         if size is None:
-            crop = run.crop_size() if run is not None else None
-            size = (crop, crop) if crop else DEFAULT_SIZE
+            size = (run.input_size() if run is not None else None) or DEFAULT_SIZE
         size = (int(size[0]), int(size[1]))
         if any(v < 1 or v > MAX_SIDE for v in size):
             raise UserError(f"--size {size[0]} {size[1]}: height and width must be between 1 "
@@ -628,38 +647,48 @@ class Demo:
         if self._examples is None:
             self._examples = False
             run = self.run
-            data = (run.settings.get("data", {}) if run else {}) or {}
-            root = _resolve_recorded(data["root"], run.folder, folder=True) \
-                if run is not None and data.get("root") else None
+            data = run.data_config() if run is not None else None
+            root = _resolve_recorded(data.root, run.folder, folder=True) \
+                if data is not None and data.root else None
             if root is not None:
-                from gancompress.data import open_dataset
+                from dataclasses import replace
 
+                from gancompress.data import label_dataset, open_dataset
+
+                names = [Path(n).name for n in run.held_out] or None
                 try:
-                    self._examples = open_dataset(
-                        root, mode=data.get("mode", "auto"), phase="train",
-                        direction=data.get("direction", "AtoB"), preprocess="resize_and_crop",
-                        load_size=self.size[0], crop_size=self.size[0], flip=False,
-                        in_channels=3, out_channels=3, augment=False,
-                        file_list=[Path(n).name for n in run.held_out] or None)
+                    if data.mode == "labels":
+                        self._examples = label_dataset(replace(data, root=str(root)),
+                                                       file_list=run.held_out or None)
+                    else:
+                        self._examples = open_dataset(
+                            root, mode=data.mode, phase="train", direction=data.direction,
+                            preprocess="resize_and_crop", load_size=self.size[0],
+                            crop_size=self.size[0], flip=False, in_channels=3, out_channels=3,
+                            augment=False, file_list=names)
                 except UserError as err:
                     self.log(f"no examples: {err}")
         return self._examples
 
     def example_count(self) -> int:
-        if self.spec is not None:
-            return 0  # examples are images; label-map datasets are read by their own family
         dataset = self._example_dataset()
         return len(dataset) if dataset else 0
 
-    def example(self, index: int | None = None) -> torch.Tensor:
-        """A (3, H, W) input image from the run's held-out training slice (random by default)."""
+    def example(self, index: int | None = None) -> torch.Tensor | np.ndarray:
+        """An input of the run's held-out training slice (random by default): a (3, H, W)
+        image, or for label-map models an (H, W) array of label ids."""
         dataset = self._example_dataset()
         if not dataset:
-            raise UserError("this demo has no example images (give a run folder whose data "
+            raise UserError("this demo has no example inputs (give a run folder whose data "
                             "folder still exists)")
         if index is None:
             index = int(np.random.default_rng().integers(len(dataset)))
-        image = dataset[index % len(dataset)]["source"]
+        item = dataset[index % len(dataset)]
+        if self.spec is not None:
+            ids = item["label"].reshape(1, 1, *item["label"].shape[-2:]).float()
+            ids = torch.nn.functional.interpolate(ids, size=self.size, mode="nearest")
+            return ids[0, 0].to(torch.uint8).numpy().clip(0, self.spec.classes - 1)
+        image = item["source"]
         if tuple(image.shape[1:]) != tuple(self.size):
             image = torch.nn.functional.interpolate(image[None], size=self.size, mode="bicubic",
                                                     align_corners=False)[0].clamp(-1, 1)

@@ -11,7 +11,8 @@ API (all same-origin; no CORS headers are ever sent):
                                 (decode + inference + encode), X-Backend
     POST /api/upload            an image file -> PNG at the demo size (label mode: an index
                                 image -> application/x-labels bytes)
-    GET  /api/example           a random input of the run's held-out training slice (PNG)
+    GET  /api/example           a random input of the run's held-out training slice (PNG;
+                                label-map models: application/x-labels, one id byte a pixel)
     POST /api/benchmark?runs=N  each model alone: warm-up, then median of N (JSON)
     POST /api/subnet            {"config": "..."}: show a sub-network of the run's Pareto front
 
@@ -299,12 +300,14 @@ def create_app(demo: Demo, allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK
         return Response(data, media_type=media, headers={"cache-control": "no-store"})
 
     async def example(request: Request) -> Response:
-        def work() -> bytes:
-            data, _ = encode_output(demo.example()[None], "png")
-            return data
+        def work() -> tuple[bytes, str]:
+            example = demo.example()
+            if demo.spec is not None:  # label ids, as /api/upload returns them
+                return example.astype(np.uint8).tobytes(), "application/x-labels"
+            return encode_output(example[None], "png")[0], "image/png"
 
-        return Response(await run_in_threadpool(work), media_type="image/png",
-                        headers={"cache-control": "no-store"})
+        data, media = await run_in_threadpool(work)
+        return Response(data, media_type=media, headers={"cache-control": "no-store"})
 
     async def benchmark(request: Request) -> Response:
         try:
