@@ -174,6 +174,41 @@ def test_generate_bad_label_inputs_are_one_message_each(demo_labels, spade_file,
     assert "export it in fp32" in capsys.readouterr().err
 
 
+def test_dontcare_id_255_is_the_recorded_dontcare_channel(tmp_path, capsys):
+    # a model trained with contain_dontcare (COCO-Stuff, ADE20K) records it: generate reads
+    # the id 255 as that channel, as the dataset does; without the record 255 stays an error
+    from gancompress.config import apply_overrides
+    from gancompress.training.gaugan import GauGANTask
+
+    labels = tmp_path / "in" / "labels"
+    labels.mkdir(parents=True)
+    ids = np.zeros((32, 64), np.uint8)
+    ids[:, 32:] = 255
+    Image.fromarray(ids).save(labels / "a.png")
+    torch.manual_seed(0)
+    model = SpadeGenerator(ngf=2, in_channels=4, upsampling="normal", instance_edge=False,
+                           dontcare=True).eval()  # 3 labels + dontcare
+    assert model.label_map_args() == {"label_nc": 3, "contain_dontcare": True,
+                                      "no_instance": True}
+    x = SpadeGenerator.read_input(model.arch, labels / "a.png", (32, 64))
+    assert x.shape == (4, 32, 64) and x[3, :, 32:].eq(1).all() and x[0, :, :32].eq(1).all()
+    save_generator(model, tmp_path / "dc.pth")
+    assert main(["generate", str(tmp_path / "dc.pth"), "--input", str(labels), "--out",
+                 str(tmp_path / "out"), "--size", "32", "64"]) == 0
+    plain = SpadeGenerator(ngf=2, in_channels=4, upsampling="normal", instance_edge=False)
+    save_generator(plain, tmp_path / "plain.pth")
+    assert main(["generate", str(tmp_path / "plain.pth"), "--input", str(labels), "--out",
+                 str(tmp_path / "out2"), "--size", "32", "64"]) == 2
+    assert "255" in capsys.readouterr().err
+    # GauGAN training records the data's dontcare rule in the generator
+    cfg = apply_overrides(preset("gaugan-demo"), [
+        f"data.root={tmp_path / 'in'}", "data.label_layout=folders", "data.label_nc=3",
+        "data.contain_dontcare=true", "data.no_instance=true",
+        "model.generator_args.ngf=2", "model.disc_args.ndf=4", "train.device=cpu"])
+    task = GauGANTask(cfg, torch.device("cpu"))
+    assert task.generator.arch["dontcare"] and task.generator.in_channels == 4
+
+
 @pytest.mark.slow
 def test_eval_and_profile_a_spade_model(demo_labels, spade_file, spade_onnx, tmp_path, monkeypatch,
                                         capsys):

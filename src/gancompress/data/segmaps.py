@@ -384,17 +384,19 @@ class LabelMapDataset(torch.utils.data.Dataset):
         return item
 
 
-def semantic_channels(data: Any) -> tuple[int, bool]:
-    """(generator input channels, instance edges?) of a labels-mode config.DataConfig."""
+def semantic_channels(data: Any) -> tuple[int, bool, bool]:
+    """(generator input channels, instance edges?, a dontcare channel?) of a labels-mode
+    config.DataConfig."""
     d = data
     if d.label_nc:
-        return d.label_nc + int(d.contain_dontcare) + (0 if d.no_instance else 1), not d.no_instance
+        return (d.label_nc + int(d.contain_dontcare) + (0 if d.no_instance else 1),
+                not d.no_instance, bool(d.contain_dontcare))
     layout = d.label_layout if d.label_layout != "auto" else detect_label_layout(d.root)
     spec = LABEL_DATASETS[layout]
     if not spec["label_nc"]:
         raise UserError(f"data.label_nc is needed for the {layout!r} layout: the number of label ids")
     nc = spec["label_nc"] + int(spec["contain_dontcare"]) + (0 if spec["no_instance"] else 1)
-    return nc, not spec["no_instance"]
+    return nc, not spec["no_instance"], bool(spec["contain_dontcare"])
 
 
 # -- single files (generate) ---------------------------------------------------------------------
@@ -435,9 +437,10 @@ def instance_file(label: Path, instances: str | Path | None = None) -> Path | No
 
 def read_label_input(path: str | Path, label_nc: int, edges: bool,
                      size: tuple[int, int] | None = None, instances: str | Path | None = None,
-                     palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE
-                     ) -> torch.Tensor:
-    """One label file (+ its instance map) -> the SPADE input (label_nc [+ 1], H, W).
+                     palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE,
+                     contain_dontcare: bool = False) -> torch.Tensor:
+    """One label file (+ its instance map) -> the SPADE input (label_nc [+ dontcare] [+ edge],
+    H, W); with contain_dontcare the id 255 is the dontcare channel (the dataset rule).
 
     Every problem is one UserError naming the file: an id >= label_nc, a colour outside the
     palette, a missing instance map when the model takes edges, mismatched sizes."""
@@ -459,4 +462,5 @@ def read_label_input(path: str | Path, label_nc: int, edges: bool,
     elif instances is not None:
         raise UserError("--instances: this model takes no instance-edge channel (it was trained "
                         "with no_instance); drop --instances")
-    return semantic_input(label, instance, label_nc, no_instance=not edges, name=str(path))[0]
+    return semantic_input(label, instance, label_nc, contain_dontcare, no_instance=not edges,
+                          name=str(path))[0]

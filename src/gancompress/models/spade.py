@@ -190,17 +190,19 @@ class SpadeGenerator(ElasticGenerator):
 
     def __init__(self, in_channels: int = 36, out_channels: int = 3, ngf: int = 64,
                  conv: str = "dense", upsampling: str = "more", spade_hidden: int = 0,
-                 spectral: bool = False, instance_edge: bool = True,
+                 spectral: bool = False, instance_edge: bool = True, dontcare: bool = False,
                  widths: Mapping[str, int] | str | None = None):
         """in_channels = label channels (label_nc + dontcare) + 1 instance-edge channel
-        (`instance_edge`); spade_hidden 0 = 2*ngf (gan-compression), NVlabs uses 128."""
+        (`instance_edge`); `dontcare`: the last label channel is the dataset's dontcare id 255
+        (contain_dontcare_label; a record of how inputs are read, the network is the same);
+        spade_hidden 0 = 2*ngf (gan-compression), NVlabs uses 128."""
         super().__init__()
         if conv not in ("dense", "separable"):
             raise UserError(f"conv must be 'dense' or 'separable', got {conv!r}")
         if upsampling not in UPSAMPLING:
             raise UserError(f"upsampling must be one of {', '.join(UPSAMPLING)} (the reference "
                             f"num_upsampling_layers), got {upsampling!r}")
-        if in_channels < 1 + int(instance_edge):
+        if in_channels < 1 + int(instance_edge) + int(dontcare):
             raise UserError(f"in_channels {in_channels} leaves no label channel")
         if isinstance(widths, str):
             widths = decode_config(widths)
@@ -212,7 +214,8 @@ class SpadeGenerator(ElasticGenerator):
             full.update({g: int(w) for g, w in widths.items()})
         self.arch = dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf, conv=conv,
                          upsampling=upsampling, spade_hidden=int(spade_hidden),
-                         spectral=bool(spectral), instance_edge=bool(instance_edge), widths=full)
+                         spectral=bool(spectral), instance_edge=bool(instance_edge),
+                         dontcare=bool(dontcare), widths=full)
         w, nc = full, in_channels
         self.fc = ElasticConv2d(nc, w["trunk"], 3, padding=1, group="trunk")
         previous = "trunk"
@@ -270,8 +273,8 @@ class SpadeGenerator(ElasticGenerator):
         return (x.to(next(self.parameters()).device),)
 
     def label_map_args(self) -> dict[str, Any]:
-        # the one-hot width is known, not whether it includes dontcare: ids must be < it
-        return {"label_nc": self.label_channels, "contain_dontcare": False,
+        dontcare = bool(self.arch.get("dontcare", False))
+        return {"label_nc": self.label_channels - int(dontcare), "contain_dontcare": dontcare,
                 "no_instance": not self.arch["instance_edge"]}
 
     @classmethod
@@ -281,10 +284,10 @@ class SpadeGenerator(ElasticGenerator):
         `instances`, else next to it) -> one-hot (+ edges), resized NEAREST to `size`."""
         from gancompress.data.segmaps import read_label_input
 
-        edges = bool(arch.get("instance_edge", True))
-        return read_label_input(path, int(arch["in_channels"]) - int(edges), edges,
+        edges, dontcare = bool(arch.get("instance_edge", True)), bool(arch.get("dontcare", False))
+        return read_label_input(path, int(arch["in_channels"]) - int(edges) - int(dontcare), edges,
                                 None if size is None else (int(size[0]), int(size[-1])),
-                                instances)
+                                instances, contain_dontcare=dontcare)
 
     @classmethod
     def check_input_files(cls, arch: Mapping[str, Any], paths: Sequence[Any],

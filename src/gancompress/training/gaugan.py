@@ -57,9 +57,9 @@ class GauGANTask(Task):
         m, loss = config.model, config.loss
         if loss.gan_mode != "hinge":
             raise UserError("GauGAN trains with the hinge loss (loss.gan_mode=hinge)")
-        nc, edge = semantic_channels(config.data)
+        nc, edge, dontcare = semantic_channels(config.data)
         args = {"ngf": 64, "upsampling": "more", **m.generator_args, "in_channels": nc,
-                "out_channels": 3, "spectral": True, "instance_edge": edge}
+                "out_channels": 3, "spectral": True, "instance_edge": edge, "dontcare": dontcare}
         generator = SpadeGenerator(**SpadeGenerator.arch_args(args))
         self.generator = self.add_model("generator", xavier_init(generator, m.init_std))
         disc = build_discriminator(m.disc, in_channels=nc + 3, **m.disc_args)
