@@ -350,7 +350,7 @@ def run_local(fn: Callable[..., Any], nprocs: int, *args: Any, timeout_s: float 
                           stacklevel=2)
 
 
-__all__ = ["init", "destroy", "finish", "active", "rank", "world_size", "local_rank", "is_main", "print0",
-           "barrier", "mean_scalars", "sum_number", "reduce_gradients", "all_reduce_sum",
+__all__ = ["init", "destroy", "finish", "active", "rank", "world_size", "local_rank", "is_main",
+           "print0", "barrier", "mean_scalars", "sum_number", "reduce_gradients", "all_reduce_sum",
            "broadcast", "all_gather", "gather", "broadcast_module", "to_cpu", "run_local",
            "env_world_size", "env_rank", "output_lock", "free_port"]
