@@ -79,6 +79,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
                  "compress.lambda_identity": 0.5},
     "identity1": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
                   "compress.lambda_identity": 1.0},
+    # the published CycleGAN compression weight of the teacher-output L1 (10, not pix2pix's
+    # 100), with the identity term
+    "identity-r10": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
+                     "compress.lambda_identity": 1.0, "loss.lambda_recon": 10.0},
     "identity+disc": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
                       "compress.lambda_identity": 0.5, "compress.disc_init": "teacher"},
 }
@@ -245,6 +249,11 @@ def train_scratch(name: str, task: str, data: Path, seed: int, generator_args: d
                   epochs: int, work: Path, args: argparse.Namespace) -> dict[str, Any] | None:
     """The run's generator and training seconds (None: --table-only and not trained yet)."""
     run = work / f"{task}-{name}-s{seed}"
+    if (run / "config.json").is_file():  # a reused run must be of this very architecture
+        recorded = json.loads((run / "config.json").read_text())["model"]["generator_args"]
+        if {k: recorded.get(k) for k in generator_args} != generator_args:
+            raise SystemExit(f"{run} trained {recorded}, not {generator_args} (another search "
+                             f"result: other settings or --variants order); use another --work")
     if args.table_only and not generator_file(task, run).is_file():
         return None
     if not generator_file(task, run).is_file():
