@@ -1,7 +1,8 @@
 """Benchmark: quality per MAC of the compressed student against its baselines, on the test split.
 
     .venv/bin/python bench/bench_quality.py [--work DIR] [--seeds 0,1] [--budgets 1/10,1/20,1/40]
-        [--tasks paired,unpaired] [--variants fast,output,ka] [--quick] [--threads 1]
+        [--tasks paired,unpaired] [--variants fast,default,ka] [--quick] [--epochs S,SD,F,FD]
+        [--threads 1]
 
 Built-in data (`gancompress demo-data`, grayscale -> colour crops of scikit-image photos; train
 and test crops come from disjoint photos):
@@ -12,14 +13,15 @@ and test crops come from disjoint photos):
               train.task=cyclegan.
 Rows, for each budget (fraction of the teacher's MACs) and seed:
     teacher            the demo teacher
-    fast, output, ka   `compress` with the Fast pipeline (supernet distilled from the teacher ->
+    fast, output, ...  `compress` with the Fast pipeline (supernet distilled from the teacher ->
                        evolution search under the budget -> fine-tune -> extract); one supernet per
                        task / seed / variant, searched at every budget. fast = the published
                        losses; output = + L1 to the teacher's output next to the ground truth
                        (compress.lambda_output=1, paired data only: unpaired data already
-                       reconstructs the teacher's output, so it is not run there); ka = CAT's
-                       kernel-alignment feature distillation (compress.distill_loss=ka) instead
-                       of mapped MSE
+                       reconstructs the teacher's output); identity1 = + CycleGAN's identity term
+                       (compress.lambda_identity=1, unpaired data only); default = what
+                       `gancompress compress` does (output on paired, identity1 on unpaired
+                       data); ka = CAT's kernel-alignment feature distillation; see VARIANTS
     scratch-epochs     the searched config trained from scratch (pix2pix / CycleGAN, no teacher)
                        for as many epochs as the student's supernet + fine-tune stages
     scratch-wall       the same config from scratch given the compression's whole training wall
@@ -59,33 +61,35 @@ from gancompress.models import build_generator
 from gancompress.models.checkpoint import load_generator
 from gancompress.training.loop import train
 
-# The method's variants (config overrides on top of the compress-demo preset + the bench's space).
-VARIANTS: dict[str, dict[str, Any]] = {
-    # compress-demo sets lambda_output 1 (the winner here); "fast" turns it off explicitly
-    "fast": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse"},
-    "output": {"compress.lambda_output": 1.0, "compress.distill_loss": "mse"},
+# The method's variants: config overrides on top of the compress-demo preset + the bench's
+# space, each from the published losses (PUBLISHED) with its own changes.
+PUBLISHED: dict[str, Any] = {"compress.lambda_output": 0.0, "compress.lambda_identity": 0.0,
+                             "compress.distill_loss": "mse"}
+_CHANGES: dict[str, dict[str, Any]] = {
+    "fast": {},  # the published losses
+    # L1 to the teacher's output next to the ground truth (paired data; compress's default)
+    "output": {"compress.lambda_output": 1.0},
+    # CycleGAN's identity term on the student (unpaired data; compress's default at 1)
+    "identity": {"compress.lambda_identity": 0.5},
+    "identity1": {"compress.lambda_identity": 1.0},
+    "identity3": {"compress.lambda_identity": 3.0},
+    # what `gancompress compress` does by default: output on paired, identity on unpaired data
+    "default": {"compress.lambda_output": 1.0, "compress.lambda_identity": 1.0},
     # 1 - KA is at most 1 per tap (MSE of raw features is not bounded): weighted up
-    "ka": {"compress.lambda_output": 0.0, "compress.distill_loss": "ka",
-           "compress.lambda_distill": 10.0},
+    "ka": {"compress.distill_loss": "ka", "compress.lambda_distill": 10.0},
     "output+ka": {"compress.lambda_output": 1.0, "compress.distill_loss": "ka",
                   "compress.lambda_distill": 10.0},
     "prune": {"compress.lambda_output": 1.0, "compress.student_init": "prune",
               "compress.student_conv": "dense"},
     # the teacher's discriminator as the student's starting D (GAN Compression reuses it)
     "output+disc": {"compress.lambda_output": 1.0, "compress.disc_init": "teacher"},
+    "identity+disc": {"compress.lambda_identity": 0.5, "compress.disc_init": "teacher"},
     "output+sandwich": {"compress.lambda_output": 1.0, "compress.sampling": "sandwich"},
-    # unpaired data: CycleGAN's identity term on the student (a no-op on paired data)
-    "identity": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
-                 "compress.lambda_identity": 0.5},
-    "identity1": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
-                  "compress.lambda_identity": 1.0},
     # the published CycleGAN compression weight of the teacher-output L1 (10, not pix2pix's
     # 100), with the identity term
-    "identity-r10": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
-                     "compress.lambda_identity": 1.0, "loss.lambda_recon": 10.0},
-    "identity+disc": {"compress.lambda_output": 0.0, "compress.distill_loss": "mse",
-                      "compress.lambda_identity": 0.5, "compress.disc_init": "teacher"},
+    "identity-r10": {"compress.lambda_identity": 1.0, "loss.lambda_recon": 10.0},
 }
+VARIANTS: dict[str, dict[str, Any]] = {k: {**PUBLISHED, **v} for k, v in _CHANGES.items()}
 
 
 def log(msg: str) -> None:
@@ -183,11 +187,7 @@ def same_run(task: str, variant: str) -> str:
     unpaired data (its reconstruction already targets the teacher's output), the identity
     term one on paired data (it has the ground truth)."""
     noop = {"compress.lambda_output" if task == "unpaired" else "compress.lambda_identity": 0.0}
-
-    def effective(name: str) -> dict[str, Any]:
-        return {"compress.lambda_identity": 0.0, **VARIANTS[name], **noop}
-
-    return next(v for v in VARIANTS if effective(v) == effective(variant))
+    return next(v for v in VARIANTS if {**VARIANTS[v], **noop} == {**VARIANTS[variant], **noop})
 
 
 def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path, work: Path,
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--budgets", default="1/10,1/20,1/40")
     p.add_argument("--tasks", default="paired,unpaired")
-    p.add_argument("--variants", default="fast,output",
+    p.add_argument("--variants", default="fast,default",
                    help=f"method variants (of {', '.join(VARIANTS)})")
     p.add_argument("--space", default="16,12,8,6,4", help="compress.space (reaches 1/40 of the "
                    "demo teacher)")
@@ -388,9 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, dict[str, list[dict[str, Any]]]] = {b: {} for b in args.budgets}
         student_epochs = sum(args.supernet_epochs) + sum(args.finetune_epochs)
         for seed in args.seeds:
+            shown = set()
             for variant in args.variants:
-                if same_run(task, variant) != variant:
-                    continue  # the same run as another variant on this task (see same_run)
+                if same_run(task, variant) in shown:
+                    continue  # the same run as a variant listed before (see same_run)
+                shown.add(same_run(task, variant))
                 runs = compress_runs(task, variant, seed, teacher, data[task], work, args)
                 for budget, run in runs.items():
                     rows[budget].setdefault(variant, []).append({**score(run["path"], pairs),

@@ -110,7 +110,7 @@ def test_identity_term_on_unpaired_data(workspace, tmp_path):
         return DistillTask(apply_overrides(cfg, {"train.task": "distill"}), torch.device("cpu"))
 
     t = task("compress.lambda_identity=0.5")
-    assert t.kind == "unpaired"
+    assert t.kind == "unpaired" and t.identity
     batch = _batch()  # "target": a real image of the target domain, unpaired with the source
     with torch.no_grad():
         expected_identity = (t.student(batch["target"]) - batch["target"]).abs().mean().item()
@@ -118,7 +118,8 @@ def test_identity_term_on_unpaired_data(workspace, tmp_path):
     logs = t.step(batch, 0)
     assert logs["G_identity"] == pytest.approx(expected_identity, rel=1e-4)
     assert logs["G_recon"] == pytest.approx(expected_recon.item(), rel=1e-4)  # to the teacher
-    assert "G_identity" not in task().step(_batch(), 0)  # off by default (published losses)
+    assert "G_identity" in task().step(_batch(), 0)  # on by default (bench_quality's winner)
+    assert "G_identity" not in task("compress.lambda_identity=0").step(_batch(), 0)
     # paired data has the ground truth: no identity term there
     assert "G_identity" not in _task(workspace, DistillTask, "compress.lambda_identity=0.5",
                                      "compress.lambda_gan=0").step(_batch(), 0)

@@ -6,7 +6,8 @@ REFERENCE.md sec. 1-3) with the same per-step losses:
                                                        unpaired:    y = teacher(x)
       + lambda_recon * lambda_output * L1(student(x), teacher(x))    (paired data only)
       + lambda_recon * lambda_identity * L1(student(b), b)   unpaired: b a real target-domain
-                                                       image (CycleGAN's identity term)
+                                                       image (CycleGAN's identity term;
+                                                       C -> C channel generators only)
       + lambda_distill * sum_i MSE(map_i(f_i^student), f_i^teacher)   (4 trunk taps)
                       or sum_i (1 - KA(f_i^student, f_i^teacher))     (distill_loss=ka, CAT)
       + lambda_gan     * gan(D(student(x)))            D fresh or the teacher's (compress.disc_init)
@@ -190,11 +191,10 @@ class DistillTask(Task):
         check_data_channels(config, t)
         self.kind = data_kind(config)
         self.paired = self.kind == "paired"
-        self.identity = c.lambda_identity > 0 and self.kind == "unpaired"
-        if self.identity and t.in_channels != t.out_channels:
-            raise UserError(f"compress.lambda_identity needs equal input and output channel "
-                            f"counts (the teacher maps {t.in_channels} -> {t.out_channels}); set "
-                            f"compress.lambda_identity=0")
+        # CycleGAN's identity term: unpaired data, and only where a target-domain image can be
+        # an input (as many channels in as out)
+        self.identity = (c.lambda_identity > 0 and self.kind == "unpaired"
+                         and t.in_channels == t.out_channels)
         self.space = SearchSpace.for_model(student_template(config, self.teacher), c.space)
         self.student = self.add_model("student", build_student(config, self.teacher,
                                                                self.student_widths()))
