@@ -28,6 +28,9 @@ Rows, for each budget (fraction of the teacher's MACs) and seed:
                        time (supernet + search + fine-tune): more epochs, since it runs no teacher
     uniform            the teacher uniformly narrowed (ngf scaled down until it fits the budget,
                        the student's convs), no search, from scratch at the scratch-wall epochs
+The row "input as output" scores the grey input itself: on colorization L1 and PSNR reward
+outputs close to grey, and doing nothing scores about as well as the teacher (see the note of
+issue 17); FID / KID would judge colour, but need the Inception weights.
 Metrics on the TEST split against the ground truth: L1 (in [-1, 1] units), PSNR (dB); KID / FID
 are skipped (no Inception weights are bundled; the test split has 40 images, too few for them);
 MACs at 64x64 (published convention); training seconds (the teacher's not counted for the
@@ -304,6 +307,9 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
         t = results[task]["teacher"]
         lines.append(f"{task:9s} {'1':6s} {'teacher':16s} {t['l1']:<26.4f} {t['psnr']:8.2f} "
                      f"{1.0:10.3f} {t['macs'] / 1e6:7.1f}M {t['train_s']:8.0f}")
+        i = results[task]["input"]  # what the metric gives for doing nothing
+        lines.append(f"{task:9s} {'-':6s} {'input as output':16s} {i['l1']:<26.4f} "
+                     f"{i['psnr']:8.2f} {i['l1'] / t['l1']:10.3f} {0:7.1f}M {0:8.0f}")
         for budget in args.budgets:
             rows = results[task]["rows"].get(budget, {})
             for name, runs in rows.items():
@@ -426,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
                     rows[budget].setdefault(name, []).append({**score(r["path"], pairs), **r})
                 log(f"{task} seed {seed} {budget}: scratch {student_epochs} / {wall_epochs} "
                     f"epochs, uniform {uni_args}")
-        results[task] = {"teacher": t_score, "rows": rows}
+        source, target = pairs  # the grey input itself, as a colour image, against the truth
+        nothing = {"l1": l1_per_image(source, target).mean().item(),
+                   "psnr": psnr_per_image(source, target).mean().item()}
+        results[task] = {"teacher": t_score, "input": nothing, "rows": rows}
     elapsed = time.perf_counter() - t0
     print(f"\n=== Quality per MAC on the test split (40 crops of unseen photos), seeds "
           f"{args.seeds}, {'quick' if args.quick else 'full'} settings: supernet "
