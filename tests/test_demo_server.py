@@ -248,6 +248,18 @@ def test_instance_edges_follow_the_published_rule():
     assert LabelSpec(35).palette()[7] == {"index": 7, "name": "road", "color": [128, 64, 128]}
 
 
+def _post_labels(client, key: str, labels: np.ndarray, rgba: bool = True):
+    """POST a label-id map to /api/run/KEY (as the page sends it)."""
+    h, w = labels.shape
+    return client.post(f"/api/run/{key}?{'format=rgba&' if rgba else ''}w={w}&h={h}",
+                       content=labels.tobytes(), headers={"content-type": "application/x-labels"})
+
+
+def _rgb(response, h: int, w: int) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    return np.frombuffer(response.content, np.uint8).reshape(h, w, 4)[..., :3]
+
+
 def test_label_mode_builds_onehot_and_edges(label_model):
     model, path = label_model
     demo = Demo.open([path], size=(16, 16), backend="torch", threads=1, log=quiet,
@@ -259,16 +271,12 @@ def test_label_mode_builds_onehot_and_edges(label_model):
     labels = np.zeros((16, 16), np.uint8)
     labels[4:12, 2:9] = 3
     labels[10:, 10:] = 4
-    r = client.post("/api/run/labels?format=rgba&w=16&h=16", content=labels.tobytes(),
-                    headers={"content-type": "application/x-labels"})
-    assert r.status_code == 200, r.text
-    out = np.frombuffer(r.content, np.uint8).reshape(16, 16, 4)[..., :3]
+    out = _rgb(_post_labels(client, "labels", labels), 16, 16)
     with torch.no_grad():
         want = to_uint8(model(LabelSpec(5).tensor(labels))[0])
     assert np.abs(out.astype(int) - want.astype(int)).max() <= 1
     labels[0, 0] = 9
-    bad = client.post("/api/run/labels?w=16&h=16", content=labels.tobytes(),
-                      headers={"content-type": "application/x-labels"})
+    bad = _post_labels(client, "labels", labels, rgba=False)
     assert bad.status_code == 400 and "out of range" in bad.json()["error"]
     up = client.post("/api/upload", content=png(np.full((8, 8), 2, np.uint8)),
                      headers={"content-type": "image/png"})
@@ -294,17 +302,13 @@ def test_spade_generator_is_served_in_label_mode(tmp_path, one_thread):
     labels = np.zeros((32, 64), np.uint8)
     labels[8:24, 10:40] = 2
     labels[20:, 50:] = 3
-    r = client.post("/api/run/gaugan?format=rgba&w=64&h=32", content=labels.tobytes(),
-                    headers={"content-type": "application/x-labels"})
-    assert r.status_code == 200, r.text
-    out = np.frombuffer(r.content, np.uint8).reshape(32, 64, 4)[..., :3]
+    out = _rgb(_post_labels(client, "gaugan", labels), 32, 64)
     ids = torch.from_numpy(labels.astype(np.int64))[None]
     with torch.no_grad():  # the dataset's own encoding, the instance map = the label map
         want = to_uint8(model(semantic_input(ids, ids, 4))[0])
     assert np.abs(out.astype(int) - want.astype(int)).max() <= 1
     labels[0, 0] = 4  # one past the 4 classes
-    bad = client.post("/api/run/gaugan?w=64&h=32", content=labels.tobytes(),
-                      headers={"content-type": "application/x-labels"})
+    bad = _post_labels(client, "gaugan", labels, rgba=False)
     assert bad.status_code == 400 and "out of range" in bad.json()["error"]
 
 
