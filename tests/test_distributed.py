@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import warnings
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,15 @@ def _cli_worker(data: str, out: str) -> None:
     code = main(["train", "--preset", "demo", "--data", data, "--out", out, *CLI_TINY])
     record = {"code": code, "in_group_after": dist.is_initialized()}
     (Path(out).parent / f"cli_{os.environ['RANK']}.json").write_text(json.dumps(record))
+
+
+def _abort_worker(folder: str, times: int) -> None:
+    """Rank 1 aborts (SIGABRT) on its first `times` starts; records every start."""
+    starts = Path(folder) / f"starts_{os.environ['RANK']}"
+    with open(starts, "a") as f:
+        f.write("x")
+    if os.environ["RANK"] == "1" and len(starts.read_text()) <= times:
+        os.abort()
 
 
 def _killed_worker(cfg_dict: dict, out: str) -> None:
@@ -181,13 +191,28 @@ def _max_difference(a: dict, b: dict) -> float:
                for model in a for key, value in a[model].items())
 
 
+def _run_two(fn, fresh: Path | None, *args) -> None:
+    """Two ranks through run_local; once more if a rank died of SIGABRT (a rare gloo abort CI
+    saw once, in no run here, that is not a result of the work), after wiping `fresh`, the
+    folder the run creates. Any other failure, or a second abort, fails the test."""
+    try:
+        distributed.run_local(fn, 2, *args, timeout_s=TIMEOUT)
+    except torch.multiprocessing.ProcessExitedException as err:
+        if err.signal_name != "SIGABRT":
+            raise
+        warnings.warn(f"retrying once after {err}", RuntimeWarning, stacklevel=2)
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
+        distributed.run_local(fn, 2, *args, timeout_s=TIMEOUT)
+
+
 @pytest.fixture(scope="module")
 def two_rank_run(tmp_path_factory) -> tuple[Path, Config]:
     """An uninterrupted 2-process run (6 steps of global batch 4)."""
     root = tmp_path_factory.mktemp("dist")
     cfg = _two_rank_config(make_pairs(root / "data"))
     run = root / "two"
-    distributed.run_local(_train_worker, 2, cfg.to_dict(), str(run), False, timeout_s=TIMEOUT)
+    _run_two(_train_worker, run, cfg.to_dict(), str(run), False)
     return run, cfg
 
 
@@ -239,10 +264,21 @@ def test_two_ranks_train_like_one_process_with_the_global_batch(two_rank_run, tm
     assert not torch.equal(ckpt["ranks"][0]["rng"]["torch"], ckpt["ranks"][1]["rng"]["torch"])
 
 
+def test_one_abort_is_retried_and_a_second_fails(tmp_path):
+    (tmp_path / "once").mkdir()
+    with pytest.warns(RuntimeWarning, match="retrying once"):
+        _run_two(_abort_worker, None, str(tmp_path / "once"), 1)
+    assert (tmp_path / "once" / "starts_1").read_text() == "xx"
+    (tmp_path / "always").mkdir()
+    with pytest.raises(torch.multiprocessing.ProcessExitedException, match="SIGABRT"), \
+            pytest.warns(RuntimeWarning):
+        _run_two(_abort_worker, None, str(tmp_path / "always"), 2)
+
+
 def test_cli_command_leaves_the_process_group_on_every_rank(tmp_path):
     # the CLI ends a torchrun job with distributed.finish(): a barrier, then every rank leaves
     data = make_pairs(tmp_path / "data")
-    distributed.run_local(_cli_worker, 2, str(data), str(tmp_path / "run"), timeout_s=TIMEOUT)
+    _run_two(_cli_worker, tmp_path / "run", str(data), str(tmp_path / "run"))
     records = [json.loads((tmp_path / f"cli_{r}.json").read_text()) for r in (0, 1)]
     assert records == [{"code": 0, "in_group_after": False}] * 2
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -299,8 +335,7 @@ def test_gaugan_two_ranks_train_like_one_process(tmp_path):
 
     cfg = apply_overrides(tiny_gaugan(_write_cityscapes(tmp_path / "cs", n=4), run_steps=2),
                           ["train.batch_size=1", "train.device=cpu"])
-    distributed.run_local(_train_worker, 2, cfg.to_dict(), str(tmp_path / "two"), False,
-                          timeout_s=TIMEOUT)
+    _run_two(_train_worker, tmp_path / "two", cfg.to_dict(), str(tmp_path / "two"), False)
     train(apply_overrides(cfg, ["train.batch_size=2"]), tmp_path / "one")
     train(apply_overrides(cfg, ["train.batch_size=1"]), tmp_path / "other")
     # Biases are left out: here every one that differs has an exactly zero gradient in exact
@@ -318,7 +353,7 @@ def _weights(models: dict) -> dict:
 
 
 def test_munit_constant_images_are_dropped_together(tmp_path):
-    distributed.run_local(_informative_worker, 2, str(tmp_path), timeout_s=TIMEOUT)
+    _run_two(_informative_worker, None, str(tmp_path))  # its files are rewritten
     zero, one = (torch.load(tmp_path / f"informative_{r}.pt") for r in range(2))
     # rank 0 keeps its one usable sample and carries the whole gradient; rank 1 runs its batch
     # with share 0, so its NaN gradients become zeros in the all-reduce
@@ -401,7 +436,7 @@ def _biases_before_instance_norm(model: torch.nn.Module, x: torch.Tensor) -> set
 def test_synchronized_elastic_batchnorm_matches_one_process(tmp_path):
     torch.manual_seed(1)
     x = torch.randn(6, 6, 5, 5) * 3 + 1
-    distributed.run_local(_batchnorm_worker, 2, x, str(tmp_path), timeout_s=TIMEOUT)
+    _run_two(_batchnorm_worker, None, x, str(tmp_path))  # its files are rewritten
     ranks = [torch.load(tmp_path / f"bn_{r}.pt") for r in range(2)]
     for width in (6, 3):
         torch.manual_seed(0)
