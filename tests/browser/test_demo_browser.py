@@ -36,9 +36,9 @@ SCREENSHOT = os.environ.get("GANCOMPRESS_DEMO_SCREENSHOT")  # where to keep a pa
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM or not DRIVER:
-        pytest.skip("no chromium / chromedriver on PATH (Debian: apt-get install chromium "
-                    "chromium-driver; scripts/setup.sh does it as root)")
+    # scripts/setup.sh (and so CI) installs them: a missing browser is a failed setup
+    assert CHROMIUM and DRIVER, ("no chromium / chromedriver on PATH (Debian: apt-get install "
+                                 "chromium chromium-driver; scripts/setup.sh does it as root)")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
