@@ -10,9 +10,9 @@ PY=${PYTHON:-python3}
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -q && apt-get install -y -q chromium chromium-driver) >/dev/null 2>&1 ||
-      echo "setup.sh: could not install chromium (browser tests will be skipped)" >&2
+      echo "setup.sh: could not install chromium (the browser tests will fail)" >&2
   elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then
     (sudo -n apt-get update -q && sudo -n apt-get install -y -q chromium chromium-driver) \
-      >/dev/null 2>&1 || echo "setup.sh: could not install chromium (browser tests will be skipped)" >&2
+      >/dev/null 2>&1 || echo "setup.sh: could not install chromium (the browser tests will fail)" >&2
   fi
 fi

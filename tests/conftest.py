@@ -1,5 +1,5 @@
-"""Shared test fixtures and helpers: paths to ../shared/fixtures, small deterministic settings,
-tiny datasets and configs (imported by test modules with `from conftest import ...`)."""
+"""Shared test fixtures and helpers: paths to tests/fixtures (published-format files, see its
+README.md), small deterministic settings, tiny datasets and configs (imported by test modules with `from conftest import ...`)."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ from PIL import Image
 from gancompress.config import Config, apply_overrides, preset
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # inside the repository: a clone needs nothing beside it
 OFFICIAL = FIXTURES / "official"
 
 # The evaluation-network fixtures are random weights in the published layouts, so their SHA-256

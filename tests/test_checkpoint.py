@@ -120,9 +120,9 @@ def test_truncated_and_missing_files(tmp_path):
 
 
 def test_inconsistent_block_widths_refused(tmp_path):
-    state = torch.load(OFFICIAL / "ganc_compressed_24_24_40_56_24_56_16_40.pth", weights_only=True)
+    state = torch.load(OFFICIAL / "ganc_compressed_16_16_32_16_32_32_16_16.pth", weights_only=True)
     # block 11 (2nd of the first third) gets another hidden width than block 10
-    state["model.11.conv_block.1.conv.2.weight"] = torch.zeros(8, 160, 1, 1)
+    state["model.11.conv_block.1.conv.2.weight"] = torch.zeros(8, 128, 1, 1)
     state["model.11.conv_block.1.conv.2.bias"] = torch.zeros(8)
     torch.save(state, tmp_path / "odd.pth")
     with pytest.raises(UserError, match="different hidden widths"):

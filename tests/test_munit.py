@@ -22,7 +22,7 @@ RELEASED = "16_16_16_24_56_16_40_40_32_24"
 
 
 def test_munit_fixtures_are_present():
-    # ../shared/fixtures/official is part of the checkout CI runs: its absence is a failure
+    # tests/fixtures/official is part of the repository: its absence is a failure
     assert MUNIT_FIXTURES, f"no MUNIT fixtures in {OFFICIAL / 'MANIFEST.json'}"
 
 

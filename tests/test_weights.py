@@ -30,7 +30,7 @@ from gancompress.weights import (
     read_state_dict,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -2,7 +2,7 @@
 CVPR 2017), the judge of the Cityscapes mIoU in the GAN Compression papers (REFERENCE.md sec. 5).
 
 Written on PyTorch alone. Tensor names follow the published `drn-d-105_ms_cityscapes.pth`
-(layout: shared/fixtures/drn_d_105_cityscapes_layout.json): `base.0` .. `base.8` are the DRN's
+(layout: tests/fixtures/drn_d_105_cityscapes_layout.json): `base.0` .. `base.8` are the DRN's
 layers 0-8 (its classifier removed), `seg` is a 1x1 conv to the 19 classes, and `up` is a fixed
 depthwise transposed conv (kernel 16, stride 8) initialised to bilinear upsampling, stored in the
 file. The output resolution of `forward` is the input resolution (stride 8 in, x8 up).

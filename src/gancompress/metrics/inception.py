@@ -2,7 +2,7 @@
 
 Written on PyTorch alone (no torchvision). Module and tensor names follow torchvision's
 Inception3, so the published file `pt_inception-2015-12-05-6726825d.pth` loads strictly
-(layout: shared/fixtures/pt_inception_layout.json; 1008 classes, no auxiliary classifier).
+(layout: tests/fixtures/pt_inception_layout.json; 1008 classes, no auxiliary classifier).
 
 The FID network differs from the ImageNet Inception-v3 in four places (REFERENCE.md sec. 5):
   * the pool branch of every A block (Mixed_5b/c/d), every C block (Mixed_6b..e) and the first E
