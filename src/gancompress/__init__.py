@@ -11,4 +11,15 @@ from gancompress.models.checkpoint import load_generator, save_generator
 from gancompress.models.elastic import compact, using_widths
 
 __all__ = ["UserError", "compact", "using_widths", "load_generator", "save_generator"]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # One version source: pyproject.toml, read from the installed metadata on first use (not at
+    # import: importing the package reads no file).
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return version("gancompress")
+        except PackageNotFoundError:  # a source tree on PYTHONPATH that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'gancompress' has no attribute {name!r}")
