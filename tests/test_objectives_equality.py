@@ -21,7 +21,8 @@ from conftest import make_domains, make_pairs, tiny_config
 from gancompress.compress.pipeline import compress_config
 from gancompress.config import Config, apply_overrides, preset
 from gancompress.data.segmaps import semantic_channels
-from gancompress.training.loop import get_task, seed_everything
+from gancompress.compress.tasks import get_task
+from gancompress.training.run import seed_everything
 
 RECORDS = Path(__file__).parent / "fixtures" / "loss_records" / "records.json"
 RECORDING = os.environ.get("GANCOMPRESS_RECORD_LOSSES") == "1"

@@ -16,7 +16,8 @@ from gancompress.config import Config, apply_overrides
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import PatchDiscriminator
-from gancompress.training.loop import TASKS, Task, lr_factor, register_task, train
+from gancompress.compress.tasks import TASKS
+from gancompress.training.loop import Task, lr_factor, train
 from gancompress.training.losses import disc_loss, gen_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ def test_custom_task_plugs_into_the_loop(tmp_path):
         def extra_state(self):
             return {"seen": self.seen}
 
-    register_task("identity-test", Identity)
+    TASKS["identity-test"] = Identity
     try:
         cfg = tiny_config(make_pairs(tmp_path / "data"), "pix2pix", "train.task=identity-test")
         train(cfg, tmp_path / "run")
