@@ -122,7 +122,10 @@ def check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
         raise UserError(f"cannot resume: {out} has no config.json (not a gancompress run "
                         f"folder); start a new run without --resume")
     saved = load_run_config(out)
-    changed = diff(saved, cfg)
+    # a MUNIT compression stage of an earlier version (train.task=munit-supernet) is the same
+    # task as the stage's name today
+    changed = [c for c in diff(saved, cfg) if not (
+        c[0] == "train.task" and str(c[1]).removeprefix("munit-") == c[2])]
     world = distributed.world_size()
     saved_global = saved.train.global_batch_size or saved.train.batch_size
     if any(k == "train.batch_size" for k, _, _ in changed):
