@@ -293,9 +293,8 @@ class DistillTask(Task):
         path = o if o.distills else self
         out = path.distill_forward(self, batch, step, widths)
         d_phase = (lambda: path.distill_d_loss(self, batch, out)) if self.use_gan else None
-        d_first = o.distill_d_first if o.distills else True
         return self.update(lambda: path.distill_g_loss(self, batch, out), d_phase,
-                           [self.disc] if self.use_gan else [], d_first)
+                           [self.disc] if self.use_gan else [], o.distill_d_first)
 
     # The generic distillation path (objectives without their own terms)
     def _disc_input(self, source: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -74,6 +74,7 @@ class Objective:
     g_optimizer, d_optimizer = "generator", "disc"
     loop_schedule = True          # False: the objective sets its own lr in begin_step
     distills = False              # has its own distillation terms (else DistillTask's generic)
+    distill_d_first = True        # order of the distillation phases (the generic path: D first)
 
     def __init__(self, config: Config):
         self.config = config
