@@ -38,7 +38,7 @@ from gancompress.compress.pipeline import (
     search_supernet,
 )
 from gancompress.compress.scoring import ReconstructionScorer
-from gancompress.compress.tasks import SupernetTask, load_teacher
+from gancompress.compress.tasks import DistillTask, load_teacher
 from gancompress.config import apply_overrides, preset
 from gancompress.data import dataset_from_config
 from gancompress.data.demo import write_demo_data
@@ -85,7 +85,7 @@ def part1(work: Path, threads: int) -> dict:
 
 def _steps_per_second(cfg, sampling: str, steps: int = 12) -> float:
     cfg = apply_overrides(cfg, {"train.task": "supernet", "compress.sampling": sampling})
-    task = SupernetTask(cfg, torch.device("cpu"))
+    task = DistillTask(cfg, torch.device("cpu"))
     ds = dataset_from_config(cfg.data, "train", True, 0)
     batch = torch.utils.data.default_collate([ds[i] for i in range(cfg.train.batch_size)])
     for i in range(3):

@@ -25,7 +25,7 @@ import torch
 
 from gancompress.config import apply_overrides, preset
 from gancompress.data.demo import write_demo_data
-from gancompress.training import distributed
+from gancompress import distributed
 from gancompress.training.loop import train
 
 

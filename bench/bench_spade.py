@@ -42,12 +42,12 @@ def train_throughput(steps: int) -> dict:
     """Images/s of the gaugan-demo preset's training step on random label maps (no file I/O)."""
     from gancompress.data.demo import LABEL_NC
     from gancompress.data.segmaps import random_label_map, semantic_input
-    from gancompress.training.gaugan import GauGANTask
+    from gancompress.training.objectives import TeacherTask
 
     cfg = preset("gaugan-demo")
     batch_size, width = cfg.train.batch_size, cfg.data.crop_size
     size = (round(width / cfg.data.aspect_ratio), width)
-    task = GauGANTask(cfg, torch.device("cpu"))
+    task = TeacherTask(cfg, torch.device("cpu"), "gaugan")
     label, instance = random_label_map(batch_size, LABEL_NC, size,
                                        generator=torch.Generator().manual_seed(0))
     batch = {"source": semantic_input(label, instance, LABEL_NC),

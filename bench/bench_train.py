@@ -1,6 +1,6 @@
 """Training throughput of the teacher-training step (forward + backward of G and D, Adam updates).
 
-Measures Pix2PixTask.step on random tensors (no data loading), side by side in one process:
+Measures the pix2pix TeacherTask.step on random tensors (no data loading), side by side in one process:
     full   ngf 64, 9 blocks, dense (published pix2pix/CycleGAN teacher), PatchGAN ndf 128
     mobile the same with separable residual convs (GAN Compression's mobile teacher)
     demo   the `demo` preset (ngf 24, 6 blocks, ndf 32, 2 layers)
@@ -17,7 +17,7 @@ import time
 import torch
 
 from gancompress.config import apply_overrides, preset
-from gancompress.training.tasks import Pix2PixTask
+from gancompress.training.objectives import TeacherTask
 
 MODELS = {
     "full": ("pix2pix-edges2shoes-r", []),
@@ -27,11 +27,11 @@ MODELS = {
 
 
 def measure(name: str, size: int, batch: int, steps: int, device: torch.device) -> float:
-    """Images per second of Pix2PixTask.step (after one warm-up step)."""
+    """Images per second of the pix2pix TeacherTask.step (after one warm-up step)."""
     base, overrides = MODELS[name]
     cfg = apply_overrides(preset(base), overrides + [f"train.batch_size={batch}"])
     torch.manual_seed(0)
-    task = Pix2PixTask(cfg, device)
+    task = TeacherTask(cfg, device, "pix2pix")
     data = {"source": torch.rand(batch, 3, size, size, device=device) * 2 - 1,
             "target": torch.rand(batch, 3, size, size, device=device) * 2 - 1}
     task.step(data, 0)  # warm-up (allocator, oneDNN / cuDNN algorithm choice)

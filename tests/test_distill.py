@@ -10,7 +10,6 @@ from gancompress.compress.distill import (
     distillation_loss,
     freeze,
     kernel_alignment,
-    reconstruction_loss,
 )
 from gancompress.compress.prune import channel_importance, l1_prune, permute_channels
 from gancompress.models.elastic import (
@@ -60,13 +59,6 @@ def test_kernel_alignment_by_hand():
         kernel_alignment(torch.ones(1, 2, 4, 4), torch.ones(1, 2, 2, 2))
 
 
-def test_reconstruction_loss_reference():
-    fake, target = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
-    teacher = torch.full((1, 3, 4, 4), 3.0)
-    assert reconstruction_loss(fake, target, teacher, paired=True).item() == pytest.approx(1.0)
-    assert reconstruction_loss(fake, target, teacher, paired=False).item() == pytest.approx(3.0)
-
-
 def test_gradients_reach_student_and_mappings_not_teacher():
     teacher = freeze(ResnetGenerator(ngf=8, n_blocks=3))
     student = ResnetGenerator(ngf=4, n_blocks=3, conv="separable")
@@ -79,8 +71,7 @@ def test_gradients_reach_student_and_mappings_not_teacher():
     with using_widths(student, {"trunk": 8}):  # a narrower sub-network: mappings slice inputs
         s_out, s_feats = student(x, return_features=True)
     assert s_feats[0].shape[1] == 8
-    loss = distillation_loss(s_feats, t_feats, mappings) + reconstruction_loss(s_out, None, t_out,
-                                                                              paired=False)
+    loss = distillation_loss(s_feats, t_feats, mappings) + (s_out - t_out).abs().mean()
     loss.backward()
     assert all(c.weight.grad is not None and c.weight.grad[:, :8].abs().sum() > 0
                for c in mappings.convs)

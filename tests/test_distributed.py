@@ -25,16 +25,16 @@ from gancompress.compress.budget import Budget, MacCost
 from gancompress.compress.scoring import ReconstructionScorer
 from gancompress.compress.search import EvolutionSettings, SearchInterrupted, run_search
 from gancompress.compress.space import SearchSpace
-from gancompress.compress.tasks import SupernetTask
+from gancompress.compress.tasks import DistillTask
 from gancompress.config import Config, apply_overrides
 from gancompress.data.sampling import EpochBatchSampler, epoch_order
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import safe_load
 from gancompress.models.elastic import ElasticBatchNorm2d, synchronize_batchnorm
 from gancompress.models.resnet import ResnetGenerator
-from gancompress.training import distributed
+from gancompress import distributed
 from gancompress.training.loop import train
-from gancompress.training.tasks import Pix2PixTask
+from gancompress.training.objectives import TeacherTask
 
 TIMEOUT = 240  # a hung collective fails the test instead of the CI job
 
@@ -61,7 +61,7 @@ def _train_worker(cfg_dict: dict, out: str, resume: bool) -> None:
     train(Config.from_dict(cfg_dict), out, resume=resume)
 
 
-class _KillRank1(Pix2PixTask):
+class _KillRank1(TeacherTask):
     """pix2pix whose rank 1 SIGKILLs itself half-way through step 5 (after D's update)."""
 
     def optimize(self, name, loss):
@@ -98,7 +98,7 @@ def _killed_worker(cfg_dict: dict, out: str) -> None:
     train(Config.from_dict(cfg_dict), out, task=_KillRank1)
 
 
-class _CtrlCOnRank1(Pix2PixTask):
+class _CtrlCOnRank1(TeacherTask):
     """pix2pix whose rank 1 alone gets a Ctrl-C (SIGINT) during step 3 (index 2)."""
 
     def step(self, batch, step):
@@ -112,7 +112,7 @@ def _ctrl_c_worker(cfg_dict: dict, out: str) -> None:
 
 
 def _informative_worker(out: str) -> None:
-    from gancompress.training.munit import informative_batch
+    from gancompress.training.parts import informative_batch
 
     distributed.init("cpu")
     rank = distributed.rank()
@@ -121,7 +121,7 @@ def _informative_worker(out: str) -> None:
         x[:] = 0.5  # nothing usable on this rank
     else:
         x[1] = -1.0  # one usable sample of two
-    task = Pix2PixTask.__new__(Pix2PixTask)
+    task = TeacherTask.__new__(TeacherTask)
     task.batch_share = 0.5
     kept = informative_batch(task, x, torch.rand(2, 3, 8, 8))
     skipped = informative_batch(task, torch.zeros(2, 3, 8, 8), torch.rand(2, 3, 8, 8))
@@ -132,7 +132,7 @@ def _informative_worker(out: str) -> None:
                 "grad": p.grad}, Path(out) / f"informative_{rank}.pt")
 
 
-class _RecordWidths(SupernetTask):
+class _RecordWidths(DistillTask):
     """The supernet task, writing the widths each rank trains at each step."""
 
     def step_widths(self, step):
@@ -365,18 +365,17 @@ def test_munit_constant_images_are_dropped_together(tmp_path):
 
 def test_munit_supernet_widths_depend_on_seed_and_step_only():
     import random
-    from types import SimpleNamespace
 
-    from gancompress.compress.munit_tasks import MunitSupernetTask
+    from gancompress.compress.sampling import UniformSampler
     from gancompress.models import build_generator
 
     model = build_generator("munit", ngf=4, mlp_dim=8, n_res=2)
     space = SearchSpace.for_model(model, next(iter(model.search_spaces())))
-    task = SimpleNamespace(space=space, config=SimpleNamespace(train=SimpleNamespace(seed=7)))
+    sampler = UniformSampler(space, seed=7)  # the sampler of every family's supernet stage
     random.seed(1)
-    first = [MunitSupernetTask.step_widths(task, s) for s in range(4)]
+    first = [sampler.widths(s)[0] for s in range(4)]
     random.seed(2)  # another rank's (or a resumed run's) global stream
-    assert [MunitSupernetTask.step_widths(task, s) for s in range(4)] == first
+    assert [sampler.widths(s)[0] for s in range(4)] == first
     assert len({json.dumps(w, sort_keys=True) for w in first}) > 1
 
 
@@ -399,7 +398,7 @@ def test_supernet_ranks_train_the_same_widths(workspace, tmp_path):  # noqa: F81
     train(apply_overrides(cfg, {"train.batch_size": 4}), one, task=_RecordWidths)
     # Biases of convs that feed an InstanceNorm have an exactly zero gradient; Adam turns its
     # ~1e-10 float noise into steps of about +-lr, so those are left out of the comparison.
-    task = SupernetTask(apply_overrides(cfg, {"data.exclude_list": None}), torch.device("cpu"))
+    task = DistillTask(apply_overrides(cfg, {"data.exclude_list": None}), torch.device("cpu"))
     x = torch.zeros(1, 3, 32, 32)
     skip = {"student": _biases_before_instance_norm(task.student, x),
             "disc": _biases_before_instance_norm(task.disc, torch.cat([x, x], 1))}

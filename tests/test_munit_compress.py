@@ -42,7 +42,7 @@ def test_tiny_munit_trains_and_compresses_from_the_cli(tmp_path):
                 "train.threads=1")
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     run_cfg = json.loads((out / "supernet" / "config.json").read_text())
-    assert run_cfg["train"]["task"] == "munit-supernet"
+    assert run_cfg["train"]["task"] == "supernet"  # the MUNIT objective x uniform sampling
     assert not (out / "finetune").exists()  # no fine-tuning by default (published)
     losses = [json.loads(line)["losses"] for line in
               (out / "supernet" / "log.jsonl").read_text().splitlines() if '"losses"' in line]

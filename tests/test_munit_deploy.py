@@ -15,7 +15,7 @@ from conftest import REPO
 from gancompress.deploy.runtime import open_model
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import save_generator
-from gancompress.training.munit import kaiming_init
+from gancompress.training.parts import kaiming_init
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -70,13 +70,14 @@ def test_munit_sigkill_and_resume_is_bitwise_exact(tmp_path):
 
 
 def test_constant_images_are_left_out_of_a_step(tmp_path, one_thread):
-    from gancompress.training.munit import MunitTask, informative
+    from gancompress.training.objectives import TeacherTask
+    from gancompress.training.parts import informative
 
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     x[1] = 1.0  # a blank edge map
     assert informative(x, torch.rand(3, 3, 32, 32)).tolist() == [True, False, True]
     cfg = tiny_munit(make_domains(tmp_path / "data"))
-    task = MunitTask(cfg, torch.device("cpu"))
+    task = TeacherTask(cfg, torch.device("cpu"))
     blank = torch.ones(1, 3, 32, 32)
     assert task.step({"source": blank, "target": torch.rand(1, 3, 32, 32)}, 0) == {"skipped": 1.0}
     logs = task.step({"source": torch.cat([blank, x[:1]]), "target": torch.rand(2, 3, 32, 32)}, 1)

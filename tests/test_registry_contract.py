@@ -12,7 +12,8 @@ from conftest import make_domains, make_pairs, tiny_config
 
 from gancompress.files import sha256_file
 from gancompress.models.discriminators import DISCRIMINATORS, build_discriminator
-from gancompress.training.loop import TASKS, train
+from gancompress.compress.tasks import TASKS
+from gancompress.training.loop import train
 
 # Tiny constructor arguments per discriminator; every registered one must be listed.
 DISC_ARGS = {"patch": dict(ndf=8, n_layers=2),

@@ -51,7 +51,8 @@ from gancompress.models.checkpoint import (
     safe_load,
     save_generator,
 )
-from gancompress.training.loop import TASKS, Task, train
+from gancompress.compress.tasks import TASKS
+from gancompress.training.loop import Task, train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -178,7 +178,7 @@ def test_dontcare_id_255_is_the_recorded_dontcare_channel(tmp_path, capsys):
     # a model trained with contain_dontcare (COCO-Stuff, ADE20K) records it: generate reads
     # the id 255 as that channel, as the dataset does; without the record 255 stays an error
     from gancompress.config import apply_overrides
-    from gancompress.training.gaugan import GauGANTask
+    from gancompress.training.objectives import TeacherTask
 
     labels = tmp_path / "in" / "labels"
     labels.mkdir(parents=True)
@@ -205,7 +205,7 @@ def test_dontcare_id_255_is_the_recorded_dontcare_channel(tmp_path, capsys):
         f"data.root={tmp_path / 'in'}", "data.label_layout=folders", "data.label_nc=3",
         "data.contain_dontcare=true", "data.no_instance=true",
         "model.generator_args.ngf=2", "model.disc_args.ndf=4", "train.device=cpu"])
-    task = GauGANTask(cfg, torch.device("cpu"))
+    task = TeacherTask(cfg, torch.device("cpu"))
     assert task.generator.arch["dontcare"] and task.generator.in_channels == 4
 
 

@@ -12,7 +12,7 @@ from test_spade import _write_cityscapes
 
 from gancompress.cli import main
 from gancompress.compress.pipeline import compress_config, held_out_batches, held_out_names
-from gancompress.compress.tasks import SupernetTask
+from gancompress.compress.tasks import DistillTask
 from gancompress.config import apply_overrides
 from gancompress.models.checkpoint import load_generator
 from gancompress.training.loop import train
@@ -45,7 +45,7 @@ def test_label_data_feeds_the_compression(gaugan):
     batches, paired = held_out_batches(cfg, names)
     source, target = batches[0]
     assert paired and source.shape == (2, 36, 32, 64) and target.shape == (2, 3, 32, 64)
-    task = SupernetTask(apply_overrides(cfg, {"train.task": "supernet"}), torch.device("cpu"))
+    task = DistillTask(apply_overrides(cfg, {"train.task": "supernet"}), torch.device("cpu"))
     batch = {"source": source, "target": target}
     logs = task.step(batch, 0)
     # GauGAN's multiscale D shows its stages: feature matching joins the distillation losses

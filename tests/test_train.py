@@ -16,7 +16,8 @@ from gancompress.config import Config, apply_overrides
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import PatchDiscriminator
-from gancompress.training.loop import TASKS, Task, lr_factor, register_task, train
+from gancompress.compress.tasks import TASKS
+from gancompress.training.loop import Task, lr_factor, train
 from gancompress.training.losses import disc_loss, gen_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ def test_custom_task_plugs_into_the_loop(tmp_path):
         def extra_state(self):
             return {"seen": self.seen}
 
-    register_task("identity-test", Identity)
+    TASKS["identity-test"] = Identity
     try:
         cfg = tiny_config(make_pairs(tmp_path / "data"), "pix2pix", "train.task=identity-test")
         train(cfg, tmp_path / "run")
@@ -203,3 +204,15 @@ def test_cli_resume_continues_in_chunks(tmp_path):
     assert events.count("resume") == 1 and events.count("done") == 2
     other = _cli("train", "--out", str(run), "--resume", "loss.lambda_recon=1")
     assert other.returncode == 2 and "loss.lambda_recon: run has 100.0, given 1.0" in other.stderr
+
+
+def test_resume_accepts_the_munit_stage_names_of_earlier_versions(tmp_path):
+    from gancompress.training.run import check_folder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = tiny_config(tmp_path / "data", "pix2pix")
+    (run / "config.json").write_text(apply_overrides(cfg, ["train.task=munit-supernet"]).to_json())
+    assert check_folder(run, apply_overrides(cfg, ["train.task=supernet"]), resume=True) is None
+    with pytest.raises(UserError, match="train.task: run has 'munit-supernet', given 'distill'"):
+        check_folder(run, apply_overrides(cfg, ["train.task=distill"]), resume=True)

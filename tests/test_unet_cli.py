@@ -16,7 +16,7 @@ from gancompress.config import apply_overrides, preset
 from gancompress.metrics.cost import count_macs
 from gancompress.models.checkpoint import load_generator, save_generator
 from gancompress.models.unet import UnetGenerator
-from gancompress.training.tasks import generator_from_config
+from gancompress.training.parts import generator_from_config
 
 # 32 px, 5 levels (1x1 bottleneck), batch norm + dropout: the pix2pix defaults, scaled down
 TRAIN = ["--preset", "pix2pix-unet", "model.generator_args.num_downs=5",

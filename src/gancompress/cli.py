@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         path = err.filename or "a file"
         report_error(args.command, str(os_error(path, err, doing="use")))
         return 2
-    distributed = sys.modules.get("gancompress.training.distributed")
+    distributed = sys.modules.get("gancompress.distributed")
     if distributed is not None:  # a torchrun job: every rank leaves the process group together
         distributed.finish()
     return int(code or 0)

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_pipeline(args)
     if result is None:
         return 0
-    from gancompress.training.distributed import is_main
+    from gancompress.distributed import is_main
 
     if "report_md" in result and is_main():
         print()

@@ -89,7 +89,7 @@ def _print_best(path: Path) -> None:
     best = json.loads(path.read_text())
     unit = best["cost_unit"]
     cost = f"{best['cost']:.3g} ms" if unit == "ms" else f"{best['cost']:,.0f} MACs"
-    from gancompress.training.distributed import print0
+    from gancompress.distributed import print0
 
     print0(f"best sub-network {best['best']}: {best['metric']} {best['score']:.5g}, {cost} "
           f"(budget {best['budget']['text']}); {path.parent / 'pareto.png'}")

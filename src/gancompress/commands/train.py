@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("give the run folder with --out DIR")
-    from gancompress.training.distributed import print0
+    from gancompress.distributed import print0
 
     result = train(cfg, args.out, resume=args.resume)
     print0(f"trained {result['steps']} steps in {result['elapsed_s']:.0f} s; run folder "

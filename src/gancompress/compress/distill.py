@@ -1,4 +1,5 @@
-"""Distillation pieces: feature mappings and losses, and L1-norm channel pruning.
+"""Distillation pieces: feature mappings and the feature losses (MSE after a mapping, kernel
+alignment), and freezing the teacher.
 
 Feature distillation (GAN Compression sec. 3.2; REFERENCE.md sec. 2): the student's intermediate
 features (input of the residual blocks, outputs of blocks 3, 6, 9; `forward(return_features=True)`)
@@ -14,9 +15,8 @@ structure between spatial positions is matched: for one image, X (HW x C_s) and 
 (1 = the same Gram matrix up to scale); the loss is sum over taps of mean over the batch of
 1 - KA. It needs no mapping layers and holds for any pair of widths.
 
-Reconstruction (sec. 3.1): paired data -> L1 to the ground truth; unpaired data -> L1 to the
-teacher's output (which turns unpaired learning into paired learning).
-L1-norm channel pruning lives in prune.py.
+The reconstruction terms (sec. 3.1: L1 to the ground truth on paired data, to the teacher's
+output on unpaired data) are in compress/tasks.py; L1-norm channel pruning lives in prune.py.
 """
 from __future__ import annotations
 
@@ -147,15 +147,6 @@ def alignment_loss(student_features: Sequence[torch.Tensor],
         ka = kernel_alignment(student_features[s].float(), teacher_features[t].detach().float())
         total = total + (1 - ka).mean()
     return total
-
-
-def reconstruction_loss(fake: torch.Tensor, target: torch.Tensor | None,
-                        teacher_fake: torch.Tensor | None, paired: bool) -> torch.Tensor:
-    """L1 to the ground truth (paired data) or to the teacher's output (unpaired data)."""
-    reference = target if paired else teacher_fake
-    if reference is None:
-        raise ValueError("paired reconstruction needs a target; unpaired needs the teacher output")
-    return F.l1_loss(fake, reference.detach())
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -46,7 +46,7 @@ from gancompress.metrics.cost import count_macs, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import safe_load
 from gancompress.models.elastic import ElasticGenerator, batchnorms
-from gancompress.training import distributed
+from gancompress import distributed
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
 Log = Callable[[str], None]
@@ -633,9 +633,8 @@ class Pipeline:
                   "distill": (c.distill_epochs, c.distill_epochs_decay),
                   "supernet": (c.supernet_epochs, c.supernet_epochs_decay),
                   "finetune": (c.finetune_epochs, c.finetune_epochs_decay)}[stage]
-        task = "distill" if stage == "mobile" else stage  # the family may have its own
         over: dict[str, Any] = {
-            "train.task": self.teacher.compression_tasks.get(task, task),
+            "train.task": "distill" if stage == "mobile" else stage,
             "train.epochs": epochs[0], "train.epochs_decay": epochs[1],
             "data.exclude_list": str((self.out / "held_out.txt").resolve()),
             "compress.teacher": self.training_teacher(), "compress.init_from_run": ""}
@@ -658,7 +657,6 @@ class Pipeline:
         return validate(apply_overrides(self.cfg, over, source=f"stage {stage}"))
 
     def train_stage(self, stage: str) -> None:
-        import gancompress.compress.tasks  # noqa: F401  (registers the tasks)
         from gancompress.training.loop import train
 
         run = self.path(stage).parent

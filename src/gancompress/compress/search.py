@@ -40,7 +40,7 @@ from gancompress.compress.space import Config, SearchSpace
 from gancompress.errors import UserError
 from gancompress.files import append_line, atomic_path, atomic_write_text, folder_is_empty
 from gancompress.metrics.cost import format_count
-from gancompress.training import distributed
+from gancompress import distributed
 
 # ----------------------------------------------------------------------------------------------
 # Search algorithms

@@ -1,7 +1,14 @@
-"""Compression training tasks for the loop in train.py: distill, supernet, finetune.
+"""Compression tasks: one `DistillTask(objective, sampler)` for every stage and family, and the
+registry of every training task (TASKS).
 
-All three train a student generator from a frozen teacher (GAN Compression sec. 3.1-3.3;
-REFERENCE.md sec. 1-3) with the same per-step losses:
+A compression task is the teacher family's objective (training/objectives.py) x a width sampler
+(compress/sampling.py): distill = fixed widths, supernet = uniform or sandwich sampling,
+finetune = one config. It trains a student generator from a frozen teacher (GAN Compression
+sec. 3.1-3.3; REFERENCE.md sec. 1-3). The teacher runs in eval mode without gradients; it is a
+plain attribute, never saved or trained. Every sub-network the sampler gives for a step adds its
+terms (sandwich: gradients summed), and the update is Task.update, the only GAN update.
+
+Losses of the generic path (pix2pix, CycleGAN, GauGAN, U-Net ... teachers), D first:
     G:  lambda_recon   * L1(student(x), y)             paired data: y = ground truth
                                                        unpaired:    y = teacher(x)
       + lambda_recon * lambda_output * L1(student(x), teacher(x))    (paired data only)
@@ -14,25 +21,18 @@ REFERENCE.md sec. 1-3) with the same per-step losses:
       + lambda_feat    * feature matching to D(real)  where D returns its stages (GauGAN's)
       + lambda_vgg     * VGG19 perceptual loss to y   paired data, teacher trained with it (GauGAN)
     D:  0.5 * [gan(D(real), real) + gan(D(fake), fake)]  (paired: D sees concat(source, image))
-The teacher runs in eval mode without gradients; it is a plain attribute, never saved or trained.
+A MUNIT teacher brings its own distillation terms (style, content and output; its objective's
+distill_* methods), optimiser settings (weight decay, step schedule) and multi-scale D.
 
-What differs is which widths of the student run in a step:
-    distill   the student's own widths (a fixed network: the original pipeline's pre-distilled
-              student, or its mobile teacher)
-    supernet  once-for-all training: each step samples a sub-network, every position uniformly
-              and independently (compress.sampling=uniform, published), or the sandwich rule
-              (widest + narrowest + one random sub-network per step, gradients summed)
-    finetune  the chosen sub-network (compress.config) of the trained supernet
-Exports: distill -> student.pth; supernet / finetune -> supernet.pth (meta: search space, and
-the fine-tuned config); `gancompress extract` turns a supernet into a compact model.
+Exports: distill -> student.pth; supernet / finetune -> supernet.pth (meta: search space, the
+sampling, and the fine-tuned config); `gancompress extract` turns a supernet into a compact
+model. Task names (train.task): TASKS below; the munit-* names of older runs still load.
 """
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gancompress.compress.distill import (
@@ -42,6 +42,7 @@ from gancompress.compress.distill import (
     freeze,
 )
 from gancompress.compress.prune import l1_prune
+from gancompress.compress.sampling import Sampler, Widths, sampler_for
 from gancompress.compress.space import SearchSpace
 from gancompress.config import Config
 from gancompress.errors import UserError
@@ -53,9 +54,10 @@ from gancompress.models.elastic import (
     parse_config_numbers,
     using_widths,
 )
-from gancompress.training.loop import Task, register_task
 from gancompress.training.losses import disc_loss, feature_matching, gen_loss, stage_features
-from gancompress.training.tasks import discriminator_from_config, init_weights, set_requires_grad
+from gancompress.training.objectives import OBJECTIVES, Objective, TeacherTask
+from gancompress.training.parts import discriminator_from_config, init_weights
+from gancompress.training.task import Task
 
 # ----------------------------------------------------------------------------------------------
 # Helpers shared with the pipeline
@@ -178,47 +180,77 @@ def _load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], what: st
 # The task
 
 
+def objective_for(config: Config, teacher: ElasticGenerator, kind: str) -> Objective:
+    """The objective of a teacher's family: MUNIT's own for a MUNIT teacher, GauGAN's for label
+    maps, else pix2pix (paired or single-folder data) or CycleGAN (unpaired)."""
+    if teacher.arch_name == "munit":
+        return OBJECTIVES["munit"](config)
+    if config.data.mode == "labels":
+        return OBJECTIVES["gaugan"](config)
+    return OBJECTIVES["cyclegan" if kind == "unpaired" else "pix2pix"](config)
+
+
 class DistillTask(Task):
-    """Distil a fixed-width student (see the module docstring); base of supernet / finetune."""
+    """A compression stage: the family's objective x a width sampler (module docstring).
 
-    name = "distill"
+    The stage is train.task (distill | supernet | finetune, or munit-<stage> of older runs);
+    `objective` / `sampler` replace the ones the teacher and the stage give."""
 
-    def __init__(self, config: Config, device: torch.device):
+    def __init__(self, config: Config, device: torch.device, objective: Objective | None = None,
+                 sampler: Sampler | None = None):
         super().__init__(config, device)
         c = config.compress
+        self.stage = config.train.task.removeprefix("munit-")
+        if self.stage == "finetune" and not c.config and sampler is None:
+            raise UserError(f"the {config.train.task} task needs the sub-network: "
+                            f"compress.config=16_16_...")
         self.teacher = load_teacher(c.teacher, self.device)
         t = self.teacher
-        check_data_channels(config, t)
-        self.kind = data_kind(config)
+        if config.train.task.startswith("munit-") and t.arch_name != "munit":
+            raise UserError(f"task {config.train.task} distils a MUNIT teacher, but {c.teacher} "
+                            f"holds a {t.arch_name} generator; use train.task={self.stage}")
+        self.kind = "unpaired" if t.arch_name == "munit" else data_kind(config)
+        self.objective = objective or objective_for(config, t, self.kind)
+        o = self.objective
+        if not o.distills:
+            check_data_channels(config, t)
         self.paired = self.kind == "paired"
         # CycleGAN's identity term: unpaired data, and only where a target-domain image can be
         # an input (as many channels in as out)
-        self.identity = (c.lambda_identity > 0 and self.kind == "unpaired"
+        self.identity = (not o.distills and c.lambda_identity > 0 and self.kind == "unpaired"
                          and t.in_channels == t.out_channels)
-        self.space = SearchSpace.for_model(student_template(config, self.teacher), c.space)
-        self.student = self.add_model("student", build_student(config, self.teacher,
-                                                               self.student_widths()))
-        self.mappings = self.add_model("mappings", FeatureMappings.between(self.student,
-                                                                           self.teacher))
-        self.add_optimizer("generator", [*self.student.parameters(), *self.mappings.parameters()])
-        self.use_gan = c.lambda_gan > 0 and self.kind != "single"  # single folders: no real images
-        self.disc = None
-        if self.use_gan:
-            in_ch = t.in_channels + t.out_channels if self.paired else t.out_channels
-            self.disc = self.add_model("disc", discriminator_from_config(config, in_ch))
-            self.add_optimizer("disc", self.disc.parameters())
-            if c.disc_init == "teacher" and not c.init_from_run:
-                self._disc_from_teacher()
+        self.space = SearchSpace.for_model(student_template(config, t), c.space)
+        self.student = self.add_model("student", build_student(config, t, self.student_widths()))
+        self.mappings = self.add_model("mappings", FeatureMappings.between(self.student, t))
+        o.add_optimizer(self, "generator", [*self.student.parameters(),
+                                            *self.mappings.parameters()])
         self.vgg = None
-        if config.loss.lambda_vgg > 0 and self.paired:  # the teacher trained with it (GauGAN)
-            from gancompress.models.vgg import load_vgg19
-            self.vgg, _ = load_vgg19(config.loss.vgg_weights or None)
-            self.vgg.to(self.device)
+        if o.distills:
+            self.disc = o.student_disc(self, t.out_channels)
+        else:
+            self.disc = self._generic_disc()
+            if config.loss.lambda_vgg > 0 and self.paired:  # the teacher trained with it
+                from gancompress.models.vgg import load_vgg19
+                self.vgg, _ = load_vgg19(config.loss.vgg_weights or None)
+                self.vgg.to(self.device)
+        self.use_gan = self.disc is not None
         if c.init_from_run:
             models = _stage_checkpoint(c.init_from_run)
             _load_part(self.mappings, models["mappings"], "feature mappings", c.init_from_run)
             if self.disc is not None and "disc" in models:
                 _load_part(self.disc, models["disc"], "discriminator", c.init_from_run)
+        self.sampler = sampler or sampler_for(self.stage, config, self.space)
+
+    def _generic_disc(self) -> torch.nn.Module | None:
+        c, t = self.config.compress, self.teacher
+        if c.lambda_gan <= 0 or self.kind == "single":  # single folders: no real images
+            return None
+        in_ch = t.in_channels + t.out_channels if self.paired else t.out_channels
+        disc = self.add_model("disc", discriminator_from_config(self.config, in_ch))
+        self.objective.add_optimizer(self, "disc", disc.parameters())
+        if c.disc_init == "teacher" and not c.init_from_run:
+            self._disc_from_teacher(disc)
+        return disc
 
     # -- widths -------------------------------------------------------------------------------
     def student_widths(self) -> dict[str, int]:
@@ -228,12 +260,12 @@ class DistillTask(Task):
             return self.space.to_widths(parse_config_numbers(c.student_widths))
         return self.space.widths(self.space.largest())
 
-    def step_widths(self, step: int) -> list[dict[str, int] | None]:
+    def step_widths(self, step: int) -> list[Widths]:
         """Sub-networks trained at global step `step` (None = the student's own widths)."""
-        return [None]
+        return self.sampler.widths(step)
 
     # -- init -----------------------------------------------------------------------------------
-    def _disc_from_teacher(self) -> None:
+    def _disc_from_teacher(self, disc: torch.nn.Module) -> None:
         path = Path(self.config.compress.teacher).parent / "checkpoint.pt"
         if not path.is_file():
             raise UserError(f"compress.disc_init=teacher: no run checkpoint {path} beside the "
@@ -242,96 +274,118 @@ class DistillTask(Task):
         models = safe_load(path).get("task", {}).get("models", {})
         for key in ("disc", "disc_target"):  # pix2pix, CycleGAN (D of the target domain)
             if key in models:
-                _load_part(self.disc, models[key], "teacher's discriminator", str(path))
+                _load_part(disc, models[key], "teacher's discriminator", str(path))
                 return
         raise UserError(f"{path} holds no discriminator (models: {sorted(models)}); use "
                         f"compress.disc_init=fresh")
 
     # -- one step -------------------------------------------------------------------------------
+    def set_lr(self, factor: float) -> None:
+        if self.objective.loop_schedule:
+            super().set_lr(factor)
+
+    def step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
+        o = self.objective
+        batch = o.begin_step(self, batch, step)
+        if batch is None:
+            return {"skipped": 1.0}
+        widths = self.step_widths(step)
+        path = o if o.distills else self
+        out = path.distill_forward(self, batch, step, widths)
+        d_phase = (lambda: path.distill_d_loss(self, batch, out)) if self.use_gan else None
+        return self.update(lambda: path.distill_g_loss(self, batch, out), d_phase,
+                           [self.disc] if self.use_gan else [], o.distill_d_first)
+
+    # The generic distillation path (objectives without their own terms)
     def _disc_input(self, source: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return torch.cat([source, image], 1) if self.paired else image
 
-    def step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
-        c, mode = self.config.compress, self.config.loss.gan_mode
-        source = batch["source"]
-        target = batch.get("target")
-        with torch.no_grad(), self.autocast():
-            teacher_out, teacher_feats = self.teacher(source, return_features=True)
-        reference = target if self.paired else teacher_out
-
+    @staticmethod
+    def distill_forward(task: DistillTask, batch: dict[str, Any], step: int,
+                        widths: list[Widths]) -> dict[str, Any]:
+        source, target = batch["source"], batch.get("target")
+        with torch.no_grad(), task.autocast():
+            teacher_out, teacher_feats = task.teacher(source, return_features=True)
         outs, feats, identity = [], [], []
-        with self.autocast():
-            for widths in self.step_widths(step):
-                with using_widths(self.student, widths):
-                    out, f = self.student(source, return_features=True)
-                    if self.identity and target is not None:
-                        identity.append(self.student(target))
-                outs.append(out)
+        with task.autocast():
+            for w in widths:
+                with using_widths(task.student, w):
+                    o, f = task.student(source, return_features=True)
+                    if task.identity and target is not None:
+                        identity.append(task.student(target))
+                outs.append(o)
                 feats.append(f)
+        return {"teacher_out": teacher_out, "teacher_feats": teacher_feats, "outs": outs,
+                "feats": feats, "identity": identity,
+                "reference": target if task.paired else teacher_out,
+                "real": target if target is not None else teacher_out}
+
+    @staticmethod
+    def distill_d_loss(task: DistillTask, batch: dict[str, Any], out: dict[str, Any]
+                       ) -> tuple[torch.Tensor, dict[str, float]]:
+        # D first, on this step's fakes (pix2pix order)
+        mode, source, outs = task.config.loss.gan_mode, batch["source"], out["outs"]
+        with task.autocast():
+            real_logits = task.disc(task._disc_input(source, out["real"]))
+            loss = sum(disc_loss(mode, real_logits, task.disc(task._disc_input(source, o.detach())))
+                       for o in outs) / len(outs)
+        return loss, {"D": loss.item()}
+
+    @staticmethod
+    def distill_g_loss(task: DistillTask, batch: dict[str, Any], out: dict[str, Any]
+                       ) -> tuple[torch.Tensor, dict[str, float]]:
+        # the losses of every sub-network of the step summed (sandwich: gradients add up)
+        c, loss, mode = task.config.compress, task.config.loss, task.config.loss.gan_mode
+        source, target = batch["source"], batch.get("target")
+        outs, feats, reference = out["outs"], out["feats"], out["reference"]
         n = len(outs)
         logs: dict[str, float] = {}
-
-        if self.use_gan:  # D first, on this step's fakes (pix2pix order)
-            set_requires_grad(self.disc, True)
-            real = target if target is not None else reference
-            with self.autocast():
-                real_logits = self.disc(self._disc_input(source, real))
-                loss_disc = sum(disc_loss(mode, real_logits,
-                                          self.disc(self._disc_input(source, o.detach())))
-                                for o in outs) / n
-            self.optimize("disc", loss_disc)
-            logs["D"] = loss_disc.item()
-            set_requires_grad(self.disc, False)
-
-        # G: losses of every sub-network of the step summed (sandwich rule: gradients add up)
-        with self.autocast():
-            loss = self.config.loss
-            recon = sum(torch.nn.functional.l1_loss(o, reference) for o in outs)
+        l1 = torch.nn.functional.l1_loss
+        with task.autocast():
+            recon = sum(l1(o, reference) for o in outs)
             if c.distill_loss == "ka":
-                distill = sum(alignment_loss(f, teacher_feats, self.mappings.pairs) for f in feats)
+                distill = sum(alignment_loss(f, out["teacher_feats"], task.mappings.pairs)
+                              for f in feats)
             else:
-                distill = sum(distillation_loss(f, teacher_feats, self.mappings) for f in feats)
+                distill = sum(distillation_loss(f, out["teacher_feats"], task.mappings)
+                              for f in feats)
             total = loss.lambda_recon * recon + c.lambda_distill * distill
-            if self.paired and c.lambda_output > 0:
+            if task.paired and c.lambda_output > 0:
                 # distil toward the teacher's output as well as the ground truth
-                output = sum(torch.nn.functional.l1_loss(o, teacher_out) for o in outs)
+                output = sum(l1(o, out["teacher_out"]) for o in outs)
                 total = total + loss.lambda_recon * c.lambda_output * output
                 logs["G_output"] = output.item() / n
-            if identity:  # a real target-domain image stays what it is
-                idt = sum(torch.nn.functional.l1_loss(i, target) for i in identity)
+            if out["identity"]:  # a real target-domain image stays what it is
+                idt = sum(l1(i, target) for i in out["identity"])
                 total = total + loss.lambda_recon * c.lambda_identity * idt
                 logs["G_identity"] = idt.item() / n
-            if self.use_gan:
-                judged = [self.disc(self._disc_input(source, o)) for o in outs]
+            if task.use_gan:
+                judged = [task.disc(task._disc_input(source, o)) for o in outs]
                 gan = sum(gen_loss(mode, j) for j in judged)
                 total = total + c.lambda_gan * gan
                 logs["G_gan"] = gan.item() / n
                 if loss.lambda_feat > 0 and stage_features(judged[0]):  # D shows its stages
                     with torch.no_grad():
-                        real_judged = self.disc(self._disc_input(source, real))
+                        real_judged = task.disc(task._disc_input(source, out["real"]))
                     feat = sum(feature_matching(real_judged, j) for j in judged)
                     total = total + loss.lambda_feat * feat
                     logs["G_feat"] = feat.item() / n
-            if self.vgg is not None:
+            if task.vgg is not None:
                 from gancompress.models.vgg import vgg_loss
-                vgg = sum(vgg_loss(self.vgg, o, reference) for o in outs)
+                vgg = sum(vgg_loss(task.vgg, o, reference) for o in outs)
                 total = total + loss.lambda_vgg * vgg
                 logs["G_vgg"] = vgg.item() / n
-        self.optimize("generator", total)
-        if self.use_gan:
-            set_requires_grad(self.disc, True)
         logs["G_recon"] = recon.item() / n
         logs["G_distill"] = distill.item() / n
-        return logs
+        return total, logs
 
     # -- samples and export -----------------------------------------------------------------------
-    def sample_widths(self) -> list[dict[str, int] | None]:
-        return [None]
-
     def sample(self, batch: dict[str, Any]) -> list[list[torch.Tensor]]:
+        if self.objective.distills:
+            return self.objective.distill_sample(self, batch, self.sampler.shown())
         source = batch["source"]
         columns = [self.teacher.input_picture(source), self.teacher(source)]
-        for widths in self.sample_widths():
+        for widths in self.sampler.shown():
             with using_widths(self.student, widths):
                 columns.append(self.student(source))
         if "target" in batch and self.paired:
@@ -339,69 +393,39 @@ class DistillTask(Task):
         return [list(row) for row in zip(*columns)]
 
     def export_meta(self) -> dict[str, Any]:
-        return {"kind": "student", "teacher": str(Path(self.config.compress.teacher).resolve()),
+        meta = {"kind": self.sampler.kind,
+                "teacher": str(Path(self.config.compress.teacher).resolve()),
                 "space": self.space.to_meta(), "config": self.config.to_dict()}
+        if self.sampler.kind == "supernet":
+            meta["sampling"] = self.config.compress.sampling
+        if self.stage == "finetune":
+            meta["finetuned_config"] = self.config.compress.config
+        return meta
 
     def export(self, out_dir: Path) -> list[Path]:
-        path = Path(out_dir) / "student.pth"
+        path = Path(out_dir) / f"{self.sampler.kind}.pth"
         save_generator(self.student, path, meta=self.export_meta())
         return [path]
 
 
-def width_rng(seed: int, step: int) -> random.Random:
-    """The generator of step `step`'s sub-network in a supernet run: a pure function of (seed,
-    step), so every process of a multi-process run samples the same widths and a resumed run
-    (any process count) draws what an uninterrupted one would."""
-    words = np.random.SeedSequence([2, seed % 2**32, step]).generate_state(2)
-    return random.Random(int(words[0]) << 32 | int(words[1]))
+# Every training task, by train.task name (TeacherTask picks its objective from the name,
+# DistillTask its stage). munit-*: the names of the MUNIT stages in runs of earlier versions.
+TASKS: dict[str, type[Task]] = {
+    "pix2pix": TeacherTask,
+    "cyclegan": TeacherTask,
+    "gaugan": TeacherTask,
+    "munit": TeacherTask,
+    "distill": DistillTask,
+    "supernet": DistillTask,
+    "finetune": DistillTask,
+    "munit-distill": DistillTask,
+    "munit-supernet": DistillTask,
+    "munit-finetune": DistillTask,
+}
 
 
-class SupernetTask(DistillTask):
-    """Once-for-all supernet training (GAN Compression sec. 3.3)."""
-
-    name = "supernet"
-
-    def step_widths(self, step: int) -> list[dict[str, int] | None]:
-        space = self.space
-        sampled = space.widths(space.sample(width_rng(self.config.train.seed, step)))
-        if self.config.compress.sampling == "sandwich":
-            return [space.widths(space.largest()), space.widths(space.smallest()), sampled]
-        return [sampled]
-
-    def sample_widths(self) -> list[dict[str, int] | None]:
-        # the published practice: watch the largest and the smallest sub-networks
-        return [self.space.widths(self.space.largest()), self.space.widths(self.space.smallest())]
-
-    def export_meta(self) -> dict[str, Any]:
-        return {**super().export_meta(), "kind": "supernet",
-                "sampling": self.config.compress.sampling}
-
-    def export(self, out_dir: Path) -> list[Path]:
-        path = Path(out_dir) / "supernet.pth"
-        save_generator(self.student, path, meta=self.export_meta())
-        return [path]
-
-
-class FinetuneTask(SupernetTask):
-    """Fine-tune one sub-network (compress.config) inside the trained supernet."""
-
-    name = "finetune"
-
-    def __init__(self, config: Config, device: torch.device):
-        if not config.compress.config:
-            raise UserError("the finetune task needs the sub-network: compress.config=16_16_...")
-        super().__init__(config, device)
-        self.widths = self.space.widths(self.space.decode(config.compress.config))
-
-    def step_widths(self, step: int) -> list[dict[str, int] | None]:
-        return [self.widths]
-
-    def sample_widths(self) -> list[dict[str, int] | None]:
-        return [self.widths]
-
-    def export_meta(self) -> dict[str, Any]:
-        return {**super().export_meta(), "finetuned_config": self.config.compress.config}
-
-
-for _task in (DistillTask, SupernetTask, FinetuneTask):
-    register_task(_task.name, _task)
+def get_task(name: str) -> type[Task]:
+    """The task class of train.task = `name`."""
+    if name not in TASKS:
+        raise UserError(f"unknown task {name!r} (train.task); available: {', '.join(TASKS)}")
+    return TASKS[name]

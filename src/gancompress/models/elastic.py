@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.training import distributed
+from gancompress import distributed
 
 Widths = dict[str, int]
 
@@ -426,10 +426,8 @@ class ElasticGenerator(nn.Module):
     # Outputs depend on a sampled code (MUNIT's style): sub-networks are compared with the
     # teacher under the same codes (`scoring_inputs`), never with paired ground truth.
     multimodal: bool = False
-    # Compression stage -> training task of this family, where the generic ones do not fit.
     # Names of forward()'s inputs (example_inputs order), e.g. as ONNX input names.
     input_names: tuple[str, ...] = ("input",)
-    compression_tasks: dict[str, str] = {}
     # forward()'s first input is an image in [-1, 1] (False: e.g. SPADE's one-hot label map):
     # exports verify on `example_inputs` instead of smooth random images, and int8 calibration
     # on photos does not apply.

@@ -374,8 +374,6 @@ class MunitGenerator(ElasticGenerator):
     size_multiple = 16  # the style encoder halves the size four times
     multimodal = True
     input_names = ("input", "style")
-    compression_tasks = {"distill": "munit-distill", "supernet": "munit-supernet",
-                         "finetune": "munit-finetune"}
     scoring_seed = 233  # seed of the fixed styles sub-networks are scored with
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,

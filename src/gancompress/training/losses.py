@@ -1,4 +1,4 @@
-"""Losses: adversarial (lsgan | vanilla | hinge), reconstruction, feature distillation.
+"""Losses: adversarial (lsgan | vanilla | hinge), GAN feature matching, reconstruction.
 
 Adversarial losses (REFERENCE.md sec. 3); `logits` are discriminator outputs of any shape (a
 PatchGAN map (B, 1, h, w)), or a list of them for multi-scale discriminators (averaged), or a list
@@ -93,15 +93,3 @@ def reconstruction(output: torch.Tensor, target: torch.Tensor, kind: str = "l1")
     if kind == "l2":
         return F.mse_loss(output.float(), target.float())
     raise UserError(f"unknown reconstruction loss {kind!r}; use 'l1' or 'l2'")
-
-
-def feature_distillation(student_features: Sequence[torch.Tensor],
-                         teacher_features: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Sum over taps of MSE(mapped student feature, teacher feature) (GAN Compression eq. 3).
-
-    The caller applies the learned 1x1 mappings to the student features first; shapes must match.
-    """
-    if len(student_features) != len(teacher_features):
-        raise ValueError(f"{len(student_features)} student features vs {len(teacher_features)} "
-                         f"teacher features")
-    return sum(F.mse_loss(s.float(), t.float()) for s, t in zip(student_features, teacher_features))
