@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from gancompress.commands._common import image_side, int_range
-from gancompress.data.demo import LABEL_NC
 from gancompress.errors import UserError
 
 
@@ -29,7 +28,7 @@ def register(subparsers) -> None:
                              "colorize)")
     parser.add_argument("--labels", action="store_true",
                         help="write label maps -> photos instead (for --preset gaugan-demo): "
-                             f"{LABEL_NC} colour classes, instance maps, SIZE x 2*SIZE images")
+                             "colour classes, instance maps, SIZE x 2*SIZE images")
     parser.add_argument("--size", type=image_side,
                         help="pixels per side (default 64); with --labels the height (default "
                              "32, width twice that)")
