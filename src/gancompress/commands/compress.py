@@ -107,10 +107,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Stages whose outputs exist in --out are skipped, so rerunning the same "
                     "command resumes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="outputs: OUT/compact.pth (open with load_generator), OUT/report/report.md, "
-               "OUT/search/pareto.png, OUT/search/results.jsonl")
+        epilog="outputs: OUT/compact.pth (open with load_generator), OUT/README.md (a model "
+               "card: the folder can be uploaded to a model hub as it is), "
+               "OUT/report/report.md, OUT/search/pareto.png, OUT/search/results.jsonl")
     add_pipeline_arguments(p)
+    add_license_argument(p)
     p.set_defaults(func=run)
+
+
+def add_license_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--license", metavar="ID", default="other",
+                        help="license identifier written into the model card OUT/README.md "
+                             "(default: other; the weights carry the teacher's and the data's "
+                             "terms)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.training.distributed import is_main
 
     if "report_md" in result and is_main():
+        from gancompress.compress.model_card import write_model_card
+
+        card = write_model_card(args.out, args.license)  # the model card, from the report
         print()
         print(result["report_md"])
         print(f"compact model: {Path(args.out) / 'compact.pth'}; report: "
-              f"{Path(args.out) / 'report' / 'report.md'}")
+              f"{Path(args.out) / 'report' / 'report.md'}; model card: {card}")
     return 0

@@ -6,7 +6,9 @@
 Params, MACs (published convention, at the data's size and at 256x256), measured latency
 (batch 1, conditions recorded), quality on held-out training images (L1 / PSNR to the ground
 truth, or to the teacher on unpaired data) and an image grid input | teacher | compact | target.
-Writes report.md, report.json and grid.png, and prints the Markdown.
+Writes report.md, report.json and grid.png, and prints the Markdown; a compression folder also
+gets its model card RUN/README.md (front matter for a model hub: license, library_name, tags,
+teacher SHA-256, budget, metrics, MACs, params, latency with its conditions).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from gancompress.commands._options import HIDDEN
+from gancompress.commands.compress import add_license_argument
 from gancompress.errors import UserError
 
 
@@ -33,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="DIR", help="training data (default: the compact model's)")
     p.add_argument("--held-out", metavar="FILE",
                    help="held-out training images (default: the compression's held-out slice)")
+    add_license_argument(p)
     p.set_defaults(func=run)
 
 
@@ -65,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
         from gancompress.compress.pipeline import Pipeline, folder_config
         cfg = folder_config(args.out, data=args.data)
         Pipeline(cfg, out).run(["report"])
+        from gancompress.compress.model_card import write_model_card
+
+        card = write_model_card(out, args.license)
         print((out / "report" / "report.md").read_text())
+        print(f"model card: {card}")
         return 0
 
     from gancompress.compress.pipeline import _device, report_files
