@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,8 @@ def test_every_help_ends_with_examples_of_its_command():
         assert "examples:" in text, name
         examples = text.split("examples:")[-1]
         assert f"gancompress {name} " in examples, name
+        for line in examples.splitlines():  # a docstring's lone "\" would join two lines
+            assert not re.search(r"\S {3,}[^#\s]", line), (name, line)
     assert "examples:" in build_parser().format_help()
 
 

@@ -38,10 +38,10 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__ = _version()
-
-
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # importlib.metadata costs ~50 ms: only when asked
+        globals()["__version__"] = _version()
+        return globals()["__version__"]
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # later reads skip this hook
@@ -50,4 +50,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})

@@ -57,9 +57,9 @@ def _source_arch_options() -> tuple[list[str], ArchOptions] | None:
                    if isinstance(node, ast.ImportFrom) and node.module
                    for alias in node.names}
         registry = next(node.value for node in init.body
-                        if isinstance(node, (ast.Assign, ast.AnnAssign))
-                        and "GENERATORS" in ast.unparse(node.targets[0] if isinstance(node, ast.Assign)
-                                                        else node.target))
+                        if isinstance(node, ast.Assign) and "GENERATORS" in
+                        ast.unparse(node.targets[0]) or isinstance(node, ast.AnnAssign)
+                        and "GENERATORS" in ast.unparse(node.target))
         classes = [value.id for value in registry.values]  # {Cls.arch_name: Cls, ...}
         families: list[str] = []
         options: ArchOptions = {}

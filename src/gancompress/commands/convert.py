@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(out)
     model = load_generator(args.input, **parse_hints(args.hint))
     save_generator(model, out, meta={"converted_from": str(args.input),
-                                     "source_format": model.source_format}, overwrite=args.overwrite)
+                                     "source_format": model.source_format},
+                   overwrite=args.overwrite)
     args_text = ", ".join(f"{k}={v}" for k, v in model.arch.items() if k != "widths")
     print(f"read {args.input} as {model.source_format}: {model.arch_name} ({args_text}), "
           f"widths {model.arch['widths']}, {count_params(model):,} params")

@@ -30,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search", help="search the supernet for the best sub-network under a budget",
         description="Evolutionary (published defaults) or exhaustive search of a supernet's "
                     "sub-networks under a MACs / fraction / latency budget, scored on held-out "
-                    "training images; resumable, results streamed to results.jsonl.",
-        )
+                    "training images; resumable, results streamed to results.jsonl.")
     p.add_argument("run", nargs="?", metavar="RUN_OR_SUPERNET",
                    help="a compression folder (runs its search stage, into RUN/search) or a "
                         "supernet.pth to search on its own (with --out)")

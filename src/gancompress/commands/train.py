@@ -1,7 +1,7 @@
 """`gancompress train`: train a pix2pix / CycleGAN teacher (or any registered task) in a run folder.
 
     gancompress train --preset demo --data demo_data --out runs/demo
-    gancompress train --preset pix2pix-edges2shoes-r --data edges2shoes --out runs/e2s \
+    gancompress train --preset pix2pix-edges2shoes-r --data edges2shoes --out runs/e2s \\
         model.conv=separable
     gancompress train --out runs/e2s --resume            # continue after a crash or pre-emption
     gancompress train --preset demo --data demo_data --dry-run   # print the config, check the data
