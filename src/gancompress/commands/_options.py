@@ -1,7 +1,9 @@
 """The one vocabulary of the command line (not a command itself: no `register`).
 
 Every command spells a concept the same way; the spellings older versions used stay accepted
-as hidden aliases (not shown by --help, not completed), so scripts keep working:
+as aliases, so scripts keep working. An alias is left out of the usage line and of shell
+completion; the help line of the new spelling names it ("old spelling: --force"), so a reader of
+an old script finds it:
 
     MODEL (positional)       alias --model (eval)
     --overwrite              alias --force
@@ -29,8 +31,14 @@ from gancompress.errors import UserError
 HIDDEN = argparse.SUPPRESS
 
 
+def old(*spellings: str) -> str:
+    """The help text's note on the old spellings of an option."""
+    return f" (old spelling: {', '.join(spellings)})"
+
+
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = "--out") -> None:
-    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if it exists")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} if it exists" + old("--force"))
     parser.add_argument("--force", dest="overwrite", action="store_true", help=HIDDEN)
 
 
@@ -51,9 +59,11 @@ def add_latency_arguments(parser: argparse.ArgumentParser, runs: int = 10, warmu
     from gancompress.commands._common import int_range
 
     parser.add_argument("--latency-runs", type=int_range(1, 10**6), default=runs, metavar="N",
-                        help=f"timed runs of the latency measurement (default {runs})")
+                        help=f"timed runs of the latency measurement (default {runs})"
+                        + (old("--runs") if old_names else ""))
     parser.add_argument("--latency-warmup", type=int_range(0, 10**6), default=warmup, metavar="N",
-                        help=f"warm-up runs before timing (default {warmup})")
+                        help=f"warm-up runs before timing (default {warmup})"
+                        + (old("--warmup") if old_names else ""))
     if old_names:
         parser.add_argument("--runs", dest="latency_runs", type=int_range(1, 10**6), help=HIDDEN)
         parser.add_argument("--warmup", dest="latency_warmup", type=int_range(0, 10**6),

@@ -30,6 +30,7 @@ from typing import Any
 from gancompress.commands._common import add_test_mode_arguments, int_range
 from gancompress.commands._options import (
     HIDDEN,
+    old,
     add_latency_arguments,
     add_overwrite_argument,
     take_alias,
@@ -54,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "with the protocol that produced it (and the SHA-256 of the evaluation "
                     "networks' weights).")
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="generator checkpoint (ours or a published state dict)")
+                   help="generator checkpoint (ours or a published state dict)"
+                        + old("--model MODEL"))
     p.add_argument("--model", dest="model_option", help=HIDDEN)  # the old spelling
     p.add_argument("--data", metavar="DIR", help="dataset folder (aligned, unaligned or single)")
     p.add_argument("--metrics", default="fid,macs",

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from gancompress.commands._common import float_range, image_side, int_range
-from gancompress.commands._options import HIDDEN
+from gancompress.commands._options import HIDDEN, old
 from gancompress.errors import UserError
 
 FORMATS = ("onnx", "openvino", "torchscript")
@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the CPU rewrites (output phases, sub-pixel transposed convs)")
     p.add_argument("--tolerance", type=float_range(0.0, 10.0), default=1e-3,
                    help="max abs difference to PyTorch an fp32 export may have (default 1e-3)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file" + old("--force"))
     p.add_argument("--force", dest="overwrite", action="store_true", help=HIDDEN)
     p.add_argument("--json", action="store_true", help="print the recorded metadata as JSON")
     p.set_defaults(func=run)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancompress.commands._options import HIDDEN, add_overwrite_argument
+from gancompress.commands._options import HIDDEN, add_overwrite_argument, old
 from gancompress.errors import UserError
 
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="supernet.pth, or a compression folder (its fine-tuned supernet)")
     p.add_argument("--widths", metavar="CONFIG",
                    help="sub-network config string of the family, e.g. 16_16_32_16_32_32_16_16 "
-                        "(required)")
+                        "(required)" + old("--config"))
     p.add_argument("--config", dest="widths", help=HIDDEN)  # the old spelling
     p.add_argument("--out", required=True, metavar="FILE", help="compact checkpoint to write")
     add_overwrite_argument(p)

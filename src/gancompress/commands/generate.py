@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gancompress.commands._common import THREADS, add_test_mode_arguments, image_side, int_range
-from gancompress.commands._options import HIDDEN, add_device_argument
+from gancompress.commands._options import HIDDEN, add_device_argument, old
 from gancompress.errors import UserError
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device_argument(p)
     p.add_argument("--threads", type=THREADS, help="CPU threads (torch, onnxruntime and OpenVINO)")
     add_test_mode_arguments(p)
-    p.add_argument("--overwrite", action="store_true", help="replace existing output images")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output images" + old("--force"))
     p.add_argument("--force", dest="overwrite", action="store_true", help=HIDDEN)
     p.add_argument("--style", metavar="random|IMAGE",
                    help="multimodal generators (MUNIT): random style codes (default) or the "

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gancompress.commands._options import HIDDEN
+from gancompress.commands._options import HIDDEN, old
 from gancompress.commands.compress import add_license_argument
 from gancompress.errors import UserError
 
@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "report.md / report.json / grid.png.")
     p.add_argument("run", nargs="?", metavar="RUN_OR_MODEL",
                    help="a compression folder (writes RUN/report), or a compact generator file "
-                        "for a standalone report (with --teacher and --out)")
+                        "for a standalone report (with --teacher and --out)"
+                        + old("--out RUN", "--model FILE"))
     p.add_argument("--out", metavar="DIR",
                    help="the new folder of a standalone report (the old spelling of RUN "
                         "otherwise)")

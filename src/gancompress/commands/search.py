@@ -16,10 +16,12 @@ import json
 from pathlib import Path
 
 from gancompress.commands._options import (
+    HIDDEN,
     add_device_argument,
     add_override_arguments,
     add_progress_argument,
     list_keys,
+    old,
     option_overrides,
 )
 from gancompress.errors import UserError
@@ -33,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "training images; resumable, results streamed to results.jsonl.")
     p.add_argument("run", nargs="?", metavar="RUN_OR_SUPERNET",
                    help="a compression folder (runs its search stage, into RUN/search) or a "
-                        "supernet.pth to search on its own (with --out)")
+                        "supernet.pth to search on its own (with --out)"
+                        + old("--out RUN", "--supernet FILE"))
     add_override_arguments(p, "compress.generations=50 compress.metric=psnr", config_file=False)
-    p.add_argument("--supernet", metavar="FILE", help=argparse.SUPPRESS)  # = a SUPERNET file
+    p.add_argument("--supernet", metavar="FILE", help=HIDDEN)  # = a SUPERNET file
     p.add_argument("--out", metavar="DIR",
                    help="output folder of a standalone search (a supernet file); the old "
                         "spelling of RUN otherwise")
