@@ -6,9 +6,13 @@ completion; the help line of the new spelling names it ("old spelling: --force")
 an old script finds it:
 
     MODEL (positional)       alias --model (eval)
+    RUN (positional)         alias --out RUN (report, search; --out names a new folder now),
+                             --model FILE (report), --supernet FILE (search)
     --overwrite              alias --force
     --widths CONFIG          alias --config (extract)
-    --size H W               alias --miou-size WxH (eval; H W there too), --load-size N (N N)
+    --size H W               the input image size everywhere (eval and stats: --load-size N
+                             stays, meaning --size N N); eval's --miou-size is H W as well,
+                             the one-word WxH still read
     --latency-runs N         alias --runs (profile)
     --latency-warmup N       alias --warmup (profile)
     --device auto            the default wherever a device is chosen
