@@ -4,28 +4,91 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gancompress.config import check_number
 from gancompress.errors import UserError
-from gancompress.models.elastic import ElasticGenerator
+
+if TYPE_CHECKING:
+    from gancompress.models.elastic import ElasticGenerator
+
+ArchOptions = dict[str, tuple[type, set[str]]]
 
 
-def _arch_options() -> dict[str, tuple[type, set[str]]]:
-    """Constructor argument name -> (type, families taking it), over every registered family."""
+def _add_option(options: ArchOptions, family: str, name: str, default: Any) -> None:
+    kind = type(default) if isinstance(default, (bool, int, float, str)) else str
+    options.setdefault(name, (kind, set()))[1].add(family)
+
+
+def registered_arch_options() -> tuple[list[str], ArchOptions]:
+    """(families in registry order, constructor argument name -> (type, families taking it)),
+    read from the registered classes themselves (imports torch)."""
     import inspect
 
     from gancompress.models import GENERATORS
 
-    options: dict[str, tuple[type, set[str]]] = {}
+    options: ArchOptions = {}
     for family, cls in GENERATORS.items():
         for name, param in inspect.signature(cls.__init__).parameters.items():
             if name in ("self", "widths") or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
                 continue
-            default = param.default
-            kind = type(default) if isinstance(default, (bool, int, float, str)) else str
-            options.setdefault(name, (kind, set()))[1].add(family)
-    return options
+            _add_option(options, family, name, param.default)
+    return list(GENERATORS), options
+
+
+def _source_arch_options() -> tuple[list[str], ArchOptions] | None:
+    """The same table read from the source of models/ without importing it (torch takes over a
+    second to import, and `profile --help` must be instant): the registry's class names from
+    models/__init__.py, each class's `arch_name` and `__init__` signature from its module.
+    None when the source does not have that shape (then the registry is imported);
+    tests/test_cli_basics.py checks that both readings agree."""
+    import ast
+    from importlib.util import find_spec
+
+    spec = find_spec("gancompress.models")
+    if spec is None or not spec.origin or not spec.submodule_search_locations:
+        return None
+    from pathlib import Path
+
+    try:
+        init = ast.parse(Path(spec.origin).read_text())
+        folder = Path(list(spec.submodule_search_locations)[0])
+        modules = {alias.asname or alias.name: node.module for node in init.body
+                   if isinstance(node, ast.ImportFrom) and node.module
+                   for alias in node.names}
+        registry = next(node.value for node in init.body
+                        if isinstance(node, ast.Assign) and "GENERATORS" in
+                        ast.unparse(node.targets[0]) or isinstance(node, ast.AnnAssign)
+                        and "GENERATORS" in ast.unparse(node.target))
+        classes = [value.id for value in registry.values]  # {Cls.arch_name: Cls, ...}
+        families: list[str] = []
+        options: ArchOptions = {}
+        for cls_name in classes:
+            module = modules[cls_name].rsplit(".", 1)[-1]
+            tree = ast.parse((folder / f"{module}.py").read_text())
+            cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name)
+            family = next(ast.literal_eval(n.value) for n in cls.body if isinstance(n, ast.Assign)
+                          and any(getattr(t, "id", "") == "arch_name" for t in n.targets))
+            init_def = next(n for n in cls.body
+                            if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+            args = init_def.args
+            if args.vararg or args.kwonlyargs or args.posonlyargs:
+                return None
+            names = [a.arg for a in args.args]
+            defaults = [None] * (len(names) - len(args.defaults)) + \
+                [ast.literal_eval(d) for d in args.defaults]
+            families.append(family)
+            for name, default in zip(names, defaults):
+                if name not in ("self", "widths"):
+                    _add_option(options, family, name, default)
+        return families, options
+    except (OSError, SyntaxError, ValueError, KeyError, StopIteration, AttributeError,
+            TypeError, IndexError):
+        return None
+
+
+def _arch_options() -> tuple[list[str], ArchOptions]:
+    return _source_arch_options() or registered_arch_options()
 
 
 def _parse_bool(text: str) -> bool:
@@ -99,21 +162,19 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that describe a generator on the command line instead of a checkpoint: --arch
     FAMILY, then the family's own constructor arguments as --kebab-case options (derived from
     the registered classes' signatures, so a new family needs no edit here)."""
-    from gancompress.models import GENERATORS
-
     group = parser.add_argument_group("architecture (when MODEL is not given)")
-    families = list(GENERATORS)
+    families, options = _arch_options()
     group.add_argument("--arch", default=families[0], choices=families,
                        help=f"generator family (default: {families[0]})")
     group.add_argument("--widths", metavar="CONFIG",
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
-    for name, (kind, owners) in sorted(_arch_options().items()):
+    for name, (kind, owners) in sorted(options.items()):
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"arch_{name}", default=None,
                            type=_option_type(kind), metavar=kind.__name__.upper(),
                            help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 
-def model_from_args(args: argparse.Namespace, device: str = "cpu") -> ElasticGenerator:
+def model_from_args(args: argparse.Namespace, device: str = "cpu") -> "ElasticGenerator":
     """The generator named by args.model (a checkpoint) or built from the architecture options."""
     from gancompress.models import build_generator, generator_class
     from gancompress.models.checkpoint import load_generator

@@ -1,13 +1,15 @@
-"""`gancompress convert`: any supported generator checkpoint -> our self-describing format."""
+"""`gancompress convert`: any supported generator checkpoint -> our self-describing format.
+
+    gancompress convert latest_net_G.pth --out teacher.pth
+    gancompress convert 200_net_G.pth --out gaugan.pth --hint num_upsampling_layers=more
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from gancompress.commands._options import add_overwrite_argument
 from gancompress.errors import UserError
-from gancompress.files import check_writable
-from gancompress.metrics.cost import count_params
-from gancompress.models.checkpoint import load_generator, save_generator
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "gan-compression full/mobile/supernet/compressed, or ours) and "
                                    "write it in the gancompress format, which carries its "
                                    "architecture so no flags are needed later.")
-    p.add_argument("input", help="checkpoint to read")
+    p.add_argument("input", metavar="MODEL", help="checkpoint to read")
     p.add_argument("--out", required=True, help="file to write")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_overwrite_argument(p)
     p.add_argument("--hint", action="append", default=[], metavar="NAME=VALUE",
                    help="what a published file does not store, named as in the reference "
                         "options, e.g. num_upsampling_layers=more for a GauGAN generator "
@@ -27,13 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gancompress.files import check_writable
+    from gancompress.metrics.cost import count_params
+    from gancompress.models.checkpoint import load_generator, save_generator
+
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out} exists; choose another --out or pass --overwrite to replace it")
     check_writable(out)
     model = load_generator(args.input, **parse_hints(args.hint))
     save_generator(model, out, meta={"converted_from": str(args.input),
-                                     "source_format": model.source_format}, overwrite=args.force)
+                                     "source_format": model.source_format},
+                   overwrite=args.overwrite)
     args_text = ", ".join(f"{k}={v}" for k, v in model.arch.items() if k != "widths")
     print(f"read {args.input} as {model.source_format}: {model.arch_name} ({args_text}), "
           f"widths {model.arch['widths']}, {count_params(model):,} params")

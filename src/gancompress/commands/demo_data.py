@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from gancompress.commands._common import image_side, int_range
-from gancompress.data.demo import LABEL_NC
 from gancompress.errors import UserError
 
 
@@ -29,10 +28,11 @@ def register(subparsers) -> None:
                              "colorize)")
     parser.add_argument("--labels", action="store_true",
                         help="write label maps -> photos instead (for --preset gaugan-demo): "
-                             f"{LABEL_NC} colour classes, instance maps, SIZE x 2*SIZE images")
-    parser.add_argument("--size", type=image_side,
-                        help="pixels per side (default 64); with --labels the height (default "
-                             "32, width twice that)")
+                             "colour classes, instance maps, SIZE x 2*SIZE images")
+    parser.add_argument("--size", nargs="+", type=image_side, metavar=("H", "W"),
+                        help="image height and width (default 64 64; square); with --labels "
+                             "the width is twice the height (default 32 64); one number gives "
+                             "the height")
     parser.add_argument("--train", type=int_range(1, 10**6),
                         help="training pairs (default 400; 300 with --labels)")
     parser.add_argument("--test", type=int_range(1, 10**6),
@@ -41,14 +41,32 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _height(args: argparse.Namespace) -> int | None:
+    """--size H [W]: the height, once W is checked against the layout's aspect ratio."""
+    if not args.size:
+        return None
+    if len(args.size) > 2:
+        raise UserError("--size takes H W (or one number, the height)")
+    height = args.size[0]
+    width = args.size[1] if len(args.size) == 2 else None
+    wanted = 2 * height if args.labels else height
+    if width is not None and width != wanted:
+        shape = "twice the height" if args.labels else "the height (square images)"
+        raise UserError(f"--size {height} {width}: the width of this dataset is {shape}; "
+                        f"give --size {height} {wanted}")
+    return height
+
+
 def run(args: argparse.Namespace) -> int:
     from gancompress.data.demo import write_demo_data, write_label_demo_data
+
+    height = _height(args)
 
     if args.labels:
         if args.kind:
             raise UserError("--kind chooses the input of a paired dataset; --labels writes label "
                             "maps instead: give one of them")
-        summary = write_label_demo_data(args.out, height=args.size or 32,
+        summary = write_label_demo_data(args.out, height=height or 32,
                                         n_train=args.train or 300, n_test=args.test or 30,
                                         seed=args.seed)
         h, w = summary["size"]
@@ -56,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
               f"({h}x{w}, {summary['label_nc']} classes, instance maps) to {args.out}")
         print(f"train with: gancompress train --preset gaugan-demo --data {args.out} --out RUN")
     else:
-        summary = write_demo_data(args.out, kind=args.kind or "colorize", size=args.size or 64,
+        summary = write_demo_data(args.out, kind=args.kind or "colorize", size=height or 64,
                                   n_train=args.train or 400, n_test=args.test or 40,
                                   seed=args.seed)
         print(f"wrote {summary['train']} train and {summary['test']} test pairs "

@@ -1,15 +1,20 @@
 """`gancompress export`: generator checkpoint -> verified ONNX (fp32 / int8), OpenVINO IR (fp32 /
-bf16 / int8) or TorchScript file."""
+bf16 / int8) or TorchScript file.
+
+    gancompress export runs/demo-compact/compact.pth --out compact.onnx
+    gancompress export compact.pth --out compact-int8.onnx --int8 --calib demo_data/train
+    gancompress export compact.pth --out compact.xml --int8 --calib demo_data/train   # OpenVINO
+    gancompress export runs/c/finetune/supernet.pth --widths 16_16_32_16_32_32_16_16 --out s.pt
+"""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from gancompress.errors import UserError
 from gancompress.commands._common import float_range, image_side, int_range
+from gancompress.commands._options import HIDDEN, old
+from gancompress.errors import UserError
 
 FORMATS = ("onnx", "openvino", "torchscript")
 SUFFIX_FORMATS = {".onnx": "onnx", ".xml": "openvino", ".pt": "torchscript", ".ts": "torchscript",
@@ -23,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "formats; a supernet at --widths) to a deployable file. Every export is run "
                     "on sample inputs and compared with PyTorch before the file is written; the "
                     "input size and normalisation are recorded in the file.")
-    p.add_argument("model", help="generator checkpoint (any supported format)")
+    p.add_argument("model", metavar="MODEL", help="generator checkpoint (any supported format)")
     p.add_argument("--out", required=True,
                    help="output file (.onnx, .xml for OpenVINO with a .bin next to it, .pt)")
     p.add_argument("--format", help="onnx, openvino or torchscript (default: from the --out "
@@ -56,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the CPU rewrites (output phases, sub-pixel transposed convs)")
     p.add_argument("--tolerance", type=float_range(0.0, 10.0), default=1e-3,
                    help="max abs difference to PyTorch an fp32 export may have (default 1e-3)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file" + old("--force"))
+    p.add_argument("--force", dest="overwrite", action="store_true", help=HIDDEN)
     p.add_argument("--json", action="store_true", help="print the recorded metadata as JSON")
     p.set_defaults(func=run)
 
@@ -77,6 +84,8 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from gancompress.deploy.onnx_export import export_onnx
     from gancompress.deploy.torchscript import export_torchscript
     from gancompress.models.checkpoint import load_generator

@@ -1,6 +1,7 @@
 """`gancompress extract`: a supernet's sub-network as a standalone compact generator.
 
-    gancompress extract runs/c/finetune/supernet.pth --config 16_16_32_16_32_32_16_16 --out g.pth
+    gancompress extract runs/c/finetune/supernet.pth --widths 16_16_32_16_32_32_16_16 --out g.pth
+    gancompress extract runs/c --widths 16_16_32_16_32_32_16_16 --out g.pth --overwrite
 
 The output is our self-describing checkpoint (architecture, widths, the config string, the
 supernet it came from): `load_generator(g.pth)` opens it with no flags, and `gancompress export`
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gancompress.commands._options import HIDDEN, add_overwrite_argument, old
 from gancompress.errors import UserError
 
 
@@ -21,10 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "those widths) and save it as a standalone checkpoint.")
     p.add_argument("supernet", metavar="SUPERNET",
                    help="supernet.pth, or a compression folder (its fine-tuned supernet)")
-    p.add_argument("--config", required=True, metavar="CONFIG",
-                   help="sub-network config string of the family, e.g. 16_16_32_16_32_32_16_16")
+    p.add_argument("--widths", metavar="CONFIG",
+                   help="sub-network config string of the family, e.g. 16_16_32_16_32_32_16_16 "
+                        "(required)" + old("--config"))
+    p.add_argument("--config", dest="widths", help=HIDDEN)  # the old spelling
     p.add_argument("--out", required=True, metavar="FILE", help="compact checkpoint to write")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_overwrite_argument(p)
     p.add_argument("--data", metavar="DIR", help="training data for BatchNorm re-calibration "
                                                  "(default: the supernet's, from its metadata)")
     p.set_defaults(func=run)
@@ -34,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.compress.supernet import extract_file
     from gancompress.metrics.cost import format_count
 
+    if not args.widths:
+        raise UserError("which sub-network? give its config string with --widths CONFIG, e.g. "
+                        "--widths 16_16_32_16_32_32_16_16 (search/best.json holds the best one)")
     source = Path(args.supernet)
     if source.is_dir():
         for candidate in (source / "finetune" / "supernet.pth",
@@ -45,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.supernet} holds no supernet.pth (nor finetune/ or supernet/ "
                             f"with one)")
     from gancompress.files import check_writable
+    if Path(args.out).exists() and not args.overwrite:
+        raise UserError(f"{args.out} already exists; choose another --out or pass --overwrite")
     check_writable(args.out)
-    info = extract_file(source, args.config, args.out, force=args.force, data=args.data)
+    info = extract_file(source, args.widths, args.out, force=args.overwrite, data=args.data)
     h, w = info["macs_size"]
     print(f"wrote {args.out}: sub-network {info['config']} of {source} "
           f"({format_count(info['macs_ref'])} MACs at {h}x{w}"

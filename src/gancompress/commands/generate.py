@@ -9,18 +9,24 @@ Multimodal generators (MUNIT: a style code as second input) translate with `--st
 (codes from N(0, I), seeded; the same codes for every input, as NVlabs test.py does) or
 `--style IMAGE` (the style of that target-domain image; PyTorch checkpoints only, the exported
 graph takes the code). `--n-styles K` writes a row of K translations per input.
+
+    gancompress generate runs/demo-compact/compact.pth --input demo_data/test --out generated
+    gancompress generate compact.onnx --input photo.png --out out --size 256 256 --overwrite
+    gancompress generate munit.pth --input edges/ --out styles --style random --n-styles 4
 """
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from gancompress.commands._common import THREADS, add_test_mode_arguments, image_side, int_range
-from gancompress.devices import parse_device
+from gancompress.commands._options import HIDDEN, add_device_argument, old
 from gancompress.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "generate", help="run a generator (checkpoint, .onnx, TorchScript .pt) on images",
         description="Translate image files with any generator file gancompress can load or has "
                     "exported, using the published pre/post-processing. Writes OUT/<name>.png.")
-    p.add_argument("model", help="generator checkpoint, exported .onnx or TorchScript .pt file")
+    p.add_argument("model", metavar="MODEL",
+                   help="generator checkpoint, exported .onnx or TorchScript .pt file")
     p.add_argument("--input", required=True,
                    help="an image file or a folder of images (label-map generators, SPADE: label "
                         "PNGs holding class ids, or Cityscapes colours)")
@@ -41,10 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resize inputs to H W (default: the size recorded in the model file or "
                         "trained at, else 256 256)")
     p.add_argument("--batch-size", type=int_range(1, 65536), default=1, help="images per forward pass (1)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch models)")
+    add_device_argument(p)
     p.add_argument("--threads", type=THREADS, help="CPU threads (torch, onnxruntime and OpenVINO)")
     add_test_mode_arguments(p)
-    p.add_argument("--overwrite", action="store_true", help="replace existing output images")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output images" + old("--force"))
+    p.add_argument("--force", dest="overwrite", action="store_true", help=HIDDEN)
     p.add_argument("--style", metavar="random|IMAGE",
                    help="multimodal generators (MUNIT): random style codes (default) or the "
                         "style of a target-domain IMAGE")
@@ -56,13 +65,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from gancompress.deploy.runtime import describe, open_model
+    from gancompress.devices import parse_device
     from gancompress.files import check_writable, output_lock
     from gancompress.imaging import list_images, save_image
     from gancompress.models.checkpoint import evaluation_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "auto" and Path(args.model).suffix.lower() in (".onnx", ".xml"):
+        args.device = "cpu"  # exported graphs run on the CPU here; auto must not pick CUDA
     device = str(parse_device(args.device))  # a missing device fails before anything else
     source = Path(args.input)
     if source.is_dir():
@@ -120,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _styles(args: argparse.Namespace, runner, size: tuple[int, int]) -> list[torch.Tensor] | None:
     """The style codes to translate with (each (1, *shape)), or None for a one-input model."""
+    import torch
+
     from gancompress.imaging import read_image
 
     extra = runner.extra_inputs

@@ -1,21 +1,24 @@
-"""`gancompress profile`: parameters, MACs (published and true) and measured latency of a generator."""
+"""`gancompress profile`: parameters, MACs (published and true) and measured latency of a generator.
+
+    gancompress profile runs/demo-compact/compact.pth --latency
+    gancompress profile --arch resnet --ngf 64 --widths 16_16_32_16_32_32_16_16 --size 256 256
+    gancompress profile G.pth --latency --backends torch,onnx,onnx-int8 --latency-runs 20 --json
+    gancompress profile G.onnx --latency --threads 4
+"""
 from __future__ import annotations
 
 import argparse
-
-import torch
+from pathlib import Path
 
 from gancompress.commands._common import (
     THREADS,
     add_arch_arguments,
     image_side,
-    int_range,
     model_from_args,
     print_json,
 )
-from gancompress.devices import parse_device
+from gancompress.commands._options import add_device_argument, add_latency_arguments
 from gancompress.errors import UserError
-from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Count parameters and MACs (published convention and true "
                                    "count) of a generator checkpoint or an architecture, and "
                                    "optionally measure its latency at batch 1.")
-    p.add_argument("model", nargs="?",
+    p.add_argument("model", nargs="?", metavar="MODEL",
                    help="generator checkpoint (any supported format) or exported file (.onnx, "
                         "OpenVINO .xml, TorchScript .pt): MACs from its recorded architecture, "
                         "--latency times the file itself")
@@ -32,9 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="input height and width (default: the family's reference size, e.g. "
                         "256 256 for ResNet)")
     p.add_argument("--latency", action="store_true", help="also measure latency (batch 1)")
-    p.add_argument("--runs", type=int_range(1, 10**6), default=10, help="timed runs for --latency (default 10)")
-    p.add_argument("--warmup", type=int_range(0, 10**6), default=3, help="warm-up runs for --latency (default 3)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    add_latency_arguments(p, old_names=True)
+    add_device_argument(p)
     p.add_argument("--threads", type=THREADS, help="torch CPU threads for --latency")
     p.add_argument("--backends", default="torch", metavar="LIST",
                    help="with --latency: comma-separated backends measured side by side: torch "
@@ -47,8 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from gancompress.devices import parse_device
+    from gancompress.metrics.cost import count_macs_both, count_params, measure_latency
+
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "auto" and args.model and \
+            Path(args.model).suffix.lower() in (".onnx", ".xml"):
+        args.device = "cpu"  # exported graphs run on the CPU here; auto must not pick CUDA
     args.device = str(parse_device(args.device))
     if args.model:
         from gancompress.deploy.runtime import file_kind
@@ -71,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.latency and backends != ["torch"]:
         _measure_backends(args, model, size, backends, result)
     elif args.latency:
-        lat = measure_latency(model, size, warmup=args.warmup, runs=args.runs,
+        lat = measure_latency(model, size, warmup=args.latency_warmup, runs=args.latency_runs,
                               device=args.device)
         result["latency_ms"] = lat["median_ms"]
         result["latency"] = lat
@@ -83,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(args: argparse.Namespace, result: dict) -> None:
+    from gancompress.metrics.cost import format_count
+
     size, published, true = result["input_size"], result["macs"], result["macs_true"]
     if "file" in result:
         print(f"file          {args.model} ({result['file']}, {result['precision']})")
@@ -112,9 +124,11 @@ def _print(args: argparse.Namespace, result: dict) -> None:
 
 def _profile_file(args: argparse.Namespace) -> int:
     """An exported file: its recorded architecture's counts, and its own latency (--latency)."""
+    import torch
+
     from gancompress.deploy.backends import measure_side_by_side
     from gancompress.deploy.runtime import open_model
-    from gancompress.metrics.cost import runtime_conditions
+    from gancompress.metrics.cost import count_macs_both, count_params, runtime_conditions
     from gancompress.models import build_generator
 
     if args.backends != "torch":
@@ -137,8 +151,9 @@ def _profile_file(args: argparse.Namespace) -> int:
     if args.latency:
         name = runner.kind + ("" if precision == "fp32" else f"-{precision}")
         example = torch.rand(size) * 2 - 1
-        measured = measure_side_by_side({name: lambda: runner(example)}, warmup=args.warmup,
-                                        runs=args.runs, device=args.device)
+        measured = measure_side_by_side({name: lambda: runner(example)},
+                                        warmup=args.latency_warmup, runs=args.latency_runs,
+                                        device=args.device)
         result["backends"] = measured
         result["latency_ms"] = measured[name]["median_ms"]
         result.update({k: v for k, v in runtime_conditions(args.device).items()
@@ -164,7 +179,8 @@ def _measure_backends(args: argparse.Namespace, model, size, backends: list[str]
     for name in backends:
         calls[name], infos[name] = build_backend(name, model, size, threads=args.threads,
                                                  device=args.device, calib_images=calib)
-    measured = measure_side_by_side(calls, warmup=args.warmup, runs=args.runs, device=args.device)
+    measured = measure_side_by_side(calls, warmup=args.latency_warmup, runs=args.latency_runs,
+                                    device=args.device)
     result["backends"] = {name: {**measured[name], **infos[name]} for name in backends}
     if "torch" in measured:
         result["latency_ms"] = measured["torch"]["median_ms"]

@@ -1,12 +1,14 @@
 """`gancompress report`: teacher vs compact generator side by side.
 
-    gancompress report --out runs/demo-compact           # the report stage of a compression
-    gancompress report --teacher T.pth --model compact.pth --data D --out DIR [--held-out FILE]
+    gancompress report runs/demo-compact                 # the report stage of a compression
+    gancompress report compact.pth --teacher T.pth --data D --out DIR --held-out held.txt
 
 Params, MACs (published convention, at the data's size and at 256x256), measured latency
 (batch 1, conditions recorded), quality on held-out training images (L1 / PSNR to the ground
 truth, or to the teacher on unpaired data) and an image grid input | teacher | compact | target.
-Writes report.md, report.json and grid.png, and prints the Markdown.
+Writes report.md, report.json and grid.png, and prints the Markdown; a compression folder also
+gets its model card RUN/README.md (front matter for a model hub: license, library_name, tags,
+teacher SHA-256, budget, metrics, MACs, params, latency with its conditions).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gancompress.commands._options import HIDDEN, old
+from gancompress.commands.compress import add_license_argument
 from gancompress.errors import UserError
 
 
@@ -21,26 +25,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="teacher vs compact: params, MACs, latency, quality, images",
                        description="Compare a teacher and its compact generator and write "
                                    "report.md / report.json / grid.png.")
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="a compression folder (report its result), or a new report folder")
+    p.add_argument("run", nargs="?", metavar="RUN_OR_MODEL",
+                   help="a compression folder (writes RUN/report), or a compact generator file "
+                        "for a standalone report (with --teacher and --out)"
+                        + old("--out RUN", "--model FILE"))
+    p.add_argument("--out", metavar="DIR",
+                   help="the new folder of a standalone report (the old spelling of RUN "
+                        "otherwise)")
     p.add_argument("--teacher", metavar="FILE", help="teacher generator (standalone report)")
-    p.add_argument("--model", metavar="FILE", help="compact generator (standalone report)")
+    p.add_argument("--model", metavar="FILE", help=HIDDEN)  # = a MODEL file
     p.add_argument("--data", metavar="DIR", help="training data (default: the compact model's)")
     p.add_argument("--held-out", metavar="FILE",
                    help="held-out training images (default: the compression's held-out slice)")
+    add_license_argument(p)
     p.set_defaults(func=run)
 
 
+def _target(args: argparse.Namespace) -> None:
+    """Sort out RUN_OR_MODEL, --model and --out (the old forms: report --out RUN, report
+    --model M --teacher T --out DIR)."""
+    target = args.run
+    if target and Path(target).is_file():
+        if args.model and Path(args.model) != Path(target):
+            raise UserError(f"two models: {target} and --model {args.model}; give one")
+        args.model = target
+    elif target:
+        if args.out and Path(args.out) != Path(target):
+            raise UserError(f"report {target} writes {Path(target) / 'report'} of that "
+                            f"compression folder; --out is for a standalone report of a model "
+                            f"file")
+        args.out = target
+    if not args.out:
+        raise UserError("give the compression folder (gancompress report RUN), or a model file "
+                        "with --teacher and --out DIR for a standalone report")
+
+
 def run(args: argparse.Namespace) -> int:
+    _target(args)
     out = Path(args.out)
     if not args.model:
         if not (out / "compress.json").is_file():
             raise UserError(f"{out} is not a compression folder; for a standalone report give "
-                            f"--teacher, --model and --data")
+                            f"the model file, --teacher, --data and --out")
         from gancompress.compress.pipeline import Pipeline, folder_config
         cfg = folder_config(args.out, data=args.data)
         Pipeline(cfg, out).run(["report"])
+        from gancompress.compress.model_card import write_model_card
+
+        card = write_model_card(out, args.license)
         print((out / "report" / "report.md").read_text())
+        print(f"model card: {card}")
         return 0
 
     from gancompress.compress.pipeline import _device, report_files

@@ -1,8 +1,8 @@
 """`gancompress search`: find the best sub-network of a supernet under a budget.
 
-    gancompress search --out runs/demo-compact               # the search stage of a compression
-    gancompress search --supernet runs/demo-compact/supernet/supernet.pth --budget 1/20 --out s20
-    gancompress search --supernet S.pth --budget 30ms --out runs/s30ms compress.generations=20
+    gancompress search runs/demo-compact                     # the search stage of a compression
+    gancompress search runs/demo-compact/supernet/supernet.pth --budget 1/20 --out s20
+    gancompress search S.pth --budget 30ms --out runs/s30ms compress.generations=20
 
 Budgets: MACs (3e9, 3G), a fraction of the teacher (1/20, 5%) or a latency (30ms, predicted by
 the latency model). Sub-networks are scored on a held-out slice of the training data (the one
@@ -15,6 +15,15 @@ import argparse
 import json
 from pathlib import Path
 
+from gancompress.commands._options import (
+    HIDDEN,
+    add_device_argument,
+    add_override_arguments,
+    add_progress_argument,
+    list_keys,
+    old,
+    option_overrides,
+)
 from gancompress.errors import UserError
 
 
@@ -23,14 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search", help="search the supernet for the best sub-network under a budget",
         description="Evolutionary (published defaults) or exhaustive search of a supernet's "
                     "sub-networks under a MACs / fraction / latency budget, scored on held-out "
-                    "training images; resumable, results streamed to results.jsonl.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("overrides", nargs="*", metavar="section.field=value",
-                   help="config overrides, e.g. compress.generations=50 compress.metric=psnr")
-    p.add_argument("--supernet", metavar="FILE",
-                   help="supernet.pth to search (omit to run the search stage of the compression "
-                        "in --out)")
-    p.add_argument("--out", required=True, metavar="DIR", help="search output folder")
+                    "training images; resumable, results streamed to results.jsonl.")
+    p.add_argument("run", nargs="?", metavar="RUN_OR_SUPERNET",
+                   help="a compression folder (runs its search stage, into RUN/search) or a "
+                        "supernet.pth to search on its own (with --out)"
+                        + old("--out RUN", "--supernet FILE"))
+    add_override_arguments(p, "compress.generations=50 compress.metric=psnr", config_file=False)
+    p.add_argument("--supernet", metavar="FILE", help=HIDDEN)  # = a SUPERNET file
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder of a standalone search (a supernet file); the old "
+                        "spelling of RUN otherwise")
     p.add_argument("--budget", metavar="B", help="3e9, 3G, 1/20, 5%%, 30ms")
     p.add_argument("--method", choices=["evolution", "exhaustive"],
                    help="search method (default: compress.search, evolution)")
@@ -41,16 +52,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--held-out", metavar="FILE",
                    help="file list of the held-out training images to score on (default: the "
                         "slice the compression kept aside)")
+    add_device_argument(p, "train.device")
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
+def _target(args: argparse.Namespace) -> list[str]:
+    """Sort out RUN_OR_SUPERNET, --supernet and --out (old and new forms); the overrides."""
+    extra = []
+    target = args.run
+    if target and "=" in target and not Path(target).exists():
+        extra, target = [target], None  # `search --out RUN k=v`: argparse gave k=v to RUN
+    if target and Path(target).is_file():
+        if args.supernet and Path(args.supernet) != Path(target):
+            raise UserError(f"two supernets: {target} and --supernet {args.supernet}; give one")
+        args.supernet = target
+    elif target:
+        if args.out and Path(args.out) != Path(target):
+            raise UserError(f"search {target} runs the search stage of that compression folder "
+                            f"(into {Path(target) / 'search'}); --out is for a standalone search "
+                            f"of a supernet file")
+        args.out = target
+    if not args.out:
+        raise UserError("give the compression folder (gancompress search RUN) or a supernet "
+                        "file and an output folder (gancompress search S.pth --out DIR)")
+    return extra
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.list_keys:
+        return list_keys()
+    args.overrides = _target(args) + list(args.overrides)
     from gancompress.compress.pipeline import Pipeline, _device, search_supernet
     from gancompress.compress.supernet import load_supernet
     from gancompress.config import Config, apply_overrides, validate
 
-    from gancompress.config import unique_overrides
-    overrides = unique_overrides(list(args.overrides))
+    overrides = option_overrides(args)
     if args.method:
         overrides.append(f"compress.search={args.method}")
     if args.supernet is None:  # a stage of the compression in --out

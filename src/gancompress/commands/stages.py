@@ -1,6 +1,11 @@
 """`gancompress distill | supernet | finetune`: one training stage of the pipeline on its own.
 
-    gancompress STAGE --teacher T --data D --out DIR [--preset NAME] [key=value ...]
+    gancompress distill --teacher runs/demo/generator.pth --data demo_data --out runs/c \\
+        --preset demo compress.pipeline=original
+    gancompress supernet --teacher runs/demo/generator.pth --data demo_data --out runs/c \\
+        --preset demo --no-progress
+    gancompress finetune --out runs/c compress.config=16_16_32_16_32_32_16_16
+
 Same arguments and output folder as `gancompress compress` (which runs every stage); a finished
 stage is skipped, an interrupted one resumes.
 """
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from gancompress.commands._options import list_keys
 from gancompress.commands.compress import add_pipeline_arguments, run_pipeline
 
 # stage name -> (one-line help, description)
@@ -35,5 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.list_keys:
+        return list_keys()
     run_pipeline(args, [args.stage])
     return 0

@@ -2,7 +2,7 @@
 
     gancompress stats --data datasets/edges2shoes-r --side B --out real_stat/edges2shoes_B.npz
     gancompress stats --data datasets/horse2zebra --side B --phase train+test --out zebra.npz
-    gancompress stats --data some/folder/of/images --out folder.npz
+    gancompress stats --data some/folder/of/images --out folder.npz --size 256 256 --overwrite
 
 DIR is a dataset folder (aligned A|B, unaligned trainA/trainB/..., see gancompress.data) with
 the side to use, or a plain folder of images. Images are resized to --load-size (default 256,
@@ -20,14 +20,18 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from gancompress.data.splits import image_batches, open_side, parse_phases
-from gancompress.devices import parse_device
+from gancompress.commands._common import image_side, int_range
+from gancompress.commands._options import (
+    add_device_argument,
+    add_overwrite_argument,
+    add_progress_argument,
+)
 from gancompress.errors import UserError
-from gancompress.weights import weights_tag
-from gancompress.commands._common import int_range
+
+if TYPE_CHECKING:
+    import torch
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -61,21 +65,42 @@ def add_data_arguments(parser: argparse.ArgumentParser, phase: str,
                         help=f"dataset phase(s) to read: train, test, val, or several joined by "
                              f"'+' (e.g. train+test, the CycleGAN protocol); default {phase}")
     default = ("the size the model was trained at, else 256" if load_size is None
-               else str(load_size))
-    parser.add_argument("--load-size", type=int_range(0, 16384), default=load_size, metavar="N",
-                        help=f"resize images to NxN (bicubic) first, as the evaluation pipeline "
-                             f"does (default {default}; 256 is the published protocol); 0 keeps "
-                             f"each image's size (rounded to a multiple of 4), then all images "
-                             f"must have the same size")
+               else f"{load_size} {load_size}")
+    parser.add_argument("--size", nargs=2, type=image_side, metavar=("H", "W"),
+                        help=f"resize images to H x W (bicubic) first, as the evaluation pipeline "
+                             f"does (default {default}; 256 256 is the published protocol); "
+                             f"square unless the model reads label maps")
+    parser.add_argument("--load-size", type=int_range(0, 16384), metavar="N",
+                        help="the same as --size N N; 0 keeps each image's size (rounded to a "
+                             "multiple of 4), then all images must have the same size")
+    parser.set_defaults(default_load_size=load_size)
     parser.add_argument("--batch-size", type=int_range(1, 65536), default=16, help="images per batch (default 16)")
     parser.add_argument("--workers", type=int_range(0, 256), default=0, help="data loader worker processes")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    add_device_argument(parser)
     parser.add_argument("--limit", type=int_range(1, 10**9), metavar="N",
                         help="use only the first N images (quick checks; not the protocol)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
+
+
+def resolve_load_size(args: argparse.Namespace, rectangular: bool = False) -> None:
+    """--size H W and --load-size N (= --size N N) -> args.load_size (the square side, or the
+    height of a rectangular --size); unset: the command's default (None: decided later)."""
+    if args.size:
+        height, width = args.size
+        if args.load_size is not None and args.load_size != height:
+            raise UserError(f"--size {height} {width} and --load-size {args.load_size} disagree; "
+                            f"give one of them (--load-size N means --size N N)")
+        if height != width and not rectangular:
+            raise UserError(f"--size {height} {width}: images are resized to a square here; "
+                            f"give --size N N")
+        args.load_size = height
+    elif args.load_size is None:
+        args.load_size = args.default_load_size
 
 
 def check_device(device: str) -> torch.device:
+    from gancompress.devices import parse_device
+
     return parse_device(device, "--device")
 
 
@@ -102,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--side", choices=["A", "B"],
                    help="which side of a paired / unpaired dataset (B = the output of AtoB)")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="statistics file to write")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_overwrite_argument(p)
     p.add_argument("--save-features", action="store_true",
                    help="also store the (N, 2048) features (float32), so KID can use this file")
     p.add_argument("--channels", type=int_range(1, 3), default=3, choices=[1, 3],
@@ -113,13 +138,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.metrics.fid import InceptionExtractor, save_statistics, statistics
+    import torch
 
+    from gancompress.data.splits import image_batches, open_side, parse_phases
+    from gancompress.metrics.fid import InceptionExtractor, save_statistics, statistics
+    from gancompress.weights import weights_tag
+
+    resolve_load_size(args)
     out = Path(args.out)
     if out.suffix != ".npz":
         raise UserError(f"--out {out}: statistics are written as .npz; name the file *.npz")
-    if out.exists() and not args.force:
-        raise UserError(f"{out} already exists; choose another --out or pass --force")
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out} already exists; choose another --out or pass --overwrite")
     from gancompress.files import check_writable
     check_writable(out)  # before computing the features
     apply_weights_arguments(args)
@@ -145,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             "covariance": "unbiased (N-1), float64", "warnings": messages,
             "gancompress": gancompress.__version__, "torch": torch.__version__}
     save_statistics(out, mu, sigma, meta, features if args.save_features else None,
-                    overwrite=args.force)
+                    overwrite=args.overwrite)
     print(f"wrote {out}: mu {mu.shape}, sigma {sigma.shape} from {len(features)} images of "
           f"{spec.description}; Inception weights {weights_tag(extractor.weights)}")
     return 0

@@ -1,0 +1,41 @@
+"""`gancompress completion`: a shell completion script, generated from the parser itself (shtab),
+so every command and option, now and later, completes without a hand-kept list.
+
+    gancompress completion bash > ~/.local/share/bash-completion/completions/gancompress
+    gancompress completion zsh > "${fpath[1]}/_gancompress"
+    eval "$(gancompress completion bash)"        # this shell only
+"""
+from __future__ import annotations
+
+import argparse
+
+from gancompress.errors import UserError
+
+SHELLS = ("bash", "zsh")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("completion", help="print a shell completion script (bash, zsh)",
+                       description="Print the completion script of the gancompress command for "
+                                   "a shell; source it, or save it where the shell looks for "
+                                   "completions. Hidden old spellings are not completed.")
+    p.add_argument("shell", choices=SHELLS, help="the shell the script is for")
+    p.set_defaults(func=run)
+
+
+def completion_script(shell: str) -> str:
+    try:
+        import shtab
+    except ImportError:
+        raise UserError("shell completion needs the shtab package (a gancompress dependency): "
+                        "pip install shtab") from None
+    from gancompress.cli import build_parser
+
+    if shell not in SHELLS:
+        raise UserError(f"no completion for {shell!r}; supported: {', '.join(SHELLS)}")
+    return shtab.complete(build_parser(), shell=shell)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(completion_script(args.shell))
+    return 0
