@@ -1,0 +1,445 @@
+"""The incremental engine: records a dense pass, then recomputes only what an edit changed.
+
+No per-architecture twin: the generator's own forward() runs under a TorchFunctionMode that sees
+every torch call. In the dense (recording) pass each call whose inputs derive from the model's
+inputs becomes a *slot*: its output is kept in a cache buffer (spatial maps in a channels-last
+(B*H*W + 1, C) buffer whose last row is zeros, so zero padding is a row index). In an update
+pass the same forward() runs again and each call is matched with its slot; instead of the dense
+op it receives the cached buffers of its inputs with their changed regions and
+    pointwise   gathers the changed pixels of every input, runs the op on them, scatters
+    conv        gathers, for each changed output tile, its input window with its halo, runs the
+                conv with padding 0 on the stack of windows (batched), scatters the tiles
+    conv_t      the same with the transposed conv's input windows, cropped to the tiles
+    index       copies the changed pixels through the op's index map (pad, nearest resize)
+    other       runs densely on the full (always up to date) buffers; the changed pixels are
+                those that differ from the cache (exact), and the op is reported
+Every buffer always holds the full, current activation, so an op that is not understood is
+still correct; it only costs a dense computation.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from gancompress.incremental import ops
+from gancompress.incremental.regions import (
+    Region,
+    conv_mask,
+    conv_transpose_mask,
+    dilate,
+    resize_mask,
+    tile_align,
+    tile_rows,
+    tile_shape,
+    window_rows,
+)
+
+
+class Diverged(Exception):
+    """The forward pass took another path than the recorded one (a dense pass follows)."""
+
+
+class Spatial:
+    """A cached (B, C, H, W) activation in a flat channels-last buffer with a zero row."""
+
+    __slots__ = ("flat", "view", "stamp", "region", "zero_row")
+
+    def __init__(self, tensor: torch.Tensor):
+        b, c, h, w = tensor.shape
+        self.zero_row = b * h * w
+        self.flat = tensor.new_zeros(self.zero_row + 1, c)
+        self.view = self.flat[: self.zero_row].view(b, h, w, c).permute(0, 3, 1, 2)
+        self.view.copy_(tensor)
+        self.stamp = -1
+        self.region: Region | None = None
+
+    @property
+    def key(self) -> tuple[int, int, int, int]:
+        return tuple(self.view.shape)
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        """(1, C, 1, M) view of the given pixels (a one-row image, so per-channel ops apply)."""
+        return self.flat.index_select(0, rows).t().unsqueeze(0).unsqueeze(2)
+
+    def scatter(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """values (1, C, 1, M) or (M, C) written at rows."""
+        if values.dim() == 4:
+            values = values.permute(0, 2, 3, 1).reshape(-1, values.shape[1])
+        self.flat.index_copy_(0, rows, values.to(self.flat.dtype))
+
+
+class Plain:
+    """A cached tensor that is not a spatial map (style codes, AdaIN parameters, sizes)."""
+
+    __slots__ = ("view", "stamp", "changed")
+
+    def __init__(self, tensor: torch.Tensor):
+        self.view = tensor.clone()
+        self.stamp = -1
+        self.changed = False
+
+
+def is_spatial(t: torch.Tensor) -> bool:
+    return t.dim() == 4 and t.is_floating_point() and t.shape[-1] * t.shape[-2] > 1
+
+
+def _leaves(obj: Any) -> list:
+    if isinstance(obj, (tuple, list)):
+        return [x for item in obj for x in _leaves(item)]
+    return [obj]
+
+
+def _rebuild(obj: Any, it) -> Any:
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_rebuild(item, it) for item in obj)
+    return next(it)
+
+
+def _map(obj: Any, fn) -> Any:
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_map(item, fn) for item in obj)
+    return fn(obj)
+
+
+class Slot:
+    __slots__ = ("func", "kind", "outputs", "structure", "index", "stats", "macs")
+
+    def __init__(self, func, kind, outputs, structure, macs):
+        self.func, self.kind, self.outputs, self.structure = func, kind, outputs, structure
+        self.index: torch.Tensor | None = None
+        self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.macs = macs
+
+
+class Engine(TorchFunctionMode):
+    """Records (dense pass) or updates (incremental pass) the calls of one forward()."""
+
+    def __init__(self, mode: str = "fast", block: int = 8, dilation: int = 1,
+                 dense_fraction: float = 0.5, tiles_per_side: int = 16):
+        super().__init__()
+        self.tiles_per_side = tiles_per_side
+        self.fast = mode == "fast"
+        self.block, self.dilation, self.dense_fraction = block, dilation, dense_fraction
+        self.values: dict[int, Spatial | Plain] = {}
+        self.slots: list[Slot] = []
+        self.recording = True
+        self.cursor = 0
+        self.stamp = 0
+        self.input_mask: torch.Tensor | None = None
+        self._bases: dict[tuple[int, int, int], Region] = {}
+        self._mapped: dict[tuple[int, int], Region] = {}
+        self._geometry: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.macs = 0
+        self.dense_ops: dict[str, int] = {}
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def begin(self, recording: bool, inputs: list) -> None:
+        """Start a pass; `inputs` are the cached model inputs (their regions already set)."""
+        self.recording = recording
+        self.cursor = 0
+        self.stamp += 1
+        self.macs = 0
+        self.dense_ops = {}
+        self._bases, self._mapped, self._geometry = {}, {}, {}
+        if recording:
+            self.slots = []
+            self.values = {id(v.view): v for v in inputs}
+        for v in inputs:
+            v.stamp = self.stamp
+
+    def track(self, value: Spatial | Plain) -> torch.Tensor:
+        self.values[id(value.view)] = value
+        return value.view
+
+    def region_of(self, value: Spatial) -> Region:
+        if value.stamp == self.stamp and value.region is not None:
+            return value.region
+        b, _, h, w = value.view.shape
+        key = (b, h, w, -1)
+        if key not in self._bases:
+            self._bases[key] = Region.nothing(b, h, w, value.view.device)
+        return self._bases[key]
+
+    def changed(self, value: Spatial | Plain) -> bool:
+        if isinstance(value, Plain):
+            return value.stamp == self.stamp and value.changed
+        return not self.region_of(value).empty
+
+    def _set(self, value: Spatial, region: Region) -> torch.Tensor:
+        value.stamp, value.region = self.stamp, region
+        return value.view
+
+    def tile(self, h: int, w: int) -> tuple[int, int]:
+        """Tile of an h x w map: `block` at high resolution, smaller on small maps (a tile
+        should stay a small part of its map: at most 1/`tiles_per_side` of its shorter side),
+        so low-resolution layers with many channels recompute only a few pixels."""
+        b = max(1, min(self.block, min(h, w) // self.tiles_per_side))
+        return tile_shape(h, w, b)
+
+    def base(self, b: int, h: int, w: int) -> Region:
+        """Fast mode: the one region of every conv output at h x w (edited input pixels
+        resized, dilated, rounded out to whole tiles)."""
+        key = (b, h, w)
+        if key not in self._bases:
+            mask = dilate(resize_mask(self.input_mask, h, w), self.dilation)
+            self._bases[key] = Region(tile_align(mask, *self.tile(h, w)),
+                                      within_base=True)
+        return self._bases[key]
+
+    # -- dispatch -----------------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tracked = [self.values[id(t)] for t in _leaves(list(args) + list(kwargs.values()))
+                   if isinstance(t, torch.Tensor) and id(t) in self.values]
+        if not tracked:
+            return func(*args, **kwargs)
+        if self.recording:
+            return self._record(func, args, kwargs)
+        slot = self.slots[self.cursor] if self.cursor < len(self.slots) else None
+        if slot is None or slot.func is not func or slot.kind == "other":
+            return self._other(func, args, kwargs, tracked)
+        self.cursor += 1
+        kind = slot.kind
+        if not any(self.changed(v) for v in tracked):
+            return slot.outputs[0].view
+        handler = {"pointwise": self._pointwise, "conv": self._conv, "conv_t": self._conv_t,
+                   "index": self._index}[kind]
+        return handler(slot, func, args, kwargs, tracked)
+
+    def _next(self, func) -> Slot:
+        if self.cursor >= len(self.slots) or self.slots[self.cursor].func is not func:
+            raise Diverged(f"call {self.cursor} is {ops.name_of(func)}, recorded "
+                           f"{ops.name_of(self.slots[self.cursor].func) if self.cursor < len(self.slots) else 'nothing'}")
+        slot = self.slots[self.cursor]
+        self.cursor += 1
+        return slot
+
+    def _record(self, func, args, kwargs):
+        kind = ops.classify(func, args, kwargs, self.fast)
+        if ops.is_inplace(func, args, kwargs):  # never overwrite a cached input buffer
+            args = (args[0].clone(),) + tuple(args[1:]) if isinstance(args[0], torch.Tensor) else args
+        out = func(*args, **kwargs)
+        leaves = _leaves(out)
+        if not any(isinstance(t, torch.Tensor) for t in leaves):
+            return out
+        if kind != "other" and not (isinstance(out, torch.Tensor) and is_spatial(out)):
+            kind = "other"
+        values = [(Spatial(t) if is_spatial(t) else Plain(t)) if isinstance(t, torch.Tensor)
+                  else t for t in leaves]
+        slot = Slot(func, kind, values, out, ops.op_macs(func, args, kwargs, out, kind))
+        self.slots.append(slot)
+        self.macs += slot.macs
+        x = args[0] if args else None
+        if kind == "index":
+            slot.index = ops.index_map(func, args, kwargs, x, x.shape[0] * x.shape[2] * x.shape[3])
+        elif kind == "pointwise" and ops.name_of(func) == "instance_norm":
+            dims = (2, 3)
+            slot.stats = (x.mean(dims), x.var(dims, unbiased=False))
+        tensors = iter([self.track(v) if isinstance(v, (Spatial, Plain)) else v for v in values])
+        return _rebuild(out, tensors)
+
+    # -- handlers -------------------------------------------------------------------------------------
+    def _other(self, func, args, kwargs, tracked):
+        """Dense on the full buffers; the changed pixels are those that differ from the cache."""
+        if self.cursor < len(self.slots) and self.slots[self.cursor].func is func and \
+                not any(self.changed(v) for v in tracked):
+            slot = self._next(func)
+            return _rebuild(slot.structure, iter(v.view if hasattr(v, "view") else v
+                                                 for v in slot.outputs))
+        out = func(*args, **kwargs)
+        leaves = _leaves(out)
+        if not any(isinstance(t, torch.Tensor) for t in leaves):
+            return out
+        slot = self._next(func)
+        name = ops.name_of(func)
+        self.dense_ops[name] = self.dense_ops.get(name, 0) + 1
+        self.macs += slot.macs
+        results = []
+        for value, new in zip(slot.outputs, leaves):
+            if not isinstance(new, torch.Tensor):
+                results.append(new)
+                continue
+            if tuple(new.shape) != tuple(value.view.shape):
+                raise Diverged(f"{name} changed its output shape")
+            if isinstance(value, Spatial):
+                mask = (new != value.view).any(1, keepdim=True)
+                value.view.copy_(new)
+                b, _, h, w = new.shape
+                region = Region(mask)
+                if region.count() == region.pixels:
+                    region = Region.everything(b, h, w, new.device)
+                results.append(self._set(value, region))
+            else:
+                value.changed = not torch.equal(new, value.view)
+                value.stamp = self.stamp
+                value.view.copy_(new)
+                results.append(value.view)
+        return _rebuild(out, iter(results))
+
+    def _pointwise(self, slot, func, args, kwargs, tracked):
+        out = slot.outputs[0]
+        b, c, h, w = out.view.shape
+        region = None
+        for v in tracked:
+            if isinstance(v, Plain) or v.key[0] != b or v.key[2:] != (h, w):
+                if self.changed(v):
+                    region = Region.everything(b, h, w, out.view.device)
+                    break
+                continue
+            r = self.region_of(v)
+            region = r if region is None else region.union(r)
+        if region is None or region.empty:
+            return self._set(out, region or self.region_of(out))
+        name = ops.name_of(func)
+        if region.fraction() >= self.dense_fraction or b > 1 and name == "instance_norm":
+            if name == "instance_norm":  # fast mode: the dense pass's statistics, every pixel
+                res = _cached_instance_norm(slot, args, kwargs, func)
+            else:
+                if ops.is_inplace(func, args, kwargs):
+                    args = (args[0].clone(),) + tuple(args[1:])
+                res = func(*args, **kwargs)
+            out.view.copy_(res)
+            self.macs += slot.macs
+            return self._set(out, region)
+        rows = region.rows()
+
+        def gather(t):
+            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[-2:] != (h, w):
+                return t
+            v = self.values.get(id(t))
+            if isinstance(v, Spatial) and v.key[0] == b:
+                return v.gather(rows)
+            if t.shape[0] == b:  # an untracked map of the same size (a constant)
+                return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).index_select(0, rows) \
+                    .t().unsqueeze(0).unsqueeze(2)
+            return t
+
+        g_args = _map(tuple(args), gather)
+        g_kwargs = {k: _map(v, gather) for k, v in kwargs.items()}
+        if name == "instance_norm":  # fast mode: the dense pass's statistics
+            res = _cached_instance_norm(slot, g_args, g_kwargs, func)
+        else:
+            res = func(*g_args, **g_kwargs)
+        out.scatter(rows, res)
+        self.macs += ops.op_macs(func, g_args, g_kwargs, res, "pointwise")
+        return self._set(out, region)
+
+    def _out_region(self, x: Spatial, out: Spatial, mapper) -> Region:
+        region = self.region_of(x)
+        b, _, h, w = out.view.shape
+        if region.full:
+            return Region.everything(b, h, w, out.view.device)
+        if self.fast:
+            if region.within_base:
+                return self.base(b, h, w)
+            return Region(mapper(region.mask)).union(self.base(b, h, w))
+        return Region(mapper(region.mask))
+
+    def _conv(self, slot, func, args, kwargs, tracked):
+        c = ops.conv_args(args, kwargs, transposed=False)
+        x_val, out = self.values.get(id(c["input"]) if c else -1), slot.outputs[0]
+        if c is None or not isinstance(x_val, Spatial) or id(c["weight"]) in self.values:
+            return self._dense_fallback(slot, func, args, kwargs, tracked)
+        k, s, p, d = c["kernel"], c["stride"], c["padding"], c["dilation"]
+        region = self._out_region(x_val, out, lambda m: conv_mask(m, k, s, p, d))
+        b, cout, ho, wo = out.view.shape
+        bh, bw = self.tile(ho, wo)
+        tiles = region.tiles(bh, bw)
+        if len(tiles) * bh * bw >= self.dense_fraction * b * ho * wo:
+            return self._dense(slot, func, args, kwargs, region)
+        _, cin, hi, wi = x_val.view.shape
+        key = ("conv", id(region), hi, wi, k, s, p, d)
+        if key not in self._geometry:
+            y0 = (tiles[:, 1] * bh).clamp(max=ho - bh) * s[0] - p[0]
+            x0 = (tiles[:, 2] * bw).clamp(max=wo - bw) * s[1] - p[1]
+            ph, pw = (bh - 1) * s[0] + d[0] * (k[0] - 1) + 1, (bw - 1) * s[1] + d[1] * (k[1] - 1) + 1
+            rows_in = window_rows(tiles[:, 0], y0, x0, ph, pw, hi, wi, x_val.zero_row)
+            self._geometry[key] = (rows_in.reshape(-1), tile_rows(tiles, ho, wo, bh, bw).reshape(-1),
+                                   (ph, pw))
+        rows_in, rows_out, (ph, pw) = self._geometry[key]
+        n = len(tiles)
+        windows = x_val.flat.index_select(0, rows_in).view(n, ph, pw, cin).permute(0, 3, 1, 2)
+        res = F.conv2d(windows, c["weight"], c["bias"], s, 0, d, c["groups"])
+        out.scatter(rows_out, res.permute(0, 2, 3, 1).reshape(-1, cout))
+        self.macs += res.numel() * (cin // c["groups"]) * k[0] * k[1]
+        return self._set(out, region)
+
+    def _conv_t(self, slot, func, args, kwargs, tracked):
+        c = ops.conv_args(args, kwargs, transposed=True)
+        x_val, out = self.values.get(id(c["input"]) if c else -1), slot.outputs[0]
+        if c is None or not isinstance(x_val, Spatial) or id(c["weight"]) in self.values:
+            return self._dense_fallback(slot, func, args, kwargs, tracked)
+        k, s, p, d, op = c["kernel"], c["stride"], c["padding"], c["dilation"], c["output_padding"]
+        region = self._out_region(x_val, out, lambda m: conv_transpose_mask(m, k, s, p, op, d))
+        b, cout, ho, wo = out.view.shape
+        bh, bw = self.tile(ho, wo)
+        tiles = region.tiles(bh, bw)
+        if len(tiles) * bh * bw >= self.dense_fraction * b * ho * wo:
+            return self._dense(slot, func, args, kwargs, region)
+        _, cin, hi, wi = x_val.view.shape
+        # input window of an output tile [o0, o0 + bh): inputs i with i*s - p + j*d in the tile
+        ph = -(-(bh - 1 + d[0] * (k[0] - 1)) // s[0]) + 1
+        pw = -(-(bw - 1 + d[1] * (k[1] - 1)) // s[1]) + 1
+        oy = (tiles[:, 1] * bh).clamp(max=ho - bh)
+        ox = (tiles[:, 2] * bw).clamp(max=wo - bw)
+        iy = torch.div(oy + p[0] - d[0] * (k[0] - 1), s[0], rounding_mode="floor")
+        ix = torch.div(ox + p[1] - d[1] * (k[1] - 1), s[1], rounding_mode="floor")
+        ty, tx = oy - iy * s[0] + p[0], ox - ix * s[1] + p[1]  # crop offset in the window output
+        rows_out = tile_rows(tiles, ho, wo, bh, bw)
+        for oy_off, ox_off in torch.unique(torch.stack([ty, tx], 1), dim=0).tolist():
+            sel = ((ty == oy_off) & (tx == ox_off)).nonzero().squeeze(1)
+            rows_in = window_rows(tiles[sel, 0], iy[sel], ix[sel], ph, pw, hi, wi, x_val.zero_row)
+            n = len(sel)
+            windows = x_val.flat.index_select(0, rows_in.reshape(-1)).view(n, ph, pw, cin)
+            res = F.conv_transpose2d(windows.permute(0, 3, 1, 2), c["weight"], c["bias"], s, 0, 0,
+                                     c["groups"], d)
+            if oy_off + bh > res.shape[2] or ox_off + bw > res.shape[3]:
+                return self._dense(slot, func, args, kwargs, region)
+            self.macs += res.numel() * cin * k[0] * k[1]
+            res = res[:, :, oy_off:oy_off + bh, ox_off:ox_off + bw]
+            out.scatter(rows_out[sel].reshape(-1), res.permute(0, 2, 3, 1).reshape(-1, cout))
+        return self._set(out, region)
+
+    def _index(self, slot, func, args, kwargs, tracked):
+        x_val, out = self.values[id(args[0])], slot.outputs[0]
+        region_in = self.region_of(x_val)
+        b, _, h, w = out.view.shape
+        key = (id(region_in), id(slot))
+        if key not in self._mapped:
+            if region_in.full:
+                self._mapped[key] = Region.everything(b, h, w, out.view.device)
+            else:
+                flat = torch.cat([region_in.mask.reshape(-1),
+                                  region_in.mask.new_zeros(1)])
+                self._mapped[key] = Region(flat[slot.index].view(b, 1, h, w),
+                                           within_base=region_in.within_base)
+        region = self._mapped[key]
+        rows = region.rows()
+        out.flat.index_copy_(0, rows, x_val.flat.index_select(0, slot.index[rows]))
+        return self._set(out, region)
+
+    def _dense(self, slot, func, args, kwargs, region: Region):
+        res = func(*args, **kwargs)
+        slot.outputs[0].view.copy_(res)
+        self.macs += slot.macs
+        return self._set(slot.outputs[0], region)
+
+    def _dense_fallback(self, slot, func, args, kwargs, tracked):
+        self.cursor -= 1  # _other matches the slot itself
+        return self._other(func, args, kwargs, tracked)
+
+
+def _cached_instance_norm(slot: Slot, args: tuple, kwargs: dict, func) -> torch.Tensor:
+    named = ops.bound(func, args, kwargs)
+    x = named["input"]
+    mean, var = slot.stats  # (B, C) of the dense pass
+    shape, stats = (1, -1, 1, 1), (mean.shape[0], mean.shape[1], 1, 1)  # gathered rows: B == 1
+    y = (x - mean.reshape(stats)) * torch.rsqrt(var.reshape(stats) + named["eps"])
+    if named.get("weight") is not None:
+        y = y * named["weight"].reshape(shape)
+    if named.get("bias") is not None:
+        y = y + named["bias"].reshape(shape)
+    return y
