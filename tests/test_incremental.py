@@ -244,3 +244,22 @@ def test_brush_stroke_covers_the_fraction():
     for fraction in (0.005, 0.02, 0.1, 0.25):
         covered = brush_stroke(256, 512, fraction, seed=0).float().mean().item()
         assert abs(covered - fraction) < 0.2 * fraction + 0.002
+
+
+def test_profile_edit_cli_prints_the_contract_keys(capsys):
+    import json
+
+    from gancompress.cli import main
+
+    assert main(["profile", "--arch", "spade", "--ngf", "2", "--upsampling", "normal", "--size", "32", "64", "--edit",
+                 "0.05", "--mode", "exact", "--latency", "--runs", "2", "--warmup", "0",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("mode", "changed_fraction", "macs_dense", "macs_incremental", "max_abs_error",
+                "psnr_db", "cache_bytes", "ms_dense", "ms_incremental"):
+        assert key in out, key
+    assert out["mode"] == "exact" and out["max_abs_error"] <= 1e-4
+    assert 0 < out["macs_incremental"] < out["macs_dense"]
+    assert main(["profile", "--arch", "resnet", "--ngf", "4", "--size", "32", "32",
+                 "--edit", "2"]) == 2
+    assert "--edit" in capsys.readouterr().err

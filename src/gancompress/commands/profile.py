@@ -44,6 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "openvino-bf16, openvino-int8")
     p.add_argument("--calib", metavar="DIR", help="calibration images for the int8 backends "
                                                   "(default: synthetic images, speed only)")
+    p.add_argument("--edit", type=float, metavar="FRACTION",
+                   help="incremental inference: apply a synthetic brush-stroke edit covering "
+                        "FRACTION of the family's example input (e.g. 0.02) and report MACs, "
+                        "error and PSNR of the incremental pass against a dense pass (with "
+                        "--latency: ms_dense and ms_incremental, side by side)")
+    p.add_argument("--mode", choices=("exact", "fast"), default="fast",
+                   help="with --edit: exact (equals the dense pass) or fast (SIGE's trade: one "
+                        "region per resolution, cached InstanceNorm statistics; default)")
+    p.add_argument("--realistic", action="store_true",
+                   help="with --edit: start from a bundled photo (or a label map cut from it) "
+                        "instead of the family's random example input")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -65,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         if file_kind(args.model) != "checkpoint":
             return _profile_file(args)
     model = model_from_args(args, device=args.device)
+    if args.edit is not None:
+        return _profile_edit(args, model)
     size = model.input_size(args.size)
     published, true = count_macs_both(model, size)
     result = {"arch": model.arch_name, "conv": model.arch.get("conv"),
@@ -186,3 +199,39 @@ def _measure_backends(args: argparse.Namespace, model, size, backends: list[str]
         result["latency_ms"] = measured["torch"]["median_ms"]
     result.update({k: v for k, v in runtime_conditions(args.device).items()
                    if k in ("threads", "device_name", "torch")})
+
+
+def _profile_edit(args: argparse.Namespace, model) -> int:
+    """`--edit FRACTION`: one incremental pass against a dense pass (gancompress.incremental)."""
+    from gancompress.incremental.measure import edit_input, profile_edit
+
+    if not 0 <= args.edit <= 1:
+        raise UserError(f"--edit is the fraction of the image an edit covers, in 0..1 (e.g. "
+                        f"0.02), got {args.edit}")
+    if args.backends != "torch":
+        raise UserError("--edit measures eager PyTorch (dense and incremental on the same "
+                        "runtime): drop --backends")
+    x0 = edit_input(model, model.input_size(args.size)[-2:], realistic=args.realistic)
+    result = profile_edit(model, x0, args.edit, mode=args.mode, latency=args.latency,
+                          runs=args.runs, warmup=args.warmup)
+    result["arch"] = model.arch_name
+    if args.json:
+        print_json(result)
+        return 0
+    dense, inc = result["macs_dense"], result["macs_incremental"]
+    print(f"incremental   {model.arch_name}, {result['mode']} mode: {result['mode_behaviour']}")
+    print(f"input         {'x'.join(map(str, result['input_size']))}, edit covering "
+          f"{result['changed_fraction']:.2%} of the pixels")
+    print(f"MACs          {format_count(dense)} dense -> {format_count(inc)} incremental "
+          f"({dense / max(inc, 1):.1f}x fewer)")
+    print(f"error         max {result['max_abs_error']:.2e}, PSNR {result['psnr_db']:.1f} dB "
+          f"against the dense pass")
+    print(f"cache         {result['cache_bytes'] / 2**20:.1f} MiB of cached activations")
+    if result["dense_ops"]:
+        ops = ", ".join(f"{k} x{v}" for k, v in result["dense_ops"].items())
+        print(f"dense ops     {ops} (whole-image dependence or not modelled)")
+    if args.latency:
+        print(f"latency       {result['ms_dense']:.2f} ms dense, {result['ms_incremental']:.2f} ms "
+              f"incremental ({result['ms_dense'] / result['ms_incremental']:.2f}x), "
+              f"{result['threads']} threads, eager PyTorch")
+    return 0
