@@ -312,6 +312,43 @@ def test_spade_generator_is_served_in_label_mode(tmp_path, one_thread):
     assert bad.status_code == 400 and "out of range" in bad.json()["error"]
 
 
+def test_incremental_strokes_recompute_what_changed(tmp_path, one_thread):
+    """A stroke preview (incremental=1) recomputes only what changed and says how much; the
+    dense pass at stroke end gives the model's exact output."""
+    from gancompress.data.segmaps import semantic_input
+    from gancompress.models.spade import SpadeGenerator
+
+    torch.manual_seed(0)
+    model = SpadeGenerator(ngf=2, in_channels=5, upsampling="normal").eval()
+    save_generator(model, tmp_path / "gaugan.pth")
+    demo = Demo.open([tmp_path / "gaugan.pth"], size=(64, 64), backend="torch", threads=1,
+                     log=quiet, cache=tmp_path / "cache")
+    client = TestClient(create_app(demo), base_url=BASE)
+    assert client.get("/api/info").json()["models"][0]["incremental"] is True
+    labels = np.zeros((64, 64), np.uint8)
+    labels[8:40, 10:40] = 2
+
+    def post(incremental: str):
+        return client.post(f"/api/run/gaugan?format=rgba&w=64&h=64&incremental={incremental}",
+                           content=labels.tobytes(),
+                           headers={"content-type": "application/x-labels"})
+
+    first = post("1")  # the session's first input: a dense pass that fills its caches
+    assert first.headers["x-incremental"] == "0"
+    labels[50:54, 50:56] = 3  # a small stroke
+    preview = post("1")
+    assert preview.headers["x-incremental"] == "1"
+    assert 0 < float(preview.headers["x-changed"]) < 0.05
+    final = post("0")
+    assert final.headers["x-incremental"] == "0" and float(final.headers["x-dense-ms"]) > 0
+    ids = torch.from_numpy(labels.astype(np.int64))[None]
+    with torch.no_grad():
+        want = to_uint8(model(semantic_input(ids, ids, 4))[0])
+    assert np.abs(_rgb(final, 64, 64).astype(int) - want.astype(int)).max() <= 1
+    assert np.abs(_rgb(preview, 64, 64).astype(int) - want.astype(int)).mean() < 2
+    assert post("2").status_code == 400
+
+
 def test_label_run_folder_serves_at_its_size_with_label_examples(tmp_path, one_thread):
     """A GauGAN compression run: the demo takes the run's 32x64 size (not a square crop) and
     its random examples are held-out label maps, sent as label ids."""

@@ -288,20 +288,38 @@ class DemoModel:
     config: str | None = None
     spec: LabelSpec | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # incremental inference (eager PyTorch, fast mode) for strokes; None for ONNX files
+    incremental: Any = None
+    dense_ms: float | None = None
 
     def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, float]:
         """(output, milliseconds of this model's own inference)."""
         with self.lock:
             start = time.perf_counter()
             out = self.session(batch)
-            return out, (time.perf_counter() - start) * 1e3
+            self.dense_ms = (time.perf_counter() - start) * 1e3
+            return out, self.dense_ms
+
+    def run_incremental(self, batch: torch.Tensor) -> tuple[torch.Tensor, float, dict[str, Any]]:
+        """(output, ms, what ran): only what changed since this model's last incremental input
+        is recomputed (a preview while a stroke is drawn); a dense run without a session."""
+        if self.incremental is None:
+            out, ms = self.run(batch)
+            return out, ms, {"incremental": False, "changed": None}
+        with self.lock:
+            start = time.perf_counter()
+            out = self.incremental(batch.to(next(self.incremental.model.parameters()).device))
+            ms = (time.perf_counter() - start) * 1e3
+        stats = self.incremental.stats
+        return out, ms, {"incremental": not stats["dense"], "changed": stats["changed_fraction"]}
 
     def info(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "file": self.path.name,
                 "backend": self.session.backend, "backend_note": self.session.note,
                 "threads": self.session.threads, "macs": self.macs, "params": self.params,
                 "quality": self.quality, "config": self.config,
-                "in_channels": self.in_channels, "out_channels": self.out_channels}
+                "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "incremental": self.incremental is not None}
 
 
 def _channels(model: torch.nn.Module, spec: LabelSpec | None) -> tuple[int, int]:
@@ -336,8 +354,10 @@ def load_model(key: str, label: str, path: Path, size: tuple[int, int], backend:
     h, w = model.check_size(size)  # the family's size rule (e.g. ResNet: multiples of 4)
     input_size = (1, in_ch, h, w)
     session = make_session(model, path, input_size, backend, cache_dir, threads, log)
+    from gancompress.incremental import IncrementalSession
     return DemoModel(key, label, path, session, in_ch, out_ch, count_macs(model, input_size),
-                     count_params(model), dict(quality or {}), config, spec)
+                     count_params(model), dict(quality or {}), config, spec,
+                     incremental=IncrementalSession(model.eval(), mode="fast"))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

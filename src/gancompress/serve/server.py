@@ -263,8 +263,12 @@ def create_app(demo: Demo, allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK
         fmt = request.query_params.get("format", "png")
         if fmt not in ("png", "rgba"):
             raise RequestError(400, "format is png or rgba")
+        incremental = request.query_params.get("incremental", "0")
+        if incremental not in ("0", "1"):
+            raise RequestError(400, "incremental is 0 (dense) or 1 (recompute what changed)")
         body = await read_body(request)
         kind = media_type(request)
+        ran: dict[str, Any] = {"incremental": False, "changed": None}
 
         def work() -> tuple[bytes, str, float, float]:
             start = time.perf_counter()
@@ -273,7 +277,12 @@ def create_app(demo: Demo, allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK
                                       demo.spec.classes)
             else:
                 source = input_image(body, kind, request.query_params, demo.size, max_pixels)
-            out, ms = model.run(model_input(source, demo, model.in_channels))
+            batch = model_input(source, demo, model.in_channels)
+            if incremental == "1":
+                out, ms, what = model.run_incremental(batch)
+                ran.update(what)
+            else:
+                out, ms = model.run(batch)
             data, media = encode_output(out, fmt)
             return data, media, ms, (time.perf_counter() - start) * 1e3
 
@@ -281,7 +290,10 @@ def create_app(demo: Demo, allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK
         return Response(data, media_type=media, headers={
             "x-inference-ms": f"{ms:.3f}", "x-server-ms": f"{total:.3f}",
             "x-backend": model.session.backend, "x-width": str(demo.size[1]),
-            "x-height": str(demo.size[0]), "cache-control": "no-store"})
+            "x-height": str(demo.size[0]), "cache-control": "no-store",
+            "x-incremental": "1" if ran["incremental"] else "0",
+            "x-changed": "" if ran["changed"] is None else f"{ran['changed']:.5f}",
+            "x-dense-ms": "" if model.dense_ms is None else f"{model.dense_ms:.3f}"})
 
     async def upload(request: Request) -> Response:
         body = await read_body(request)

@@ -222,7 +222,7 @@
   function changed(strokeEnded) {
     const m = mode();
     if (m === "manual") return;
-    if (m === "stroke" && !strokeEnded) return;
+    if (m === "stroke" && !strokeEnded && !$("incremental").checked) return;
     schedule(false);
   }
 
@@ -253,16 +253,24 @@
     for (const key of Object.keys(state.models)) send(state.models[key], force);
   }
 
+  // Incremental inference: while a stroke is drawn, a model that supports it recomputes only
+  // what changed (a preview); when the stroke ends, a dense pass replaces the preview, so what
+  // stays on screen is never approximate.
+  function incremental(model) {
+    return $("incremental").checked && state.drawing && model.info && model.info.incremental;
+  }
+
   async function send(model, force) {
     if (model.busy) { model.pending = model.pending || force; return; }
     const cur = currentInput();
-    if (!force && cur.hash === model.sentHash) return;
+    const inc = incremental(model);
+    if (!force && cur.hash === model.sentHash && (inc || !model.approximate)) return;
     model.busy = true;
     model.sentHash = cur.hash;
     const start = performance.now();
     try {
       const url = "/api/run/" + encodeURIComponent(model.key) + "?format=rgba&w=" + state.width +
-                  "&h=" + state.height;
+                  "&h=" + state.height + "&incremental=" + (inc ? "1" : "0");
       const response = await fetch(url, { method: "POST", body: cur.input.body,
                                            headers: { "Content-Type": cur.input.type } });
       if (!response.ok) throw new Error(await errorText(response));
@@ -278,6 +286,19 @@
       while (model.frames.length && now - model.frames[0] > 1000) model.frames.shift();
       model.count++;
       model.el.querySelector(".server-ms").textContent = serverMs.toFixed(1);
+      const wasIncremental = response.headers.get("X-Incremental") === "1";
+      model.approximate = wasIncremental;
+      const changedArea = response.headers.get("X-Changed");
+      if (wasIncremental) {
+        model.el.querySelector(".inc-ms").textContent = serverMs.toFixed(1);
+        model.el.dataset.incrementalMs = serverMs.toFixed(3);
+      }
+      if (changedArea) {
+        model.el.querySelector(".changed").textContent = (100 * Number(changedArea)).toFixed(2) + " %";
+        model.el.dataset.changed = changedArea;
+      }
+      const denseMs = response.headers.get("X-Dense-Ms");
+      if (denseMs) model.el.querySelector(".dense-ms").textContent = Number(denseMs).toFixed(1);
       model.el.querySelector(".rt-ms").textContent = roundTrip.toFixed(1);
       model.el.querySelector(".fps").textContent = String(model.frames.length);
       model.el.querySelector(".backend").textContent = response.headers.get("X-Backend") || "-";
@@ -295,7 +316,8 @@
     const again = model.pending;
     model.pending = false;
     const m = mode();
-    if (again || m === "live" || (m === "stroke" && !state.drawing)) send(model, again);
+    if (again || m === "live" || (m === "stroke" && !state.drawing) || model.approximate &&
+        !state.drawing) send(model, again);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -571,7 +593,8 @@
       $("pen-color").parentElement.classList.add("hidden");
       $("show-edges").checked = !!info.edges;
       setupPalette(info.palette);
-      $("mode").value = "stroke";  // label maps update on stroke end by default
+      // label maps: dense on stroke end, incremental previews while a stroke is drawn
+      $("mode").value = "stroke";
     }
     if (!info.examples) $("example").classList.add("hidden");
     clearInput();
