@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("starlette", reason="the demo extra is not installed: pip install .[demo]")
@@ -226,3 +227,39 @@ def test_label_mode_paints_indices(browser, tmp_path, label_generator, one_threa
         wait_frames(browser, key, count)
         sky = canvas_pixels(browser, "input-canvas")
         assert (sky[0, 0] == [70, 130, 180]).all()
+
+
+def test_label_painter_runs_live_with_incremental_inference(browser, tmp_path, one_thread):
+    """During a stroke the GauGAN painter updates with incremental previews (changed area and
+    incremental ms on the pane); at stroke end a dense pass replaces the preview."""
+    from gancompress.models.checkpoint import save_generator
+    from gancompress.models.spade import SpadeGenerator
+
+    torch.manual_seed(0)
+    save_generator(SpadeGenerator(ngf=2, in_channels=6, upsampling="normal").eval(),
+                   tmp_path / "gaugan.pth")
+    demo = Demo.open([tmp_path / "gaugan.pth"], size=(64, 128), backend="torch", threads=1,
+                     log=quiet, cache=tmp_path / "cache")
+    with Served(create_app(demo)) as served:
+        browser.get(served.url)
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        key = "gaugan"
+        assert browser.find_element(By.ID, "incremental").is_selected()
+        wait_frames(browser, key, 0)
+        pane = browser.find_element(By.ID, f"pane-{key}")
+        assert pane.get_attribute("data-incremental-ms") is None
+        browser.find_element(By.CSS_SELECTOR, "#swatches .swatch[data-index='2']").click()
+        canvas = browser.find_element(By.ID, "input-canvas")
+        chain = ActionChains(browser, duration=80)  # a slow stroke: several previews
+        chain.move_to_element_with_offset(canvas, -150, -20).click_and_hold()
+        for i in range(24):
+            chain.move_to_element_with_offset(canvas, -150 + 12 * i, -20 + (i % 5) * 4)
+        chain.release().perform()
+        WebDriverWait(browser, 60).until(lambda d: pane.get_attribute("data-incremental-ms"))
+        wait_idle(browser, [key])
+        assert 0 < float(pane.get_attribute("data-changed")) < 0.5
+        assert float(pane.find_element(By.CSS_SELECTOR, ".inc-ms").text) > 0
+        assert float(pane.find_element(By.CSS_SELECTOR, ".dense-ms").text) > 0
+        assert pane.find_element(By.CSS_SELECTOR, ".changed").text.endswith("%")
+        assert pane.get_attribute("data-approximate") == "0"  # the dense pass came last

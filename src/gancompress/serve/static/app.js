@@ -288,6 +288,7 @@
       model.el.querySelector(".server-ms").textContent = serverMs.toFixed(1);
       const wasIncremental = response.headers.get("X-Incremental") === "1";
       model.approximate = wasIncremental;
+      model.el.dataset.approximate = wasIncremental ? "1" : "0";
       const changedArea = response.headers.get("X-Changed");
       if (wasIncremental) {
         model.el.querySelector(".inc-ms").textContent = serverMs.toFixed(1);
