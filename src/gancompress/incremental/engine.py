@@ -47,11 +47,17 @@ class Spatial:
 
     __slots__ = ("flat", "view", "stamp", "region", "zero_row")
 
-    def __init__(self, tensor: torch.Tensor):
+    def __init__(self, tensor: torch.Tensor, reuse: Spatial | Plain | None = None):
+        """A buffer holding `tensor`; `reuse`: a buffer of the previous recording to refill."""
         b, c, h, w = tensor.shape
         self.zero_row = b * h * w
-        self.flat = tensor.new_zeros(self.zero_row + 1, c)
-        self.view = self.flat[: self.zero_row].view(b, h, w, c).permute(0, 3, 1, 2)
+        if isinstance(reuse, Spatial) and reuse.view.shape == tensor.shape and \
+                reuse.flat.dtype == tensor.dtype and reuse.flat.device == tensor.device:
+            self.flat, self.view = reuse.flat, reuse.view
+        else:
+            self.flat = tensor.new_empty(self.zero_row + 1, c)
+            self.flat[self.zero_row].zero_()
+            self.view = self.flat[: self.zero_row].view(b, h, w, c).permute(0, 3, 1, 2)
         self.view.copy_(tensor)
         self.stamp = -1
         self.region: Region | None = None
@@ -125,6 +131,7 @@ class Engine(TorchFunctionMode):
         self.block, self.dilation, self.dense_fraction = block, dilation, dense_fraction
         self.values: dict[int, Spatial | Plain] = {}
         self.slots: list[Slot] = []
+        self._previous: list[Slot] = []
         self.recording = True
         self.cursor = 0
         self.stamp = 0
@@ -144,8 +151,8 @@ class Engine(TorchFunctionMode):
         self.macs = 0
         self.dense_ops = {}
         self._bases, self._mapped, self._geometry = {}, {}, {}
-        if recording:
-            self.slots = []
+        if recording:  # the previous recording's buffers are refilled where shapes match
+            self._previous, self.slots = self.slots, []
             self.values = {id(v.view): v for v in inputs}
         for v in inputs:
             v.stamp = self.stamp
@@ -227,8 +234,10 @@ class Engine(TorchFunctionMode):
             return out
         if kind != "other" and not (isinstance(out, torch.Tensor) and is_spatial(out)):
             kind = "other"
-        values = [(Spatial(t) if is_spatial(t) else Plain(t)) if isinstance(t, torch.Tensor)
-                  else t for t in leaves]
+        old = self._previous[len(self.slots)].outputs if len(self.slots) < len(self._previous) \
+            else []
+        values = [(Spatial(t, old[i] if i < len(old) else None) if is_spatial(t) else Plain(t))
+                  if isinstance(t, torch.Tensor) else t for i, t in enumerate(leaves)]
         slot = Slot(func, kind, values, out, ops.op_macs(func, args, kwargs, out, kind))
         self.slots.append(slot)
         self.macs += slot.macs
@@ -236,8 +245,8 @@ class Engine(TorchFunctionMode):
         if kind == "index":
             slot.index = ops.index_map(func, args, kwargs, x, x.shape[0] * x.shape[2] * x.shape[3])
         elif kind == "pointwise" and ops.name_of(func) == "instance_norm":
-            dims = (2, 3)
-            slot.stats = (x.mean(dims), x.var(dims, unbiased=False))
+            var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False)
+            slot.stats = (mean, var)
         tensors = iter([self.track(v) if isinstance(v, (Spatial, Plain)) else v for v in values])
         return _rebuild(out, tensors)
 

@@ -158,7 +158,9 @@ class IncrementalSession:
         try:
             engine.begin(recording, self.inputs)  # keeps the regions _load gave the inputs
             with torch.no_grad(), engine:
-                return self.model(*[v.view for v in self.inputs])
+                out = self.model(*[v.view for v in self.inputs])
+            engine._previous = []  # buffers the new recording did not refill are freed
+            return out
         except RuntimeError as err:
             if recording:
                 raise UserError(f"this model cannot run incrementally: {err}") from err
