@@ -45,7 +45,7 @@ class Diverged(Exception):
 class Spatial:
     """A cached (B, C, H, W) activation in a flat channels-last buffer with a zero row."""
 
-    __slots__ = ("flat", "view", "stamp", "region", "zero_row")
+    __slots__ = ("flat", "view", "stamp", "region", "zero_row", "nchw")
 
     def __init__(self, tensor: torch.Tensor, reuse: Spatial | Plain | None = None):
         """A buffer holding `tensor`; `reuse`: a buffer of the previous recording to refill."""
@@ -61,6 +61,7 @@ class Spatial:
         self.view.copy_(tensor)
         self.stamp = -1
         self.region: Region | None = None
+        self.nchw: torch.Tensor | None = None  # model inputs: a plain copy, for fast diffs
 
     @property
     def key(self) -> tuple[int, int, int, int]:
@@ -370,9 +371,16 @@ class Engine(TorchFunctionMode):
                                    (ph, pw))
         rows_in, rows_out, (ph, pw) = self._geometry[key]
         n = len(tiles)
-        windows = x_val.flat.index_select(0, rows_in).view(n, ph, pw, cin).permute(0, 3, 1, 2)
-        res = F.conv2d(windows, c["weight"], c["bias"], s, 0, d, c["groups"])
-        out.scatter(rows_out, res.permute(0, 2, 3, 1).reshape(-1, cout))
+        windows = x_val.flat.index_select(0, rows_in).view(n, ph, pw, cin)
+        weight, bias = c["weight"], c["bias"]
+        if bh * bw == 1 and c["groups"] == 1:  # one output pixel per window: a single GEMM
+            rows = windows.permute(0, 3, 1, 2).reshape(n, -1)
+            flat_weight = weight.reshape(cout, -1).t()
+            res = torch.addmm(bias, rows, flat_weight) if bias is not None else rows @ flat_weight
+        else:
+            res = F.conv2d(windows.permute(0, 3, 1, 2), weight, bias, s, 0, d, c["groups"])
+            res = res.permute(0, 2, 3, 1).reshape(-1, cout)
+        out.scatter(rows_out, res)
         self.macs += res.numel() * (cin // c["groups"]) * k[0] * k[1]
         return self._set(out, region)
 

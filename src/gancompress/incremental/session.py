@@ -114,6 +114,9 @@ class IncrementalSession:
         if inputs:
             self.inputs = [Spatial(x.detach()) if is_spatial(x) else Plain(x.detach())
                            for x in inputs]
+            for value in self.inputs:
+                if isinstance(value, Spatial):
+                    value.nchw = value.view.contiguous()
         self.output = self._run(recording=True)
         self.macs_dense = self.engine.macs
         self.area, self.edits = 0.0, 0
@@ -128,12 +131,17 @@ class IncrementalSession:
         for value, x in zip(self.inputs, inputs):
             x = x.detach().to(value.view.device, value.view.dtype)
             if isinstance(value, Spatial):
-                mask = (x != value.view).any(1, keepdim=True)
+                # compared with a plain copy of the last input (same layout: a fast compare);
+                # only the changed pixels are copied into the channels-last buffer
+                x = x.contiguous()
+                mask = (x != value.nchw).any(1, keepdim=True)
                 region = Region(mask, within_base=True)
                 rows = region.rows()
                 if len(rows):
-                    value.scatter(rows, x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
-                                  .index_select(0, rows))
+                    b, c, h, w = x.shape
+                    pick = mask.expand(b, c, h, w)
+                    value.scatter(rows, x.permute(0, 2, 3, 1)[pick.permute(0, 2, 3, 1)].view(-1, c))
+                    value.nchw.copy_(x)
                     any_change = True
                 value.region = region
                 masks.append(mask)
