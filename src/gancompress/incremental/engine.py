@@ -45,7 +45,7 @@ class Diverged(Exception):
 class Spatial:
     """A cached (B, C, H, W) activation in a flat channels-last buffer with a zero row."""
 
-    __slots__ = ("flat", "view", "stamp", "region", "zero_row", "nchw")
+    __slots__ = ("flat", "view", "stamp", "region", "zero_row", "nchw", "gathered")
 
     def __init__(self, tensor: torch.Tensor, reuse: Spatial | Plain | None = None):
         """A buffer holding `tensor`; `reuse`: a buffer of the previous recording to refill."""
@@ -62,6 +62,9 @@ class Spatial:
         self.stamp = -1
         self.region: Region | None = None
         self.nchw: torch.Tensor | None = None  # model inputs: a plain copy, for fast diffs
+        # (region, (M, C) values at region.rows()) written this pass: the next pixel-wise op
+        # on the same region reads them without gathering
+        self.gathered: tuple[Region, torch.Tensor] | None = None
 
     @property
     def key(self) -> tuple[int, int, int, int]:
@@ -71,11 +74,14 @@ class Spatial:
         """(1, C, 1, M) view of the given pixels (a one-row image, so per-channel ops apply)."""
         return self.flat.index_select(0, rows).t().unsqueeze(0).unsqueeze(2)
 
-    def scatter(self, rows: torch.Tensor, values: torch.Tensor) -> None:
-        """values (1, C, 1, M) or (M, C) written at rows."""
+    def scatter(self, rows: torch.Tensor, values: torch.Tensor,
+                region: Region | None = None) -> None:
+        """values (1, C, 1, M) or (M, C) written at rows (= region.rows() when given)."""
         if values.dim() == 4:
             values = values.permute(0, 2, 3, 1).reshape(-1, values.shape[1])
-        self.flat.index_copy_(0, rows, values.to(self.flat.dtype))
+        values = values.to(self.flat.dtype)
+        self.flat.index_copy_(0, rows, values)
+        self.gathered = (region, values) if region is not None else None
 
 
 class Plain:
@@ -187,14 +193,25 @@ class Engine(TorchFunctionMode):
         b = max(1, min(self.block, min(h, w) // self.tiles_per_side))
         return tile_shape(h, w, b)
 
+    def _tile_rows(self, region: Region, tiles: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
+        """Rows of the given tiles of region's map; a fast-mode base region's own rows (so a
+        conv's output tiles are that region's gathered values for the next ops)."""
+        b, h, w = region.shape
+        if region.within_base and region is self._bases.get((b, h, w)):
+            return region.rows()
+        return tile_rows(tiles, h, w, bh, bw).reshape(-1)
+
     def base(self, b: int, h: int, w: int) -> Region:
         """Fast mode: the one region of every conv output at h x w (edited input pixels
         resized, dilated, rounded out to whole tiles)."""
         key = (b, h, w)
         if key not in self._bases:
             mask = dilate(resize_mask(self.input_mask, h, w), self.dilation)
-            self._bases[key] = Region(tile_align(mask, *self.tile(h, w)),
-                                      within_base=True)
+            bh, bw = self.tile(h, w)
+            region = Region(tile_align(mask, bh, bw), within_base=True)
+            # rows in tile order: what a conv on this region writes, in the same order
+            region._rows = tile_rows(region.tiles(bh, bw), h, w, bh, bw).reshape(-1)
+            self._bases[key] = region
         return self._bases[key]
 
     # -- dispatch -----------------------------------------------------------------------------------
@@ -277,6 +294,7 @@ class Engine(TorchFunctionMode):
             if isinstance(value, Spatial):
                 mask = (new != value.view).any(1, keepdim=True)
                 value.view.copy_(new)
+                value.gathered = None
                 b, _, h, w = new.shape
                 region = Region(mask)
                 if region.count() == region.pixels:
@@ -312,6 +330,7 @@ class Engine(TorchFunctionMode):
                     args = (args[0].clone(),) + tuple(args[1:])
                 res = func(*args, **kwargs)
             out.view.copy_(res)
+            out.gathered = None
             self.macs += slot.macs
             return self._set(out, region)
         rows = region.rows()
@@ -321,6 +340,8 @@ class Engine(TorchFunctionMode):
                 return t
             v = self.values.get(id(t))
             if isinstance(v, Spatial) and v.key[0] == b:
+                if v.gathered is not None and v.gathered[0] is region and v.stamp == self.stamp:
+                    return v.gathered[1].t().unsqueeze(0).unsqueeze(2)
                 return v.gather(rows)
             if t.shape[0] == b:  # an untracked map of the same size (a constant)
                 return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).index_select(0, rows) \
@@ -333,7 +354,7 @@ class Engine(TorchFunctionMode):
             res = _cached_instance_norm(slot, g_args, g_kwargs, func)
         else:
             res = func(*g_args, **g_kwargs)
-        out.scatter(rows, res)
+        out.scatter(rows, res, region)
         self.macs += ops.op_macs(func, g_args, g_kwargs, res, "pointwise")
         return self._set(out, region)
 
@@ -367,7 +388,7 @@ class Engine(TorchFunctionMode):
             x0 = (tiles[:, 2] * bw).clamp(max=wo - bw) * s[1] - p[1]
             ph, pw = (bh - 1) * s[0] + d[0] * (k[0] - 1) + 1, (bw - 1) * s[1] + d[1] * (k[1] - 1) + 1
             rows_in = window_rows(tiles[:, 0], y0, x0, ph, pw, hi, wi, x_val.zero_row)
-            self._geometry[key] = (rows_in.reshape(-1), tile_rows(tiles, ho, wo, bh, bw).reshape(-1),
+            self._geometry[key] = (rows_in.reshape(-1), self._tile_rows(region, tiles, bh, bw),
                                    (ph, pw))
         rows_in, rows_out, (ph, pw) = self._geometry[key]
         n = len(tiles)
@@ -380,7 +401,7 @@ class Engine(TorchFunctionMode):
         else:
             res = F.conv2d(windows.permute(0, 3, 1, 2), weight, bias, s, 0, d, c["groups"])
             res = res.permute(0, 2, 3, 1).reshape(-1, cout)
-        out.scatter(rows_out, res)
+        out.scatter(rows_out, res, region if rows_out is region.rows() else None)
         self.macs += res.numel() * (cin // c["groups"]) * k[0] * k[1]
         return self._set(out, region)
 
@@ -436,11 +457,13 @@ class Engine(TorchFunctionMode):
         region = self._mapped[key]
         rows = region.rows()
         out.flat.index_copy_(0, rows, x_val.flat.index_select(0, slot.index[rows]))
+        out.gathered = None
         return self._set(out, region)
 
     def _dense(self, slot, func, args, kwargs, region: Region):
         res = func(*args, **kwargs)
         slot.outputs[0].view.copy_(res)
+        slot.outputs[0].gathered = None
         self.macs += slot.macs
         return self._set(slot.outputs[0], region)
 
