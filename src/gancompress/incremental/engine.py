@@ -369,19 +369,41 @@ class Engine(TorchFunctionMode):
             return Region(mapper(region.mask)).union(self.base(b, h, w))
         return Region(mapper(region.mask))
 
-    def _conv(self, slot, func, args, kwargs, tracked):
-        c = ops.conv_args(args, kwargs, transposed=False)
+    def _conv_plan(self, slot, func, args, kwargs, tracked, transposed: bool):
+        """(conv arguments, input value, output region, changed tiles, tile shape), or the
+        finished result when the layer runs densely (no usable input, or most tiles changed)."""
+        c = ops.conv_args(args, kwargs, transposed=transposed)
         x_val, out = self.values.get(id(c["input"]) if c else -1), slot.outputs[0]
         if c is None or not isinstance(x_val, Spatial) or id(c["weight"]) in self.values:
             return self._dense_fallback(slot, func, args, kwargs, tracked)
-        k, s, p, d = c["kernel"], c["stride"], c["padding"], c["dilation"]
-        region = self._out_region(x_val, out, lambda m: conv_mask(m, k, s, p, d))
-        b, cout, ho, wo = out.view.shape
+        k, s, p, d, op = c["kernel"], c["stride"], c["padding"], c["dilation"], c["output_padding"]
+        region = self._out_region(x_val, out, (lambda m: conv_transpose_mask(m, k, s, p, op, d))
+                                  if transposed else (lambda m: conv_mask(m, k, s, p, d)))
+        b, _, ho, wo = out.view.shape
         bh, bw = self.tile(ho, wo)
         tiles = region.tiles(bh, bw)
         if len(tiles) * bh * bw >= self.dense_fraction * b * ho * wo:
             return self._dense(slot, func, args, kwargs, region)
+        return c, x_val, region, tiles, (bh, bw)
+
+    def _conv(self, slot, func, args, kwargs, tracked):
+        return self._conv_any(slot, func, args, kwargs, tracked, transposed=False)
+
+    def _conv_t(self, slot, func, args, kwargs, tracked):
+        return self._conv_any(slot, func, args, kwargs, tracked, transposed=True)
+
+    def _conv_any(self, slot, func, args, kwargs, tracked, transposed: bool):
+        plan = self._conv_plan(slot, func, args, kwargs, tracked, transposed)
+        if isinstance(plan, torch.Tensor):
+            return plan
+        c, x_val, region, tiles, (bh, bw) = plan
+        out = slot.outputs[0]
+        k, s, p, d = c["kernel"], c["stride"], c["padding"], c["dilation"]
+        _, cout, ho, wo = out.view.shape
         _, cin, hi, wi = x_val.view.shape
+        if transposed:
+            self._transposed_tiles(c, x_val, out, region, tiles, bh, bw)
+            return self._set(out, region)
         key = ("conv", id(region), hi, wi, k, s, p, d)
         if key not in self._geometry:
             y0 = (tiles[:, 1] * bh).clamp(max=ho - bh) * s[0] - p[0]
@@ -405,22 +427,15 @@ class Engine(TorchFunctionMode):
         self.macs += res.numel() * (cin // c["groups"]) * k[0] * k[1]
         return self._set(out, region)
 
-    def _conv_t(self, slot, func, args, kwargs, tracked):
-        c = ops.conv_args(args, kwargs, transposed=True)
-        x_val, out = self.values.get(id(c["input"]) if c else -1), slot.outputs[0]
-        if c is None or not isinstance(x_val, Spatial) or id(c["weight"]) in self.values:
-            return self._dense_fallback(slot, func, args, kwargs, tracked)
-        k, s, p, d, op = c["kernel"], c["stride"], c["padding"], c["dilation"], c["output_padding"]
-        region = self._out_region(x_val, out, lambda m: conv_transpose_mask(m, k, s, p, op, d))
-        b, cout, ho, wo = out.view.shape
-        bh, bw = self.tile(ho, wo)
-        tiles = region.tiles(bh, bw)
-        if len(tiles) * bh * bw >= self.dense_fraction * b * ho * wo:
-            return self._dense(slot, func, args, kwargs, region)
+    def _transposed_tiles(self, c, x_val: Spatial, out: Spatial, region: Region,
+                          tiles: torch.Tensor, bh: int, bw: int) -> None:
+        k, s, p, d = c["kernel"], c["stride"], c["padding"], c["dilation"]
+        _, cout, ho, wo = out.view.shape
         _, cin, hi, wi = x_val.view.shape
-        # input window of an output tile [o0, o0 + bh): inputs i with i*s - p + j*d in the tile
-        ph = -(-(bh - 1 + d[0] * (k[0] - 1)) // s[0]) + 1
-        pw = -(-(bw - 1 + d[1] * (k[1] - 1)) // s[1]) + 1
+        # input window of an output tile [o0, o0 + bh): inputs i with i*s - p + j*d in the tile;
+        # one row more than the span, so the crop below (offset < d*(k-1) + s) always fits
+        ph = -(-(bh - 1 + d[0] * (k[0] - 1) + s[0] - 1) // s[0]) + 1
+        pw = -(-(bw - 1 + d[1] * (k[1] - 1) + s[1] - 1) // s[1]) + 1
         oy = (tiles[:, 1] * bh).clamp(max=ho - bh)
         ox = (tiles[:, 2] * bw).clamp(max=wo - bw)
         iy = torch.div(oy + p[0] - d[0] * (k[0] - 1), s[0], rounding_mode="floor")
@@ -434,12 +449,9 @@ class Engine(TorchFunctionMode):
             windows = x_val.flat.index_select(0, rows_in.reshape(-1)).view(n, ph, pw, cin)
             res = F.conv_transpose2d(windows.permute(0, 3, 1, 2), c["weight"], c["bias"], s, 0, 0,
                                      c["groups"], d)
-            if oy_off + bh > res.shape[2] or ox_off + bw > res.shape[3]:
-                return self._dense(slot, func, args, kwargs, region)
             self.macs += res.numel() * cin * k[0] * k[1]
             res = res[:, :, oy_off:oy_off + bh, ox_off:ox_off + bw]
             out.scatter(rows_out[sel].reshape(-1), res.permute(0, 2, 3, 1).reshape(-1, cout))
-        return self._set(out, region)
 
     def _index(self, slot, func, args, kwargs, tracked):
         x_val, out = self.values[id(args[0])], slot.outputs[0]
