@@ -252,7 +252,7 @@ def test_profile_edit_cli_prints_the_contract_keys(capsys):
     from gancompress.cli import main
 
     assert main(["profile", "--arch", "spade", "--ngf", "2", "--upsampling", "normal", "--size", "32", "64", "--edit",
-                 "0.05", "--mode", "exact", "--latency", "--runs", "2", "--warmup", "0",
+                 "0.05", "--mode", "exact", "--latency", "--latency-runs", "2", "--latency-warmup", "0",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     for key in ("mode", "changed_fraction", "macs_dense", "macs_incremental", "max_abs_error",

@@ -213,7 +213,7 @@ def _profile_edit(args: argparse.Namespace, model) -> int:
                         "runtime): drop --backends")
     x0 = edit_input(model, model.input_size(args.size)[-2:], realistic=args.realistic)
     result = profile_edit(model, x0, args.edit, mode=args.mode, latency=args.latency,
-                          runs=args.runs, warmup=args.warmup)
+                          runs=args.latency_runs, warmup=args.latency_warmup)
     result["arch"] = model.arch_name
     if args.json:
         print_json(result)
