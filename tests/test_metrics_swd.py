@@ -72,13 +72,22 @@ def test_levels_down_to_16_px_and_small_images():
 
 
 def test_wasserstein1_of_unequal_sets_is_exact():
-    a = torch.tensor([[0.0], [1.0]])                      # uniform on {0, 1}
-    b = torch.tensor([[0.0], [0.0], [3.0]])               # 2/3 at 0, 1/3 at 3
+    a = torch.tensor([[0.0, 1.0]])                        # uniform on {0, 1}
+    b = torch.tensor([[0.0, 0.0, 3.0]])                   # 2/3 at 0, 1/3 at 3
     # quantile functions: a = 0 on (0, 1/2], 1 after; b = 0 on (0, 2/3], 3 after
     expected = (2 / 3 - 1 / 2) * 1 + (1 - 2 / 3) * 2
     assert wasserstein1_sorted(a, b).item() == pytest.approx(expected)
-    equal = torch.tensor([[0.0], [2.0]])
+    assert wasserstein1_sorted(b, a).item() == pytest.approx(expected)
+    equal = torch.tensor([[0.0, 2.0]])
     assert wasserstein1_sorted(a, equal).item() == pytest.approx(0.5)  # mean |sorted diff|
+    # against a brute-force W1: the integral of |F_a - F_b| over the line
+    rng = np.random.default_rng(0)
+    x, y = np.sort(rng.normal(size=7)), np.sort(rng.normal(1, 2, size=4))
+    grid = np.linspace(-10, 10, 200001)
+    cdf = [np.searchsorted(v, grid, side="right") / len(v) for v in (x, y)]
+    brute = np.abs(cdf[0] - cdf[1]).sum() * (grid[1] - grid[0])
+    ours = wasserstein1_sorted(torch.from_numpy(x)[None], torch.from_numpy(y)[None]).item()
+    assert ours == pytest.approx(brute, rel=1e-3)
 
 
 def test_identical_sets_score_zero_however_batched():

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from gancompress.errors import UserError
-from gancompress.metrics.swd import stream_seed, wasserstein1_sorted
+from gancompress.metrics.swd import sort_rows, stream_seed, wasserstein1_sorted
 
 # sRGB (D65) -> XYZ, and the D65 reference white (the matrix and white of skimage.color)
 _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
@@ -98,14 +98,22 @@ class ABPixels:
         return torch.cat(self.chunks)
 
 
-def sliced_w1_plane(a: torch.Tensor, b: torch.Tensor, directions: int = 64) -> float:
-    """Sliced W1 between two (N, 2) point sets: mean over `directions` evenly spaced angles in
-    [0, pi) of the W1 of the projections (any set sizes)."""
+def plane_directions(directions: int = 64) -> torch.Tensor:
+    """(2, K) unit vectors at the angles k pi / K, k = 0 .. K-1 (half a turn covers every
+    projection: the opposite direction gives the same W1)."""
     angles = torch.arange(directions, dtype=torch.float64) * (math.pi / directions)
-    dirs = torch.stack([angles.cos(), angles.sin()]).to(a.dtype)  # (2, K)
-    pa = torch.sort(a @ dirs, dim=0).values
-    pb = torch.sort(b @ dirs, dim=0).values
-    return wasserstein1_sorted(pa, pb).mean().item()
+    return torch.stack([angles.cos(), angles.sin()]).float()
+
+
+def sliced_w1_plane(a: torch.Tensor, b: torch.Tensor | None = None, directions: int = 64,
+                    b_sorted: torch.Tensor | None = None) -> float:
+    """Sliced W1 between two (N, 2) point sets: mean over `directions` evenly spaced angles in
+    [0, pi) of the W1 of the projections (any set sizes). `b_sorted`: b's sorted projections
+    (K, Nb), made once by a scorer."""
+    dirs = plane_directions(directions)
+    if b_sorted is None:
+        b_sorted = sort_rows((b.float() @ dirs).T)
+    return wasserstein1_sorted(sort_rows((a.float() @ dirs).T), b_sorted).mean().item()
 
 
 def colour_distance(fake: torch.Tensor | Iterable[torch.Tensor],
@@ -131,13 +139,15 @@ class ColourScorer:
         self.reference = (reference if isinstance(reference, ABPixels)
                           else _collect(reference, settings))
         self.settings = self.reference.settings
-        self._reference_pixels = self.reference.pixels()
+        dirs = plane_directions(self.settings.directions)
+        self._reference_sorted = sort_rows((self.reference.pixels() @ dirs).T)
 
     def score(self, images: torch.Tensor | Iterable[torch.Tensor]) -> float:
         return self.score_pixels(_collect(images, self.settings))
 
     def score_pixels(self, fake: ABPixels) -> float:
-        return sliced_w1_plane(fake.pixels(), self._reference_pixels, self.settings.directions)
+        return sliced_w1_plane(fake.pixels(), directions=self.settings.directions,
+                               b_sorted=self._reference_sorted)
 
     def protocol(self) -> dict[str, Any]:
         return {"metric": "colour: sliced W1 of CIELAB a*b* pixel distributions",

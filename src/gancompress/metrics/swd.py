@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -181,18 +182,24 @@ class PatchDescriptors:
         return out
 
 
+def sort_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each row of a 2-D CPU tensor sorted ascending. numpy's vectorised sort of contiguous rows
+    is tens of times faster than torch.sort here, and sorting is most of the metric's time."""
+    return torch.from_numpy(np.sort(x.detach().cpu().contiguous().numpy(), axis=-1))
+
+
 def wasserstein1_sorted(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(K,) W1 between the empirical distributions of each column of two column-sorted arrays
-    (Na, K) and (Nb, K): the integral of |Qa(u) - Qb(u)| over u in (0, 1)."""
-    na, nb = len(a), len(b)
+    """(K,) W1 between the empirical distributions of each row of two row-sorted arrays
+    (K, Na) and (K, Nb): the integral of |Qa(u) - Qb(u)| over u in (0, 1)."""
+    na, nb = a.shape[-1], b.shape[-1]
     if na == nb:
-        return (a - b).abs().mean(0)
+        return (a - b).abs().mean(-1)
     # breakpoints of both step quantile functions, in integer units of 1 / (na nb)
     ends = torch.unique(torch.cat([torch.arange(1, na + 1) * nb, torch.arange(1, nb + 1) * na]))
     starts = torch.cat([ends.new_zeros(1), ends[:-1]])
     widths = ((ends - starts).double() / (na * nb)).to(a.dtype)
-    diff = (a[starts // nb] - b[starts // na]).abs()
-    return (widths[:, None] * diff).sum(0)
+    diff = (a[:, starts // nb] - b[:, starts // na]).abs()
+    return (diff * widths).sum(-1)
 
 
 def directions(settings: SWDSettings, level: int, dim: int) -> list[torch.Tensor]:
@@ -207,7 +214,8 @@ def directions(settings: SWDSettings, level: int, dim: int) -> list[torch.Tensor
 
 
 def sorted_projections(desc: torch.Tensor, dirs: list[torch.Tensor]) -> list[torch.Tensor]:
-    return [torch.sort(desc @ d, dim=0).values for d in dirs]
+    """(directions, N) sorted projections of (N, D) descriptors, one per matrix of `dirs`."""
+    return [sort_rows((desc @ d).T) for d in dirs]
 
 
 def sliced_wasserstein(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
