@@ -181,6 +181,10 @@ def test_compress_end_to_end_and_resume(workspace, tmp_path):
         expected = (compact_model.eval()(x_test) - y_test).abs().mean().item()
     assert report["models"]["compact"]["test_quality"]["l1"] == pytest.approx(expected, rel=1e-4)
     assert "test L1 to ground truth" in (out / "report" / "report.md").read_text()
+    # the distribution rows and the run's seed (metrics/swd.py, metrics/colour.py)
+    assert report["models"]["compact"]["test_quality"]["swd"] > 0
+    assert report["seed"] == cfg.train.seed and "Seed of the run" in \
+        (out / "report" / "report.md").read_text()
     assert (out / "report" / "grid.png").is_file() and (out / "search" / "pareto.png").is_file()
     held_out = (out / "held_out.txt").read_text().split()
     assert len(held_out) == 4
