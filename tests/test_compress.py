@@ -218,6 +218,16 @@ def test_original_pipeline(workspace, tmp_path):
         1 for line in (out / "search" / "results.jsonl").read_text().splitlines())
 
 
+def test_search_by_a_distribution_metric(workspace, tmp_path):
+    """compress.metric=swd: the search ranks sub-networks by the SWD of their held-out outputs
+    to the ground truth (metrics/swd.py), no downloaded weights needed."""
+    out = tmp_path / "swd"
+    compress(_config(workspace, "compress.metric=swd", "compress.finetune_epochs=0"), out,
+             log=lambda s: None)
+    best = json.loads((out / "search" / "best.json").read_text())
+    assert best["metric"] == "swd-to-target" and best["score"] > 0
+
+
 def test_bad_inputs_fail_before_writing(workspace, tmp_path):
     out = tmp_path / "bad"
     with pytest.raises(UserError, match="below the smallest sub-network"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import sys
 import types
@@ -233,6 +234,8 @@ def test_distribution_scorers_swd_and_colour(supernet):
         assert scorer(config) == pytest.approx(0.0, abs=1e-6)
         assert scorer(SPACE.largest()) == pytest.approx(distance(largest, target), rel=1e-4)
         assert scorer(SPACE.largest()) > 0
+        # search workers are spawned processes: the scorer travels pickled
+        assert pickle.loads(pickle.dumps(scorer))(config) == pytest.approx(0.0, abs=1e-6)
     assert apply_overrides(preset("demo"), {"compress.metric": "swd"}).compress.metric == "swd"
     with pytest.raises(UserError, match="swd or colour"):
         ReconstructionScorer(supernet, SPACE, batches, "ssim")

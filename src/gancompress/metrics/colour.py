@@ -75,7 +75,6 @@ class ABPixels:
         self.settings = settings or ColourSettings()
         self.chunks: list[torch.Tensor] = []
         self.count = 0
-        self._generator = torch.Generator()
 
     @torch.no_grad()
     def update(self, images: torch.Tensor) -> None:
@@ -85,10 +84,11 @@ class ABPixels:
         # float32 pairs: a*b* need no more, and sorting them is twice as fast
         ab = images_to_lab(images.cpu())[:, 1:].flatten(2).transpose(1, 2).float()  # (B, HW, 2)
         n = self.settings.pixels_per_image
+        generator = torch.Generator()  # not kept: scorers travel to search worker processes
         for i, pixels in enumerate(ab):
             if len(pixels) > n:
-                self._generator.manual_seed(stream_seed(self.settings.seed, self.count + i))
-                pixels = pixels[torch.randperm(len(pixels), generator=self._generator)[:n]]
+                generator.manual_seed(stream_seed(self.settings.seed, self.count + i))
+                pixels = pixels[torch.randperm(len(pixels), generator=generator)[:n]]
             self.chunks.append(pixels)
         self.count += len(images)
 

@@ -119,7 +119,6 @@ class PatchDescriptors:
         self.resolutions: list[tuple[int, int]] = []
         self.count = 0
         self._image_size: tuple[int, int] | None = None
-        self._generator = torch.Generator()
 
     @torch.no_grad()
     def update(self, images: torch.Tensor) -> None:
@@ -153,10 +152,11 @@ class PatchDescriptors:
         b, c, h, w = level.shape
         p, n = s.patch_size, s.patches_per_image
         corners = []
+        generator = torch.Generator()  # not kept: scorers travel to search worker processes
         for i in range(b):
-            self._generator.manual_seed(stream_seed(s.seed, index, self.count + i))
-            ys = torch.randint(0, h - p + 1, (n,), generator=self._generator)
-            xs = torch.randint(0, w - p + 1, (n,), generator=self._generator)
+            generator.manual_seed(stream_seed(s.seed, index, self.count + i))
+            ys = torch.randint(0, h - p + 1, (n,), generator=generator)
+            xs = torch.randint(0, w - p + 1, (n,), generator=generator)
             corners.append((ys, xs))
         ys = torch.stack([y for y, _ in corners])                      # (B, n)
         xs = torch.stack([x for _, x in corners])
