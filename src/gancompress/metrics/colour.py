@@ -5,10 +5,11 @@ the reference images, in the a*b* plane of CIELAB (the chromatic plane; lightnes
 
 the sliced Wasserstein-1 distance between the two sets of pixels' (a*, b*) pairs: the W1
 distance of their projections on 64 evenly spaced directions of the plane (angles k pi / 64),
-averaged. Unit: CIELAB a*b* units (1 ~ a just noticeable colour difference); 0 for identical
-colour distributions. Grey outputs cannot win: all their pixels sit at a* = b* = 0, so against
-coloured references they score about the references' mean chroma, however close their pixel
-values are (where L1 and PSNR reward grey, the conditional mean of an unsure colorizer).
+averaged. Unit: CIELAB a*b* units (a just noticeable colour difference is about 2.3); 0 for
+identical colour distributions. Grey outputs cannot win: all their pixels sit at a* = b* = 0, so
+against coloured references they score about 2/pi of the references' mean chroma (the mean
+|cos| over the directions), however close their pixel values are (where L1 and PSNR reward
+grey, the conditional mean of an unsure colorizer).
 
 Pixels: images as uint8 (imaging.to_uint8_tensor), sRGB (IEC 61966-2-1) -> linear -> XYZ -> CIELAB
 with the D65 white point (the conversion of scikit-image's rgb2lab, in torch); up to
