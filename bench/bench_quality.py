@@ -30,20 +30,27 @@ Rows, for each budget (fraction of the teacher's MACs) and seed:
                        the student's convs), no search, from scratch at the scratch-wall epochs
 The row "input as output" scores the grey input itself: on colorization L1 and PSNR reward
 outputs close to grey, and doing nothing scores about as well as the teacher (see the note of
-issue 17); FID / KID would judge colour, but need the Inception weights.
-Metrics on the TEST split against the ground truth: L1 (in [-1, 1] units), PSNR (dB); KID / FID
-are skipped (no Inception weights are bundled; the test split has 40 images, too few for them);
+issue 17); SWD and the colour metric judge the outputs as a distribution, and grey cannot win
+the colour metric.
+Metrics on the TEST split against the ground truth: L1 (in [-1, 1] units), PSNR (dB), SWD x1e3
+(Karras et al. 2018, metrics/swd.py), colour (sliced W1 of CIELAB a*b*, metrics/colour.py); KID
+/ FID are skipped (no Inception weights are bundled; the test split has 40 images, too few);
 MACs at 64x64 (published convention); training seconds (the teacher's not counted for the
 compressed rows: it is shared). Mean and spread (min..max) over seeds.
 Everything goes through the library: `train`, `compress` (Pipeline), `load_generator`; --work
 reuses finished runs (each run folder resumes).
+Written to --work beside results.json: table.txt (the table as printed) and manifest.json (the
+command line, the versions of Python / torch / gancompress / numpy, the seeds, the settings, and
+the SHA-256 of the data folders), so any figure can be rerun.
 Timings on this shared 2-core machine are noisy; the quality numbers are deterministic per seed
 up to thread scheduling.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import platform
 import shutil
 import statistics
 import sys
@@ -58,8 +65,10 @@ from gancompress.compress.pipeline import Pipeline, compress_config
 from gancompress.config import apply_overrides, preset
 from gancompress.data import open_dataset
 from gancompress.data.demo import write_demo_data
+from gancompress.metrics.colour import colour_distance
 from gancompress.metrics.cost import count_macs
 from gancompress.metrics.quality import l1_per_image, psnr_per_image
+from gancompress.metrics.swd import swd
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import load_generator
 from gancompress.training.loop import train
@@ -141,14 +150,47 @@ def test_pairs(paired_root: Path, in_channels: int, out_channels: int
             torch.stack([it["target"] for it in items]))
 
 
+def image_scores(fake: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """L1, PSNR (per image, mean), SWD and colour (the sets) of outputs against the truth."""
+    if fake.shape[1] != target.shape[1]:  # a 1-channel grey input shown as a colour image
+        fake = fake.expand(-1, target.shape[1], -1, -1)
+    return {"l1": l1_per_image(fake, target).mean().item(),
+            "psnr": psnr_per_image(fake, target).mean().item(),
+            "swd": swd(fake, target),
+            "colour": colour_distance(fake, target) if target.shape[1] == 3 else float("nan")}
+
+
 @torch.no_grad()
 def score(path: Path, pairs: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
     model = load_generator(path).eval()
     source, target = pairs
     fake = torch.cat([model(source[i:i + 16]) for i in range(0, len(source), 16)])
-    return {"l1": l1_per_image(fake, target).mean().item(),
-            "psnr": psnr_per_image(fake, target).mean().item(),
+    return {**image_scores(fake, target),
             "macs": float(count_macs(model, (1, source.shape[1], *source.shape[-2:])))}
+
+
+def folder_sha256(root: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under `root`, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def manifest(args: argparse.Namespace, data: dict[str, Path], argv: list[str]) -> dict[str, Any]:
+    """What reruns the table: command, versions, seeds, settings, data hashes."""
+    import numpy
+
+    import gancompress
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    return {"command": [sys.executable, *argv], "python": platform.python_version(),
+            "torch": torch.__version__, "gancompress": gancompress.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform(),
+            "seeds": args.seeds, "data_seed": 0, "settings": settings,
+            "metric_seeds": {"swd": 0, "colour": 0},
+            "data_sha256": {task: folder_sha256(root) for task, root in data.items()},
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _elapsed(run: Path) -> float:
@@ -290,26 +332,33 @@ def _fraction(text: str) -> float:
     return float(num) / float(den) if den else float(text)
 
 
-def summarise(values: list[float]) -> str:
+def summarise(values: list[float], digits: int = 4) -> str:
     if not values:
         return "-"
     mean = statistics.fmean(values)
-    return f"{mean:.4f} ({min(values):.4f}..{max(values):.4f})" if len(values) > 1 else \
-        f"{mean:.4f}"
+    return (f"{mean:.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})"
+            if len(values) > 1 else f"{mean:.{digits}f}")
 
 
 def table(results: dict[str, Any], args: argparse.Namespace) -> str:
     lines = []
     header = (f"{'task':9s} {'budget':6s} {'row':16s} {'L1 test (min..max)':26s} "
-              f"{'PSNR dB':>8s} {'L1/teacher':>10s} {'MACs':>8s} {'train s':>8s}")
+              f"{'PSNR dB':>8s} {'L1/teacher':>10s} {'SWD x1e3 (min..max)':24s} "
+              f"{'colour (min..max)':22s} {'MACs':>8s} {'train s':>8s}")
     lines += [header, "-" * len(header)]
+
+    def spread(runs: list[dict[str, Any]], key: str, width: int) -> str:
+        return f"{summarise([r.get(key, float('nan')) for r in runs], 2):{width}s}"
+
     for task in args.tasks:
         t = results[task]["teacher"]
         lines.append(f"{task:9s} {'1':6s} {'teacher':16s} {t['l1']:<26.4f} {t['psnr']:8.2f} "
-                     f"{1.0:10.3f} {t['macs'] / 1e6:7.1f}M {t['train_s']:8.0f}")
+                     f"{1.0:10.3f} {spread([t], 'swd', 24)} {spread([t], 'colour', 22)} "
+                     f"{t['macs'] / 1e6:7.1f}M {t['train_s']:8.0f}")
         i = results[task]["input"]  # what the metric gives for doing nothing
         lines.append(f"{task:9s} {'-':6s} {'input as output':16s} {i['l1']:<26.4f} "
-                     f"{i['psnr']:8.2f} {i['l1'] / t['l1']:10.3f} {0:7.1f}M {0:8.0f}")
+                     f"{i['psnr']:8.2f} {i['l1'] / t['l1']:10.3f} {spread([i], 'swd', 24)} "
+                     f"{spread([i], 'colour', 22)} {0:7.1f}M {0:8.0f}")
         for budget in args.budgets:
             rows = results[task]["rows"].get(budget, {})
             for name, runs in rows.items():
@@ -318,6 +367,7 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> str:
                     f"{task:9s} {budget:6s} {name:16s} {summarise(l1):26s} "
                     f"{statistics.fmean(r['psnr'] for r in runs):8.2f} "
                     f"{statistics.fmean(l1) / t['l1']:10.3f} "
+                    f"{spread(runs, 'swd', 24)} {spread(runs, 'colour', 22)} "
                     f"{statistics.fmean(r['macs'] for r in runs) / 1e6:7.1f}M "
                     f"{statistics.fmean(r['train_s'] for r in runs):8.0f}")
     return "\n".join(lines)
@@ -338,6 +388,19 @@ def targets(results: dict[str, Any], args: argparse.Namespace, variant: str) -> 
                     other = statistics.fmean(r["l1"] for r in rows[budget][base])
                     line += f"; vs {base} {ours / other:.3f} ({'beats' if ours < other else 'LOSES'})"
             out.append(line)
+            for key in ("swd", "colour"):  # the distribution metrics, judged the same way
+                mine = statistics.fmean(r.get(key, float("nan")) for r in rows[budget][variant])
+                teacher = results[task]["teacher"].get(key, float("nan"))
+                grey = results[task]["input"].get(key, float("nan"))
+                line = (f"{task} {budget} {variant}: {key} {mine:.2f}, teacher {teacher:.2f}, "
+                        f"input-as-output {grey:.2f} "
+                        f"({'beats grey' if mine < grey else 'does NOT beat grey'})")
+                for base in ("scratch-epochs", "scratch-wall"):
+                    if base in rows[budget]:
+                        other = statistics.fmean(r.get(key, float("nan"))
+                                                 for r in rows[budget][base])
+                        line += f"; {base} {other:.2f} ({'beats' if mine < other else 'LOSES'})"
+                out.append(line)
     return out
 
 
@@ -433,21 +496,26 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{task} seed {seed} {budget}: scratch {student_epochs} / {wall_epochs} "
                     f"epochs, uniform {uni_args}")
         source, target = pairs  # the grey input itself, as a colour image, against the truth
-        nothing = {"l1": l1_per_image(source, target).mean().item(),
-                   "psnr": psnr_per_image(source, target).mean().item()}
+        nothing = image_scores(source, target)
         results[task] = {"teacher": t_score, "input": nothing, "rows": rows}
     elapsed = time.perf_counter() - t0
-    print(f"\n=== Quality per MAC on the test split (40 crops of unseen photos), seeds "
-          f"{args.seeds}, {'quick' if args.quick else 'full'} settings: supernet "
-          f"{args.supernet_epochs}, fine-tune {args.finetune_epochs} epochs, space {args.space} "
-          f"===")
-    print(table(results, args))
-    print("KID / FID: skipped (no Inception weights bundled; 40 test images)")
-    for variant in args.variants:
-        for line in targets(results, args, variant):
-            print(line)
-    print(f"bench wall time {elapsed:.0f} s ({args.threads} thread(s), shared machine: noisy)")
+    heading = (f"=== Quality per MAC on the test split (40 crops of unseen photos), seeds "
+               f"{args.seeds}, {'quick' if args.quick else 'full'} settings: supernet "
+               f"{args.supernet_epochs}, fine-tune {args.finetune_epochs} epochs, space "
+               f"{args.space} ===")
+    print()
+    text = "\n".join(
+        [heading, table(results, args),
+         "KID / FID: skipped (no Inception weights bundled; 40 test images)"]
+        + [line for variant in args.variants for line in targets(results, args, variant)]
+        + [f"bench wall time {elapsed:.0f} s ({args.threads} thread(s), shared machine: noisy)"])
+    print(text)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (work / "table.txt").write_text(text + "\n")
+    (work / "manifest.json").write_text(json.dumps(manifest(args, data, list(sys.argv if argv is
+                                                                            None else argv)),
+                                                   indent=2, default=str) + "\n")
+    print(f"table, results and manifest in {work}")
     return 0
 
 

@@ -181,6 +181,10 @@ def test_compress_end_to_end_and_resume(workspace, tmp_path):
         expected = (compact_model.eval()(x_test) - y_test).abs().mean().item()
     assert report["models"]["compact"]["test_quality"]["l1"] == pytest.approx(expected, rel=1e-4)
     assert "test L1 to ground truth" in (out / "report" / "report.md").read_text()
+    # the distribution rows and the run's seed (metrics/swd.py, metrics/colour.py)
+    assert report["models"]["compact"]["test_quality"]["swd"] > 0
+    assert report["seed"] == cfg.train.seed and "Seed of the run" in \
+        (out / "report" / "report.md").read_text()
     assert (out / "report" / "grid.png").is_file() and (out / "search" / "pareto.png").is_file()
     held_out = (out / "held_out.txt").read_text().split()
     assert len(held_out) == 4
@@ -212,6 +216,16 @@ def test_original_pipeline(workspace, tmp_path):
     best = json.loads((out / "search" / "best.json").read_text())
     assert best["method"] == "exhaustive" and best["evaluated"] == sum(
         1 for line in (out / "search" / "results.jsonl").read_text().splitlines())
+
+
+def test_search_by_a_distribution_metric(workspace, tmp_path):
+    """compress.metric=swd: the search ranks sub-networks by the SWD of their held-out outputs
+    to the ground truth (metrics/swd.py), no downloaded weights needed."""
+    out = tmp_path / "swd"
+    compress(_config(workspace, "compress.metric=swd", "compress.finetune_epochs=0"), out,
+             log=lambda s: None)
+    best = json.loads((out / "search" / "best.json").read_text())
+    assert best["metric"] == "swd-to-target" and best["score"] > 0
 
 
 def test_bad_inputs_fail_before_writing(workspace, tmp_path):

@@ -154,3 +154,35 @@ def test_eval_runs_on_the_requested_device(tmp_path, generator_file, capsys):
                  "cuda" if torch.cuda.is_available() else "cpu", "--json", "--load-size", "32"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["metrics"]["macs"]["value"] > 0
+
+
+def test_eval_swd_and_colour_against_the_real_targets(tmp_path, aligned, generator_file, capsys):
+    """No weights needed; the values are those of the library functions on the generated
+    images and the real B images (the reference side, as FID's)."""
+    from gancompress.data.splits import image_batches, open_side
+    from gancompress.metrics.colour import colour_distance
+    from gancompress.metrics.swd import swd
+
+    model_path, model = generator_file
+    args = ["eval", "--model", str(model_path), "--data", str(aligned), "--phase", "val",
+            "--load-size", "32", "--no-progress", "--json"]
+    assert main(args + ["--metrics", "swd,colour,psnr"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    m = result["metrics"]
+    assert set(m) == {"swd", "colour", "psnr"}
+    assert set(m["swd"]["levels"]) == {"32", "16"}
+    assert m["swd"]["protocol"]["settings"]["patches_per_image"] == 128
+    source = torch.cat(list(image_batches(open_side(aligned, "A", ["val"], 32, 3), 8)))
+    target = torch.cat(list(image_batches(open_side(aligned, "B", ["val"], 32, 3), 8)))
+    with torch.no_grad():
+        fake = model(source)
+    assert m["swd"]["value"] == pytest.approx(swd(fake, target), rel=1e-6)
+    assert m["colour"]["value"] == pytest.approx(colour_distance(fake, target), rel=1e-6)
+    assert m["swd"]["value"] > 0 and m["colour"]["value"] > 0
+
+    single = tmp_path / "single"
+    single.mkdir()
+    _image(np.random.default_rng(2), 32, 32).save(single / "a.png")
+    assert main(["eval", "--model", str(model_path), "--data", str(single), "--load-size", "32",
+                 "--no-progress", "--metrics", "swd"]) == 2
+    assert "without targets" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import sys
 import types
@@ -211,6 +212,33 @@ def test_reconstruction_scorer(supernet):
     psnr = ReconstructionScorer(supernet, SPACE, [(source, -target)], "psnr")
     expected = -10 * torch.log10((target ** 2).flatten(1).mean(1)).mean().item()  # ((t+t)/2)^2
     assert psnr.higher_is_better and psnr(config) == pytest.approx(expected, rel=1e-4)
+
+
+def test_distribution_scorers_swd_and_colour(supernet):
+    """compress.metric=swd / colour: the distance between the sub-network's outputs and the
+    references as sets; zero for the sub-network that made the references, lower is better."""
+    from gancompress.config import apply_overrides, preset
+    from gancompress.metrics.colour import colour_distance
+    from gancompress.metrics.swd import swd
+    from gancompress.models.elastic import compact
+
+    source = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    config = [4, 8, 4, 8, 4, 8, 4, 8]
+    with torch.no_grad():
+        target = compact(supernet, SPACE.widths(config)).eval()(source)
+        largest = compact(supernet, SPACE.widths(SPACE.largest())).eval()(source)
+    batches = [(source[:2], target[:2]), (source[2:], target[2:])]
+    for metric, distance in (("swd", swd), ("colour", colour_distance)):
+        scorer = ReconstructionScorer(supernet, SPACE, batches, metric)
+        assert not scorer.higher_is_better and scorer.name == f"{metric}-to-target"
+        assert scorer(config) == pytest.approx(0.0, abs=1e-6)
+        assert scorer(SPACE.largest()) == pytest.approx(distance(largest, target), rel=1e-4)
+        assert scorer(SPACE.largest()) > 0
+        # search workers are spawned processes: the scorer travels pickled
+        assert pickle.loads(pickle.dumps(scorer))(config) == pytest.approx(0.0, abs=1e-6)
+    assert apply_overrides(preset("demo"), {"compress.metric": "swd"}).compress.metric == "swd"
+    with pytest.raises(UserError, match="swd or colour"):
+        ReconstructionScorer(supernet, SPACE, batches, "ssim")
 
 
 def test_latency_budget_uses_latency_model(tmp_path, monkeypatch, supernet):

@@ -254,7 +254,9 @@ class CompressConfig:
                                  runtime=True, minimum=1, maximum=1024)
     metric: str = option("auto", "search score: auto (fid with compress.stats, else l1), l1, "
                          "psnr, fid, kid, miou (Cityscapes label maps: DRN-D-105 segmentation "
-                         "of the outputs)", ("auto", "l1", "psnr", "fid", "kid", "miou"))
+                         "of the outputs), swd, colour (distribution distances to the held-out "
+                         "references, no weights needed)",
+                         ("auto", "l1", "psnr", "fid", "kid", "miou", "swd", "colour"))
     drn_weights: str = option("", "miou: drn-d-105_ms_cityscapes.pth (default: looked up in "
                               "$GANCOMPRESS_WEIGHTS_DIR and the cache)", runtime=True, path=True)
     stats: str = option("", "reference statistics .npz for fid / kid (gancompress stats)",

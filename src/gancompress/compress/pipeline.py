@@ -520,7 +520,8 @@ def report_files(cfg: Config, teacher: ElasticGenerator, compact_path: str | Pat
     compact_model = load_generator(compact_path, device)
     batches, paired = held_out_batches(cfg, held_out, teacher, device=device)
     report, grid = compare(teacher, compact_model, batches, paired, input_size(cfg), device,
-                           meta=meta, test=batches_of_test_split(cfg, teacher, device))
+                           meta={"seed": cfg.train.seed, **(meta or {})},
+                           test=batches_of_test_split(cfg, teacher, device))
     write_report(report, grid, out_dir)
     return report
 

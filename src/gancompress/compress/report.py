@@ -5,7 +5,9 @@
 
 Quality is measured on the held-out slice of the training data that the search used, and on
 the test split when the data has one (never seen by training nor by the search): L1 and PSNR to the ground truth on paired data, to the teacher's output on unpaired
-data; FID/KID when the caller passes distribution scores. MACs follow the published convention
+data, and the distribution distances SWD and colour (metrics/swd.py, metrics/colour.py) between
+the outputs and those references; FID/KID when the caller passes distribution scores. The run's
+seed (meta "seed") is stated. MACs follow the published convention
 (REFERENCE.md sec. 5) at the evaluation size and at the family's reference size (the papers'
 tables); latency is
 batch 1, warm-up then timed runs, with the conditions recorded (gancompress.metrics.cost).
@@ -22,23 +24,55 @@ import torch
 from gancompress.compress.scoring import scoring_inputs
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
+from gancompress.metrics.colour import ColourSettings
 from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
 from gancompress.metrics.quality import psnr_per_image
+from gancompress.metrics.swd import SWDSettings
 
 
 @torch.no_grad()
 def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
-            ) -> dict[str, float]:
-    """Mean L1 (in [-1, 1] units) and PSNR (dB) of `model` against each batch's reference."""
+            ) -> dict[str, float | None]:
+    """Mean L1 (in [-1, 1] units) and PSNR (dB) of `model` against each batch's reference, and
+    the distances between the distributions of its outputs and of the references: SWD x 1e3
+    (metrics/swd.py) and the colour metric (metrics/colour.py; None for non-RGB outputs)."""
+    from gancompress.metrics.colour import ABPixels
+    from gancompress.metrics.swd import PatchDescriptors
+
     model.eval()
     l1 = psnr = 0.0
     n = 0
+    sets: dict[str, tuple[Any, Any]] = {}
     for index, (source, ref) in enumerate(batches):
         fake = model(*scoring_inputs(model, source, index))
         l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
         psnr += psnr_per_image(fake, ref).sum().item()
         n += len(source)
-    return {"l1": l1 / n, "psnr": psnr / n}
+        if not sets:
+            sets["swd"] = (PatchDescriptors(), PatchDescriptors())
+            if fake.shape[1] == 3:
+                sets["colour"] = (ABPixels(), ABPixels())
+        for fakes, refs in sets.values():
+            fakes.update(fake)
+            refs.update(ref)
+    return {"l1": l1 / n, "psnr": psnr / n, **distribution_distances(sets)}
+
+
+def distribution_distances(sets: Mapping[str, tuple[Any, Any]]) -> dict[str, float | None]:
+    """{'swd': ..., 'colour': ... or None} of accumulated (outputs, references) sets."""
+    from gancompress.metrics.colour import ColourScorer
+    from gancompress.metrics.swd import swd_of_descriptors
+
+    out: dict[str, float | None] = {"swd": None, "colour": None}
+    if "swd" in sets:
+        out["swd"] = swd_of_descriptors(*sets["swd"])["swd"]
+    if "colour" in sets:
+        out["colour"] = ColourScorer(sets["colour"][1]).score_pixels(sets["colour"][0])
+    return out
+
+
+# the reference scored against itself (unpaired data: the teacher's output is the reference)
+_ITSELF = {"l1": 0.0, "psnr": None, "swd": 0.0, "colour": 0.0}
 
 
 def profile(model: torch.nn.Module, input_size: Sequence[int], device: str | torch.device = "cpu",
@@ -84,7 +118,7 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
         models["compact"]["quality"] = quality(compact, batches)
     else:
         reference = "teacher output"
-        models["teacher"]["quality"] = {"l1": 0.0, "psnr": None}  # the reference itself
+        models["teacher"]["quality"] = dict(_ITSELF)  # the reference itself
         models["compact"]["quality"] = quality(compact, [(s, t) for (s, _), t in
                                                          zip(batches, teacher_out)])
     if test is not None:
@@ -93,7 +127,7 @@ def compare(teacher: torch.nn.Module, compact: torch.nn.Module,
         report["test_reference"] = "ground truth" if test[1] else "teacher output"
         for who, model in (("teacher", teacher), ("compact", compact)):
             models[who]["test_quality"] = (quality(model, test_list) if test[1] or
-                                           who == "compact" else {"l1": 0.0, "psnr": None})
+                                           who == "compact" else dict(_ITSELF))
     for name, values in (extra_scores or {}).items():
         for who in ("teacher", "compact"):
             if who in values:
@@ -144,18 +178,26 @@ def markdown(report: Mapping[str, Any]) -> str:
         splits.append(("test_quality", "test ", report["test_reference"]))
     for field, prefix, ref in splits:
         for key, label in (("l1", f"{prefix}L1 to {ref} (lower is better)"),
-                           ("psnr", f"{prefix}PSNR to {ref}, dB (higher is better)")):
+                           ("psnr", f"{prefix}PSNR to {ref}, dB (higher is better)"),
+                           ("swd", f"{prefix}SWD x1e3 to {ref} (lower is better)"),
+                           ("colour", f"{prefix}colour distance to {ref}, CIELAB a*b* "
+                                      f"(lower is better)")):
+            if key not in t[field] and key not in c[field]:
+                continue  # a report written before the metric existed
             tv, cv = t[field].get(key), c[field].get(key)
             ratio = f"{cv / tv:.3f}" if tv not in (None, 0.0) else "-"
             lines.append(f"| {label} | {_num(tv)} | {_num(cv)} | {ratio} |")
-    for key in sorted(set(t["quality"]) - {"l1", "psnr"}):
+    for key in sorted(set(t["quality"]) - {"l1", "psnr", "swd", "colour"}):
         tv, cv = t["quality"].get(key), c["quality"].get(key)
         lines.append(f"| {key.upper()} (lower is better) | {_num(tv, 3)} | {_num(cv, 3)} | - |")
     where = (f" and on the {report['test_images']} images of the test split" if "test_images" in
              report else " (the data has no test split)")
     lines += ["", f"Quality on {report['held_out_images']} held-out training images{where}. MACs: published convention (REFERENCE.md sec. 5). Latency: batch 1 at "
               f"{size}, {lat['runs']} runs after {lat['warmup']} warm-up, {lat['device']} "
-              f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}.", "",
+              f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}. "
+              f"SWD: {SWDSettings().describe()}. Colour distance: {ColourSettings().describe()}."
+              + (f" Seed of the run (train.seed): {report['seed']}."
+                 if report.get("seed") is not None else ""), "",
               f"![input | teacher | compact{' | target' if report['paired'] else ''}](grid.png)",
               ""]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Scorers: config -> quality number on a held-out set (L1 / PSNR, FID / KID, mIoU).
+"""Scorers: config -> quality number on a held-out set (L1 / PSNR / SWD / colour, FID / KID,
+mIoU).
 
 Scores are "lower is better" internally; a scorer with higher_is_better (PSNR) is negated only
 for ranking, and stored as measured."""
@@ -59,9 +60,12 @@ def generate(model: torch.nn.Module, sources: Sequence[torch.Tensor]) -> list[to
 class ReconstructionScorer(SubNetworkScorer):
     """Error of a sub-network on a fixed held-out set of (source, reference) batches.
 
-    metric 'l1' (mean absolute error in [-1, 1] units, lower is better) or 'psnr' (dB, higher is
-    better). The reference is the ground truth on paired data, or the teacher's output on unpaired
-    data (distance to the teacher). BatchNorm generators are re-calibrated per sub-network on
+    metric 'l1' (mean absolute error in [-1, 1] units, lower is better), 'psnr' (dB, higher is
+    better), or a distance between the distributions of the outputs and of the references
+    (lower is better, needs no downloaded weights): 'swd' (x 1e3, metrics/swd.py) or 'colour'
+    (CIELAB a*b*, metrics/colour.py; RGB outputs), the references' side made once. The
+    reference is the ground truth on paired data, or the teacher's output on unpaired data
+    (distance to the teacher). BatchNorm generators are re-calibrated per sub-network on
     `calibration` batches first (REFERENCE.md sec. 4).
     """
 
@@ -69,8 +73,9 @@ class ReconstructionScorer(SubNetworkScorer):
                  batches: Sequence[tuple[torch.Tensor, torch.Tensor]], metric: str = "l1",
                  reference: str = "target", calibration: Sequence[torch.Tensor] | None = None,
                  device: str | torch.device = "cpu"):
-        if metric not in ("l1", "psnr"):
-            raise UserError(f"unknown reconstruction metric {metric!r}; use l1 or psnr")
+        if metric not in ("l1", "psnr") + SET_METRICS:
+            raise UserError(f"unknown reconstruction metric {metric!r}; use l1, psnr, swd or "
+                            f"colour")
         if not batches:
             raise UserError("the held-out set for scoring is empty; use more training images or "
                             "a larger held-out fraction")
@@ -80,6 +85,7 @@ class ReconstructionScorer(SubNetworkScorer):
         self.calibration = [c.to(self.device) for c in calibration] if calibration else None
         self.name = f"{metric}-to-{reference}"
         self.higher_is_better = metric == "psnr"
+        self.set_scorer = _set_scorer(metric, [r for _, r in self.batches])
 
     def identity(self) -> dict[str, Any]:
         digest = hashlib.sha256()
@@ -95,17 +101,47 @@ class ReconstructionScorer(SubNetworkScorer):
         was_training = model.training
         model.eval()
         total, count = 0.0, 0
+        outputs = _set_accumulator(self.metric)
         try:
             for index, (source, ref) in enumerate(self.batches):
                 fake = model(*scoring_inputs(model, source, index))
-                if self.metric == "l1":
+                if outputs is not None:
+                    outputs.update(fake)
+                elif self.metric == "l1":
                     total += (fake - ref).abs().flatten(1).mean(1).sum().item()
                 else:
                     total += psnr_per_image(fake, ref).sum().item()
                 count += len(source)
         finally:
             model.train(was_training)
+        if outputs is not None:
+            return (self.set_scorer.score_descriptors(outputs) if self.metric == "swd"
+                    else self.set_scorer.score_pixels(outputs))
         return total / count
+
+
+SET_METRICS = ("swd", "colour")  # distances between the outputs' and the references' sets
+
+
+def _set_accumulator(metric: str) -> Any:
+    if metric == "swd":
+        from gancompress.metrics.swd import PatchDescriptors
+        return PatchDescriptors()
+    if metric == "colour":
+        from gancompress.metrics.colour import ABPixels
+        return ABPixels()
+    return None
+
+
+def _set_scorer(metric: str, references: Sequence[torch.Tensor]) -> Any:
+    """The references' side of a set metric, made once (None for l1 / psnr)."""
+    if metric == "swd":
+        from gancompress.metrics.swd import SWDScorer
+        return SWDScorer(references)
+    if metric == "colour":
+        from gancompress.metrics.colour import ColourScorer
+        return ColourScorer(references)
+    return None
 
 
 class DistributionScorer(SubNetworkScorer):

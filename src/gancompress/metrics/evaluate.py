@@ -1,5 +1,7 @@
 """evaluate(): the papers' numbers for a generator (FID, KID, mIoU, PSNR, MACs, latency), each
-with the protocol that made it (REFERENCE.md sec. 5). `gancompress eval` parses its options
+with the protocol that made it (REFERENCE.md sec. 5), and two distribution distances that need
+no downloaded weights: SWD (metrics/swd.py) and the colour metric (metrics/colour.py), both
+against the real images of the target side, like FID. `gancompress eval` parses its options
 into an `EvalSettings` and calls this; nothing here knows about the command line.
 """
 from __future__ import annotations
@@ -24,8 +26,9 @@ from gancompress.errors import UserError
 from gancompress.weights import weights_tag
 from gancompress.metrics.quality import psnr_uint8
 
-METRICS = ("fid", "kid", "miou", "psnr", "macs", "latency")
-DATA_METRICS = ("fid", "kid", "miou", "psnr")
+METRICS = ("fid", "kid", "miou", "psnr", "swd", "colour", "macs", "latency")
+DATA_METRICS = ("fid", "kid", "miou", "psnr", "swd", "colour")
+SET_METRICS = ("swd", "colour")  # no network: generated vs real target images
 
 
 @dataclass
@@ -155,6 +158,15 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
         raise UserError(f"psnr needs paired data (aligned A|B images); {settings.data} is "
                         f"{spec.mode}")
 
+    wanted_sets = [m for m in SET_METRICS if m in metrics]
+    if wanted_sets and spec.mode == "single":
+        raise UserError(f"{', '.join(wanted_sets)} compare(s) with the real target images, and "
+                        f"{settings.data} is a single folder without targets")
+    if "colour" in metrics and out_channels != 3:
+        raise UserError(f"colour compares RGB colours; this generator makes {out_channels}-channel "
+                        f"images")
+    fake_sets, real_sets = _set_accumulators(wanted_sets), _set_accumulators(wanted_sets)
+
     wants_inception = "fid" in metrics or "kid" in metrics
     extractor = (InceptionExtractor(settings.inception_weights, settings.weights_dir, device,
                                     settings.batch_size) if wants_inception else None)
@@ -206,6 +218,8 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
                                                 for _ in range(len(source))]))
         if extractor is not None:
             fake_features.append(extractor.features_of_batch(fake))
+        for accumulator in fake_sets.values():
+            accumulator.update(fake)
         if miou is not None:
             miou.update(fake, _labels_for(paths, labels, settings.labels))
         if "psnr" in metrics:
@@ -217,18 +231,27 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
         bar.close()
     num = len(spec)
 
+    real_features, real_desc = None, ""
+    if needs_real or real_sets:
+        # one pass over the real target images feeds every metric that needs them
+        ref_phases = parse_phases(settings.ref_phase or settings.phase)
+        ref_spec = open_side(settings.data, target_side, ref_phases, settings.load_size,
+                             out_channels, labels=label_args)
+        batches = _feeding(image_batches(ref_spec, settings.batch_size, settings.workers),
+                           list(real_sets.values()))
+        if needs_real:
+            real_features = extractor(batches, progress=not settings.no_progress,
+                                      total=len(ref_spec), desc="real images")
+        else:
+            for _ in batches:
+                pass
+        real_desc = f"{len(ref_spec)} real images of {ref_spec.description}"
+    if real_sets:
+        _set_metrics(fake_sets, real_sets, real_desc, num, result)
+
     if wants_inception:
         from gancompress.metrics.fid import statistics
         features = np.concatenate(fake_features)
-        real_features, real_desc = None, ""
-        if needs_real:
-            ref_phases = parse_phases(settings.ref_phase or settings.phase)
-            ref_spec = open_side(settings.data, target_side, ref_phases, settings.load_size,
-                                 out_channels, labels=label_args)
-            real_features = extractor(image_batches(ref_spec, settings.batch_size, settings.workers),
-                                      progress=not settings.no_progress, total=len(ref_spec),
-                                      desc="real images")
-            real_desc = f"{len(ref_spec)} real images of {ref_spec.description}"
         if "fid" in metrics:
             if reference is not None:
                 fid_ref, ref_desc = reference, f"statistics file {reference.path}"
@@ -273,6 +296,43 @@ def _data_metrics(model: torch.nn.Module, settings: EvalSettings, metrics: list[
             "summary": f"uint8 generated vs target, 10 log10(255^2 / MSE) per image, mean over "
                        f"{len(psnrs)} images"}
     return first_source
+
+
+def _set_accumulators(names: list[str]) -> dict[str, Any]:
+    from gancompress.metrics.colour import ABPixels
+    from gancompress.metrics.swd import PatchDescriptors
+    makers = {"swd": PatchDescriptors, "colour": ABPixels}
+    return {name: makers[name]() for name in names}
+
+
+def _feeding(batches, accumulators: list[Any]):
+    """The batches, each also fed to the accumulators on its way."""
+    for batch in batches:
+        for accumulator in accumulators:
+            accumulator.update(batch)
+        yield batch
+
+
+def _set_metrics(fake: dict[str, Any], real: dict[str, Any], real_desc: str, num: int,
+                 result: dict[str, Any]) -> None:
+    if "swd" in fake:
+        from gancompress.metrics.swd import SWDScorer
+        scorer = SWDScorer(real["swd"])
+        value = scorer.score_descriptors(fake["swd"])
+        result["metrics"]["swd"] = {
+            "value": value, "levels": scorer.last["levels"], "num_images": num,
+            "protocol": {**scorer.protocol(), "reference": real_desc},
+            "summary": f"{num} generated vs {real_desc}; SWD x1e3 over Laplacian levels "
+                       f"{', '.join(scorer.last['levels'])} (Karras et al. 2018), lower is better"}
+    if "colour" in fake:
+        from gancompress.metrics.colour import ColourScorer
+        scorer = ColourScorer(real["colour"])
+        value = scorer.score_pixels(fake["colour"])
+        result["metrics"]["colour"] = {
+            "value": value, "unit": "CIELAB a*b*", "num_images": num,
+            "protocol": {**scorer.protocol(), "reference": real_desc},
+            "summary": f"{num} generated vs {real_desc}; sliced W1 of the pixels' CIELAB a*b* "
+                       f"(colour distribution), lower is better"}
 
 
 def _labels_for(paths: list[str], labels: dict[str, Path], folder: str) -> torch.Tensor:
