@@ -130,3 +130,45 @@ def test_unreadable_saved_config_is_an_error_naming_the_file():
     with pytest.raises(UserError, match="run/checkpoint.pt.*cannot be read"):
         Config.from_saved({"model": {"no_such_key": 1}}, source="run/checkpoint.pt")
     assert Config.from_saved(None, source="x") == Config()
+
+
+def test_stage_epochs_are_one_mapping_and_the_flat_keys_of_earlier_versions_still_work():
+    cfg = apply_overrides(Config(), ["compress.epochs.supernet=3,4", "compress.epochs.mobile=2+0",
+                                     "compress.finetune_epochs=7",
+                                     "compress.finetune_epochs_decay=0"])
+    assert cfg.compress.epochs == {"mobile": [2, 0], "distill": [5, 15], "supernet": [3, 4],
+                                   "finetune": [7, 0]}
+    assert cfg.get("compress.finetune_epochs") == 7 and cfg.get("compress.epochs.supernet") == [3, 4]
+    assert Config.from_dict(json.loads(cfg.to_json())) == cfg
+    # a compress.json / checkpoint written before compress.epochs: the 8 flat fields
+    old = {"compress": {"mobile_epochs": 1, "mobile_epochs_decay": 2, "distill_epochs": 3,
+                        "distill_epochs_decay": 4, "supernet_epochs": 5,
+                        "supernet_epochs_decay": 6, "finetune_epochs": 0,
+                        "finetune_epochs_decay": 0, "budget": "1/2"}}
+    loaded = Config.from_dict(old)
+    assert loaded.compress.epochs == {"mobile": [1, 2], "distill": [3, 4], "supernet": [5, 6],
+                                      "finetune": [0, 0]}
+    assert loaded.compress.budget == "1/2"
+    # a mapping given whole keeps the stages it does not name
+    merged = Config.from_dict({"compress": {"epochs": {"supernet": [1, 0]}}})
+    assert merged.compress.epochs["supernet"] == [1, 0]
+    assert merged.compress.epochs["finetune"] == Config().compress.epochs["finetune"]
+    assert preset("compress-demo").compress.epochs["supernet"] == [10, 15]
+
+
+@pytest.mark.parametrize("item, message", [
+    ("compress.epochs.supernt=1,2", "unknown config key compress.epochs.supernt"),
+    ("compress.epochs.supernet=10", "expected two integers"),
+    ("compress.epochs.supernet=a,b", "expected two integers"),
+    ("compress.supernet_epochs=nan", "compress.supernet_epochs: expected an integer"),
+])
+def test_bad_stage_epochs_are_refused_at_the_override(item, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(Config(), [item])
+
+
+@pytest.mark.parametrize("item", ["compress.epochs.supernet=-1,2", "compress.supernet_epochs=-1",
+                                  "compress.finetune_epochs_decay=1e20"])
+def test_stage_epochs_out_of_range_are_refused_by_validate(item):
+    with pytest.raises(UserError, match="compress.epochs.* out of range"):
+        validate(apply_overrides(Config(), [item]))

@@ -1,0 +1,54 @@
+"""Run configuration: typed sections, checked `section.field=value` overrides, named presets.
+
+    cfg = preset("pix2pix-edges2shoes-r")          # a published recipe (REFERENCE.md sec. 3)
+    cfg = apply_overrides(cfg, ["train.batch_size=8", "model.generator_args.conv=separable"])
+    cfg.train.lr                                               # typed attribute access
+    Config.from_dict(cfg.to_dict()) == cfg                     # JSON round trip
+
+The package by concern: schema.py (the sections and `Config`), overrides.py (the typed key=value
+engine, validation), legacy.py (keys of earlier versions: saved run folders and checkpoints open
+unchanged), presets.py (named recipes). Everything is importable from here.
+"""
+from __future__ import annotations
+
+from gancompress.config.legacy import LEGACY_DEFAULTS, LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
+from gancompress.config.overrides import (
+    MAX_FLOAT,
+    MAX_INT,
+    absolute_paths,
+    apply_overrides,
+    check_number,
+    describe,
+    diff,
+    field_info,
+    get_key,
+    keys,
+    number_range,
+    set_key,
+    unique_overrides,
+    validate,
+)
+from gancompress.config.presets import PRESETS, Preset, preset, register_preset
+from gancompress.config.schema import (
+    STAGE_EPOCHS,
+    CompressConfig,
+    Config,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    MunitConfig,
+    TrainConfig,
+    epoch_pair,
+    option,
+    section,
+    section_names,
+)
+
+__all__ = [
+    "LEGACY_DEFAULTS", "LEGACY_EPOCH_KEYS", "LEGACY_MODEL_KEYS", "MAX_FLOAT", "MAX_INT",
+    "PRESETS", "STAGE_EPOCHS", "CompressConfig", "Config", "DataConfig", "LossConfig",
+    "ModelConfig", "MunitConfig", "Preset", "TrainConfig", "absolute_paths", "apply_overrides",
+    "check_number", "describe", "diff", "epoch_pair", "field_info", "get_key", "keys",
+    "number_range", "option", "preset", "register_preset", "section", "section_names",
+    "set_key", "unique_overrides", "validate",
+]

@@ -1,0 +1,345 @@
+"""Checked `section.field=value` overrides: key lookup (with suggestions for typos), typed
+conversion of text and JSON values, validation of choices and ranges, and the helpers built on
+them (absolute paths, diffs, the key listing).
+
+    cfg = apply_overrides(cfg, ["train.batch_size=8", "model.generator_args.conv=separable"])
+    cfg = apply_overrides(cfg, ["compress.epochs.supernet=10,30"])   # one entry of a mapping
+
+Unknown keys (in overrides, presets or a JSON file) are UserErrors that name the key and list the
+valid ones: a typo never silently trains the wrong model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import types
+import typing
+from typing import Any
+
+from gancompress.config.legacy import LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
+from gancompress.config.schema import Config, section_names
+from gancompress.errors import UserError
+
+def _fields(sect: str) -> dict[str, dataclasses.Field]:
+    cls = typing.get_type_hints(Config)[sect]
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def keys() -> list[str]:
+    """Every valid dotted key, in declaration order."""
+    return [f"{s}.{name}" for s in section_names() for name in _fields(s)]
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    sect, dot, name = key.partition(".")
+    if dot and sect in section_names() and name in _fields(sect):
+        return sect, name
+    if sect == "model" and name in LEGACY_MODEL_KEYS:
+        return sect, LEGACY_MODEL_KEYS[name][0]
+    if key in LEGACY_EPOCH_KEYS:
+        return "compress", "epochs"
+    head, dot2, _ = name.partition(".")
+    if dot and dot2 and sect in section_names() and head in _fields(sect) and \
+            typing.get_type_hints(typing.get_type_hints(Config)[sect])[head] is dict:
+        return sect, head
+    close = difflib.get_close_matches(key, keys(), n=3, cutoff=0.6)
+    close += [k for k in keys() if name and k.endswith("." + name) and k not in close]
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    if sect in section_names():
+        valid = f"valid keys in section {sect}: {', '.join(_fields(sect))}"
+    else:
+        valid = "valid keys: " + "; ".join(f"{s}.{{{', '.join(_fields(s))}}}"
+                                           for s in section_names())
+    raise UserError(f"unknown config key {key!r}{hint}; {valid}")
+
+
+def field_info(key: str) -> dataclasses.Field:
+    sect, name = _split_key(key)
+    return _fields(sect)[name]
+
+
+def _field_type(key: str) -> Any:
+    sect, name = _split_key(key)
+    cls = typing.get_type_hints(Config)[sect]
+    return typing.get_type_hints(cls)[name]
+
+
+def _convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
+    """Convert `value` (a string from the command line, or a JSON value) to the field type."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if type(None) in options and (value is None or (from_text and str(value).lower() in
+                                                         ("none", "null", ""))):
+            return None
+        for option_type in options:
+            if option_type is type(None):
+                continue
+            try:
+                return _convert(value, option_type, key, from_text)
+            except UserError:
+                continue
+        raise UserError(f"config key {key}: cannot use {value!r} (expected {kind})")
+    if origin is list:
+        (item,) = typing.get_args(kind) or (str,)
+        if from_text and isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise UserError(f"config key {key}: {value!r} is not a JSON list") from None
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key {key}: expected a list, got {value!r}")
+        return [_convert(v, item, key, from_text or isinstance(v, str) and item is not str)
+                for v in value]
+    if kind is dict:
+        if from_text and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise UserError(f"config key {key}: {value!r} is not a JSON object (set one "
+                                f"entry with {key}.NAME=VALUE)") from None
+        if not isinstance(value, dict):
+            raise UserError(f"config key {key}: expected an object, got {value!r}")
+        return dict(value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        raise UserError(f"config key {key}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_text and isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if number is not None and number.is_integer():
+                return int(number)
+        raise UserError(f"config key {key}: expected an integer, got {value!r}")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if from_text and isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if number is not None:
+                return number  # non-finite values are refused by validate, with the range
+        raise UserError(f"config key {key}: expected a number, got {value!r}")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise UserError(f"config key {key}: expected a string, got {value!r}")
+    if isinstance(value, kind):
+        return value
+    raise UserError(f"config key {key}: cannot use {value!r} (expected {kind})")
+
+
+def _sub_key(key: str) -> str | None:
+    """The argument name of a dict-field key: model.generator_args.ngf -> ngf (also for the
+    legacy flat keys: model.ngf -> ngf); None for a plain key."""
+    sect, _, name = key.partition(".")
+    if sect == "model" and name in LEGACY_MODEL_KEYS:
+        return LEGACY_MODEL_KEYS[name][1]
+    head, dot, sub = name.partition(".")
+    return sub if dot else None
+
+
+def _scalar(value: Any, from_text: bool) -> Any:
+    """A dict-field entry: JSON scalars as such, other text kept as a string."""
+    if from_text and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def get_key(cfg: Config, key: str) -> Any:
+    """Value of a dotted key (Config.get)."""
+    if key in LEGACY_EPOCH_KEYS:
+        stage, index = LEGACY_EPOCH_KEYS[key]
+        return cfg.compress.epochs[stage][index]
+    sect, name = _split_key(key)
+    value = getattr(getattr(cfg, sect), name)
+    sub = _sub_key(key)
+    return value.get(sub) if sub is not None else value
+
+
+def _entry(info: dataclasses.Field, key: str, name: str, value: Any, from_text: bool) -> Any:
+    """One entry of a mapping field, checked when the field declares its entries."""
+    allowed = info.metadata.get("entries")
+    if allowed is not None and name not in allowed:
+        raise UserError(f"unknown config key {key}.{name}; valid entries: "
+                        f"{', '.join(f'{key}.{n}' for n in allowed)}")
+    convert = info.metadata.get("entry")
+    return convert(f"{key}.{name}", value, from_text) if convert else _scalar(value, from_text)
+
+
+def set_key(cfg: Config, key: str, value: Any, source: str, from_text: bool) -> None:
+    """Set one dotted key in place (the engine of apply_overrides and Config.from_dict)."""
+    sect, name = _split_key(key)
+    info = _fields(sect)[name]
+    field_key = f"{sect}.{name}"
+    try:
+        if key in LEGACY_EPOCH_KEYS:  # half of one compress.epochs entry
+            stage, index = LEGACY_EPOCH_KEYS[key]
+            pair = list(cfg.compress.epochs[stage])
+            pair[index] = _convert(value, int, key, from_text)
+            cfg.compress.epochs = {**cfg.compress.epochs, stage: pair}
+            return
+        sub = _sub_key(key)
+        if sub is not None:
+            entries = dict(getattr(getattr(cfg, sect), name))
+            entries[sub] = _entry(info, field_key, sub, value, from_text)
+            setattr(getattr(cfg, sect), name, entries)
+            return
+        converted = _convert(value, _field_type(key), key, from_text)
+        if isinstance(converted, dict) and info.metadata.get("entries") is not None:
+            # a mapping with declared entries, given whole: merged, each entry checked
+            entries = dict(getattr(getattr(cfg, sect), name))
+            for entry_name, entry_value in converted.items():
+                entries[entry_name] = _entry(info, field_key, entry_name, entry_value, from_text)
+            converted = entries
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+    setattr(getattr(cfg, sect), name, converted)
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any], source: str = "override"
+                    ) -> Config:
+    """A copy of `cfg` with `["section.field=value", ...]` (strings) or {key: value} applied."""
+    cfg = cfg.copy()
+    if isinstance(overrides, dict):
+        for key, value in overrides.items():
+            set_key(cfg, key, value, source, from_text=isinstance(value, str))
+        return cfg
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"{source} {item!r} is not of the form section.field=value "
+                            f"(e.g. train.batch_size=4)")
+        set_key(cfg, key.strip(), value.strip(), source, from_text=True)
+    return cfg
+
+
+def unique_overrides(overrides: list[str], source: str = "override") -> list[str]:
+    """The overrides a user typed, refusing a key given twice (in a layered list from code the
+    last one wins by design; on a command line it is a typo that must not pass silently)."""
+    seen: dict[str, str] = {}
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in seen:
+            raise UserError(f"{source} key {key} is given twice ({seen[key]!r} and {item!r}); "
+                            f"give it once")
+        seen[key] = item
+    return list(overrides)
+
+
+def validate(cfg: Config) -> Config:
+    """Check choices, minimums and the cross-field rules; returns cfg, raises UserError."""
+    for key in keys():
+        info = field_info(key)
+        value = cfg.get(key)
+        choices = info.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise UserError(f"config key {key} = {value!r} is not one of "
+                            f"{', '.join(map(str, choices))}")
+        check_number(f"config key {key}", value, info.metadata.get("minimum"),
+                     info.metadata.get("maximum"))
+        if isinstance(value, dict):  # constructor arguments: the family checks names and ranges,
+            for name, item in value.items():  # but NaN / inf / absurd sizes never pass
+                for number in item if isinstance(item, list) else [item]:
+                    check_number(f"config key {key}.{name}", number,
+                                 info.metadata.get("minimum"), info.metadata.get("maximum"))
+    data = cfg.data
+    if data.crop_size % 4:
+        raise UserError(f"data.crop_size = {data.crop_size} must be a multiple of 4 (the generator "
+                        f"downsamples twice by 2)")
+    if data.preprocess != "none" and data.crop_size > data.load_size:
+        raise UserError(f"data.crop_size = {data.crop_size} is larger than data.load_size = "
+                        f"{data.load_size}; set data.load_size >= data.crop_size")
+    if cfg.train.epochs + cfg.train.epochs_decay < 1:
+        raise UserError("train.epochs + train.epochs_decay must be at least 1")
+    return cfg
+
+
+# Bounds of numbers whose field declares none: a setting this large is always a mistake (and
+# int(1e20) batch sizes or 1e300 weights otherwise fail deep inside torch).
+MAX_INT = 10**12
+MAX_FLOAT = 1e12
+
+
+def number_range(minimum: float | None, maximum: float | None, integer: bool) -> str:
+    top = maximum if maximum is not None else (MAX_INT if integer else MAX_FLOAT)
+    low = minimum if minimum is not None else -top
+    return f"[{low:g}, {top:g}]" if not integer else f"{int(low)}..{int(top)}"
+
+
+def check_number(what: str, value: Any, minimum: float | None = None,
+                 maximum: float | None = None) -> None:
+    """The one range rule for numbers (config keys, CLI options, budgets): finite and within
+    [minimum, maximum] (default bounds MAX_INT / MAX_FLOAT); UserError naming the range."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    integer = isinstance(value, int)
+    top = maximum if maximum is not None else (MAX_INT if integer else MAX_FLOAT)
+    low = minimum if minimum is not None else -top
+    if not math.isfinite(value) or not low <= value <= top:
+        raise UserError(f"{what} = {value!r} is out of range: allowed "
+                        f"{number_range(minimum, maximum, integer)}")
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """cfg with every path field (option(path=True)) made absolute, so the run folder that
+    records it resumes from any working directory. Non-paths of such fields (``fresh``,
+    ``prune``) and empty values are kept."""
+    import os
+
+    out = cfg.copy()
+    for key in keys():
+        if not field_info(key).metadata.get("path"):
+            continue
+        value = out.get(key)
+        if isinstance(value, str) and value and value not in ("fresh", "prune"):
+            sect, name = _split_key(key)
+            setattr(getattr(out, sect), name, os.path.abspath(os.path.expanduser(value)))
+    return out
+
+
+def diff(a: Config, b: Config, include_runtime: bool = False) -> list[tuple[str, Any, Any]]:
+    """Keys whose values differ: [(key, value in a, value in b)] (runtime keys skipped)."""
+    out = []
+    for key in keys():
+        if not include_runtime and field_info(key).metadata.get("runtime"):
+            continue
+        if a.get(key) != b.get(key):
+            out.append((key, a.get(key), b.get(key)))
+    return out
+
+
+def describe() -> str:
+    """One line per key: name, type, default and help (for `--help`-like listings)."""
+    lines = []
+    defaults = Config()
+    for key in keys():
+        info = field_info(key)
+        choices = info.metadata.get("choices")
+        extra = f" [{'|'.join(map(str, choices))}]" if choices else ""
+        lines.append(f"{key} = {defaults.get(key)!r}{extra}  {info.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
