@@ -138,7 +138,8 @@ def test_stage_epochs_are_one_mapping_and_the_flat_keys_of_earlier_versions_stil
                                      "compress.finetune_epochs_decay=0"])
     assert cfg.compress.epochs == {"mobile": [2, 0], "distill": [5, 15], "supernet": [3, 4],
                                    "finetune": [7, 0]}
-    assert cfg.get("compress.finetune_epochs") == 7 and cfg.get("compress.epochs.supernet") == [3, 4]
+    assert cfg.get("compress.finetune_epochs") == 7
+    assert cfg.get("compress.epochs.supernet") == [3, 4]
     assert Config.from_dict(json.loads(cfg.to_json())) == cfg
     # a compress.json / checkpoint written before compress.epochs: the 8 flat fields
     old = {"compress": {"mobile_epochs": 1, "mobile_epochs_decay": 2, "distill_epochs": 3,

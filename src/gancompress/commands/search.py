@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.compress.pipeline import Pipeline, _device, search_supernet
+    from gancompress.compress.pipeline import Pipeline, search_supernet
+    from gancompress.compress.run import device_for
     from gancompress.compress.supernet import load_supernet
     from gancompress.config import Config, apply_overrides, validate
 
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                         "(one image path per line, relative to the data folder)")
     from gancompress.data.folders import read_file_list
     names = read_file_list(held)
-    device = _device(cfg)
+    device = device_for(cfg)
     teacher = None
     if cfg.compress.teacher:
         from gancompress.compress.tasks import load_teacher
