@@ -173,3 +173,41 @@ def test_bad_stage_epochs_are_refused_at_the_override(item, message):
 def test_stage_epochs_out_of_range_are_refused_by_validate(item):
     with pytest.raises(UserError, match="compress.epochs.* out of range"):
         validate(apply_overrides(Config(), [item]))
+
+
+def test_evolution_settings_are_one_mapping_and_the_flat_keys_still_work():
+    cfg = apply_overrides(Config(), ["compress.generations=2", "compress.evolution.population=6",
+                                     "compress.mutate_prob=0.5"])
+    assert cfg.compress.evolution == {"population": 6, "parents": 25, "mutants": 50,
+                                      "crossovers": 50, "mutate_prob": 0.5, "generations": 2}
+    assert cfg.get("compress.generations") == 2
+    old = Config.from_dict({"compress": {"population": 7, "generations": 3, "mutate_prob": 1}})
+    assert old.compress.evolution["population"] == 7 and old.compress.evolution["generations"] == 3
+    assert old.compress.evolution["mutate_prob"] == 1.0
+    assert isinstance(old.compress.evolution["mutate_prob"], float)
+    with pytest.raises(UserError, match="did you mean compress.evolution.generations"):
+        apply_overrides(Config(), ["compress.generation=2"])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("compress.evolution.mutate_prob=2", "out of range"),
+    ("compress.parents=0", "out of range"),
+    ("compress.population=nan", "expected an integer"),
+    ("compress.generations=1e20", "out of range"),
+    ("compress.evolution.mutate_prob=inf", "out of range"),
+    ("compress.evolution.elitism=1", "unknown config key compress.evolution.elitism"),
+])
+def test_bad_evolution_settings_are_refused(item, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(Config(), [item])
+
+
+def test_validate_checks_mapping_entries_set_from_code():
+    cfg = Config()
+    cfg.compress.evolution["parents"] = 0
+    with pytest.raises(UserError, match="compress.evolution.parents = 0 is out of range"):
+        validate(cfg)
+    cfg = Config()
+    cfg.compress.epochs["supernet"] = [1]
+    with pytest.raises(UserError, match="expected two integers"):
+        validate(cfg)

@@ -58,8 +58,7 @@ def _search_supernet(cfg: Config, supernet_path: str | Path, out_dir: str | Path
     identity = {"supernet_sha256": file_fingerprint(supernet_path),
                 "space": space.to_meta(), "input_size": list(size),
                 **scorer.identity()}
-    settings = EvolutionSettings(c.population, c.parents, c.mutants, c.crossovers,
-                                 c.mutate_prob, c.generations)
+    settings = EvolutionSettings(**c.evolution)
     log(f"[search] {c.search} over {space.name} ({space.size:,} sub-networks), budget "
         f"{budget.describe()}, score {scorer.name} on {len(held_out)} held-out images"
         + (f"; teacher {scorer.name} {teacher_score:.4g}" if teacher_score is not None else ""))

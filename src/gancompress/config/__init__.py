@@ -11,15 +11,22 @@ unchanged), presets.py (named recipes). Everything is importable from here.
 """
 from __future__ import annotations
 
-from gancompress.config.legacy import LEGACY_DEFAULTS, LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
+from gancompress.config.legacy import (
+    LEGACY_DEFAULTS,
+    LEGACY_ENTRY_KEYS,
+    LEGACY_EPOCH_KEYS,
+    LEGACY_MODEL_KEYS,
+)
 from gancompress.config.overrides import (
     MAX_FLOAT,
     MAX_INT,
     absolute_paths,
     apply_overrides,
     check_number,
+    convert,
     describe,
     diff,
+    entry_keys,
     field_info,
     get_key,
     keys,
@@ -30,6 +37,7 @@ from gancompress.config.overrides import (
 )
 from gancompress.config.presets import PRESETS, Preset, preset, register_preset
 from gancompress.config.schema import (
+    EVOLUTION,
     STAGE_EPOCHS,
     CompressConfig,
     Config,
@@ -39,16 +47,17 @@ from gancompress.config.schema import (
     MunitConfig,
     TrainConfig,
     epoch_pair,
+    evolution_entry,
     option,
     section,
     section_names,
 )
 
 __all__ = [
-    "LEGACY_DEFAULTS", "LEGACY_EPOCH_KEYS", "LEGACY_MODEL_KEYS", "MAX_FLOAT", "MAX_INT",
-    "PRESETS", "STAGE_EPOCHS", "CompressConfig", "Config", "DataConfig", "LossConfig",
-    "ModelConfig", "MunitConfig", "Preset", "TrainConfig", "absolute_paths", "apply_overrides",
-    "check_number", "describe", "diff", "epoch_pair", "field_info", "get_key", "keys",
-    "number_range", "option", "preset", "register_preset", "section", "section_names",
-    "set_key", "unique_overrides", "validate",
+    "EVOLUTION", "LEGACY_DEFAULTS", "LEGACY_ENTRY_KEYS", "LEGACY_EPOCH_KEYS", "LEGACY_MODEL_KEYS",
+    "MAX_FLOAT", "MAX_INT", "PRESETS", "STAGE_EPOCHS", "CompressConfig", "Config", "DataConfig",
+    "LossConfig", "ModelConfig", "MunitConfig", "Preset", "TrainConfig", "absolute_paths",
+    "apply_overrides", "check_number", "convert", "describe", "diff", "entry_keys", "epoch_pair",
+    "evolution_entry", "field_info", "get_key", "keys", "number_range", "option", "preset",
+    "register_preset", "section", "section_names", "set_key", "unique_overrides", "validate",
 ]

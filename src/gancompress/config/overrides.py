@@ -18,7 +18,7 @@ import types
 import typing
 from typing import Any
 
-from gancompress.config.legacy import LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
+from gancompress.config.legacy import LEGACY_ENTRY_KEYS, LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
 from gancompress.config.schema import Config, section_names
 from gancompress.errors import UserError
 
@@ -32,6 +32,12 @@ def keys() -> list[str]:
     return [f"{s}.{name}" for s in section_names() for name in _fields(s)]
 
 
+def entry_keys() -> list[str]:
+    """The keys of the entries of mapping fields that declare them (compress.epochs.supernet)."""
+    return [f"{key}.{entry}" for key in keys()
+            for entry in field_info(key).metadata.get("entries") or ()]
+
+
 def _split_key(key: str) -> tuple[str, str]:
     sect, dot, name = key.partition(".")
     if dot and sect in section_names() and name in _fields(sect):
@@ -40,12 +46,15 @@ def _split_key(key: str) -> tuple[str, str]:
         return sect, LEGACY_MODEL_KEYS[name][0]
     if key in LEGACY_EPOCH_KEYS:
         return "compress", "epochs"
+    if key in LEGACY_ENTRY_KEYS:
+        return "compress", LEGACY_ENTRY_KEYS[key][0]
     head, dot2, _ = name.partition(".")
     if dot and dot2 and sect in section_names() and head in _fields(sect) and \
             typing.get_type_hints(typing.get_type_hints(Config)[sect])[head] is dict:
         return sect, head
-    close = difflib.get_close_matches(key, keys(), n=3, cutoff=0.6)
-    close += [k for k in keys() if name and k.endswith("." + name) and k not in close]
+    known = keys() + entry_keys()
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    close += [k for k in known if name and k.endswith("." + name) and k not in close]
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     if sect in section_names():
         valid = f"valid keys in section {sect}: {', '.join(_fields(sect))}"
@@ -66,7 +75,7 @@ def _field_type(key: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
-def _convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
+def convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
     """Convert `value` (a string from the command line, or a JSON value) to the field type."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
@@ -78,7 +87,7 @@ def _convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
             if option_type is type(None):
                 continue
             try:
-                return _convert(value, option_type, key, from_text)
+                return convert(value, option_type, key, from_text)
             except UserError:
                 continue
         raise UserError(f"config key {key}: cannot use {value!r} (expected {kind})")
@@ -95,7 +104,7 @@ def _convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
                 value = [v.strip() for v in text.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise UserError(f"config key {key}: expected a list, got {value!r}")
-        return [_convert(v, item, key, from_text or isinstance(v, str) and item is not str)
+        return [convert(v, item, key, from_text or isinstance(v, str) and item is not str)
                 for v in value]
     if kind is dict:
         if from_text and isinstance(value, str):
@@ -154,6 +163,8 @@ def _sub_key(key: str) -> str | None:
     sect, _, name = key.partition(".")
     if sect == "model" and name in LEGACY_MODEL_KEYS:
         return LEGACY_MODEL_KEYS[name][1]
+    if key in LEGACY_ENTRY_KEYS:
+        return LEGACY_ENTRY_KEYS[key][1]
     head, dot, sub = name.partition(".")
     return sub if dot else None
 
@@ -198,7 +209,7 @@ def set_key(cfg: Config, key: str, value: Any, source: str, from_text: bool) -> 
         if key in LEGACY_EPOCH_KEYS:  # half of one compress.epochs entry
             stage, index = LEGACY_EPOCH_KEYS[key]
             pair = list(cfg.compress.epochs[stage])
-            pair[index] = _convert(value, int, key, from_text)
+            pair[index] = convert(value, int, key, from_text)
             cfg.compress.epochs = {**cfg.compress.epochs, stage: pair}
             return
         sub = _sub_key(key)
@@ -207,7 +218,7 @@ def set_key(cfg: Config, key: str, value: Any, source: str, from_text: bool) -> 
             entries[sub] = _entry(info, field_key, sub, value, from_text)
             setattr(getattr(cfg, sect), name, entries)
             return
-        converted = _convert(value, _field_type(key), key, from_text)
+        converted = convert(value, _field_type(key), key, from_text)
         if isinstance(converted, dict) and info.metadata.get("entries") is not None:
             # a mapping with declared entries, given whole: merged, each entry checked
             entries = dict(getattr(getattr(cfg, sect), name))
@@ -260,6 +271,10 @@ def validate(cfg: Config) -> Config:
                             f"{', '.join(map(str, choices))}")
         check_number(f"config key {key}", value, info.metadata.get("minimum"),
                      info.metadata.get("maximum"))
+        entry = info.metadata.get("entry")
+        if entry is not None:  # a mapping with typed entries (also when set from code)
+            for name, item in value.items():
+                _entry(info, key, name, item, False)
         if isinstance(value, dict):  # constructor arguments: the family checks names and ranges,
             for name, item in value.items():  # but NaN / inf / absurd sizes never pass
                 for number in item if isinstance(item, list) else [item]:

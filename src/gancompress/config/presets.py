@@ -234,8 +234,8 @@ register_preset("compress-gaugan-demo", "compress the gaugan-demo teacher to 1/3
                     "loss.lambda_recon": 10.0,
                     "compress.epochs.supernet": [10, 10],
                     "compress.epochs.finetune": [5, 5],
-                    "compress.population": 30, "compress.parents": 8, "compress.mutants": 15,
-                    "compress.crossovers": 15, "compress.generations": 10,
+                    "compress.evolution": {"population": 30, "parents": 8, "mutants": 15,
+                                           "crossovers": 15, "generations": 10},
                     "train.batch_size": 4, "train.checkpoint_every": 200,
                     "train.eval_every": 200, "train.log_every": 20})
 # MUNIT edges2shoes-r (REFERENCE-FAMILIES.md sec. 6.4, scripts/munit/edges2shoes-r_fast): supernet
@@ -267,8 +267,8 @@ register_preset("compress-munit-demo", "compress the munit-demo teacher to 1/5 o
                     "loss.lambda_recon": 10.0, "compress.lambda_gan": 1.0,
                     "munit.lr_step": 600, "compress.epochs.supernet": [4, 0],
                     "compress.epochs.finetune": [0, 0],
-                    "compress.population": 50, "compress.parents": 12, "compress.mutants": 25,
-                    "compress.crossovers": 25, "compress.generations": 10,
+                    "compress.evolution": {"population": 50, "parents": 12, "mutants": 25,
+                                           "crossovers": 25, "generations": 10},
                     "train.batch_size": 1, "train.checkpoint_every": 500, "train.eval_every": 500,
                     "train.log_every": 50})
 # Demo (bench/bench_compress.py measures it): the `demo` teacher (ngf 24, 6 blocks, 64 px) at 1/10
@@ -287,7 +287,7 @@ register_preset("compress-demo", "compress the demo teacher to 1/10 of its MACs 
                     "compress.lambda_output": 1.0,
                     "compress.epochs.supernet": [10, 15],
                     "compress.epochs.finetune": [15, 15],
-                    "compress.population": 50, "compress.parents": 12, "compress.mutants": 25,
-                    "compress.crossovers": 25, "compress.generations": 10,
+                    "compress.evolution": {"population": 50, "parents": 12, "mutants": 25,
+                                           "crossovers": 25, "generations": 10},
                     "train.batch_size": 4, "train.checkpoint_every": 500, "train.eval_every": 500,
                     "train.log_every": 50})

@@ -205,10 +205,28 @@ def epoch_pair(key: str, value: Any, from_text: bool) -> list[int]:
                     f"of lr decay), e.g. 10,30; got {given!r}")
 
 
+# Evolution search settings: name -> (default, minimum, maximum); the published defaults
+# (Fast GAN Compression; REFERENCE.md sec. 3) except generations.
+EVOLUTION: dict[str, tuple[Any, float, float | None]] = {
+    "population": (100, 1, None), "parents": (25, 1, None), "mutants": (50, 0, None),
+    "crossovers": (50, 0, None), "mutate_prob": (0.2, 0.0, 1.0), "generations": (500, 1, None)}
+
+
+def evolution_entry(key: str, value: Any, from_text: bool) -> int | float:
+    """One entry of compress.evolution, of its default's type and within its range."""
+    from gancompress.config.overrides import check_number, convert
+
+    default, minimum, maximum = EVOLUTION[key.rsplit(".", 1)[1]]
+    number = convert(value, type(default), key, from_text)
+    check_number(f"config key {key}", number, minimum, maximum)
+    return number
+
+
 @dataclass
 class CompressConfig:
-    """Compression (gancompress.compress.pipeline / compress_tasks; REFERENCE.md sec. 1-3): distillation,
-    once-for-all supernet, search, fine-tune. The pipeline sets the paths per stage."""
+    """Compression (gancompress.compress.pipeline, compress/tasks.py; REFERENCE.md sec. 1-3):
+    distillation, once-for-all supernet, search, fine-tune. The pipeline sets the paths per
+    stage. The per-stage epochs and the evolution settings are one mapping each."""
     teacher: str = option("", "teacher generator checkpoint (set by --teacher)", path=True)
     pipeline: str = option("fast", "fast: supernet distilled from the teacher (Fast GAN "
                            "Compression); original: mobile teacher -> pruned, pre-distilled "
@@ -262,13 +280,13 @@ class CompressConfig:
                                   "latency model is measured on it", ("torch", "onnxruntime",
                                                                       "openvino"))
     search: str = option("evolution", "search method", ("evolution", "exhaustive"))
-    population: int = option(100, "evolution: population", minimum=1)
-    parents: int = option(25, "evolution: parents kept per generation", minimum=1)
-    mutants: int = option(50, "evolution: mutants per generation", minimum=0)
-    crossovers: int = option(50, "evolution: crossovers per generation", minimum=0)
-    mutate_prob: float = option(0.2, "evolution: probability to redraw each position", minimum=0.0,
-                                maximum=1.0)
-    generations: int = option(500, "evolution: generations", minimum=1)
+    # One mapping instead of 6 flat fields (compress.population=... etc. still load and
+    # override: config/legacy.py).
+    evolution: dict = option(
+        {name: default for name, (default, _, _) in EVOLUTION.items()},
+        "evolution search: population, parents (kept per generation), mutants and crossovers "
+        "(per generation), mutate_prob (to redraw each position), generations; e.g. "
+        "compress.evolution.generations=20", entries=tuple(EVOLUTION), entry=evolution_entry)
     search_workers: int = option(1, "local processes scoring each generation's candidates in "
                                  "parallel (under torchrun every rank scores instead)",
                                  runtime=True, minimum=1, maximum=1024)
