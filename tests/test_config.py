@@ -211,3 +211,7 @@ def test_validate_checks_mapping_entries_set_from_code():
     cfg.compress.epochs["supernet"] = [1]
     with pytest.raises(UserError, match="expected two integers"):
         validate(cfg)
+    cfg = Config()
+    cfg.compress.epochs = {"supernet": [1, 0]}
+    with pytest.raises(UserError, match="compress.epochs lacks mobile, distill, finetune"):
+        validate(cfg)

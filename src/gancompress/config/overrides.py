@@ -196,8 +196,8 @@ def _entry(info: dataclasses.Field, key: str, name: str, value: Any, from_text: 
     if allowed is not None and name not in allowed:
         raise UserError(f"unknown config key {key}.{name}; valid entries: "
                         f"{', '.join(f'{key}.{n}' for n in allowed)}")
-    convert = info.metadata.get("entry")
-    return convert(f"{key}.{name}", value, from_text) if convert else _scalar(value, from_text)
+    check = info.metadata.get("entry")
+    return check(f"{key}.{name}", value, from_text) if check else _scalar(value, from_text)
 
 
 def set_key(cfg: Config, key: str, value: Any, source: str, from_text: bool) -> None:
@@ -271,8 +271,10 @@ def validate(cfg: Config) -> Config:
                             f"{', '.join(map(str, choices))}")
         check_number(f"config key {key}", value, info.metadata.get("minimum"),
                      info.metadata.get("maximum"))
-        entry = info.metadata.get("entry")
-        if entry is not None:  # a mapping with typed entries (also when set from code)
+        if info.metadata.get("entry") is not None:  # typed entries (also when set from code)
+            missing = [n for n in info.metadata.get("entries") or () if n not in value]
+            if missing:
+                raise UserError(f"config key {key} lacks {', '.join(missing)}")
             for name, item in value.items():
                 _entry(info, key, name, item, False)
         if isinstance(value, dict):  # constructor arguments: the family checks names and ranges,
