@@ -215,3 +215,12 @@ def test_validate_checks_mapping_entries_set_from_code():
     cfg.compress.epochs = {"supernet": [1, 0]}
     with pytest.raises(UserError, match="compress.epochs lacks mobile, distill, finetune"):
         validate(cfg)
+
+
+def test_config_has_one_field_per_section_in_order():
+    """The key engine (overrides.py) reads SECTIONS, Config (schema.py) declares the fields."""
+    import dataclasses
+
+    from gancompress.config import SECTIONS
+    assert [(f.name, f.type) for f in dataclasses.fields(Config)] == [
+        (name, cls.__name__) for name, cls in SECTIONS.items()]

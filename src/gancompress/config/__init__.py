@@ -5,9 +5,10 @@
     cfg.train.lr                                               # typed attribute access
     Config.from_dict(cfg.to_dict()) == cfg                     # JSON round trip
 
-The package by concern: schema.py (the sections and `Config`), overrides.py (the typed key=value
-engine, validation), legacy.py (keys of earlier versions: saved run folders and checkpoints open
-unchanged), presets.py (named recipes). Everything is importable from here.
+The package by concern, bottom up: values.py (typed values, the range rule), sections.py (one
+dataclass per concern), legacy.py (keys of earlier versions: saved run folders and checkpoints
+open unchanged), overrides.py (the checked key=value engine, validation), schema.py (`Config`),
+presets.py (named recipes). Everything is importable from here.
 """
 from __future__ import annotations
 
@@ -18,29 +19,26 @@ from gancompress.config.legacy import (
     LEGACY_MODEL_KEYS,
 )
 from gancompress.config.overrides import (
-    MAX_FLOAT,
-    MAX_INT,
     absolute_paths,
     apply_overrides,
-    check_number,
-    convert,
     describe,
     diff,
     entry_keys,
     field_info,
     get_key,
     keys,
-    number_range,
+    section_names,
     set_key,
     unique_overrides,
     validate,
 )
 from gancompress.config.presets import PRESETS, Preset, preset, register_preset
-from gancompress.config.schema import (
+from gancompress.config.schema import Config
+from gancompress.config.sections import (
     EVOLUTION,
+    SECTIONS,
     STAGE_EPOCHS,
     CompressConfig,
-    Config,
     DataConfig,
     LossConfig,
     ModelConfig,
@@ -50,14 +48,15 @@ from gancompress.config.schema import (
     evolution_entry,
     option,
     section,
-    section_names,
 )
+from gancompress.config.values import MAX_FLOAT, MAX_INT, check_number, convert, number_range
 
 __all__ = [
     "EVOLUTION", "LEGACY_DEFAULTS", "LEGACY_ENTRY_KEYS", "LEGACY_EPOCH_KEYS", "LEGACY_MODEL_KEYS",
-    "MAX_FLOAT", "MAX_INT", "PRESETS", "STAGE_EPOCHS", "CompressConfig", "Config", "DataConfig",
-    "LossConfig", "ModelConfig", "MunitConfig", "Preset", "TrainConfig", "absolute_paths",
-    "apply_overrides", "check_number", "convert", "describe", "diff", "entry_keys", "epoch_pair",
-    "evolution_entry", "field_info", "get_key", "keys", "number_range", "option", "preset",
-    "register_preset", "section", "section_names", "set_key", "unique_overrides", "validate",
+    "MAX_FLOAT", "MAX_INT", "PRESETS", "SECTIONS", "STAGE_EPOCHS", "CompressConfig", "Config",
+    "DataConfig", "LossConfig", "ModelConfig", "MunitConfig", "Preset", "TrainConfig",
+    "absolute_paths", "apply_overrides", "check_number", "convert", "describe", "diff",
+    "entry_keys", "epoch_pair", "evolution_entry", "field_info", "get_key", "keys",
+    "number_range", "option", "preset", "register_preset", "section", "section_names", "set_key",
+    "unique_overrides", "validate",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gancompress.config.schema import EVOLUTION, STAGE_EPOCHS
+from gancompress.config.sections import EVOLUTION, STAGE_EPOCHS
 
 # Flat model keys of earlier versions -> (dict field, argument): old run folders, checkpoints
 # and overrides such as model.ngf=32 keep working.

@@ -1,6 +1,7 @@
-"""Checked `section.field=value` overrides: key lookup (with suggestions for typos), typed
-conversion of text and JSON values, validation of choices and ranges, and the helpers built on
-them (absolute paths, diffs, the key listing).
+"""Checked `section.field=value` overrides: key lookup (with suggestions for typos), setting
+typed values (values.py converts them), validation of choices and ranges, and the helpers built
+on them (absolute paths, diffs, the key listing). It works on any object with one attribute per
+entry of sections.SECTIONS (a schema.Config), so Config's own methods can use it.
 
     cfg = apply_overrides(cfg, ["train.batch_size=8", "model.generator_args.conv=separable"])
     cfg = apply_overrides(cfg, ["compress.epochs.supernet=10,30"])   # one entry of a mapping
@@ -12,19 +13,25 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-import math
 import types
 import typing
 from typing import Any
 
 from gancompress.config.legacy import LEGACY_ENTRY_KEYS, LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
-from gancompress.config.schema import Config, section_names
+from gancompress.config.sections import SECTIONS
+from gancompress.config.values import check_number, convert, scalar
 from gancompress.errors import UserError
 
+# A run's settings (a schema.Config; Any here, since Config is built on this module).
+Settings = Any
+
+
+def section_names() -> list[str]:
+    return list(SECTIONS)
+
+
 def _fields(sect: str) -> dict[str, dataclasses.Field]:
-    cls = typing.get_type_hints(Config)[sect]
-    return {f.name: f for f in dataclasses.fields(cls)}
+    return {f.name: f for f in dataclasses.fields(SECTIONS[sect])}
 
 
 def keys() -> list[str]:
@@ -50,7 +57,7 @@ def _split_key(key: str) -> tuple[str, str]:
         return "compress", LEGACY_ENTRY_KEYS[key][0]
     head, dot2, _ = name.partition(".")
     if dot and dot2 and sect in section_names() and head in _fields(sect) and \
-            typing.get_type_hints(typing.get_type_hints(Config)[sect])[head] is dict:
+            typing.get_type_hints(SECTIONS[sect])[head] is dict:
         return sect, head
     known = keys() + entry_keys()
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
@@ -71,90 +78,7 @@ def field_info(key: str) -> dataclasses.Field:
 
 def _field_type(key: str) -> Any:
     sect, name = _split_key(key)
-    cls = typing.get_type_hints(Config)[sect]
-    return typing.get_type_hints(cls)[name]
-
-
-def convert(value: Any, kind: Any, key: str, from_text: bool) -> Any:
-    """Convert `value` (a string from the command line, or a JSON value) to the field type."""
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(kind)
-        if type(None) in options and (value is None or (from_text and str(value).lower() in
-                                                         ("none", "null", ""))):
-            return None
-        for option_type in options:
-            if option_type is type(None):
-                continue
-            try:
-                return convert(value, option_type, key, from_text)
-            except UserError:
-                continue
-        raise UserError(f"config key {key}: cannot use {value!r} (expected {kind})")
-    if origin is list:
-        (item,) = typing.get_args(kind) or (str,)
-        if from_text and isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError:
-                    raise UserError(f"config key {key}: {value!r} is not a JSON list") from None
-            else:
-                value = [v.strip() for v in text.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"config key {key}: expected a list, got {value!r}")
-        return [convert(v, item, key, from_text or isinstance(v, str) and item is not str)
-                for v in value]
-    if kind is dict:
-        if from_text and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise UserError(f"config key {key}: {value!r} is not a JSON object (set one "
-                                f"entry with {key}.NAME=VALUE)") from None
-        if not isinstance(value, dict):
-            raise UserError(f"config key {key}: expected an object, got {value!r}")
-        return dict(value)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if from_text and isinstance(value, str):
-            low = value.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-        raise UserError(f"config key {key}: expected true or false, got {value!r}")
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if from_text and isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-            if number is not None and number.is_integer():
-                return int(number)
-        raise UserError(f"config key {key}: expected an integer, got {value!r}")
-    if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if from_text and isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-            if number is not None:
-                return number  # non-finite values are refused by validate, with the range
-        raise UserError(f"config key {key}: expected a number, got {value!r}")
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise UserError(f"config key {key}: expected a string, got {value!r}")
-    if isinstance(value, kind):
-        return value
-    raise UserError(f"config key {key}: cannot use {value!r} (expected {kind})")
+    return typing.get_type_hints(SECTIONS[sect])[name]
 
 
 def _sub_key(key: str) -> str | None:
@@ -169,17 +93,7 @@ def _sub_key(key: str) -> str | None:
     return sub if dot else None
 
 
-def _scalar(value: Any, from_text: bool) -> Any:
-    """A dict-field entry: JSON scalars as such, other text kept as a string."""
-    if from_text and isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
-def get_key(cfg: Config, key: str) -> Any:
+def get_key(cfg: Settings, key: str) -> Any:
     """Value of a dotted key (Config.get)."""
     if key in LEGACY_EPOCH_KEYS:
         stage, index = LEGACY_EPOCH_KEYS[key]
@@ -197,10 +111,10 @@ def _entry(info: dataclasses.Field, key: str, name: str, value: Any, from_text: 
         raise UserError(f"unknown config key {key}.{name}; valid entries: "
                         f"{', '.join(f'{key}.{n}' for n in allowed)}")
     check = info.metadata.get("entry")
-    return check(f"{key}.{name}", value, from_text) if check else _scalar(value, from_text)
+    return check(f"{key}.{name}", value, from_text) if check else scalar(value, from_text)
 
 
-def set_key(cfg: Config, key: str, value: Any, source: str, from_text: bool) -> None:
+def set_key(cfg: Settings, key: str, value: Any, source: str, from_text: bool) -> None:
     """Set one dotted key in place (the engine of apply_overrides and Config.from_dict)."""
     sect, name = _split_key(key)
     info = _fields(sect)[name]
@@ -230,8 +144,8 @@ def set_key(cfg: Config, key: str, value: Any, source: str, from_text: bool) -> 
     setattr(getattr(cfg, sect), name, converted)
 
 
-def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any], source: str = "override"
-                    ) -> Config:
+def apply_overrides(cfg: Settings, overrides: list[str] | dict[str, Any], source: str = "override"
+                    ) -> Settings:
     """A copy of `cfg` with `["section.field=value", ...]` (strings) or {key: value} applied."""
     cfg = cfg.copy()
     if isinstance(overrides, dict):
@@ -260,7 +174,7 @@ def unique_overrides(overrides: list[str], source: str = "override") -> list[str
     return list(overrides)
 
 
-def validate(cfg: Config) -> Config:
+def validate(cfg: Settings) -> Settings:
     """Check choices, minimums and the cross-field rules; returns cfg, raises UserError."""
     for key in keys():
         info = field_info(key)
@@ -294,33 +208,7 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-# Bounds of numbers whose field declares none: a setting this large is always a mistake (and
-# int(1e20) batch sizes or 1e300 weights otherwise fail deep inside torch).
-MAX_INT = 10**12
-MAX_FLOAT = 1e12
-
-
-def number_range(minimum: float | None, maximum: float | None, integer: bool) -> str:
-    top = maximum if maximum is not None else (MAX_INT if integer else MAX_FLOAT)
-    low = minimum if minimum is not None else -top
-    return f"[{low:g}, {top:g}]" if not integer else f"{int(low)}..{int(top)}"
-
-
-def check_number(what: str, value: Any, minimum: float | None = None,
-                 maximum: float | None = None) -> None:
-    """The one range rule for numbers (config keys, CLI options, budgets): finite and within
-    [minimum, maximum] (default bounds MAX_INT / MAX_FLOAT); UserError naming the range."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
-    integer = isinstance(value, int)
-    top = maximum if maximum is not None else (MAX_INT if integer else MAX_FLOAT)
-    low = minimum if minimum is not None else -top
-    if not math.isfinite(value) or not low <= value <= top:
-        raise UserError(f"{what} = {value!r} is out of range: allowed "
-                        f"{number_range(minimum, maximum, integer)}")
-
-
-def absolute_paths(cfg: Config) -> Config:
+def absolute_paths(cfg: Settings) -> Settings:
     """cfg with every path field (option(path=True)) made absolute, so the run folder that
     records it resumes from any working directory. Non-paths of such fields (``fresh``,
     ``prune``) and empty values are kept."""
@@ -337,7 +225,7 @@ def absolute_paths(cfg: Config) -> Config:
     return out
 
 
-def diff(a: Config, b: Config, include_runtime: bool = False) -> list[tuple[str, Any, Any]]:
+def diff(a: Settings, b: Settings, include_runtime: bool = False) -> list[tuple[str, Any, Any]]:
     """Keys whose values differ: [(key, value in a, value in b)] (runtime keys skipped)."""
     out = []
     for key in keys():
@@ -351,12 +239,12 @@ def diff(a: Config, b: Config, include_runtime: bool = False) -> list[tuple[str,
 def describe() -> str:
     """One line per key: name, type, default and help (for `--help`-like listings)."""
     lines = []
-    defaults = Config()
+    defaults = types.SimpleNamespace(**{name: cls() for name, cls in SECTIONS.items()})
     for key in keys():
         info = field_info(key)
         choices = info.metadata.get("choices")
         extra = f" [{'|'.join(map(str, choices))}]" if choices else ""
-        lines.append(f"{key} = {defaults.get(key)!r}{extra}  {info.metadata.get('help', '')}")
+        lines.append(f"{key} = {get_key(defaults, key)!r}{extra}  {info.metadata.get('help', '')}")
     return "\n".join(lines)
 
 
