@@ -29,14 +29,10 @@ from pathlib import Path
 
 import torch
 
-from gancompress.compress.pipeline import (
-    Pipeline,
-    compress,
-    compress_config,
-    held_out_batches,
-    load_supernet,
-    search_supernet,
-)
+from gancompress.compress.heldout import held_out_batches
+from gancompress.compress.pipeline import Pipeline, compress, compress_config
+from gancompress.compress.stages import search_supernet
+from gancompress.compress.supernet import load_supernet
 from gancompress.compress.scoring import ReconstructionScorer
 from gancompress.compress.tasks import DistillTask, load_teacher
 from gancompress.config import apply_overrides, preset

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from gancompress.compress.pipeline import compress, compress_config, held_out_batches
+from gancompress.compress.heldout import held_out_batches
+from gancompress.compress.pipeline import compress, compress_config
 from gancompress.config import apply_overrides, preset
 from gancompress.data.demo import write_demo_data
 from gancompress.deploy.backends import measure_side_by_side

@@ -66,9 +66,9 @@ def main() -> int:
 
     t = time.perf_counter()
     demo = preset("compress-demo").compress
-    stage_epochs = scaled({f"compress.{k}": getattr(demo, k) for k in (
-        "supernet_epochs", "supernet_epochs_decay", "finetune_epochs", "finetune_epochs_decay")},
-        args.scale)
+    stage_epochs = scaled({f"compress.{stage}_epochs{suffix}": demo.epochs[stage][i]
+                           for stage in ("supernet", "finetune")
+                           for i, suffix in enumerate(("", "_decay"))}, args.scale)
     cfg = compress_config(teacher=str(teacher_dir / "generator.pth"), data=str(data),
                           preset_name="demo", overrides=[
                               "train.progress=false", f"train.threads={args.threads}",

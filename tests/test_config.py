@@ -130,3 +130,97 @@ def test_unreadable_saved_config_is_an_error_naming_the_file():
     with pytest.raises(UserError, match="run/checkpoint.pt.*cannot be read"):
         Config.from_saved({"model": {"no_such_key": 1}}, source="run/checkpoint.pt")
     assert Config.from_saved(None, source="x") == Config()
+
+
+def test_stage_epochs_are_one_mapping_and_the_flat_keys_of_earlier_versions_still_work():
+    cfg = apply_overrides(Config(), ["compress.epochs.supernet=3,4", "compress.epochs.mobile=2+0",
+                                     "compress.finetune_epochs=7",
+                                     "compress.finetune_epochs_decay=0"])
+    assert cfg.compress.epochs == {"mobile": [2, 0], "distill": [5, 15], "supernet": [3, 4],
+                                   "finetune": [7, 0]}
+    assert cfg.get("compress.finetune_epochs") == 7
+    assert cfg.get("compress.epochs.supernet") == [3, 4]
+    assert Config.from_dict(json.loads(cfg.to_json())) == cfg
+    # a compress.json / checkpoint written before compress.epochs: the 8 flat fields
+    old = {"compress": {"mobile_epochs": 1, "mobile_epochs_decay": 2, "distill_epochs": 3,
+                        "distill_epochs_decay": 4, "supernet_epochs": 5,
+                        "supernet_epochs_decay": 6, "finetune_epochs": 0,
+                        "finetune_epochs_decay": 0, "budget": "1/2"}}
+    loaded = Config.from_dict(old)
+    assert loaded.compress.epochs == {"mobile": [1, 2], "distill": [3, 4], "supernet": [5, 6],
+                                      "finetune": [0, 0]}
+    assert loaded.compress.budget == "1/2"
+    # a mapping given whole keeps the stages it does not name
+    merged = Config.from_dict({"compress": {"epochs": {"supernet": [1, 0]}}})
+    assert merged.compress.epochs["supernet"] == [1, 0]
+    assert merged.compress.epochs["finetune"] == Config().compress.epochs["finetune"]
+    assert preset("compress-demo").compress.epochs["supernet"] == [10, 15]
+
+
+@pytest.mark.parametrize("item, message", [
+    ("compress.epochs.supernt=1,2", "unknown config key compress.epochs.supernt"),
+    ("compress.epochs.supernet=10", "expected two integers"),
+    ("compress.epochs.supernet=a,b", "expected two integers"),
+    ("compress.supernet_epochs=nan", "compress.supernet_epochs: expected an integer"),
+])
+def test_bad_stage_epochs_are_refused_at_the_override(item, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(Config(), [item])
+
+
+@pytest.mark.parametrize("item", ["compress.epochs.supernet=-1,2", "compress.supernet_epochs=-1",
+                                  "compress.finetune_epochs_decay=1e20"])
+def test_stage_epochs_out_of_range_are_refused_by_validate(item):
+    with pytest.raises(UserError, match="compress.epochs.* out of range"):
+        validate(apply_overrides(Config(), [item]))
+
+
+def test_evolution_settings_are_one_mapping_and_the_flat_keys_still_work():
+    cfg = apply_overrides(Config(), ["compress.generations=2", "compress.evolution.population=6",
+                                     "compress.mutate_prob=0.5"])
+    assert cfg.compress.evolution == {"population": 6, "parents": 25, "mutants": 50,
+                                      "crossovers": 50, "mutate_prob": 0.5, "generations": 2}
+    assert cfg.get("compress.generations") == 2
+    old = Config.from_dict({"compress": {"population": 7, "generations": 3, "mutate_prob": 1}})
+    assert old.compress.evolution["population"] == 7 and old.compress.evolution["generations"] == 3
+    assert old.compress.evolution["mutate_prob"] == 1.0
+    assert isinstance(old.compress.evolution["mutate_prob"], float)
+    with pytest.raises(UserError, match="did you mean compress.evolution.generations"):
+        apply_overrides(Config(), ["compress.generation=2"])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("compress.evolution.mutate_prob=2", "out of range"),
+    ("compress.parents=0", "out of range"),
+    ("compress.population=nan", "expected an integer"),
+    ("compress.generations=1e20", "out of range"),
+    ("compress.evolution.mutate_prob=inf", "out of range"),
+    ("compress.evolution.elitism=1", "unknown config key compress.evolution.elitism"),
+])
+def test_bad_evolution_settings_are_refused(item, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(Config(), [item])
+
+
+def test_validate_checks_mapping_entries_set_from_code():
+    cfg = Config()
+    cfg.compress.evolution["parents"] = 0
+    with pytest.raises(UserError, match="compress.evolution.parents = 0 is out of range"):
+        validate(cfg)
+    cfg = Config()
+    cfg.compress.epochs["supernet"] = [1]
+    with pytest.raises(UserError, match="expected two integers"):
+        validate(cfg)
+    cfg = Config()
+    cfg.compress.epochs = {"supernet": [1, 0]}
+    with pytest.raises(UserError, match="compress.epochs lacks mobile, distill, finetune"):
+        validate(cfg)
+
+
+def test_config_has_one_field_per_section_in_order():
+    """The key engine (overrides.py) reads SECTIONS, Config (schema.py) declares the fields."""
+    import dataclasses
+
+    from gancompress.config import SECTIONS
+    assert [(f.name, f.type) for f in dataclasses.fields(Config)] == [
+        (name, cls.__name__) for name, cls in SECTIONS.items()]

@@ -119,7 +119,7 @@ def test_fit_against_fake_timer_with_interference(tmp_path, monkeypatch):
 
 
 def test_latency_cost_from_a_broadcast_fit_measures_nothing(built, monkeypatch):
-    # under torchrun the ranks other than 0 predict with rank 0's fit (compress.pipeline.make_cost)
+    # under torchrun the ranks other than 0 predict with rank 0's fit (compress.costs.make_cost)
     from gancompress.compress.budget import LatencyCost
 
     model, space, _, latency = built

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from gancompress.compress.pipeline import compress_config, held_out_batches
+from gancompress.compress.heldout import held_out_batches
+from gancompress.compress.pipeline import compress_config
 from gancompress.models.checkpoint import load_generator
 from conftest import make_domains
 

@@ -244,7 +244,7 @@ def test_latency_model_openvino_backend(tmp_path):
 def test_latency_budget_backend_from_config(monkeypatch):
     """compress.latency_backend=openvino: a latency budget is predicted by an OpenVINO-measured
     latency model (the config choice reaches the latency model; no timing here)."""
-    from gancompress.compress import pipeline
+    from gancompress.compress import costs
     from gancompress.compress.budget import parse_budget
     from gancompress.compress.latency import LatencyModel
     from gancompress.config import Config, apply_overrides, validate
@@ -259,7 +259,7 @@ def test_latency_budget_backend_from_config(monkeypatch):
     model = ResnetGenerator(ngf=8, conv="separable").eval()
     from gancompress.compress.space import SearchSpace
     space = SearchSpace.uniform(model, 8, fractions=(1, 0.5))
-    cost = pipeline.make_cost(cfg, model, space, parse_budget("30ms"), "cpu", None)
+    cost = costs.make_cost(cfg, model, space, parse_budget("30ms"), "cpu", None)
     assert seen["backend"] == "openvino" and cost.latency == "latency model"
     with pytest.raises(UserError, match="latency_backend"):
         validate(apply_overrides(Config(), ["compress.latency_backend=tensorrt"]))

@@ -11,7 +11,8 @@ from test_gaugan_train import tiny_gaugan
 from test_spade import _write_cityscapes
 
 from gancompress.cli import main
-from gancompress.compress.pipeline import compress_config, held_out_batches, held_out_names
+from gancompress.compress.heldout import held_out_batches, held_out_names
+from gancompress.compress.pipeline import compress_config
 from gancompress.compress.tasks import DistillTask
 from gancompress.config import apply_overrides
 from gancompress.models.checkpoint import load_generator

@@ -149,12 +149,9 @@ def test_export_int8_of_a_separable_unet(tmp_path, capsys, data):
 
 
 def test_scored_and_extracted_sub_networks_use_recalibrated_batchnorm(data, tmp_path):
-    from gancompress.compress.pipeline import (
-        calibration_batches,
-        compress_config,
-        held_out_names,
-        make_scorer,
-    )
+    from gancompress.compress.heldout import calibration_batches, held_out_names
+    from gancompress.compress.pipeline import compress_config
+    from gancompress.compress.scorers import make_scorer
     from gancompress.compress.space import SearchSpace
     from gancompress.compress.supernet import extract_file
     from gancompress.models.elastic import sub_network, using_widths

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"model card: {card}")
         return 0
 
-    from gancompress.compress.pipeline import _device, report_files
+    from gancompress.compress.run import device_for
+    from gancompress.compress.stages import report_files
     from gancompress.compress.tasks import load_teacher
     from gancompress.config import Config
     from gancompress.data.folders import read_file_list
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if not held:
         raise UserError("which training images are held out? pass --held-out FILE (one path per "
                         "line, relative to the data folder)")
-    device = _device(cfg)
+    device = device_for(cfg)
     teacher = load_teacher(args.teacher, device)
     with output_lock(out, "report"):
         if not folder_is_empty(out):

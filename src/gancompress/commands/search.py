@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list_keys:
         return list_keys()
     args.overrides = _target(args) + list(args.overrides)
-    from gancompress.compress.pipeline import Pipeline, _device, search_supernet
+    from gancompress.compress.pipeline import Pipeline
+    from gancompress.compress.run import device_for
+    from gancompress.compress.stages import search_supernet
     from gancompress.compress.supernet import load_supernet
     from gancompress.config import Config, apply_overrides, validate
 
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                         "(one image path per line, relative to the data folder)")
     from gancompress.data.folders import read_file_list
     names = read_file_list(held)
-    device = _device(cfg)
+    device = device_for(cfg)
     teacher = None
     if cfg.compress.teacher:
         from gancompress.compress.tasks import load_teacher
