@@ -45,7 +45,7 @@ from gancompress.commands.stats import (
 )
 from gancompress.errors import UserError
 
-METRICS = ("fid", "kid", "miou", "psnr", "macs", "latency")  # = metrics.evaluate.METRICS
+METRICS = ("fid", "kid", "miou", "psnr", "swd", "colour", "macs", "latency")  # = evaluate.METRICS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
