@@ -19,41 +19,26 @@ from typing import Any
 
 import torch
 
-from gancompress.compress.scoring import scoring_inputs
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
-from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
-from gancompress.metrics.quality import psnr_per_image
+from gancompress.compress.scoring import reconstruction_quality, scoring_inputs
+from gancompress.metrics.cost import format_count
+from gancompress.metrics.cost import profile as cost_profile
 
 
-@torch.no_grad()
 def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
             ) -> dict[str, float]:
-    """Mean L1 (in [-1, 1] units) and PSNR (dB) of `model` against each batch's reference."""
-    model.eval()
-    l1 = psnr = 0.0
-    n = 0
-    for index, (source, ref) in enumerate(batches):
-        fake = model(*scoring_inputs(model, source, index))
-        l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
-        psnr += psnr_per_image(fake, ref).sum().item()
-        n += len(source)
-    return {"l1": l1 / n, "psnr": psnr / n}
+    """Mean L1 (in [-1, 1] units) and PSNR (dB) of `model` against each batch's reference (the
+    one L1 / PSNR loop, compress/scoring.reconstruction_quality)."""
+    return reconstruction_quality(model, batches)
 
 
 def profile(model: torch.nn.Module, input_size: Sequence[int], device: str | torch.device = "cpu",
             runs: int = 20, warmup: int = 5) -> dict[str, Any]:
     """Params, published and true MACs at `input_size` and at the family's reference size,
-    measured latency."""
-    size = tuple(int(v) for v in input_size)
-    macs, macs_true = count_macs_both(model, size)
-    ref_size = model.input_size()
-    macs_ref, _ = count_macs_both(model, ref_size)
-    latency = measure_latency(model.to(device).eval(), size, warmup=warmup, runs=runs,
-                              device=device)
-    return {"params": count_params(model), "macs": macs, "macs_true": macs_true,
-            "macs_ref": macs_ref, "ref_size": list(ref_size[-2:]),
-            "latency_ms": latency["median_ms"], "latency": latency}
+    measured latency (metrics/cost.profile, the one profiler)."""
+    return cost_profile(model, tuple(int(v) for v in input_size), latency=True, warmup=warmup,
+                        runs=runs, device=device, reference=True)
 
 
 @torch.no_grad()

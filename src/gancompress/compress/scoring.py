@@ -56,6 +56,27 @@ def generate(model: torch.nn.Module, sources: Sequence[torch.Tensor]) -> list[to
         model.train(was_training)
 
 
+@torch.no_grad()
+def reconstruction_quality(model: torch.nn.Module,
+                           batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                           ) -> dict[str, float]:
+    """The one L1 / PSNR loop: mean L1 (in [-1, 1] units) and PSNR (dB) per image of `model`
+    (eval mode, restored after) against each batch's reference."""
+    was_training = model.training
+    model.eval()
+    l1 = psnr = 0.0
+    count = 0
+    try:
+        for index, (source, ref) in enumerate(batches):
+            fake = model(*scoring_inputs(model, source, index))
+            l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
+            psnr += psnr_per_image(fake, ref).sum().item()
+            count += len(source)
+    finally:
+        model.train(was_training)
+    return {"l1": l1 / count, "psnr": psnr / count}
+
+
 class ReconstructionScorer(SubNetworkScorer):
     """Error of a sub-network on a fixed held-out set of (source, reference) batches.
 
@@ -92,20 +113,7 @@ class ReconstructionScorer(SubNetworkScorer):
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
         """Score any generator (teacher, compact model) on the same held-out set."""
-        was_training = model.training
-        model.eval()
-        total, count = 0.0, 0
-        try:
-            for index, (source, ref) in enumerate(self.batches):
-                fake = model(*scoring_inputs(model, source, index))
-                if self.metric == "l1":
-                    total += (fake - ref).abs().flatten(1).mean(1).sum().item()
-                else:
-                    total += psnr_per_image(fake, ref).sum().item()
-                count += len(source)
-        finally:
-            model.train(was_training)
-        return total / count
+        return reconstruction_quality(model, self.batches)[self.metric]
 
 
 class DistributionScorer(SubNetworkScorer):

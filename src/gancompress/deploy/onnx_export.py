@@ -15,13 +15,10 @@ the verification figures.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import logging
 import math
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from gancompress.deploy import quantize
 from gancompress.deploy.graph import deploy_module, model_info
+from gancompress.deploy.session import open_session, quiet  # noqa: F401 - quiet re-exported
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
 from gancompress.metrics.quality import psnr
@@ -41,24 +40,6 @@ OPSETS = {"dynamo": range(18, 24), "legacy": range(11, 21)}
 # level is 2/255 = 7.8e-3, float reordering gives ~1e-6).
 FP32_TOLERANCE = 1e-3
 META_PREFIX = "gancompress."
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence exporter progress lines and deprecation warnings (they are not the user's fault)."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript",
-                                               "torch._dynamo", "torch.fx")]
-    loggers.append(logging.getLogger())  # onnxruntime.quantization logs on the root logger
-    levels = [lg.level for lg in loggers]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
 
 
 def check_opset(exporter: str, opset: int | None) -> int:
@@ -221,9 +202,6 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
     on `calib_images` and refused (UserError, no file) if its PSNR against PyTorch fp32 on
     held-out calibration images is below `min_psnr`. Returns the metadata written.
     """
-    from gancompress.deploy import quantize
-    from gancompress.deploy.runtime import ort_session
-
     path = Path(path)
     if path.exists() and not overwrite:
         raise UserError(f"{path} exists; choose another --out or pass --overwrite")
@@ -243,9 +221,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
     deployed = deploy_module(model, optimize=optimize)
     data = onnx_bytes(deployed, input_size, opset, exporter, extra)
     reference = reference_output(model, inputs, *extra.values())
-    session = ort_session(data, threads=None)
-    feeds = {"input": inputs.numpy(), **{k: v.numpy() for k, v in extra.items()}}
-    output = session.run(None, feeds)[0]
+    output = open_session("onnx", data)(inputs, *extra.values())
     check = compare(reference, output)
     if not check["max_abs"] <= tolerance:
         raise UserError(f"ONNX export changes the model's output: max abs error "
@@ -273,8 +249,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
                             f"{len(report['float_convs'])}); nothing written. Calibrate on more "
                             f"representative images (--calib), try --calib-method percentile, or "
                             f"keep more layers float (--keep-float)")
-        session = ort_session(data, threads=None)
-        output = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})[0]
+        output = open_session("onnx", data)(inputs)
         int8_check = compare(reference, output)
         meta.update(precision="int8", quantization=report,
                     verify={"inputs": len(inputs), "max_abs": int8_check["max_abs"],

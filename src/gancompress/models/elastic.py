@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from gancompress.errors import UserError
 from gancompress.training import distributed
+from gancompress.weights import load_state_strict
 
 Widths = dict[str, int]
 
@@ -770,18 +771,10 @@ def calibrated_compact(model: ElasticGenerator, widths: Mapping[str, int],
 
 
 def load_state_checked(model: torch.nn.Module, state: Mapping[str, torch.Tensor], name: str) -> None:
-    """load_state_dict with messages that name the tensor and both shapes."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise UserError(f"{name} does not match the architecture it describes: missing tensors "
-                        f"{missing[:5]}, unexpected tensors {unexpected[:5]}")
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise UserError(f"{name}: tensor {key} has shape {tuple(state[key].shape)}, expected "
-                            f"{tuple(ref.shape)}")
-    model.load_state_dict(state)
+    """A generator's strict load (weights.load_state_strict) with messages that name the tensor
+    and both shapes."""
+    load_state_strict(model, state, name,
+                      advice="The file does not match the architecture it describes.")
 
 
 def tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:

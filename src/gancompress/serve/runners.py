@@ -159,7 +159,9 @@ class NotInstalled(Unavailable):
 
 @dataclass
 class Session:
-    """One inference session: `fn` maps (B, C, H, W) float in [-1, 1] to the output."""
+    """What a pane runs: an inference session of gancompress.deploy (deploy/session.py, directly
+    or through a runner of deploy/runtime.py) and the labels the page shows next to it. `fn`
+    maps (B, C, H, W) float in [-1, 1] to the output."""
 
     backend: str
     fn: Callable[[torch.Tensor], torch.Tensor]
@@ -194,17 +196,13 @@ def _onnx_file(model: torch.nn.Module, source: Path, cache_dir: Path,
 
 
 def _torch_session(model: torch.nn.Module, threads: int, **_: Any) -> Session:
-    from gancompress.deploy.runtime import TorchRunner
+    from gancompress.deploy.session import open_session
 
-    runner = TorchRunner(model)
-
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        # PyTorch's intra-op pool is per process: set it for the call (sessions take turns).
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            return runner.model(batch).float()
-
-    return Session("pytorch", run, threads, "eager PyTorch (fallback)")
+    # PyTorch's intra-op pool is per process: the session sets it for each call (sessions take
+    # turns under their locks).
+    session = open_session("torch", model.eval(), threads, set_threads=True)
+    return Session("pytorch", lambda batch: session(batch).float(), threads,
+                   "eager PyTorch (fallback)")
 
 
 def _onnx_session(model: torch.nn.Module, threads: int, source: Path, cache_dir: Path,
