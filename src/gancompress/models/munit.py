@@ -48,7 +48,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.metrics.cost import MAC_RULES
 from gancompress.models.elastic import (
     Axes,
     ElasticConv2d,
@@ -141,6 +140,12 @@ class LayerNorm(ElasticModule, nn.Module):
         c = x.shape[1]
         return x * self.gamma[:c].view(1, c, 1, 1) + self.beta[:c].view(1, c, 1, 1)
 
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """(published, true) MACs: its mul plus one global mean per sample (see PUBLISHED
+        COUNTING below); true: normalisation and scale per element."""
+        return y.numel() + y.shape[0], 2 * y.numel()
+
 
 class AdaIN(nn.Module):
     """Adaptive instance norm: instance statistics (biased variance, eps 1e-5) replaced by a
@@ -153,6 +158,25 @@ class AdaIN(nn.Module):
     def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
         return F.instance_norm(x, eps=self.eps) * std.view(b, c, 1, 1) + mean.view(b, c, 1, 1)
+
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """Published: a functional batch norm counts 0, plus one per sample (PUBLISHED COUNTING
+        below); true: normalisation and scale per element."""
+        return y.shape[0], 2 * y.numel()
+
+
+class GlobalPool(nn.AdaptiveAvgPool2d):
+    """The style encoder's global average pool (its own type, so that its MAC rule is
+    MUNIT's and no rule is set for torch's AdaptiveAvgPool2d in other models)."""
+
+    def __init__(self):
+        super().__init__(1)
+
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """Published: numel of its output; true: one add per input element."""
+        return y.numel(), x.numel()
 
 
 class AdainParams:
@@ -245,7 +269,7 @@ class StyleEncoder(nn.Module):
         layers: list[nn.Module] = [
             ConvBlock(ElasticConv2d(cin, w[g], k, group=g, in_group=ig, stride=s), p, pad_type,
                       None, activ) for g, ig, k, s, p, cin in specs]
-        layers += [nn.AdaptiveAvgPool2d(1),
+        layers += [GlobalPool(),
                    ElasticConv2d(w["style4"], style_dim, 1, in_group="style4")]
         self.model = nn.Sequential(*layers)
 
@@ -344,8 +368,13 @@ class MlpLinear(ElasticLinear):
     """A linear layer of the AdaIN MLP (its own type only so that its MACs can follow the
     published counting rule below)."""
 
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """Published: 0 (PUBLISHED COUNTING below); true: a dense layer."""
+        return 0, y.numel() * x.shape[-1]
 
-# Published counting (sec. 1.1; torchprofile 0.0.1 on the reference modules): LayerNorm counts
+
+# PUBLISHED COUNTING. Published counting (sec. 1.1; torchprofile 0.0.1 on the reference modules): LayerNorm counts
 # its mul (numel of the output), AdaIN (a functional batch norm) counts 0, the style encoder's
 # global pool the numel of its output, and the MLP's linear layers 0 (a traced aten::linear has
 # no handler there). The published totals are then still 10 higher for every width tried (full
@@ -353,10 +382,8 @@ class MlpLinear(ElasticLinear):
 # decoder's 10 normalisation layers (8 AdaIN, 2 LayerNorm; the LayerNorm's is its global mean,
 # a one-element aten::mean per sample). Counting those reproduces sec. 1.1 exactly.
 # True counts: the real multiply-accumulates (AdaIN: scale per element + normalisation).
-MAC_RULES[LayerNorm] = lambda m, x, y: (y.numel() + y.shape[0], 2 * y.numel())
-MAC_RULES[AdaIN] = lambda m, x, y: (y.shape[0], 2 * y.numel())
-MAC_RULES[nn.AdaptiveAvgPool2d] = lambda m, x, y: (y.numel(), x.numel())
-MAC_RULES[MlpLinear] = lambda m, x, y: (0, y.numel() * x.shape[-1])
+# Each layer declares its rule as `mac_rule` (LayerNorm, AdaIN, GlobalPool, MlpLinear), which
+# metrics/cost.py reads.
 
 
 # ----------------------------------------------------------------------------------------------

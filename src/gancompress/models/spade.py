@@ -38,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.metrics.cost import MAC_RULES
+from gancompress.labelmaps import random_label_map, read_label_input, semantic_input
 from gancompress.models.elastic import (
     ElasticBatchNorm2d,
     ElasticConv2d,
@@ -111,13 +111,10 @@ class Modulation(nn.Module):
                 ) -> torch.Tensor:
         return normalized * (1 + gamma) + beta
 
-
-def _modulation_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    # the published count (torchprofile) counts the aten::mul as numel(output); adds count 0
-    return y.numel(), y.numel()
-
-
-MAC_RULES[Modulation] = _modulation_rule
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        # the published count (torchprofile) counts the aten::mul as numel(output); adds count 0
+        return y.numel(), y.numel()
 
 
 class SPADE(nn.Module):
@@ -263,8 +260,6 @@ class SpadeGenerator(ElasticGenerator):
     def example_inputs(self, size: Sequence[int] | None = None, batch: int = 1,
                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """A blocky random label map as one-hot (+ instance edges): (B, in_channels, H, W)."""
-        from gancompress.data.segmaps import random_label_map, semantic_input
-
         h, w = self.check_size(size or self.reference_size)
         label, instance = random_label_map(batch, self.label_channels, (h, w),
                                            generator=generator)
@@ -282,8 +277,6 @@ class SpadeGenerator(ElasticGenerator):
                    instances: Any = None) -> torch.Tensor:
         """A label PNG (class ids, or Cityscapes colours) and its instance map (from
         `instances`, else next to it) -> one-hot (+ edges), resized NEAREST to `size`."""
-        from gancompress.data.segmaps import read_label_input
-
         edges, dontcare = bool(arch.get("instance_edge", True)), bool(arch.get("dontcare", False))
         return read_label_input(path, int(arch["in_channels"]) - int(edges) - int(dontcare), edges,
                                 None if size is None else (int(size[0]), int(size[-1])),

@@ -43,7 +43,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.metrics.cost import MAC_RULES
 from gancompress.models.elastic import (
     ElasticConv2d,
     ElasticConvTranspose2d,
@@ -102,15 +101,12 @@ class DepthwiseConvTranspose2d(ElasticModule, nn.ConvTranspose2d):
         return F.conv_transpose2d(x, self.weight[:c], bias, self.stride, self.padding,
                                   self.output_padding, c, self.dilation)
 
-
-def _depthwise_transpose_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    # Published convention for transposed convs: numel(out) * (in channels per group) * k*k,
-    # i.e. k*k per output element here; true count: each input element meets k*k taps.
-    k = m.kernel_size[0] * m.kernel_size[1]
-    return y.numel() * k, x.numel() * k
-
-
-MAC_RULES[DepthwiseConvTranspose2d] = _depthwise_transpose_rule
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        # Published convention for transposed convs: numel(out) * (in channels per group) *
+        # k*k, i.e. k*k per output element here; true count: each input element meets k*k taps.
+        k = m.kernel_size[0] * m.kernel_size[1]
+        return y.numel() * k, x.numel() * k
 
 
 class SeparableConvTranspose2d(nn.Module):

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gancompress.data.segmaps import TRAIN_LABEL_IDS
 from gancompress.errors import UserError
 from gancompress.files import file_fingerprint
+from gancompress.labelmaps import TRAIN_LABEL_IDS
 
 Log = Callable[[str], None]
 BACKENDS = ("auto", "openvino", "onnx", "torch")
