@@ -2,6 +2,7 @@
 
     session.py      open_session(kind, model_or_file, threads, device, precision): the one way a
                     model runs on a backend (torch, torchscript, compile, onnx, openvino)
+    verify.py       what an export is checked on and how (reference_output, compare, tolerance)
     graph.py        deploy_module(model): plain layers, folded BatchNorm, exact CPU rewrites
     onnx_export.py  export_onnx(model, path, input_size, ...): fp32 or int8, verified, metadata
     openvino.py     export_openvino(model, path.xml, ...): OpenVINO IR from the same ONNX graph,
@@ -14,8 +15,8 @@
                     openvino-bf16, openvino-int8), side by side
     (the latency model of search-space configs lives in compress/latency.py)
 
-Within deploy/ the modules import one way only: session, graph -> quantize -> onnx_export ->
-torchscript -> runtime -> openvino -> backends (tests/test_layers.py keeps it so).
+Within deploy/ the modules import one way only: session, verify, graph -> quantize ->
+onnx_export -> torchscript -> runtime -> openvino -> backends (tests/test_layers.py keeps it so).
 
 Measured (bench/bench_deploy.py, compressed ResNet `16_16_24_16_32_64_16_24`, 256x256, batch 1,
 2-core AVX-512 VNNI EPYC, torch 2.13, onnxruntime 1.32, side by side in one run; medians in ms,

@@ -23,14 +23,10 @@ import torch
 from torch import nn
 
 from gancompress.deploy.graph import deploy_module
-from gancompress.deploy.onnx_export import (
-    DEFAULT_OPSET,
-    onnx_bytes,
-    reference_output,
-    sample_inputs,
-)
+from gancompress.deploy.onnx_export import DEFAULT_OPSET, onnx_bytes
 from gancompress.deploy.quantize import quantize_onnx
 from gancompress.deploy.session import Session, open_session
+from gancompress.deploy.verify import reference_output, sample_inputs
 from gancompress.errors import UserError
 from gancompress.metrics.cost import summarize_times
 

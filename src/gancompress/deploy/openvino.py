@@ -42,15 +42,7 @@ from torch import nn
 
 from gancompress.deploy import quantize
 from gancompress.deploy.graph import deploy_module, model_info
-from gancompress.deploy.onnx_export import (
-    DEFAULT_OPSET,
-    FP32_TOLERANCE,
-    compare,
-    onnx_bytes,
-    reference_output,
-    sample_inputs,
-    verification_inputs,
-)
+from gancompress.deploy.onnx_export import DEFAULT_OPSET, onnx_bytes
 from gancompress.deploy.runtime import OpenVinoRunner
 from gancompress.deploy.session import (
     INSTALL_HINT,
@@ -65,6 +57,13 @@ from gancompress.deploy.session import (
     quiet,
     require_openvino,
     supports_bf16,
+)
+from gancompress.deploy.verify import (
+    FP32_TOLERANCE,
+    compare,
+    reference_output,
+    sample_inputs,
+    verification_inputs,
 )
 from gancompress.errors import UserError
 from gancompress.metrics.quality import psnr

@@ -19,13 +19,13 @@ import torch
 import torch.nn as nn
 
 from gancompress.deploy.graph import deploy_module, model_info
-from gancompress.deploy.onnx_export import (
+from gancompress.deploy.session import TORCHSCRIPT_META, open_session, quiet
+from gancompress.deploy.verify import (
     FP32_TOLERANCE,
     compare,
     reference_output,
     verification_inputs,
 )
-from gancompress.deploy.session import TORCHSCRIPT_META, open_session, quiet
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
 
