@@ -6,11 +6,12 @@
     graph.py        deploy_module(model): plain layers, folded BatchNorm, exact CPU rewrites
     onnx_export.py  export_onnx(model, path, input_size, ...): fp32 or int8, verified, metadata
     openvino.py     export_openvino(model, path.xml, ...): OpenVINO IR from the same ONNX graph,
-                    fp32 / bf16 / int8 (NNCF), verified, metadata in rt_info; OpenVinoRunner
+                    fp32 / bf16 / int8 (NNCF), verified, metadata in rt_info
                     (optional extra: pip install 'gancompress[openvino]')
     quantize.py     int8 static quantization (onnxruntime QDQ), calibration images, sensitivity
     torchscript.py  export_torchscript(model, path, input_size, ...): traced + frozen, verified
-    runtime.py      open_model(path) -> runner for checkpoints, .onnx, .xml and TorchScript files
+    runtime.py      open_model(path) -> runner for checkpoints, .onnx, .xml (OpenVinoRunner) and
+                    TorchScript files, each on a session
     backends.py     latency backends (torch, torchscript, compile, onnx, onnx-int8, openvino,
                     openvino-bf16, openvino-int8), side by side
     (the latency model of search-space configs lives in compress/latency.py)
