@@ -27,10 +27,13 @@ from gancompress.models.calibration import (
 )
 from gancompress.models.family import (
     ElasticGenerator,
+    Position,
     compact,
     config_number,
     crop_state,
     current_widths,
+    decode_positions,
+    encode_positions,
     parse_config_numbers,
     using_widths,
 )
@@ -46,8 +49,6 @@ from gancompress.models.layers import (
     Parts,
     SeparableConv2d,
     Widths,
-    _ElasticNorm,
-    _out_parts,
     as_parts,
     channel_axes,
     elastic_layers,
@@ -65,6 +66,7 @@ __all__ = [
     "Axes", "ElasticBatchNorm2d", "ElasticConv2d", "ElasticConvTranspose2d", "ElasticGenerator",
     "ElasticInstanceNorm2d", "ElasticLinear", "ElasticModule", "Part", "Parts",
     "SeparableConv2d", "Widths", "as_parts", "batchnorms", "calibrated_compact", "channel_axes",
-    "compact", "config_number", "crop_state", "current_widths", "elastic_layers",
+    "compact", "config_number", "crop_state", "current_widths", "decode_positions",
+    "encode_positions", "Position", "elastic_layers",
     "elastic_modules", "load_state_checked", "norm_layer", "parse_config_numbers", "part_index",
     "recalibrate_bn", "sub_network", "synchronize_batchnorm", "tensor_dict", "using_widths"]

@@ -16,7 +16,16 @@ import torch
 import torch.nn as nn
 
 from gancompress.errors import UserError
-from gancompress.models.layers import Widths, channel_axes, elastic_layers, elastic_modules, part_index
+from gancompress.models.layers import (
+    Widths,
+    channel_axes,
+    elastic_layers,
+    elastic_modules,
+    part_index,
+)
+
+# One position of a config string: the (width group, multiplier) pairs its number sets.
+Position = tuple[tuple[str, int], ...]
 
 class ElasticGenerator(nn.Module):
     """Base of every generator family: the family contract (DESIGN.md, "A generator family is
@@ -55,6 +64,11 @@ class ElasticGenerator(nn.Module):
     image_input: bool = True
     # What the first input holds, recorded in exported files (gancompress.input_range).
     input_description: str = "[-1, 1]: pixel / 127.5 - 1 (RGB, or gray for 1 channel)"
+    # The published config string ("c0_c1_..."), the default codec's declaration: per position,
+    # the (width group, multiplier) pairs whose width is multiplier x that position's number
+    # (see `decode_positions`); `config_label` names the family in messages.
+    config_positions: tuple[Position, ...] = ()
+    config_label: str = ""
 
     # -- constructor arguments ------------------------------------------------------------------
     @classmethod
@@ -88,15 +102,27 @@ class ElasticGenerator(nn.Module):
         full.update(widths)
         return full
 
+    def config_layout(self) -> tuple[Position, ...]:
+        """The positions of the published config string (see `decode_positions`): the class's
+        `config_positions`, unless they depend on the constructor arguments (U-Net's levels)."""
+        return self.config_positions
+
     def widths_from_config(self, config: str | Sequence[int]) -> Widths:
-        """The published config string (or its numbers) -> widths per group."""
-        raise NotImplementedError
+        """The published config string (or its numbers) -> widths per group (the default codec:
+        `config_layout()`; families override it only for a published quirk)."""
+        if not self.config_layout():
+            raise NotImplementedError(f"{type(self).__name__} declares no config_positions")
+        return decode_positions(config, self.config_layout(), self.config_label or self.arch_name)
 
     def config_from_widths(self, widths: Mapping[str, int]) -> str:
         """Widths per group -> the published config string."""
-        raise NotImplementedError
+        if not self.config_layout():
+            raise NotImplementedError(f"{type(self).__name__} declares no config_positions")
+        return encode_positions(widths, self.config_layout())
 
     def config_length(self) -> int:
+        if self.config_layout():
+            return len(self.config_layout())
         return len(parse_config_numbers(self.config_from_widths(self.max_widths)))
 
     def search_spaces(self) -> dict[str, list[list[int]]]:
@@ -232,6 +258,35 @@ def config_number(widths: Mapping[str, int], group: str, multiplier: int) -> int
         raise UserError(f"width {widths[group]} of group {group!r} is not a multiple of "
                         f"{multiplier}, so it has no config-string form")
     return widths[group] // multiplier
+
+
+def decode_positions(config: str | Sequence[int], positions: Sequence[Position], what: str
+                     ) -> Widths:
+    """The default config-string codec: number c at position i gives every (group, multiplier)
+    of positions[i] the width multiplier * c. `what` names the family in the message when the
+    string has the wrong length."""
+    values = parse_config_numbers(config)
+    if len(values) != len(positions):
+        raise UserError(f"a {what} config string has {len(positions)} numbers, got "
+                        f"{len(values)}: {config!r}")
+    return {g: m * v for pos, v in zip(positions, values) for g, m in pos}
+
+
+def encode_positions(widths: Mapping[str, int], positions: Sequence[Position]) -> str:
+    """Widths -> the config string of `positions` (inverse of `decode_positions`). A position's
+    first group is required; its further groups, where given, must be their multiple of the same
+    number, else UserError (these widths have no config-string form)."""
+    parts = []
+    for (first, m), *rest in positions:
+        c = config_number(widths, first, m)
+        if any(g in widths and widths[g] != k * c for g, k in rest):
+            pairs = ((first, m), *rest)
+            names = ", ".join(f"{g}={widths[g]}" for g, _ in pairs if g in widths)
+            rule = ", ".join("c" if k == 1 else f"{k}c" for _, k in pairs)
+            raise UserError(f"widths {names} are not {rule} of one config number, so they have "
+                            f"no config-string form")
+        parts.append(str(c))
+    return "_".join(parts)
 
 
 def parse_config_numbers(config: str | Sequence[int]) -> list[int]:

@@ -57,10 +57,10 @@ from gancompress.models.elastic import (
     SeparableConv2d,
     Widths,
     as_parts,
-    config_number,
+    decode_positions,
+    encode_positions,
     load_state_checked,
     norm_layer,
-    parse_config_numbers,
     tensor_dict,
 )
 
@@ -84,24 +84,11 @@ def default_widths(ngf: int) -> Widths:
 
 
 def decode_config(config: str | Sequence[int]) -> Widths:
-    values = parse_config_numbers(config)
-    if len(values) != len(POSITIONS):
-        raise UserError(f"a MUNIT config string has {len(POSITIONS)} numbers, got {len(values)}: "
-                        f"{config!r}")
-    return {g: m * v for pos, v in zip(POSITIONS, values) for g, m in pos}
+    return decode_positions(config, POSITIONS, "MUNIT")
 
 
 def encode_config(widths: Mapping[str, int]) -> str:
-    parts = []
-    for pos in POSITIONS:
-        values = set()
-        for g, m in pos:
-            values.add(config_number(widths, g, m))
-        if len(values) != 1:
-            names = ", ".join(f"{g}={widths[g]}" for g, _ in pos)
-            raise UserError(f"widths {names} are not c, 2c, 4c of one config number")
-        parts.append(str(values.pop()))
-    return "_".join(parts)
+    return encode_positions(widths, POSITIONS)
 
 
 def _activation(kind: str) -> nn.Module:
@@ -394,6 +381,7 @@ class MunitGenerator(ElasticGenerator):
     """Elastic MUNIT translator A -> B (see the module docstring)."""
 
     arch_name = "munit"
+    config_positions, config_label = POSITIONS, "MUNIT"
     published_formats = ("NVlabs MUNIT gen_XXXXXXXX.pt ({'a': ..., 'b': ...} with keys like "
                          "'enc_content.model.0.conv.weight', 'mlp.model.2.fc.weight') and "
                          "gan-compression full / supernet / compressed MUNIT latest_net_G.pth")
@@ -472,15 +460,6 @@ class MunitGenerator(ElasticGenerator):
         return (out, [content]) if return_features else out
 
     # -- the family contract ----------------------------------------------------------------------
-    def widths_from_config(self, config: str | Sequence[int]) -> Widths:
-        return decode_config(config)
-
-    def config_from_widths(self, widths: Mapping[str, int]) -> str:
-        return encode_config(widths)
-
-    def config_length(self) -> int:
-        return len(POSITIONS)
-
     def search_spaces(self) -> dict[str, list[list[int]]]:
         return {name: [list(c) for c in choices] for name, choices in SPACES.items()}
 
