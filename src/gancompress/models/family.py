@@ -35,7 +35,9 @@ class ElasticGenerator(nn.Module):
     export, profile and the CLI stay generic:
         arch                  its constructor arguments (JSON-serialisable; per-group widest
                               widths under "widths"); `type(g)(**g.arch)` rebuilds it
-        widths_from_config / config_from_widths   published config string <-> widths
+        config_positions      the published config string's positions: (group, multiplier)
+                              pairs per number; widths_from_config / config_from_widths
+                              decode and encode it (overridden only for published quirks)
         search_spaces()       named search-space presets of this family (names are local)
         feature_widths        width group of each distillation tap of forward(return_features)
         example_inputs(size)  the inputs of forward (image, label map, style code ...)
