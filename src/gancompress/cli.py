@@ -173,6 +173,7 @@ def report_error(command: str, message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = _overrides_anywhere(parser, argv)
+    args.root_parser = parser  # for `completion`, which describes the whole command line
     try:
         code = args.func(args)
     except UserError as err:

@@ -22,19 +22,26 @@ Known hashes: the FID Inception file follows torch.hub's naming convention, wher
 digits before `.pth` are the start of the file's SHA-256 (`6726825d`), so that prefix is checked.
 No published hash is known to us for the DRN-D-105 file: it is accepted on layout and marked
 "verified": null (unknown).
+
+Below every checkpoint reader sit the two loaders here: `safe_load` (torch.load restricted to
+tensors and plain containers) and `load_state_strict` (the one strict state-dict load: names and
+shapes checked first, one UserError naming the tensors), used for published weight files,
+our generator checkpoints and the families' published formats alike.
 """
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from gancompress.errors import UserError
-from gancompress.files import cache_root, sha256_file
+from gancompress.files import cache_root, os_error, sha256_file
 
 ENV_VAR = "GANCOMPRESS_WEIGHTS_DIR"
 ALLOW_ENV = "GANCOMPRESS_ALLOW_UNVERIFIED_WEIGHTS"
@@ -170,8 +177,6 @@ def read_state_dict(path: str | Path, strip_prefix: str = "module.") -> dict[str
 
     Unwraps {'state_dict': ...} and drops a DataParallel `module.` prefix.
     """
-    from gancompress.models.checkpoint import safe_load
-
     obj = safe_load(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
@@ -184,23 +189,76 @@ def read_state_dict(path: str | Path, strip_prefix: str = "module.") -> dict[str
     return dict(obj)
 
 
-def check_layout(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]],
-                 what: str) -> None:
-    """UserError unless `state` has exactly the tensor names and shapes of `expected`."""
+def safe_load(path: str | Path) -> Any:
+    """torch.load restricted to tensors and plain containers; user errors become UserError."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the checkpoint file inside it (e.g. "
+                        f"{path / 'generator.pth'})")
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        if path.stat().st_size == 0:
+            raise UserError(f"checkpoint {path} is empty (0 bytes): it was not written completely; "
+                            f"copy or save it again")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserError(
+            f"refused to load {path}: it contains pickled Python objects beyond tensors and plain "
+            f"containers ({_first_line(err, 'unsupported object')}), which could run code when "
+            f"loaded. If you trust the file, re-save it in the gancompress format with "
+            f"gancompress.save_generator(model, 'generator.pth') (a generator), or save only "
+            f"its state_dict() (published layouts)") from None
+    except PermissionError as err:
+        raise os_error(path, err, doing="read") from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as err:
+        raise UserError(f"cannot read checkpoint {path}: {_first_line(err, type(err).__name__)} "
+                        f"(is the file complete and a PyTorch checkpoint?)") from None
+
+
+def _first_line(err: BaseException, fallback: str) -> str:
+    """First informative line of an exception message (some have none), without torch's
+    advice to retry with weights_only=False, which would run the file's code."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()
+             and "weights_only" not in line and "Re-running" not in line]
+    return (lines[0] if lines else fallback)[:300]
+
+
+def layout_problems(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]
+                    ) -> list[str]:
+    """What differs between `state` and the `expected` tensor names and shapes ([] if nothing)."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k])})"
+    wrong = [f"{k} has shape {tuple(state[k].shape)}, expected {tuple(expected[k])}"
              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing tensors (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
-        if wrong:
-            parts.append(f"{len(wrong)} tensors of the wrong shape (e.g. {wrong[:2]})")
-        raise UserError(f"{what} does not have the expected layout: {'; '.join(parts)}. "
-                        f"Use the published file unchanged.")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing tensors (e.g. {missing[:3]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+    if wrong:
+        parts.append(f"{len(wrong)} tensors of the wrong shape (e.g. {wrong[:2]})")
+    return parts
+
+
+def check_layout(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]],
+                 what: str, advice: str = "Use the published file unchanged.") -> None:
+    """UserError unless `state` has exactly the tensor names and shapes of `expected`."""
+    parts = layout_problems(state, expected)
+    if parts:
+        raise UserError(f"{what} does not have the expected layout: {'; '.join(parts)}."
+                        + (f" {advice}" if advice else ""))
+
+
+def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str,
+                      advice: str = "Use the published file unchanged.", assign: bool = False
+                      ) -> None:
+    """The one strict state-dict load: `state` must have exactly `model`'s tensor names and
+    shapes (else one UserError naming them, see `check_layout`), then load_state_dict(strict).
+    assign=True adopts the tensors (a model built on the meta device)."""
+    check_layout(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, what,
+                 advice)
+    model.load_state_dict(state, strict=True, assign=assign)
 
 
 def load_published(model: torch.nn.Module, spec: PublishedWeights, explicit: str | Path | None = None,
@@ -212,11 +270,10 @@ def load_published(model: torch.nn.Module, spec: PublishedWeights, explicit: str
     """
     path = find_weights(spec.name, explicit=explicit, weights_dir=weights_dir)
     state = read_state_dict(path)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    check_layout(state, expected, f"weights file {path} (used as {spec.name}, the {spec.purpose})")
     # assign=True adopts the loaded tensors, so `model` may be built on the meta device (no
     # random initialisation of 24-54M parameters that are overwritten anyway).
-    model.load_state_dict(state, strict=True, assign=True)
+    load_state_strict(model, state, f"weights file {path} (used as {spec.name}, the "
+                                    f"{spec.purpose})", assign=True)
     digest = sha256_file(path)
     verified = verify_hash(spec, path, digest)
     return WeightsRecord(name=spec.name, path=str(path), sha256=digest, verified=verified)

@@ -23,19 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def completion_script(shell: str) -> str:
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """The completion script of `parser` (the whole gancompress command line) for `shell`."""
     try:
         import shtab
     except ImportError:
         raise UserError("shell completion needs the shtab package (a gancompress dependency): "
                         "pip install shtab") from None
-    from gancompress.cli import build_parser
-
     if shell not in SHELLS:
         raise UserError(f"no completion for {shell!r}; supported: {', '.join(SHELLS)}")
-    return shtab.complete(build_parser(), shell=shell)
+    return shtab.complete(parser, shell=shell)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(completion_script(args.shell))
+    # the root parser comes from cli.main (commands never import cli: no cycle)
+    print(completion_script(args.root_parser, args.shell))
     return 0

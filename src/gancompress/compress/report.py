@@ -21,33 +21,27 @@ from typing import Any
 
 import torch
 
-from gancompress.compress.scoring import scoring_inputs
 from gancompress.files import atomic_write_text
 from gancompress.imaging import make_grid, save_image
+from gancompress.compress.scoring import reconstruction_quality, scoring_inputs
 from gancompress.metrics.colour import ColourSettings
-from gancompress.metrics.cost import count_macs_both, count_params, format_count, measure_latency
-from gancompress.metrics.quality import psnr_per_image
+from gancompress.metrics.cost import format_count
+from gancompress.metrics.cost import profile as cost_profile
 from gancompress.metrics.swd import SWDSettings
 
 
-@torch.no_grad()
 def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
             ) -> dict[str, float | None]:
-    """Mean L1 (in [-1, 1] units) and PSNR (dB) of `model` against each batch's reference, and
-    the distances between the distributions of its outputs and of the references: SWD x 1e3
+    """Mean L1 (in [-1, 1] units) and PSNR (dB) of `model` against each batch's reference (the
+    one L1 / PSNR loop, compress/scoring.reconstruction_quality), and in the same pass the
+    distances between the distributions of its outputs and of the references: SWD x 1e3
     (metrics/swd.py) and the colour metric (metrics/colour.py; None for non-RGB outputs)."""
     from gancompress.metrics.colour import ABPixels
     from gancompress.metrics.swd import PatchDescriptors
 
-    model.eval()
-    l1 = psnr = 0.0
-    n = 0
     sets: dict[str, tuple[Any, Any]] = {}
-    for index, (source, ref) in enumerate(batches):
-        fake = model(*scoring_inputs(model, source, index))
-        l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
-        psnr += psnr_per_image(fake, ref).sum().item()
-        n += len(source)
+
+    def collect(fake: torch.Tensor, ref: torch.Tensor) -> None:
         if not sets:
             sets["swd"] = (PatchDescriptors(), PatchDescriptors())
             if fake.shape[1] == 3:
@@ -55,7 +49,8 @@ def quality(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.
         for fakes, refs in sets.values():
             fakes.update(fake)
             refs.update(ref)
-    return {"l1": l1 / n, "psnr": psnr / n, **distribution_distances(sets)}
+
+    return {**reconstruction_quality(model, batches, collect), **distribution_distances(sets)}
 
 
 def distribution_distances(sets: Mapping[str, tuple[Any, Any]]) -> dict[str, float | None]:
@@ -78,16 +73,9 @@ _ITSELF = {"l1": 0.0, "psnr": None, "swd": 0.0, "colour": 0.0}
 def profile(model: torch.nn.Module, input_size: Sequence[int], device: str | torch.device = "cpu",
             runs: int = 20, warmup: int = 5) -> dict[str, Any]:
     """Params, published and true MACs at `input_size` and at the family's reference size,
-    measured latency."""
-    size = tuple(int(v) for v in input_size)
-    macs, macs_true = count_macs_both(model, size)
-    ref_size = model.input_size()
-    macs_ref, _ = count_macs_both(model, ref_size)
-    latency = measure_latency(model.to(device).eval(), size, warmup=warmup, runs=runs,
-                              device=device)
-    return {"params": count_params(model), "macs": macs, "macs_true": macs_true,
-            "macs_ref": macs_ref, "ref_size": list(ref_size[-2:]),
-            "latency_ms": latency["median_ms"], "latency": latency}
+    measured latency (metrics/cost.profile, the one profiler)."""
+    return cost_profile(model, tuple(int(v) for v in input_size), latency=True, warmup=warmup,
+                        runs=runs, device=device, reference=True)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ for ranking, and stored as measured."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,32 @@ def generate(model: torch.nn.Module, sources: Sequence[torch.Tensor]) -> list[to
         model.train(was_training)
 
 
+@torch.no_grad()
+@torch.no_grad()
+def reconstruction_quality(model: torch.nn.Module,
+                           batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                           each: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+                           ) -> dict[str, float]:
+    """The one L1 / PSNR loop: mean L1 (in [-1, 1] units) and PSNR (dB) per image of `model`
+    (eval mode, restored after) against each batch's reference; `each(output, reference)` sees
+    every batch too (the report accumulates distribution metrics in the same pass)."""
+    was_training = model.training
+    model.eval()
+    l1 = psnr = 0.0
+    count = 0
+    try:
+        for index, (source, ref) in enumerate(batches):
+            fake = model(*scoring_inputs(model, source, index))
+            l1 += (fake - ref).abs().flatten(1).mean(1).sum().item()
+            psnr += psnr_per_image(fake, ref).sum().item()
+            count += len(source)
+            if each is not None:
+                each(fake, ref)
+    finally:
+        model.train(was_training)
+    return {"l1": l1 / count, "psnr": psnr / count}
+
+
 class ReconstructionScorer(SubNetworkScorer):
     """Error of a sub-network on a fixed held-out set of (source, reference) batches.
 
@@ -98,26 +124,18 @@ class ReconstructionScorer(SubNetworkScorer):
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> float:
         """Score any generator (teacher, compact model) on the same held-out set."""
+        if self.metric not in SET_METRICS:
+            return reconstruction_quality(model, self.batches)[self.metric]
         was_training = model.training
         model.eval()
-        total, count = 0.0, 0
         outputs = _set_accumulator(self.metric)
         try:
-            for index, (source, ref) in enumerate(self.batches):
-                fake = model(*scoring_inputs(model, source, index))
-                if outputs is not None:
-                    outputs.update(fake)
-                elif self.metric == "l1":
-                    total += (fake - ref).abs().flatten(1).mean(1).sum().item()
-                else:
-                    total += psnr_per_image(fake, ref).sum().item()
-                count += len(source)
+            for index, (source, _) in enumerate(self.batches):
+                outputs.update(model(*scoring_inputs(model, source, index)))
         finally:
             model.train(was_training)
-        if outputs is not None:
-            return (self.set_scorer.score_descriptors(outputs) if self.metric == "swd"
-                    else self.set_scorer.score_pixels(outputs))
-        return total / count
+        return (self.set_scorer.score_descriptors(outputs) if self.metric == "swd"
+                else self.set_scorer.score_pixels(outputs))
 
 
 SET_METRICS = ("swd", "colour")  # distances between the outputs' and the references' sets

@@ -1,16 +1,23 @@
 """Deployment: verified ONNX / int8 / TorchScript export, runtimes, latency measurement and model.
 
+    session.py      open_session(kind, model_or_file, threads, device, precision): the one way a
+                    model runs on a backend (torch, torchscript, compile, onnx, openvino)
+    verify.py       what an export is checked on and how (reference_output, compare, tolerance)
     graph.py        deploy_module(model): plain layers, folded BatchNorm, exact CPU rewrites
     onnx_export.py  export_onnx(model, path, input_size, ...): fp32 or int8, verified, metadata
     openvino.py     export_openvino(model, path.xml, ...): OpenVINO IR from the same ONNX graph,
-                    fp32 / bf16 / int8 (NNCF), verified, metadata in rt_info; OpenVinoRunner
+                    fp32 / bf16 / int8 (NNCF), verified, metadata in rt_info
                     (optional extra: pip install 'gancompress[openvino]')
     quantize.py     int8 static quantization (onnxruntime QDQ), calibration images, sensitivity
     torchscript.py  export_torchscript(model, path, input_size, ...): traced + frozen, verified
-    runtime.py      open_model(path) -> runner for checkpoints, .onnx, .xml and TorchScript files
+    runtime.py      open_model(path) -> runner for checkpoints, .onnx, .xml (OpenVinoRunner) and
+                    TorchScript files, each on a session
     backends.py     latency backends (torch, torchscript, compile, onnx, onnx-int8, openvino,
                     openvino-bf16, openvino-int8), side by side
     (the latency model of search-space configs lives in compress/latency.py)
+
+Within deploy/ the modules import one way only: session, verify, graph -> quantize ->
+onnx_export -> torchscript -> runtime -> openvino -> backends (tests/test_layers.py keeps it so).
 
 Measured (bench/bench_deploy.py, compressed ResNet `16_16_24_16_32_64_16_24`, 256x256, batch 1,
 2-core AVX-512 VNNI EPYC, torch 2.13, onnxruntime 1.32, side by side in one run; medians in ms,
@@ -37,8 +44,9 @@ int8 is the fastest file.
 from gancompress.deploy.graph import deploy_module, model_info
 from gancompress.deploy.onnx_export import export_onnx, read_metadata
 from gancompress.deploy.runtime import open_model
+from gancompress.deploy.session import open_session
 from gancompress.deploy.torchscript import export_torchscript
 from gancompress.metrics.quality import psnr
 
 __all__ = ["deploy_module", "model_info", "psnr", "export_onnx", "read_metadata", "open_model",
-           "export_torchscript"]
+           "open_session", "export_torchscript"]

@@ -19,10 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from gancompress.deploy.graph import deploy_module
+from gancompress.deploy.onnx_export import DEFAULT_OPSET, onnx_bytes
+from gancompress.deploy.quantize import quantize_onnx
+from gancompress.deploy.session import Session, open_session
+from gancompress.deploy.verify import reference_output, sample_inputs
 from gancompress.errors import UserError
 from gancompress.metrics.cost import summarize_times
 
@@ -41,24 +45,19 @@ def parse_backends(text: str) -> list[str]:
 
 def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
                   threads: int | None = None, device: str = "cpu",
-                  calib_images: torch.Tensor | None = None, optimize: bool = True
-                  ) -> tuple[Callable[[], Any], dict[str, Any]]:
-    """(call, info): `call()` runs one batch of `input_size` through `model` on backend `name`."""
-    from gancompress.deploy.graph import deploy_module
-
+                  calib_images: torch.Tensor | None = None, optimize: bool = True,
+                  exporter: str = "dynamo") -> tuple[Callable[[], Any], dict[str, Any]]:
+    """(call, info): `call()` runs one batch of `input_size` through `model` on backend `name`,
+    through one inference session (deploy/session.py); `call.run(images)` runs any batch
+    through the same session (quality checks of the reduced precisions). `exporter` "legacy"
+    exports faster (the latency model builds dozens of sessions) with the same kernels."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     threads = threads or torch.get_num_threads()
     example = torch.rand(tuple(input_size)) * 2 - 1
     info: dict[str, Any] = {"backend": name, "threads": threads}
     if name == "torch":
-        model = model.to(device).eval()
-        x = example.to(device)
-
-        def call():
-            with torch.inference_mode():
-                return model(x)
-        return call, info
+        return _calls(open_session("torch", model.eval(), threads, device), example), info
     if device != "cpu" and name.startswith(("onnx", "openvino")):
         raise UserError(f"backend {name} runs on the CPU only")
     if name.startswith("openvino"):
@@ -67,42 +66,26 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
         call, extra = latency_call(model, input_size, threads=threads,
                                    int8=name == "openvino-int8",
                                    precision="bf16" if name == "openvino-bf16" else "fp32",
-                                   calib_images=calib_images, optimize=optimize)
+                                   calib_images=calib_images, optimize=optimize,
+                                   exporter=exporter)
         return call, {**info, **extra}
     # The sub-pixel rewrite of ConvTranspose2d helps onnxruntime (int8 QLinearConv) but not
     # oneDNN, whose transposed conv is fast (measured with torch.compile: 18.4 ms without it,
     # 21.0 ms with it, 2 threads): the PyTorch paths keep ConvTranspose2d.
     deployed = deploy_module(model, optimize=optimize,
                              transposed=name not in ("torchscript", "compile"))
-    if name in ("torchscript", "compile"):
-        deployed = deployed.to(device)
-        x = example.to(device)
-        if name == "torchscript":
-            from gancompress.deploy.onnx_export import quiet
-            with quiet(), torch.no_grad():
-                module = torch.jit.freeze(torch.jit.trace(deployed, x, check_trace=False))
-        else:
-            import torch._inductor.config as inductor_config
-
-            inductor_config.freezing = True  # weights become constants: conv+bias fusion, folding
-            module = torch.compile(deployed)
-            with torch.inference_mode():
-                start = time.perf_counter()
-                module(x)
-                info["compile_s"] = time.perf_counter() - start
-
-        def call():
-            with torch.inference_mode():
-                return module(x)
+    if name == "torchscript":
+        return _calls(open_session("torchscript", deployed, threads, device,
+                                   example=(example,)), example), info
+    if name == "compile":
+        session = open_session("compile", deployed, threads, device)
+        call = _calls(session, example)
+        call()  # compiles once, outside the timed runs
+        info["compile_s"] = session.compile_s
         return call, info
-    from gancompress.deploy.onnx_export import DEFAULT_OPSET, onnx_bytes, reference_output
-    from gancompress.deploy.runtime import ort_session
-
-    data = onnx_bytes(deployed, input_size, DEFAULT_OPSET, "dynamo")
+    data = onnx_bytes(deployed, input_size, DEFAULT_OPSET if exporter == "dynamo" else 17,
+                      exporter)
     if name == "onnx-int8":
-        from gancompress.deploy.onnx_export import sample_inputs
-        from gancompress.deploy.quantize import quantize_onnx
-
         synthetic = calib_images is None
         images = sample_inputs(input_size, count=8, seed=1) if synthetic else calib_images
         # synthetic images: the default layout (image conv float) without the sensitivity search
@@ -111,15 +94,18 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
                                      threads=threads)
         info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
                     calibration="synthetic (speed only)" if synthetic else "images")
-    session = ort_session(data, threads=threads)
-    feed = {session.get_inputs()[0].name: example.numpy()}
+    return _calls(open_session("onnx", data, threads), example), info
+
+
+def _calls(session: Session, example: torch.Tensor) -> Callable[[], Any]:
+    """call() on the fixed example; call.run(images) on any batch."""
+    x = example.to(getattr(session, "device", "cpu"))
 
     def call():
-        return session.run(None, feed)
-    # any batch through the same session (quality checks of the reduced precisions)
-    call.run = lambda images: torch.from_numpy(np.asarray(session.run(
-        None, {session.get_inputs()[0].name: images.float().numpy()})[0]))
-    return call, info
+        return session(x)
+    call.run = lambda images: session(images).float().cpu()
+    call.session = session
+    return call
 
 
 def measure_side_by_side(calls: dict[str, Callable[[], Any]], warmup: int = 3, runs: int = 20,

@@ -15,50 +15,34 @@ the verification figures.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import logging
-import math
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
+from gancompress.deploy import quantize
 from gancompress.deploy.graph import deploy_module, model_info
+from gancompress.deploy.session import open_session, quiet  # noqa: F401 - quiet re-exported
+from gancompress.deploy.verify import (  # noqa: F401 - re-exported (tests, bench)
+    FP32_TOLERANCE,
+    compare,
+    extra_inputs,
+    family_inputs,
+    reference_output,
+    sample_inputs,
+    verification_inputs,
+)
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
-from gancompress.metrics.quality import psnr
 
 DEFAULT_OPSET = 18
 # Opsets each exporter can write (the dynamo exporter starts at 18; the legacy one stops at 20).
 OPSETS = {"dynamo": range(18, 24), "legacy": range(11, 21)}
-# fp32 exports must agree with PyTorch to this max abs error (outputs in [-1, 1]; one uint8
-# level is 2/255 = 7.8e-3, float reordering gives ~1e-6).
-FP32_TOLERANCE = 1e-3
 META_PREFIX = "gancompress."
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence exporter progress lines and deprecation warnings (they are not the user's fault)."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript",
-                                               "torch._dynamo", "torch.fx")]
-    loggers.append(logging.getLogger())  # onnxruntime.quantization logs on the root logger
-    levels = [lg.level for lg in loggers]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
 
 
 def check_opset(exporter: str, opset: int | None) -> int:
@@ -72,35 +56,6 @@ def check_opset(exporter: str, opset: int | None) -> int:
         raise UserError(f"opset {opset} is not supported by the {exporter} exporter; use "
                         f"{allowed.start}..{allowed.stop - 1}{hint}")
     return opset
-
-
-def extra_inputs(model: nn.Module, input_size: Sequence[int], batch: int, seed: int = 0
-                 ) -> dict[str, torch.Tensor]:
-    """forward() inputs after the image (e.g. MUNIT's style code), by their family's names,
-    drawn reproducibly: they become further ONNX inputs."""
-    names = getattr(model, "input_names", ("input",))
-    if len(names) < 2 or not hasattr(model, "example_inputs"):
-        return {}
-    gen = torch.Generator().manual_seed(seed)
-    inputs = model.example_inputs(tuple(input_size)[2:], batch, generator=gen)[1:]
-    return {name: t.float().cpu() for name, t in zip(names[1:], inputs)}
-
-
-def family_inputs(model: nn.Module, input_size: Sequence[int], count: int = 2, seed: int = 0
-                  ) -> torch.Tensor:
-    """`count` first inputs of the model's family at input_size (e.g. random label maps as
-    one-hot + edges), drawn reproducibly: verification inputs for non-image inputs."""
-    gen = torch.Generator().manual_seed(seed)
-    return model.example_inputs(tuple(input_size)[2:], count, generator=gen)[0].float().cpu()
-
-
-def verification_inputs(model: nn.Module, input_size: Sequence[int],
-                        given: torch.Tensor | None = None) -> torch.Tensor:
-    """What an export is checked on: `given`, else the family's own inputs when they are not
-    images (SPADE's one-hot label maps), else smooth random images (`sample_inputs`)."""
-    if given is None and not getattr(model, "image_input", True):
-        return family_inputs(model, input_size)
-    return sample_inputs(input_size, given)
 
 
 def onnx_bytes(module: nn.Module, input_size: Sequence[int], opset: int,
@@ -169,42 +124,6 @@ def read_metadata(model: str | Path | bytes) -> dict[str, Any]:
     return out
 
 
-def sample_inputs(input_size: Sequence[int], images: torch.Tensor | None = None, count: int = 2,
-                  seed: int = 0) -> torch.Tensor:
-    """Inputs for verification: given images, else smooth random images in [-1, 1] (batch
-    `count` > 1 checks the dynamic batch dimension too)."""
-    if images is not None:
-        return images.float().cpu()
-    g = torch.Generator().manual_seed(seed)
-    _, c, h, w = input_size
-    coarse = torch.rand(count, c, max(1, h // 8), max(1, w // 8), generator=g)
-    smooth = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear",
-                                             align_corners=False)
-    noise = 0.1 * torch.randn(count, c, h, w, generator=g)
-    return (smooth * 2 - 1 + noise).clamp(-1, 1)
-
-
-@torch.no_grad()
-def reference_output(model: nn.Module, inputs: torch.Tensor, *extra: torch.Tensor
-                     ) -> torch.Tensor:
-    """The PyTorch output the export must reproduce (eval mode, CPU, float32)."""
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
-        return model(inputs.to(device), *(t.to(device) for t in extra)).float().cpu()
-    finally:
-        model.train(was_training)
-
-
-def compare(reference: torch.Tensor, output: torch.Tensor | np.ndarray) -> dict[str, float]:
-    output = torch.as_tensor(np.asarray(output)).float()
-    if tuple(output.shape) != tuple(reference.shape):
-        return {"max_abs": math.inf, "psnr": -math.inf}
-    return {"max_abs": float((output - reference).abs().max()), "psnr": psnr(reference, output)}
-
-
 def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = (1, 3, 256, 256),
                 opset: int | None = None, exporter: str = "dynamo", optimize: bool = True,
                 verify_inputs: torch.Tensor | None = None, tolerance: float = FP32_TOLERANCE,
@@ -221,9 +140,6 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
     on `calib_images` and refused (UserError, no file) if its PSNR against PyTorch fp32 on
     held-out calibration images is below `min_psnr`. Returns the metadata written.
     """
-    from gancompress.deploy import quantize
-    from gancompress.deploy.runtime import ort_session
-
     path = Path(path)
     if path.exists() and not overwrite:
         raise UserError(f"{path} exists; choose another --out or pass --overwrite")
@@ -243,9 +159,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
     deployed = deploy_module(model, optimize=optimize)
     data = onnx_bytes(deployed, input_size, opset, exporter, extra)
     reference = reference_output(model, inputs, *extra.values())
-    session = ort_session(data, threads=None)
-    feeds = {"input": inputs.numpy(), **{k: v.numpy() for k, v in extra.items()}}
-    output = session.run(None, feeds)[0]
+    output = open_session("onnx", data)(inputs, *extra.values())
     check = compare(reference, output)
     if not check["max_abs"] <= tolerance:
         raise UserError(f"ONNX export changes the model's output: max abs error "
@@ -273,8 +187,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int] = 
                             f"{len(report['float_convs'])}); nothing written. Calibrate on more "
                             f"representative images (--calib), try --calib-method percentile, or "
                             f"keep more layers float (--keep-float)")
-        session = ort_session(data, threads=None)
-        output = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})[0]
+        output = open_session("onnx", data)(inputs)
         int8_check = compare(reference, output)
         meta.update(precision="int8", quantization=report,
                     verify={"inputs": len(inputs), "max_abs": int8_check["max_abs"],

@@ -27,7 +27,6 @@ openvino and nncf are an optional extra: `pip install 'gancompress[openvino]'`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import logging
@@ -41,31 +40,47 @@ import numpy as np
 import torch
 from torch import nn
 
+from gancompress.deploy import quantize
 from gancompress.deploy.graph import deploy_module, model_info
-from gancompress.deploy.runtime import Runner
+from gancompress.deploy.onnx_export import DEFAULT_OPSET, onnx_bytes
+from gancompress.deploy.runtime import OpenVinoRunner
+from gancompress.deploy.session import (
+    INSTALL_HINT,
+    OV_RT_PATH,
+    check_precision,
+    compile_model,
+    core,
+    first_line,
+    infer,
+    ir_metadata,
+    open_session,
+    quiet,
+    require_openvino,
+    supports_bf16,
+)
+from gancompress.deploy.verify import (
+    FP32_TOLERANCE,
+    compare,
+    reference_output,
+    sample_inputs,
+    verification_inputs,
+)
 from gancompress.errors import UserError
 from gancompress.metrics.quality import psnr
 
-INSTALL_HINT = "pip install 'gancompress[openvino]'"
+# re-exported: the runner lives with the other runners, the session helpers at deploy's bottom
+__all__ = ["OpenVinoRunner", "check_precision", "compile_model", "core", "export_openvino",
+           "latency_call", "quantize_ov", "read_metadata", "require_nncf", "require_openvino",
+           "run_model", "supports_bf16"]
+
 IR_SUFFIX = ".xml"
-RT_PATH = ["gancompress", "metadata"]   # rt_info key holding the metadata JSON
-PRECISIONS = {"fp32": "f32", "bf16": "bf16"}  # recorded precision -> INFERENCE_PRECISION_HINT
+RT_PATH = OV_RT_PATH   # rt_info key holding the metadata JSON
 CONV_TYPES = ("Convolution", "GroupConvolution", "ConvolutionBackpropData")
 # deploy_module's sub-pixel rewrite of ConvTranspose2d pays in onnxruntime, not here: OpenVINO
 # runs transposed convs with oneDNN's brgemm kernels (compressed ResNet, fp32, 2 threads, one
 # round-robin run: 22.3 ms median keeping ConvTranspose2d, 23.6 ms with the rewrite). The
 # output-phase rewrite of the 3-output head pays here too (without it: +26% conv time).
 TRANSPOSED_REWRITE = False
-
-
-def require_openvino():
-    """The openvino module, or UserError saying how to install it."""
-    try:
-        import openvino
-    except ImportError:
-        raise UserError(f"the OpenVINO backend needs the openvino package, which is not "
-                        f"installed: {INSTALL_HINT}") from None
-    return openvino
 
 
 def require_nncf():
@@ -81,8 +96,6 @@ def require_nncf():
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence NNCF / exporter progress bars and info logs (stdout and stderr)."""
-    from gancompress.deploy.onnx_export import quiet
-
     nncf_logger = logging.getLogger("nncf")
     level = nncf_logger.level
     nncf_logger.setLevel(logging.ERROR)
@@ -93,51 +106,6 @@ def _quiet() -> Iterator[None]:
         nncf_logger.setLevel(level)
 
 
-@functools.lru_cache(maxsize=1)
-def core():
-    return require_openvino().Core()
-
-
-def supports_bf16() -> bool:
-    """Whether this CPU has native bf16 (AVX-512 BF16 / AMX), where OpenVINO's bf16 pays."""
-    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown OpenVINO precision {precision!r}; use fp32 or bf16")
-    if precision == "bf16" and not supports_bf16():
-        raise UserError("this CPU has no native bf16 (AVX-512 BF16 / AMX): OpenVINO would run "
-                        "fp32 anyway; export without --bf16")
-    return precision
-
-
-def compile_model(model, threads: int | None = None, precision: str = "fp32",
-                  batch: int | None = 1, profile: bool = False):
-    """A CPU-compiled copy of `model`, static shape at `batch` (None: as the model has it),
-    one stream, latency hint, `threads` inference threads."""
-    if batch is not None:
-        model = model.clone()
-        shape = model.inputs[0].get_partial_shape()
-        model.reshape([batch, *[d.get_length() for d in list(shape)[1:]]])
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                              "INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
-    threads = threads or max(1, torch.get_num_threads())
-    config["INFERENCE_NUM_THREADS"] = int(threads)
-    if profile:
-        config["PERF_COUNT"] = True
-    try:
-        return core().compile_model(model, "CPU", config)
-    except Exception as err:  # noqa: BLE001 - OpenVINO raises RuntimeError with C++ traces
-        raise UserError(f"OpenVINO cannot compile the model for the CPU: {_first_line(err)}"
-                        ) from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
-
-
 def from_onnx(onnx_data: bytes):
     """The OpenVINO model of a serialized ONNX graph."""
     with tempfile.TemporaryDirectory(prefix="gancompress-ov-") as tmp:
@@ -146,13 +114,8 @@ def from_onnx(onnx_data: bytes):
         try:
             return core().read_model(str(source))
         except Exception as err:  # noqa: BLE001
-            raise UserError(f"OpenVINO cannot read the exported ONNX graph: {_first_line(err)}"
+            raise UserError(f"OpenVINO cannot read the exported ONNX graph: {first_line(err)}"
                             ) from None
-
-
-def infer(compiled, images: torch.Tensor | np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(np.asarray(images, dtype=np.float32))
-    return np.asarray(compiled.create_infer_request().infer({0: array})[0])
 
 
 def run_model(model, images: torch.Tensor, threads: int | None = None,
@@ -168,14 +131,7 @@ def set_metadata(model, metadata: Mapping[str, Any]) -> None:
 
 def read_metadata(model) -> dict[str, Any]:
     """The gancompress metadata of an OpenVINO model or .xml file ({} if none)."""
-    if isinstance(model, (str, Path)):
-        model = core().read_model(str(model))
-    if not model.has_rt_info(RT_PATH):
-        return {}
-    try:
-        return json.loads(model.get_rt_info(RT_PATH).astype(str))
-    except (json.JSONDecodeError, RuntimeError):
-        return {}
+    return ir_metadata(model)
 
 
 def conv_names(model) -> tuple[list[str], list[str]]:
@@ -208,7 +164,7 @@ def save_pair(model, path: str | Path) -> None:
         try:
             ov.save_model(model, str(staged), compress_to_fp16=False)
         except Exception as err:  # noqa: BLE001
-            raise UserError(f"OpenVINO cannot save {path}: {_first_line(err)}") from None
+            raise UserError(f"OpenVINO cannot save {path}: {first_line(err)}") from None
         os.replace(bin_path(staged), bin_path(path))
         try:
             os.replace(staged, path)
@@ -227,8 +183,6 @@ def quantize_ov(model, calib: torch.Tensor, reference_fn: Callable[[torch.Tensor
     keep_float: "auto" (accuracy-aware fallback, module docstring), "none", or op names
     ("first", "last" allowed) kept in float through NNCF's ignored scope.
     """
-    from gancompress.deploy import quantize
-
     nncf = require_nncf()
     if len(calib) == 0:
         raise UserError("no calibration images")
@@ -245,7 +199,7 @@ def quantize_ov(model, calib: torch.Tensor, reference_fn: Callable[[torch.Tensor
                 return nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
                                      preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope)
             except Exception as err:  # noqa: BLE001 - NNCF raises its own error types
-                raise UserError(f"NNCF cannot quantize this model: {_first_line(err)}") from None
+                raise UserError(f"NNCF cannot quantize this model: {first_line(err)}") from None
 
     def score(candidate) -> float:
         return psnr(reference, run_model(candidate, score_on, threads, precision))
@@ -291,16 +245,6 @@ def export_openvino(model: nn.Module, path: str | Path,
     (max abs, fp32) - for bf16 / int8 the PSNR against PyTorch fp32 must reach `min_psnr` -
     otherwise UserError and no file. Returns the metadata written.
     """
-    from gancompress.deploy import quantize
-    from gancompress.deploy.onnx_export import (
-        DEFAULT_OPSET,
-        FP32_TOLERANCE,
-        compare,
-        onnx_bytes,
-        reference_output,
-        verification_inputs,
-    )
-
     require_openvino()
     path = Path(path)
     if path.suffix.lower() != IR_SUFFIX:
@@ -355,48 +299,6 @@ def export_openvino(model: nn.Module, path: str | Path,
     return meta
 
 
-class OpenVinoRunner(Runner):
-    """Runs an OpenVINO IR (.xml) on (B, C, H, W) float batches in [-1, 1]; one compiled model per
-    batch size, in the precision recorded at export (fp32 if none)."""
-
-    kind = "openvino"
-
-    def __init__(self, path: str | Path | Any, threads: int | None = None,
-                 precision: str | None = None):
-        if isinstance(path, (str, Path)):
-            try:
-                self.model = core().read_model(str(path))
-            except Exception as err:  # noqa: BLE001
-                raise UserError(f"OpenVINO cannot read {path}: {_first_line(err)} (is its .bin "
-                                f"next to it?)") from None
-        else:
-            self.model = path
-        self.metadata = read_metadata(self.model)
-        self.threads = threads
-        self.precision = precision or self.metadata.get("inference_precision", "fp32")
-        if self.precision == "bf16" and not supports_bf16():
-            self.precision = "fp32"  # recorded for a bf16 CPU; this one runs fp32 exactly
-        shape = self.model.inputs[0].get_partial_shape()
-        if shape.rank.get_length() != 4:
-            raise UserError(f"{path} takes a {shape.rank.get_length()}-d input; an image "
-                            f"generator takes (B, C, H, W)")
-        dims = list(shape)
-        self.in_channels = dims[1].get_length() if dims[1].is_static else 3
-        self.input_size = tuple(self.metadata["input_size"]) if "input_size" in self.metadata \
-            else (1, *[d.get_length() for d in dims[1:]])
-        self._compiled: dict[int, Any] = {}
-
-    def compiled(self, batch: int = 1):
-        if batch not in self._compiled:
-            self._compiled[batch] = compile_model(self.model, self.threads, self.precision, batch)
-        return self._compiled[batch]
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        self.check_input(batch)
-        array = batch.detach().float().cpu().numpy()
-        return torch.from_numpy(infer(self.compiled(len(array)), array).copy())
-
-
 def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | None = None,
                  int8: bool = False, precision: str = "fp32",
                  calib_images: torch.Tensor | None = None, optimize: bool = True,
@@ -405,8 +307,6 @@ def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | Non
     """(call, info) running one batch of `input_size` through `model` on OpenVINO (the profile /
     bench / latency-model backend). int8 without calibration images calibrates on smooth random
     images: right for speed, not a quality figure."""
-    from gancompress.deploy.onnx_export import DEFAULT_OPSET, onnx_bytes, reference_output
-
     require_openvino()
     if int8:
         require_nncf()
@@ -416,8 +316,6 @@ def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | Non
                                     DEFAULT_OPSET if exporter == "dynamo" else 17, exporter))
     info: dict[str, Any] = {"precision": precision}
     if int8:
-        from gancompress.deploy.onnx_export import sample_inputs
-
         synthetic = calib_images is None
         images = sample_inputs(input_size, count=8, seed=1) if synthetic else calib_images
         ov_model, report = quantize_ov(ov_model, images, lambda b: reference_output(model, b),
@@ -425,27 +323,16 @@ def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | Non
                                        precision=precision)
         info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
                     calibration="synthetic (speed only)" if synthetic else "images")
-    request = compile_model(ov_model, threads, precision, batch=int(input_size[0]),
-                            profile=profile).create_infer_request()
-    x = np.random.default_rng(0).uniform(-1, 1, tuple(input_size)).astype(np.float32)
+    session = open_session("openvino", ov_model, threads, precision=precision,
+                           profile=profile)
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, tuple(input_size))
+                         .astype(np.float32))
+    session.compiled(int(input_size[0]))  # compile now, not in the first timed call
 
     def call():
-        return request.infer({0: x})
-    # any batch, image by image through the same compiled model (quality checks)
-    call.run = lambda images: torch.cat([torch.from_numpy(np.array(
-        request.infer({0: images[i:i + 1].float().numpy()})[0])) for i in range(len(images))])
+        return session(x)
+    # any batch, image by image through the same session (quality checks)
+    call.run = lambda images: torch.cat([session(images[i:i + 1]) for i in range(len(images))])
     if profile:
-        call.op_times = lambda: op_times(request)
+        call.op_times = session.op_times
     return call, info
-
-
-def op_times(request) -> list[dict[str, Any]]:
-    """Per-op times (ms) of the last inference of a request compiled with profile=True
-    (OpenVINO PERF_COUNT): name, type, the kernel that ran (exec_type) and real time."""
-    rows = []
-    for item in request.profiling_info:
-        if item.status == item.Status.EXECUTED:
-            rows.append({"name": item.node_name, "type": item.node_type,
-                         "kernel": item.exec_type,
-                         "ms": item.real_time.total_seconds() * 1e3})
-    return rows

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gancompress.deploy.onnx_export import quiet
+from gancompress.deploy.session import open_session, quiet
 from gancompress.errors import UserError
 from gancompress.imaging import list_images, open_image, pil_to_tensor, read_image
 from gancompress.metrics.quality import psnr
@@ -187,11 +187,7 @@ class _Quantizer:
 
 def _score(model_bytes: bytes, images: torch.Tensor, reference: torch.Tensor,
            threads: int | None) -> float:
-    from gancompress.deploy.runtime import ort_session
-
-    session = ort_session(model_bytes, threads=threads)
-    output = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
-    return psnr(reference, torch.from_numpy(np.asarray(output)))
+    return psnr(reference, open_session("onnx", model_bytes, threads)(images))
 
 
 def split_holdout(calib: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,69 +7,44 @@ at export (None for checkpoints, which are fully convolutional and record none).
 further inputs (MUNIT's style code) list them in `runner.extra_inputs` (name -> shape without the
 batch) and take them as further arguments: `runner(batch, style)`.
 
-onnxruntime sessions use graph optimisation level ALL (constant folding, conv+bias/activation
-fusion, NCHWc blocked layout on x86; 4-20% faster than EXTENDED on the compressed ResNet),
-one inter-op thread and an explicit intra-op thread count (what a latency figure depends on).
+Every runner checks its inputs and runs through one inference session (deploy/session.py,
+`open_session`), the same sessions the latency backends, the latency model and the demo use.
 Note: loading a TorchScript file runs the TorchScript code stored in it; open only files you trust
 (our PyTorch checkpoints, by contrast, never unpickle code).
 """
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
+from gancompress.deploy.session import (
+    OV_PRECISIONS,
+    Session,
+    default_threads,
+    open_session,
+    ort_session,
+    require_openvino,
+    supports_bf16,
+)
 from gancompress.errors import UserError
+
+__all__ = ["ONNX_SUFFIXES", "OPENVINO_SUFFIXES", "OnnxRunner", "OpenVinoRunner", "Runner",
+           "TEST_MODES", "TorchRunner", "TorchScriptRunner", "apply_test_mode", "default_threads",
+           "describe", "file_kind", "open_model", "ort_session"]
 
 ONNX_SUFFIXES = (".onnx",)
 OPENVINO_SUFFIXES = (".xml",)
-
-
-def default_threads() -> int:
-    return max(1, torch.get_num_threads())
-
-
-def ort_session(model: str | Path | bytes, threads: int | None = None, level: str = "all",
-                optimized_path: str | Path | None = None, spinning: bool = True):
-    """An onnxruntime CPU session (`level`: basic | extended | all | none). spinning=False stops
-    idle intra-op threads from busy-waiting for work: slower on an idle machine by a few %, but
-    ~1.8x faster when the cores are shared (measured, bench/bench_demo.py's machine under load),
-    as with several sessions serving side by side."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = {
-        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
-    options.intra_op_num_threads = threads or default_threads()
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if optimized_path is not None:
-        options.optimized_model_filepath = str(optimized_path)
-    source = model if isinstance(model, bytes) else str(model)
-    try:
-        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
-        name = "model" if isinstance(model, bytes) else str(model)
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise UserError(f"onnxruntime cannot load {name}: {first} (is it a complete ONNX file?)"
-                        ) from None
 
 
 class Runner:
     """A loaded generator: call with (B, C, H, W) float in [-1, 1]."""
 
     kind = "?"
+    session: Session
     input_size: tuple[int, int, int, int] | None = None
     in_channels: int = 3
     metadata: dict[str, Any]
@@ -152,7 +127,8 @@ class TorchRunner(Runner):
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu",
                  test_mode: str = "eval", seed: int = 0):
-        self.model = model.to(device)
+        self.session = open_session("torch", model, device=device)
+        self.model = self.session.model
         self.mode = apply_test_mode(self.model, test_mode, seed)
         self.device = torch.device(device)
         self.in_channels = int(getattr(model, "arch", {}).get("in_channels", 3))
@@ -166,9 +142,7 @@ class TorchRunner(Runner):
         self.check_input(batch)
         if extra:
             self.check_extra(extra)
-        with torch.inference_mode():
-            return self.model(batch.to(self.device),
-                              *(t.to(self.device) for t in extra)).float().cpu()
+        return self.session(batch, *extra).float().cpu()
 
 
 class OnnxRunner(Runner):
@@ -178,9 +152,9 @@ class OnnxRunner(Runner):
                  spinning: bool = True):
         from gancompress.deploy.onnx_export import read_metadata
 
-        self.session = ort_session(path, threads, level, spinning=spinning)
+        self.session = open_session("onnx", path, threads, level=level, spinning=spinning)
         self.metadata = read_metadata(path)
-        inputs = self.session.get_inputs()
+        inputs = self.session.inputs
         inp = inputs[0]
         self.input_name = inp.name
         self.extra_inputs = {i.name: tuple(int(v) if isinstance(v, int) else -1
@@ -198,29 +172,15 @@ class OnnxRunner(Runner):
     def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         self.check_input(batch)
         self.check_extra(extra)
-        feeds = {self.input_name: batch.detach().float().cpu().numpy()}
-        feeds.update({name: t.detach().float().cpu().numpy()
-                      for name, t in zip(self.extra_inputs, extra)})
-        return torch.from_numpy(np.asarray(self.session.run(None, feeds)[0]))
+        return self.session(batch, *extra)
 
 
 class TorchScriptRunner(Runner):
     kind = "torchscript"
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
-        from gancompress.deploy.torchscript import META_FILE
-
-        extra = {META_FILE: ""}
-        from gancompress.deploy.onnx_export import quiet
-
-        try:
-            with quiet():  # torch.jit.load is deprecated upstream; the file format is still read
-                self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-        except Exception as err:  # noqa: BLE001 - torch.jit raises RuntimeError with C++ traces
-            text = str(err).strip()
-            first = text.splitlines()[0][:300] if text else type(err).__name__
-            raise UserError(f"cannot load TorchScript file {path}: {first}") from None
-        self.metadata = json.loads(extra[META_FILE]) if extra[META_FILE] else {}
+        self.session = open_session("torchscript", path, device=device)
+        self.metadata = self.session.metadata
         self.device = torch.device(device)
         if "input_size" in self.metadata:
             self.input_size = tuple(self.metadata["input_size"])
@@ -229,8 +189,43 @@ class TorchScriptRunner(Runner):
     def __call__(self, batch: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         self.check_input(batch)
         self.check_extra(extra)
-        with torch.inference_mode():
-            return self.module(batch.to(self.device)).float().cpu()
+        return self.session(batch).float().cpu()
+
+
+class OpenVinoRunner(Runner):
+    """Runs an OpenVINO IR (.xml) on (B, C, H, W) float batches in [-1, 1]; one compiled model per
+    batch size, in the precision recorded at export (fp32 if none)."""
+
+    kind = "openvino"
+
+    def __init__(self, path: str | Path | Any, threads: int | None = None,
+                 precision: str | None = None):
+        require_openvino()
+        self.session = open_session("openvino", path, threads, precision="fp32")
+        self.model = self.session.ov_model
+        self.metadata = self.session.metadata
+        self.threads = threads
+        self.precision = precision or self.metadata.get("inference_precision", "fp32")
+        if self.precision not in OV_PRECISIONS:
+            raise UserError(f"{path}: unknown inference precision {self.precision!r}")
+        if self.precision == "bf16" and not supports_bf16():
+            self.precision = "fp32"  # recorded for a bf16 CPU; this one runs fp32 exactly
+        self.session.precision = self.precision
+        shape = self.model.inputs[0].get_partial_shape()
+        if shape.rank.get_length() != 4:
+            raise UserError(f"{path} takes a {shape.rank.get_length()}-d input; an image "
+                            f"generator takes (B, C, H, W)")
+        dims = list(shape)
+        self.in_channels = dims[1].get_length() if dims[1].is_static else 3
+        self.input_size = tuple(self.metadata["input_size"]) if "input_size" in self.metadata \
+            else (1, *[d.get_length() for d in dims[1:]])
+
+    def compiled(self, batch: int = 1):
+        return self.session.compiled(batch)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self.check_input(batch)
+        return self.session(batch)
 
 
 def file_kind(path: str | Path) -> str:
@@ -279,8 +274,6 @@ def open_model(path: str | Path, device: str = "cpu", threads: int | None = None
         if device != "cpu":
             raise UserError("OpenVINO IR files run on the CPU here; drop --device or use the "
                             "PyTorch checkpoint for GPU inference")
-        from gancompress.deploy.openvino import OpenVinoRunner
-
         return OpenVinoRunner(path, threads=threads)
     if kind == "torchscript":
         return TorchScriptRunner(path, device=device)

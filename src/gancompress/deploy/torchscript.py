@@ -19,17 +19,17 @@ import torch
 import torch.nn as nn
 
 from gancompress.deploy.graph import deploy_module, model_info
-from gancompress.deploy.onnx_export import (
+from gancompress.deploy.session import TORCHSCRIPT_META, open_session, quiet
+from gancompress.deploy.verify import (
     FP32_TOLERANCE,
     compare,
-    quiet,
     reference_output,
     verification_inputs,
 )
 from gancompress.errors import UserError
 from gancompress.files import atomic_path
 
-META_FILE = "gancompress.json"
+META_FILE = TORCHSCRIPT_META
 
 
 def torchscript_bytes(module: nn.Module, input_size: Sequence[int], freeze: bool = True) -> bytes:
@@ -72,8 +72,7 @@ def export_torchscript(model: nn.Module, path: str | Path,
     data = torchscript_bytes(deployed, input_size)
     inputs = verification_inputs(model, input_size, verify_inputs)
     reference = reference_output(model, inputs)
-    with torch.inference_mode(), quiet():
-        output = torch.jit.load(io.BytesIO(data))(inputs)
+    output = open_session("torchscript", data)(inputs)
     check = compare(reference, output)
     if not check["max_abs"] <= tolerance:
         raise UserError(f"TorchScript export changes the model's output: max abs error "

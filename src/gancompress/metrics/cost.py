@@ -25,8 +25,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-# Rules: module type -> fn(module, input, output) -> (published MACs, true MACs).
-# Other modules (e.g. SPADE's x * (1 + gamma)) may register their own rule here.
+# Rules: fn(module, input, output) -> (published MACs, true MACs). MAC_RULES holds the rules of
+# torch's own layer types; a model family's layer declares its rule on its class as a
+# `mac_rule` staticmethod (SPADE's Modulation, MUNIT's LayerNorm / AdaIN / GlobalPool /
+# MlpLinear, U-Net's depthwise transposed conv), read here: models never import metrics, and
+# no family changes the rule of a torch class for every model.
 MacRule = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[int, int]]
 MAC_RULES: dict[type, MacRule] = {}
 
@@ -63,7 +66,11 @@ MAC_RULES.update({nn.Conv2d: _conv_rule, nn.ConvTranspose2d: _conv_transpose_rul
 
 
 def _rule_for(module: nn.Module) -> MacRule | None:
-    for cls in type(module).__mro__:  # subclasses (elastic layers) inherit their parent's rule
+    """The nearest rule along the class hierarchy: a class's own `mac_rule`, else a torch type's
+    rule (subclasses, e.g. elastic layers, inherit their parent's)."""
+    for cls in type(module).__mro__:
+        if "mac_rule" in cls.__dict__:
+            return getattr(cls, "mac_rule")
         if cls in MAC_RULES:
             return MAC_RULES[cls]
     return None
@@ -177,6 +184,27 @@ def measure_latency(fn: Callable[[], Any] | nn.Module, example: Any = None,
         sync()
         times.append((time.perf_counter() - start) * 1e3)
     return {**summarize_times(times), "warmup": warmup, **runtime_conditions(device)}
+
+
+def profile(model: nn.Module, input_size: Any = (1, 3, 256, 256), latency: bool = False,
+            warmup: int = 3, runs: int = 10, device: torch.device | str | None = None,
+            reference: bool = False) -> dict[str, Any]:
+    """The one profile of a model: params, published and true MACs at `input_size` (a shape or
+    the inputs, see `model_inputs`); with `reference`, the published MACs at the family's
+    reference size (`macs_ref`, `ref_size`: the papers' tables); with `latency`, the measured
+    latency at batch 1 (`latency_ms`, the median, and `latency`, the full measurement)."""
+    macs, macs_true = count_macs_both(model, input_size)
+    result: dict[str, Any] = {"params": count_params(model), "macs": macs, "macs_true": macs_true}
+    if reference:
+        ref_size = model.input_size()
+        result.update(macs_ref=count_macs_both(model, ref_size)[0], ref_size=list(ref_size[-2:]))
+    if latency:
+        if device is not None:
+            model = model.to(device)
+        measured = measure_latency(model.eval(), input_size, warmup=warmup, runs=runs,
+                                   device=device)
+        result.update(latency_ms=measured["median_ms"], latency=measured)
+    return result
 
 
 def summarize_times(times_ms: list[float]) -> dict[str, float]:

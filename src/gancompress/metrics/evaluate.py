@@ -104,14 +104,15 @@ def evaluate(model: torch.nn.Module, settings: EvalSettings, metrics: list[str],
                                      result)
         size = tuple(first_source.shape[-2:])
     if "macs" in metrics:
-        from gancompress.metrics.cost import count_macs_both, count_params, format_count
+        from gancompress.metrics.cost import format_count, profile
         input_size = (1, in_channels, *size)
-        published, true = count_macs_both(model, input_size)
+        counts = profile(model, input_size)
         result["metrics"]["macs"] = {
-            "value": published, "true_macs": true, "params": count_params(model),
+            "value": counts["macs"], "true_macs": counts["macs_true"], "params": counts["params"],
             "protocol": f"published convention (torchprofile 0.0.1 rules, REFERENCE.md sec. 5), "
                         f"input {'x'.join(map(str, input_size))}; true count "
-                        f"{format_count(true)}; params {format_count(count_params(model))}"}
+                        f"{format_count(counts['macs_true'])}; params "
+                        f"{format_count(counts['params'])}"}
     if "latency" in metrics:
         from gancompress.metrics.cost import measure_latency
         example = (first_source[:1].to(device) if first_source is not None

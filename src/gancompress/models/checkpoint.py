@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import pickle
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,47 +24,16 @@ from typing import Any
 import torch
 
 from gancompress.errors import UserError
-from gancompress.files import atomic_path, os_error
+from gancompress.files import atomic_path
 from gancompress.models import GENERATORS, build_generator
 from gancompress.models.elastic import ElasticGenerator, load_state_checked, tensor_dict
+from gancompress.weights import safe_load
+
+__all__ = ["FORMAT", "VERSION", "atomic_torch_save", "evaluation_size", "generator_from_object",
+           "load_generator", "safe_load", "save_generator", "trained_size"]
 
 FORMAT = "gancompress-generator"
 VERSION = 1
-
-
-def safe_load(path: str | Path) -> Any:
-    """torch.load restricted to tensors and plain containers; user errors become UserError."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path} is a folder; give the checkpoint file inside it (e.g. "
-                        f"{path / 'generator.pth'})")
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        if path.stat().st_size == 0:
-            raise UserError(f"checkpoint {path} is empty (0 bytes): it was not written completely; "
-                            f"copy or save it again")
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UserError(
-            f"refused to load {path}: it contains pickled Python objects beyond tensors and plain "
-            f"containers ({_first_line(err, 'unsupported object')}), which could run code when "
-            f"loaded. If you trust the file, re-save it in the gancompress format with "
-            f"gancompress.save_generator(model, 'generator.pth') (a generator), or save only "
-            f"its state_dict() (published layouts)") from None
-    except PermissionError as err:
-        raise os_error(path, err, doing="read") from None
-    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as err:
-        raise UserError(f"cannot read checkpoint {path}: {_first_line(err, type(err).__name__)} "
-                        f"(is the file complete and a PyTorch checkpoint?)") from None
-
-
-def _first_line(err: BaseException, fallback: str) -> str:
-    """First informative line of an exception message (some have none), without torch's
-    advice to retry with weights_only=False, which would run the file's code."""
-    lines = [line for line in str(err).strip().splitlines() if line.strip()
-             and "weights_only" not in line and "Re-running" not in line]
-    return (lines[0] if lines else fallback)[:300]
 
 
 def atomic_torch_save(obj: Any, path: str | Path, overwrite: bool = True) -> None:

@@ -48,7 +48,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.metrics.cost import MAC_RULES
 from gancompress.models.elastic import (
     Axes,
     ElasticConv2d,
@@ -58,10 +57,10 @@ from gancompress.models.elastic import (
     SeparableConv2d,
     Widths,
     as_parts,
-    config_number,
+    decode_positions,
+    encode_positions,
     load_state_checked,
     norm_layer,
-    parse_config_numbers,
     tensor_dict,
 )
 
@@ -85,24 +84,11 @@ def default_widths(ngf: int) -> Widths:
 
 
 def decode_config(config: str | Sequence[int]) -> Widths:
-    values = parse_config_numbers(config)
-    if len(values) != len(POSITIONS):
-        raise UserError(f"a MUNIT config string has {len(POSITIONS)} numbers, got {len(values)}: "
-                        f"{config!r}")
-    return {g: m * v for pos, v in zip(POSITIONS, values) for g, m in pos}
+    return decode_positions(config, POSITIONS, "MUNIT")
 
 
 def encode_config(widths: Mapping[str, int]) -> str:
-    parts = []
-    for pos in POSITIONS:
-        values = set()
-        for g, m in pos:
-            values.add(config_number(widths, g, m))
-        if len(values) != 1:
-            names = ", ".join(f"{g}={widths[g]}" for g, _ in pos)
-            raise UserError(f"widths {names} are not c, 2c, 4c of one config number")
-        parts.append(str(values.pop()))
-    return "_".join(parts)
+    return encode_positions(widths, POSITIONS)
 
 
 def _activation(kind: str) -> nn.Module:
@@ -141,6 +127,12 @@ class LayerNorm(ElasticModule, nn.Module):
         c = x.shape[1]
         return x * self.gamma[:c].view(1, c, 1, 1) + self.beta[:c].view(1, c, 1, 1)
 
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """(published, true) MACs: its mul plus one global mean per sample (see PUBLISHED
+        COUNTING below); true: normalisation and scale per element."""
+        return y.numel() + y.shape[0], 2 * y.numel()
+
 
 class AdaIN(nn.Module):
     """Adaptive instance norm: instance statistics (biased variance, eps 1e-5) replaced by a
@@ -153,6 +145,25 @@ class AdaIN(nn.Module):
     def forward(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
         return F.instance_norm(x, eps=self.eps) * std.view(b, c, 1, 1) + mean.view(b, c, 1, 1)
+
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """Published: a functional batch norm counts 0, plus one per sample (PUBLISHED COUNTING
+        below); true: normalisation and scale per element."""
+        return y.shape[0], 2 * y.numel()
+
+
+class GlobalPool(nn.AdaptiveAvgPool2d):
+    """The style encoder's global average pool (its own type, so that its MAC rule is
+    MUNIT's and no rule is set for torch's AdaptiveAvgPool2d in other models)."""
+
+    def __init__(self):
+        super().__init__(1)
+
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """Published: numel of its output; true: one add per input element."""
+        return y.numel(), x.numel()
 
 
 class AdainParams:
@@ -245,7 +256,7 @@ class StyleEncoder(nn.Module):
         layers: list[nn.Module] = [
             ConvBlock(ElasticConv2d(cin, w[g], k, group=g, in_group=ig, stride=s), p, pad_type,
                       None, activ) for g, ig, k, s, p, cin in specs]
-        layers += [nn.AdaptiveAvgPool2d(1),
+        layers += [GlobalPool(),
                    ElasticConv2d(w["style4"], style_dim, 1, in_group="style4")]
         self.model = nn.Sequential(*layers)
 
@@ -344,8 +355,13 @@ class MlpLinear(ElasticLinear):
     """A linear layer of the AdaIN MLP (its own type only so that its MACs can follow the
     published counting rule below)."""
 
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """Published: 0 (PUBLISHED COUNTING below); true: a dense layer."""
+        return 0, y.numel() * x.shape[-1]
 
-# Published counting (sec. 1.1; torchprofile 0.0.1 on the reference modules): LayerNorm counts
+
+# PUBLISHED COUNTING. Published counting (sec. 1.1; torchprofile 0.0.1 on the reference modules): LayerNorm counts
 # its mul (numel of the output), AdaIN (a functional batch norm) counts 0, the style encoder's
 # global pool the numel of its output, and the MLP's linear layers 0 (a traced aten::linear has
 # no handler there). The published totals are then still 10 higher for every width tried (full
@@ -353,10 +369,8 @@ class MlpLinear(ElasticLinear):
 # decoder's 10 normalisation layers (8 AdaIN, 2 LayerNorm; the LayerNorm's is its global mean,
 # a one-element aten::mean per sample). Counting those reproduces sec. 1.1 exactly.
 # True counts: the real multiply-accumulates (AdaIN: scale per element + normalisation).
-MAC_RULES[LayerNorm] = lambda m, x, y: (y.numel() + y.shape[0], 2 * y.numel())
-MAC_RULES[AdaIN] = lambda m, x, y: (y.shape[0], 2 * y.numel())
-MAC_RULES[nn.AdaptiveAvgPool2d] = lambda m, x, y: (y.numel(), x.numel())
-MAC_RULES[MlpLinear] = lambda m, x, y: (0, y.numel() * x.shape[-1])
+# Each layer declares its rule as `mac_rule` (LayerNorm, AdaIN, GlobalPool, MlpLinear), which
+# metrics/cost.py reads.
 
 
 # ----------------------------------------------------------------------------------------------
@@ -367,6 +381,7 @@ class MunitGenerator(ElasticGenerator):
     """Elastic MUNIT translator A -> B (see the module docstring)."""
 
     arch_name = "munit"
+    config_positions, config_label = POSITIONS, "MUNIT"
     published_formats = ("NVlabs MUNIT gen_XXXXXXXX.pt ({'a': ..., 'b': ...} with keys like "
                          "'enc_content.model.0.conv.weight', 'mlp.model.2.fc.weight') and "
                          "gan-compression full / supernet / compressed MUNIT latest_net_G.pth")
@@ -443,15 +458,6 @@ class MunitGenerator(ElasticGenerator):
         return (out, [content]) if return_features else out
 
     # -- the family contract ----------------------------------------------------------------------
-    def widths_from_config(self, config: str | Sequence[int]) -> Widths:
-        return decode_config(config)
-
-    def config_from_widths(self, widths: Mapping[str, int]) -> str:
-        return encode_config(widths)
-
-    def config_length(self) -> int:
-        return len(POSITIONS)
-
     def search_spaces(self) -> dict[str, list[list[int]]]:
         return {name: [list(c) for c in choices] for name, choices in SPACES.items()}
 

@@ -35,7 +35,8 @@ from gancompress.models.elastic import (
     ElasticGenerator,
     SeparableConv2d,
     Widths,
-    config_number,
+    decode_positions,
+    encode_positions,
     load_state_checked,
     norm_layer,
     parse_config_numbers,
@@ -45,6 +46,7 @@ from gancompress.models.elastic import (
 GROUPS = ("stem", "down1", "trunk", "res1", "res2", "res3", "up1", "up2")
 # channels = MULTIPLIER[group] * (number in the config string)
 MULTIPLIER = {"stem": 1, "down1": 2, "trunk": 4, "res1": 4, "res2": 4, "res3": 4, "up1": 2, "up2": 1}
+POSITIONS = tuple(((g, MULTIPLIER[g]),) for g in GROUPS)  # one group per config position
 
 
 def default_widths(ngf: int) -> Widths:
@@ -65,12 +67,12 @@ def decode_config(config: str | Sequence[int]) -> Widths:
     if len(values) != 8:
         raise UserError(f"a ResNet config string has 8 numbers (or 6 in the older form), got "
                         f"{len(values)}: {config!r}")
-    return {g: MULTIPLIER[g] * c for g, c in zip(GROUPS, values)}
+    return decode_positions(values, POSITIONS, "ResNet")
 
 
 def encode_config(widths: Mapping[str, int]) -> str:
     """Channel widths per group -> the published 8-number config string."""
-    return "_".join(str(config_number(widths, g, MULTIPLIER[g])) for g in GROUPS)
+    return encode_positions(widths, POSITIONS)
 
 
 # Published ResNet search spaces (REFERENCE.md sec. 2): choices per config position, widest first.
@@ -126,6 +128,7 @@ class ResnetGenerator(ElasticGenerator):
     """Elastic ResNet generator (see the module docstring for layout and width groups)."""
 
     arch_name = "resnet"
+    config_positions, config_label = POSITIONS, "ResNet"
     published_formats = ("pytorch-CycleGAN-and-pix2pix / gan-compression ResNet generators (keys "
                          "like 'model.1.weight', 'model.10.conv_block.1.weight')")
     reference_size = (256, 256)
@@ -179,13 +182,7 @@ class ResnetGenerator(ElasticGenerator):
 
     # -- the family contract --------------------------------------------------------------------
     def widths_from_config(self, config: str | Sequence[int]) -> Widths:
-        return decode_config(config)
-
-    def config_from_widths(self, widths: Mapping[str, int]) -> str:
-        return encode_config(widths)
-
-    def config_length(self) -> int:
-        return len(GROUPS)
+        return decode_config(config)  # the default codec, after the older 6-number form
 
     def search_spaces(self) -> dict[str, list[list[int]]]:
         return {name: [list(c) for c in choices] for name, choices in SPACES.items()}

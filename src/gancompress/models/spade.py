@@ -38,16 +38,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.metrics.cost import MAC_RULES
+from gancompress.labelmaps import random_label_map, read_label_input, semantic_input
 from gancompress.models.elastic import (
     ElasticBatchNorm2d,
     ElasticConv2d,
     ElasticGenerator,
     SeparableConv2d,
     Widths,
-    config_number,
+    decode_positions,
+    encode_positions,
     load_state_checked,
-    parse_config_numbers,
     tensor_dict,
 )
 
@@ -65,6 +65,10 @@ def hidden_group(block: str) -> str:
 
 
 GROUPS = CHANNEL_GROUPS + tuple(hidden_group(b) for b in BLOCKS)
+# Config position of each channel group; a block's hidden width is 2x its number (NVlabs models
+# use 128 for every ngf, so other hidden widths have no config-string form).
+POSITIONS = tuple(((g, MULTIPLIER[g]),) + (((hidden_group(g), HIDDEN_MULTIPLIER),)
+                                           if g in BLOCKS else ()) for g in CHANNEL_GROUPS)
 
 
 def default_widths(ngf: int, spade_hidden: int = 0) -> Widths:
@@ -75,26 +79,19 @@ def default_widths(ngf: int, spade_hidden: int = 0) -> Widths:
 
 def decode_config(config: str | Sequence[int]) -> Widths:
     """'c0_..._c7' -> channel widths per group (hidden widths 2*c of each block)."""
-    values = parse_config_numbers(config)
-    if len(values) != len(CHANNEL_GROUPS):
-        raise UserError(f"a SPADE config string has {len(CHANNEL_GROUPS)} numbers, got "
-                        f"{len(values)}: {config!r}")
-    widths = {g: MULTIPLIER[g] * c for g, c in zip(CHANNEL_GROUPS, values)}
-    widths.update({hidden_group(b): HIDDEN_MULTIPLIER * c for b, c in zip(BLOCKS, values[1:])})
-    return widths
+    return decode_positions(config, POSITIONS, "SPADE")
 
 
 def encode_config(widths: Mapping[str, int]) -> str:
     """Channel widths per group -> the published 8-number config string."""
-    parts = []
-    for g in CHANNEL_GROUPS:
-        c = config_number(widths, g, MULTIPLIER[g])
-        if g in BLOCKS and widths.get(hidden_group(g), HIDDEN_MULTIPLIER * c) != HIDDEN_MULTIPLIER * c:
-            raise UserError(f"SPADE hidden width {widths[hidden_group(g)]} of block {g} is not "
-                            f"{HIDDEN_MULTIPLIER}x its config number {c} (NVlabs models use 128 for "
-                            f"every ngf), so these widths have no config-string form")
-        parts.append(str(c))
-    return "_".join(parts)
+    for b in BLOCKS:  # the published quirk, said in SPADE's words before the generic check
+        c = widths.get(b, 0) // MULTIPLIER[b]
+        hidden = widths.get(hidden_group(b), HIDDEN_MULTIPLIER * c)
+        if b in widths and widths[b] % MULTIPLIER[b] == 0 and hidden != HIDDEN_MULTIPLIER * c:
+            raise UserError(f"SPADE hidden width {hidden} of block {b} is not "
+                            f"{HIDDEN_MULTIPLIER}x its config number {c} (NVlabs models use 128 "
+                            f"for every ngf), so these widths have no config-string form")
+    return encode_positions(widths, POSITIONS)
 
 
 # Published SPADE search spaces (REFERENCE.md sec. 4): choices per config position, widest first.
@@ -111,13 +108,10 @@ class Modulation(nn.Module):
                 ) -> torch.Tensor:
         return normalized * (1 + gamma) + beta
 
-
-def _modulation_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    # the published count (torchprofile) counts the aten::mul as numel(output); adds count 0
-    return y.numel(), y.numel()
-
-
-MAC_RULES[Modulation] = _modulation_rule
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        # the published count (torchprofile) counts the aten::mul as numel(output); adds count 0
+        return y.numel(), y.numel()
 
 
 class SPADE(nn.Module):
@@ -180,6 +174,8 @@ class SpadeGenerator(ElasticGenerator):
     """Elastic SPADE generator (see the module docstring for layout and width groups)."""
 
     arch_name = "spade"
+    config_positions, config_label = POSITIONS, "SPADE"
+    config_from_widths = staticmethod(encode_config)  # the default codec, with SPADE's message
     published_formats = ("NVlabs SPADE / gan-compression GauGAN generators (keys like 'fc.weight', "
                          "'head_0.conv_0.weight_orig' or '.weight', "
                          "'head_0.norm_0.mlp_shared.0.weight')")
@@ -239,19 +235,10 @@ class SpadeGenerator(ElasticGenerator):
         """One-hot channels (label_nc + dontcare) in front of the instance-edge channel."""
         return self.in_channels - int(self.arch["instance_edge"])
 
-    def widths_from_config(self, config: str | Sequence[int]) -> Widths:
-        return decode_config(config)
-
     def input_picture(self, x: torch.Tensor) -> torch.Tensor:
         """The label map of a one-hot (+ edge) input, a colour per id."""
         from gancompress.imaging import colour_ids
         return torch.stack([colour_ids(ids) for ids in x[:, :self.label_channels].argmax(1)])
-
-    def config_from_widths(self, widths: Mapping[str, int]) -> str:
-        return encode_config(widths)
-
-    def config_length(self) -> int:
-        return len(CHANNEL_GROUPS)
 
     def search_spaces(self) -> dict[str, list[list[int]]]:
         return {name: [list(c) for c in choices] for name, choices in SPACES.items()}
@@ -263,8 +250,6 @@ class SpadeGenerator(ElasticGenerator):
     def example_inputs(self, size: Sequence[int] | None = None, batch: int = 1,
                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """A blocky random label map as one-hot (+ instance edges): (B, in_channels, H, W)."""
-        from gancompress.data.segmaps import random_label_map, semantic_input
-
         h, w = self.check_size(size or self.reference_size)
         label, instance = random_label_map(batch, self.label_channels, (h, w),
                                            generator=generator)
@@ -282,8 +267,6 @@ class SpadeGenerator(ElasticGenerator):
                    instances: Any = None) -> torch.Tensor:
         """A label PNG (class ids, or Cityscapes colours) and its instance map (from
         `instances`, else next to it) -> one-hot (+ edges), resized NEAREST to `size`."""
-        from gancompress.data.segmaps import read_label_input
-
         edges, dontcare = bool(arch.get("instance_edge", True)), bool(arch.get("dontcare", False))
         return read_label_input(path, int(arch["in_channels"]) - int(edges) - int(dontcare), edges,
                                 None if size is None else (int(size[0]), int(size[-1])),

@@ -43,7 +43,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gancompress.errors import UserError
-from gancompress.metrics.cost import MAC_RULES
 from gancompress.models.elastic import (
     ElasticConv2d,
     ElasticConvTranspose2d,
@@ -52,10 +51,9 @@ from gancompress.models.elastic import (
     SeparableConv2d,
     Widths,
     as_parts,
-    config_number,
+    decode_positions,
     load_state_checked,
     norm_layer,
-    parse_config_numbers,
     tensor_dict,
 )
 
@@ -70,6 +68,11 @@ def group_name(level: int) -> str:
 def multiplier(level: int) -> int:
     """width(level) = multiplier(level) * ngf (the reference's ngf, 2ngf, 4ngf, 8ngf, 8ngf...)."""
     return min(2 ** level, 8)
+
+
+def config_positions(num_downs: int) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """The config string: one number per level, width = multiplier(level) * number."""
+    return tuple(((group_name(i), multiplier(i)),) for i in range(num_downs))
 
 
 def default_widths(ngf: int, num_downs: int) -> Widths:
@@ -102,15 +105,12 @@ class DepthwiseConvTranspose2d(ElasticModule, nn.ConvTranspose2d):
         return F.conv_transpose2d(x, self.weight[:c], bias, self.stride, self.padding,
                                   self.output_padding, c, self.dilation)
 
-
-def _depthwise_transpose_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    # Published convention for transposed convs: numel(out) * (in channels per group) * k*k,
-    # i.e. k*k per output element here; true count: each input element meets k*k taps.
-    k = m.kernel_size[0] * m.kernel_size[1]
-    return y.numel() * k, x.numel() * k
-
-
-MAC_RULES[DepthwiseConvTranspose2d] = _depthwise_transpose_rule
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        # Published convention for transposed convs: numel(out) * (in channels per group) *
+        # k*k, i.e. k*k per output element here; true count: each input element meets k*k taps.
+        k = m.kernel_size[0] * m.kernel_size[1]
+        return y.numel() * k, x.numel() * k
 
 
 class SeparableConvTranspose2d(nn.Module):
@@ -162,6 +162,7 @@ class UnetGenerator(ElasticGenerator):
     """Elastic pix2pix U-Net (see the module docstring for layout, width groups and config)."""
 
     arch_name = "unet"
+    config_label = "U-Net (one number per level)"
     published_formats = ("pytorch-CycleGAN-and-pix2pix U-Net generators (unet_256 / unet_128; "
                          "keys like 'model.model.0.weight', 'model.model.1.model.3.model.1.weight')")
     reference_size = (256, 256)
@@ -231,21 +232,10 @@ class UnetGenerator(ElasticGenerator):
     # -- the family contract --------------------------------------------------------------------
     @staticmethod
     def _decode(config: str | Sequence[int], num_downs: int) -> Widths:
-        values = parse_config_numbers(config)
-        if len(values) != num_downs:
-            raise UserError(f"a U-Net config string has one number per level ({num_downs} for "
-                            f"num_downs={num_downs}), got {len(values)}: {config!r}")
-        return {group_name(i): multiplier(i) * c for i, c in enumerate(values)}
+        return decode_positions(config, config_positions(num_downs), UnetGenerator.config_label)
 
-    def widths_from_config(self, config: str | Sequence[int]) -> Widths:
-        return self._decode(config, self.num_downs)
-
-    def config_from_widths(self, widths: Mapping[str, int]) -> str:
-        return "_".join(str(config_number(widths, group_name(i), multiplier(i)))
-                        for i in range(self.num_downs))
-
-    def config_length(self) -> int:
-        return self.num_downs
+    def config_layout(self) -> tuple[tuple[tuple[str, int], ...], ...]:
+        return config_positions(self.num_downs)  # the default codec reads these
 
     def search_spaces(self) -> dict[str, list[list[int]]]:
         n = self.num_downs
