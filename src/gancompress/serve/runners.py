@@ -18,7 +18,6 @@ Label-map models (as SPADE's): the palette and the input tensor are serve/labels
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -35,6 +34,7 @@ from gancompress.errors import UserError
 from gancompress.files import file_fingerprint
 # CITYSCAPES and instance_edges re-exported: the demo's tests and page code import them from here
 from gancompress.serve.labels import CITYSCAPES, LabelSpec, instance_edges, label_spec  # noqa: F401
+from gancompress.serve.runs import RunInfo, resolve_recorded
 
 Log = Callable[[str], None]
 BACKENDS = ("auto", "openvino", "onnx", "torch")
@@ -255,15 +255,6 @@ def load_model(key: str, label: str, path: Path, size: tuple[int, int], backend:
                      incremental=IncrementalSession(model.eval(), mode="fast"))
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-
-
 def _writable_cache(run: Path | None, explicit: str | Path | None) -> Path:
     """--cache DIR, else RUN/demo-cache when the run folder is writable, else the one cache root
     (files.cache_root()/demo; names carry the checkpoint's SHA-256, so sharing is safe), else a
@@ -284,106 +275,6 @@ def _writable_cache(run: Path | None, explicit: str | Path | None) -> Path:
             raise UserError(f"cannot create the demo cache folder {explicit}: {err.strerror}; "
                             f"pass another --cache DIR") from None
         return Path(tempfile.mkdtemp(prefix="gancompress-demo-"))
-
-
-def _resolve_recorded(path_text: str, run: Path, folder: bool = False) -> Path | None:
-    """A path recorded in a run's files: as written (relative to where compress ran), or
-    relative to the run folder or its parent."""
-    for candidate in (Path(path_text), run / path_text, run.parent / path_text):
-        if candidate.is_dir() if folder else candidate.is_file():
-            return candidate
-    return None
-
-
-@dataclass
-class RunInfo:
-    """What a compression run folder holds for the demo (compress/pipeline.py layout)."""
-
-    folder: Path
-    compact: Path
-    teacher: Path
-    report: dict[str, Any]
-    settings: dict[str, Any]
-    held_out: list[str]
-    pareto: list[dict[str, Any]]
-    metric: str | None
-    config: str | None
-    supernet: Path | None
-
-    @classmethod
-    def read(cls, folder: Path, teacher: str | Path | None = None) -> RunInfo:
-        compact = folder / "compact.pth"
-        if not compact.is_file():
-            raise UserError(f"{folder} has no compact.pth: not a finished compression run (run "
-                            f"`gancompress compress --out {folder}` to the end, or give model "
-                            f"files)")
-        report = _read_json(folder / "report" / "report.json") or {}
-        settings = _read_json(folder / "compress.json") or {}
-        from gancompress.models.checkpoint import safe_load
-
-        obj = safe_load(compact)
-        meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
-        if teacher is not None:
-            teacher_path = Path(teacher)
-            if not teacher_path.is_file():
-                raise UserError(f"--teacher {teacher_path} not found")
-        else:
-            recorded = [report.get("teacher_path"), settings.get("compress", {}).get("teacher"),
-                        meta.get("teacher") if isinstance(meta.get("teacher"), str) else None]
-            found = [p for p in (_resolve_recorded(t, folder) for t in recorded if t) if p]
-            if not found:
-                raise UserError(f"cannot find the teacher of {folder} (recorded as "
-                                f"{next((t for t in recorded if t), 'nothing')}); pass "
-                                f"--teacher FILE")
-            teacher_path = found[0]
-        held = folder / "held_out.txt"
-        held_out = [line.strip() for line in held.read_text().splitlines() if line.strip()] \
-            if held.is_file() else []
-        best = _read_json(folder / "search" / "best.json") or {}
-        pareto_doc = _read_json(folder / "search" / "pareto.json")
-        if isinstance(pareto_doc, dict):
-            pareto_doc = pareto_doc.get("pareto")
-        pareto = [p for p in (pareto_doc or best.get("pareto") or [])
-                  if isinstance(p, dict) and p.get("config")]
-        supernet = folder / "supernet" / "supernet.pth"
-        config = report.get("config") or meta.get("config") or best.get("best")
-        return cls(folder, compact, teacher_path, report, settings, held_out,
-                   sorted(pareto, key=lambda p: p.get("macs") or p.get("cost") or 0),
-                   best.get("metric"), config, supernet if supernet.is_file() else None)
-
-    def quality(self, who: str) -> dict[str, Any]:
-        models = self.report.get("models", {})
-        values = dict(models.get(who, {}).get("quality", {}))
-        if not values:
-            return {}
-        return {"values": values, "reference": self.report.get("reference"),
-                "images": self.report.get("held_out_images"),
-                "macs_256": models.get(who, {}).get("macs_256"),
-                "report_latency_ms": models.get(who, {}).get("latency_ms")}
-
-    def data_config(self) -> Any:
-        """The run's recorded data settings as a DataConfig (None when not recorded)."""
-        from gancompress.config import Config
-
-        if not self.settings.get("data"):
-            return None
-        try:
-            return Config.from_dict({"data": self.settings["data"]}).data
-        except (UserError, TypeError, ValueError):
-            return None
-
-    def input_size(self) -> tuple[int, int] | None:
-        """(H, W) the run was trained and scored at (label maps: crop_size wide at the
-        recorded aspect ratio)."""
-        from gancompress.data import input_shape
-
-        data = self.data_config()
-        if data is None or not data.crop_size:
-            return None
-        try:
-            return tuple(input_shape(data)[1:])
-        except UserError:  # e.g. a label layout that can no longer be read: square crop
-            return (int(data.crop_size), int(data.crop_size))
 
 
 def median_spread(times_ms: Sequence[float]) -> dict[str, float]:
@@ -563,7 +454,7 @@ class Demo:
             self._examples = False
             run = self.run
             data = run.data_config() if run is not None else None
-            root = _resolve_recorded(data.root, run.folder, folder=True) \
+            root = resolve_recorded(data.root, run.folder, folder=True) \
                 if data is not None and data.root else None
             if root is not None:
                 from dataclasses import replace
