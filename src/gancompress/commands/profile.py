@@ -13,6 +13,7 @@ from pathlib import Path
 from gancompress.commands._common import (
     THREADS,
     add_arch_arguments,
+    float_range,
     image_side,
     model_from_args,
     print_json,
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "openvino-bf16, openvino-int8")
     p.add_argument("--calib", metavar="DIR", help="calibration images for the int8 backends "
                                                   "(default: synthetic images, speed only)")
-    p.add_argument("--edit", type=float, metavar="FRACTION",
+    p.add_argument("--edit", type=float_range(0.0, 1.0), metavar="FRACTION",
                    help="incremental inference: apply a synthetic brush-stroke edit covering "
                         "FRACTION of the family's example input (e.g. 0.02) and report MACs, "
                         "error and PSNR of the incremental pass against a dense pass (with "
@@ -205,9 +206,6 @@ def _profile_edit(args: argparse.Namespace, model) -> int:
     """`--edit FRACTION`: one incremental pass against a dense pass (gancompress.incremental)."""
     from gancompress.incremental.measure import edit_input, profile_edit
 
-    if not 0 <= args.edit <= 1:
-        raise UserError(f"--edit is the fraction of the image an edit covers, in 0..1 (e.g. "
-                        f"0.02), got {args.edit}")
     if args.backends != "torch":
         raise UserError("--edit measures eager PyTorch (dense and incremental on the same "
                         "runtime): drop --backends")
