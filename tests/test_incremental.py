@@ -260,6 +260,6 @@ def test_profile_edit_cli_prints_the_contract_keys(capsys):
         assert key in out, key
     assert out["mode"] == "exact" and out["max_abs_error"] <= 1e-4
     assert 0 < out["macs_incremental"] < out["macs_dense"]
-    assert main(["profile", "--arch", "resnet", "--ngf", "4", "--size", "32", "32",
-                 "--edit", "2"]) == 2
-    assert "--edit" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["profile", "--arch", "resnet", "--ngf", "4", "--size", "32", "32", "--edit", "2"])
+    assert exit_.value.code == 2 and "--edit" in capsys.readouterr().err
