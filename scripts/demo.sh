@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job in one go: built-in demo data -> teacher -> compressed generator -> report.
 #   bash scripts/demo.sh [WORK_DIR]        (default runs/demo; rerun to resume)
-# About 20-30 minutes on a 2-core laptop CPU. Set GANCOMPRESS_THREADS=2 on an idle machine.
+# It prints its own wall time at the end (README states the figure). Set GANCOMPRESS_THREADS=2
+# on an idle machine.
 set -euo pipefail
+start=$(date +%s)
 cd "$(dirname "$0")/.."
 WORK=${1:-runs/demo}
 bash scripts/setup.sh  # installs .venv on a fresh machine (quick when already there)
@@ -22,3 +24,4 @@ fi
 gc compress --teacher "$WORK/teacher/generator.pth" --data "$WORK/data" --preset demo \
   --out "$WORK/compressed" train.threads="$THREADS"
 echo "report: $WORK/compressed/report/report.md (grid: $WORK/compressed/report/grid.png)"
+echo "scripts/demo.sh took $(( ($(date +%s) - start + 30) / 60 )) min (this run; resumed parts not counted)"
