@@ -148,6 +148,8 @@ class Engine(TorchFunctionMode):
         self._geometry: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.macs = 0
         self.dense_ops: dict[str, int] = {}
+        self._handlers = {"pointwise": self._pointwise, "conv": self._conv,
+                          "conv_t": self._conv_t, "index": self._index}
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def begin(self, recording: bool, inputs: list) -> None:
@@ -215,10 +217,20 @@ class Engine(TorchFunctionMode):
         return self._bases[key]
 
     # -- dispatch -----------------------------------------------------------------------------------
+    def _tracked(self, args: tuple, kwargs: dict) -> list:
+        """The cached values among a call's tensor arguments (one level of lists: torch.cat)."""
+        values, found = self.values, []
+        for group in (args, kwargs.values()):
+            for a in group:
+                if type(a) in (list, tuple):
+                    found.extend(values[id(t)] for t in a if id(t) in values)
+                elif id(a) in values:
+                    found.append(values[id(a)])
+        return found
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        tracked = [self.values[id(t)] for t in _leaves(list(args) + list(kwargs.values()))
-                   if isinstance(t, torch.Tensor) and id(t) in self.values]
+        tracked = self._tracked(args, kwargs)
         if not tracked:
             return func(*args, **kwargs)
         if self.recording:
@@ -230,9 +242,7 @@ class Engine(TorchFunctionMode):
         kind = slot.kind
         if not any(self.changed(v) for v in tracked):
             return slot.outputs[0].view
-        handler = {"pointwise": self._pointwise, "conv": self._conv, "conv_t": self._conv_t,
-                   "index": self._index}[kind]
-        return handler(slot, func, args, kwargs, tracked)
+        return self._handlers[kind](slot, func, args, kwargs, tracked)
 
     def _next(self, func) -> Slot:
         if self.cursor >= len(self.slots) or self.slots[self.cursor].func is not func:
