@@ -109,7 +109,8 @@ def test_fast_mode_with_a_wide_dilation_equals_dense(name):
     without InstanceNorm and with a dilation wider than the receptive field it is exact."""
     g, size = _model(name)
     x0 = demo_input(g, size)
-    session = IncrementalSession(g, mode="fast", dilation=64, refresh_area=100)
+    session = IncrementalSession(g, mode="fast", dilation=64, coarse_dilation=None,
+                                 refresh_area=100)
     session(x0)
     x1 = _edits(g, x0)["centre"]
     assert (session(x1) - _dense(g, x1)).abs().max() <= 1e-4

@@ -61,15 +61,20 @@ class IncrementalSession:
     """See the module docstring. `model` is any generator (nn.Module) run in eval mode."""
 
     def __init__(self, model: nn.Module, mode: str = "fast", block: int = 8, dilation: int = 1,
-                 dense_fraction: float = 0.5, refresh_area: float = 0.3, refresh_every: int = 0):
+                 dense_fraction: float = 0.5, refresh_area: float = 0.3, refresh_every: int = 0,
+                 coarse_dilation: int | None = 0):
+        """Fast-mode regions: the edit dilated by `dilation` pixels on every map, by
+        `coarse_dilation` (None: the same) on maps 8x or more smaller than the input."""
         if mode not in MODES:
             raise UserError(f"incremental mode must be 'exact' or 'fast', got {mode!r}")
-        if block < 1 or dilation < 0 or not 0 < dense_fraction <= 1 or refresh_area <= 0 \
-                or refresh_every < 0:
+        coarse_dilation = dilation if coarse_dilation is None else coarse_dilation
+        if block < 1 or dilation < 0 or coarse_dilation < 0 or not 0 < dense_fraction <= 1 \
+                or refresh_area <= 0 or refresh_every < 0:
             raise UserError("incremental settings: block >= 1, dilation >= 0, 0 < dense_fraction "
                             "<= 1, refresh_area > 0, refresh_every >= 0")
         self.model, self.mode = model, mode
-        self.engine = Engine(mode, block, dilation, dense_fraction)
+        self.engine = Engine(mode, block, dilation, dense_fraction,
+                             coarse_dilation=coarse_dilation)
         self.refresh_area, self.refresh_every = refresh_area, refresh_every
         self.inputs: list[Spatial | Plain] = []
         self.output: Any = None
