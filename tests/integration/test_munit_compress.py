@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from helpers import REPO
 from gancompress.compress.heldout import held_out_batches
 from gancompress.compress.pipeline import compress_config
 from gancompress.models.checkpoint import load_generator
-from conftest import make_domains
+from helpers import make_domains
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

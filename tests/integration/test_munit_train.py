@@ -5,23 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gancompress.config import apply_overrides, preset
 from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import MsImageDiscriminator
 from gancompress.training.loop import train
-from conftest import make_domains, make_pairs
-from test_train_resume import _compare, _killed_run
-
-
-def tiny_munit(root, *extra):
-    """ngf 4, mlp 8, 2 blocks, 32 px; 8 train images at batch 2 -> 4 steps per epoch."""
-    return apply_overrides(preset("munit-demo"), [
-        f"data.root={root}", "data.load_size=36", "data.crop_size=32", "data.num_workers=0",
-        "model.generator_args.ngf=4", "model.disc_args.ndf=4", "model.disc_args.n_layers=2",
-        "model.generator_args.mlp_dim=8", "model.generator_args.n_res=2",
-        "model.disc_args.num_scales=2", "munit.lr_step=3", "train.batch_size=2", "train.epochs=3",
-        "train.log_every=1", "train.eval_every=8", "train.checkpoint_every=4",
-        "train.n_samples=2", "train.progress=false", "train.threads=1", *extra])
+from helpers import compare_runs as _compare
+from helpers import killed_run as _killed_run
+from helpers import make_domains, make_pairs, tiny_munit
 
 
 def test_ms_image_discriminator_matches_published_layout():

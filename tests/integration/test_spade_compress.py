@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 from PIL import Image
-from test_gaugan_train import tiny_gaugan
-from test_spade import _write_cityscapes
+from helpers import tiny_gaugan
+from helpers import write_cityscapes as _write_cityscapes
 
 from gancompress.cli import main
 from gancompress.compress.heldout import held_out_batches, held_out_names
@@ -84,7 +84,7 @@ def test_label_channels_that_do_not_fit_the_teacher(gaugan, capsys):
 def test_search_by_miou_with_the_segmenter(gaugan, tmp_path, monkeypatch):
     """compress.metric=miou: candidates scored by DRN-D-105 (random weights in the published
     layout) on the held-out label maps' train ids; a missing segmenter fails before training."""
-    from test_weights import random_drn_file
+    from helpers import random_drn_file
     monkeypatch.setenv("GANCOMPRESS_WEIGHTS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     teacher, data = str(gaugan / "teacher" / "generator.pth"), str(gaugan / "data")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_domains, make_pairs, tiny_config  # noqa: E402
+from helpers import REPO, make_domains, make_pairs, tiny_config
 from PIL import Image
 
 from gancompress.config import Config, apply_overrides
@@ -20,7 +20,6 @@ from gancompress.compress.tasks import TASKS
 from gancompress.training.loop import Task, lr_factor, train
 from gancompress.training.losses import disc_loss, gen_loss
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_patchgan_matches_published_shape_and_size():

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import OFFICIAL
+from helpers import OFFICIAL
 from PIL import Image
 
 from gancompress.cli import main
