@@ -122,6 +122,7 @@ def test_sandwich_rule(workspace):
     assert np.isfinite(list(logs.values())).all()
 
 
+@pytest.mark.slow  # a full compression
 def test_compress_end_to_end_and_resume(workspace, tmp_path):
     out = tmp_path / "fast"
     cfg = _config(workspace, "compress.sampling=sandwich")
@@ -169,6 +170,7 @@ def test_compress_end_to_end_and_resume(workspace, tmp_path):
         compress(_config(workspace, "compress.lambda_distill=2"), out, log=lines.append)
 
 
+@pytest.mark.slow  # a full compression
 def test_original_pipeline(workspace, tmp_path):
     """Mobile teacher -> pruned, pre-distilled student -> supernet (exhaustive search)."""
     out = tmp_path / "original"
@@ -188,6 +190,7 @@ def test_original_pipeline(workspace, tmp_path):
         1 for line in (out / "search" / "results.jsonl").read_text().splitlines())
 
 
+@pytest.mark.slow  # a full compression
 def test_search_by_a_distribution_metric(workspace, tmp_path):
     """compress.metric=swd: the search ranks sub-networks by the SWD of their held-out outputs
     to the ground truth (metrics/swd.py), no downloaded weights needed."""

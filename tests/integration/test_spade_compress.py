@@ -56,6 +56,7 @@ def test_label_data_feeds_the_compression(gaugan):
     assert picture.shape == (2, 3, 32, 64)  # label colours, not 36 one-hot channels
 
 
+@pytest.mark.slow  # a full compression
 def test_compress_a_gaugan_teacher_from_the_cli(gaugan, capsys):
     out = gaugan / "run"
     assert main(["compress", "--teacher", str(gaugan / "teacher" / "generator.pth"), "--data",
@@ -81,6 +82,7 @@ def test_label_channels_that_do_not_fit_the_teacher(gaugan, capsys):
     assert not (gaugan / "bad").exists()
 
 
+@pytest.mark.slow  # a full compression
 def test_search_by_miou_with_the_segmenter(gaugan, tmp_path, monkeypatch):
     """compress.metric=miou: candidates scored by DRN-D-105 (random weights in the published
     layout) on the held-out label maps' train ids; a missing segmenter fails before training."""

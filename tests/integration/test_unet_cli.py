@@ -69,6 +69,7 @@ def test_crop_size_not_fitting_the_levels_fails_before_training(data, tmp_path, 
     assert "multiples of 2^5 = 32" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a full compression
 def test_unet_teacher_trains_and_compresses_from_the_cli(data, tmp_path, one_thread):
     run = tmp_path / "teacher"
     assert main(["train", *TRAIN, "--data", str(data), "--out", str(run)]) == 0
@@ -207,6 +208,7 @@ def test_taps_of_a_resnet_student_and_a_unet_teacher_pair_by_resolution():
     assert student.stem.conv.weight.grad is not None
 
 
+@pytest.mark.slow  # a full compression
 def test_resnet_student_for_a_unet_teacher_from_the_cli(data, tmp_path, one_thread):
     torch.manual_seed(0)
     teacher = UnetGenerator(ngf=8, num_downs=5, norm="batch", dropout=0.5).eval()
