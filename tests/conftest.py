@@ -12,6 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import make_inverted_pairs
+
 
 # The evaluation-network fixtures are random weights in the published layouts, so their SHA-256
 # is not the published file's: tests allow unverified weights explicitly (results are marked
@@ -41,13 +43,7 @@ def workspace(tmp_path_factory) -> Path:
     from gancompress.models.resnet import ResnetGenerator
 
     root = tmp_path_factory.mktemp("compress")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("test", 2)):
-        (root / "data" / split).mkdir(parents=True)
-        for i in range(n):
-            a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            pair = np.concatenate([a, 255 - a], 1)
-            Image.fromarray(pair).save(root / "data" / split / f"{i}.png")
+    make_inverted_pairs(root / "data")
     torch.manual_seed(0)
     save_generator(ResnetGenerator(ngf=8, n_blocks=3), root / "teacher.pth")
     return root

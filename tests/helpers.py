@@ -56,6 +56,27 @@ def make_pairs(root: Path, n: int = 8) -> Path:
     return root
 
 
+def make_inverted_pairs(root: Path, n: int = 12) -> Path:
+    """n aligned 32 px pairs (+ 2 test pairs) whose target is the inverted source."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", n), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(count):
+            a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([a, 255 - a], 1)).save(root / split / f"{i}.png")
+    return root
+
+
+def write_cityscapes_with_val(root: Path, n: int = 5) -> Path:
+    """write_cityscapes(root, n) plus a val split (the layout's test phase) of 2 of its maps."""
+    write_cityscapes(root, n=n)
+    for top in ("gtFine", "leftImg8bit"):
+        (root / top / "val" / "aachen").mkdir(parents=True)
+        for f in sorted((root / top / "train" / "aachen").iterdir())[:2 * (1 + (top == "gtFine"))]:
+            shutil.copy(f, root / top / "val" / "aachen" / f.name)
+    return root
+
+
 def make_domains(root: Path) -> Path:
     for name, n in (("trainA", 8), ("trainB", 6), ("testA", 2), ("testB", 2)):
         (root / name).mkdir(parents=True)
