@@ -6,7 +6,7 @@ thread, must equal the records in tests/fixtures/loss_records/records.json bit f
 The records were written from the code before the objectives x samplers refactor (issue 21) and
 the refactored tasks reproduce them; MUNIT under sandwich sampling did not exist before and was
 recorded after it (its key says so). Regenerate (only when a loss is meant to change) with
-    GANCOMPRESS_RECORD_LOSSES=1 pytest tests/test_objectives_equality.py
+    GANCOMPRESS_RECORD_LOSSES=1 pytest tests/contract/test_objectives_equality.py
 """
 from __future__ import annotations
 
