@@ -57,7 +57,8 @@ def test_every_compression_preset_has_a_teacher_recipe_and_a_space_of_its_family
 
 def test_the_contract_sees_every_family_and_catches_a_bad_recipe():
     families = {preset(n).model.generator or next(iter(GENERATORS)) for n in PRESETS}
-    assert families == set(GENERATORS)  # each registered family has at least one recipe
+    # each built-in family has a recipe (a user's traced module has none of its own)
+    assert {"resnet", "unet", "munit", "spade"} <= families <= set(GENERATORS)
     assert {preset(n).train.task for n in PRESETS} >= {"pix2pix", "cyclegan", "gaugan", "munit"}
     bad = preset("demo")
     bad.model.generator_args = {**bad.model.generator_args, "no_such_arg": 1}
