@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 # the pages that replace the three planning notes, with the section numbers the code cites
 PAGES = {"REFERENCE.md": "reference.md", "REFERENCE-FAMILIES.md": "families.md"}

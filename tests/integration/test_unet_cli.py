@@ -1,5 +1,6 @@
-"""U-Net teachers from the command line: pix2pix training, Fast compression into a compact U-Net
-(BatchNorm re-calibrated for scored sub-networks), test-time dropout modes, export and convert."""
+"""U-Net teachers from the command line: the pix2pix-unet preset, the input-size rule, BatchNorm
+re-calibrated for scored sub-networks, test-time dropout modes, export and convert, a ResNet
+student. (Training a tiny U-Net teacher and compressing it from the CLI: test_family_cli.py.)"""
 from __future__ import annotations
 
 import json
@@ -8,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import OFFICIAL
+from helpers import OFFICIAL, make_inverted_pairs
 from PIL import Image
 
 from gancompress.cli import main
 from gancompress.config import apply_overrides, preset
-from gancompress.metrics.cost import count_macs
 from gancompress.models.checkpoint import load_generator, save_generator
 from gancompress.models.unet import UnetGenerator
 from gancompress.training.parts import generator_from_config
@@ -37,14 +37,7 @@ COMPRESS = ["compress.space=4,2", "compress.held_out=4", "compress.supernet_epoc
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """12 aligned 32 px pairs (target = inverted source)."""
-    root = tmp_path_factory.mktemp("unet_data")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("test", 2)):
-        (root / split).mkdir(parents=True)
-        for i in range(n):
-            a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(np.concatenate([a, 255 - a], 1)).save(root / split / f"{i}.png")
-    return root
+    return make_inverted_pairs(tmp_path_factory.mktemp("unet_data"))
 
 
 def test_pix2pix_unet_preset_keeps_the_published_defaults():
@@ -67,29 +60,6 @@ def test_crop_size_not_fitting_the_levels_fails_before_training(data, tmp_path, 
     assert main(["train", *sized, "data.crop_size=24", "data.load_size=24", "--data", str(data),
                  "--out", str(tmp_path / "run")]) == 2
     assert "multiples of 2^5 = 32" in capsys.readouterr().err
-
-
-def test_unet_teacher_trains_and_compresses_from_the_cli(data, tmp_path, one_thread):
-    run = tmp_path / "teacher"
-    assert main(["train", *TRAIN, "--data", str(data), "--out", str(run)]) == 0
-    teacher = load_generator(run / "generator.pth")
-    assert teacher.arch_name == "unet" and teacher.arch["num_downs"] == 5
-    assert teacher.arch["norm"] == "batch" and teacher.arch["dropout"] == 0.5
-
-    out = tmp_path / "compressed"
-    assert main(["compress", "--teacher", str(run / "generator.pth"), "--data", str(data),
-                 "--out", str(out), "--budget", "1/3", *COMPRESS]) == 0
-    compact_model = load_generator(out / "compact.pth")
-    assert compact_model.arch_name == "unet" and compact_model.arch["conv"] == "separable"
-    assert compact_model.arch["dropout"] == 0.0
-    best = json.loads((out / "search" / "best.json").read_text())
-    assert best["macs"] <= count_macs(teacher, (1, 3, 32, 32)) / 3
-    assert count_macs(compact_model, (1, 3, 32, 32)) == best["macs"]
-    results = [json.loads(line) for line in
-               (out / "search" / "results.jsonl").read_text().splitlines()]
-    assert results and all(np.isfinite(r["score"]) for r in results if "score" in r)
-    report = json.loads((out / "report" / "report.json").read_text())
-    assert report["ratios"]["macs"] <= 1 / 3
 
 
 def test_test_modes_of_generate_and_eval(tmp_path, capsys):
@@ -207,6 +177,7 @@ def test_taps_of_a_resnet_student_and_a_unet_teacher_pair_by_resolution():
     assert student.stem.conv.weight.grad is not None
 
 
+@pytest.mark.slow  # a full compression
 def test_resnet_student_for_a_unet_teacher_from_the_cli(data, tmp_path, one_thread):
     torch.manual_seed(0)
     teacher = UnetGenerator(ngf=8, num_downs=5, norm="batch", dropout=0.5).eval()

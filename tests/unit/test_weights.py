@@ -1,18 +1,12 @@
 """Weight-file lookup (explicit > --weights-dir > env var > cache), missing-file messages,
 strict layout validation and SHA-256 records, with random weights in the published layouts.
 
-Also holds the helpers other metric tests import: random Inception / DRN weight files saved
-under the published key names (built once per test process).
+The random Inception / DRN weight files (published key names) come from helpers.py.
 """
 from __future__ import annotations
 
-import atexit
-import functools
 import hashlib
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +15,7 @@ from gancompress.errors import UserError
 from gancompress.files import sha256_file
 from gancompress.metrics.drn import DRNSegD105
 from gancompress.metrics.inception import FIDInceptionV3
+from helpers import FIXTURES, random_drn_file, random_inception_file
 from gancompress.weights import (
     DRN_D_105_CITYSCAPES,
     ENV_VAR,
@@ -29,46 +24,6 @@ from gancompress.weights import (
     load_published,
     read_state_dict,
 )
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """He-normal convs, unit BN (so activations keep their scale through 100 layers)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.requires_grad:
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-    return model.eval()
-
-
-@functools.lru_cache(maxsize=None)
-def _weights_folder() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="gancompress-test-weights-"))
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
-
-
-@functools.lru_cache(maxsize=None)
-def random_inception_file() -> Path:
-    """pt_inception-2015-12-05-6726825d.pth with random weights in the published layout."""
-    path = _weights_folder() / INCEPTION_FID.name
-    torch.save(_randomise(FIDInceptionV3(), 1).state_dict(), path)
-    return path
-
-
-@functools.lru_cache(maxsize=None)
-def random_drn_file() -> Path:
-    """drn-d-105_ms_cityscapes.pth with random weights, keys prefixed `module.` as published."""
-    path = _weights_folder() / DRN_D_105_CITYSCAPES.name
-    state = _randomise(DRNSegD105(), 2).state_dict()
-    torch.save({f"module.{k}": v for k, v in state.items()}, path)
-    return path
-
 
 def _layout(name: str) -> dict[str, list[int]]:
     return json.loads((FIXTURES / name).read_text())["tensors"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_domains, make_pairs, tiny_config
+from helpers import make_domains, make_pairs, tiny_config
 
 from gancompress.files import sha256_file
 from gancompress.models.discriminators import DISCRIMINATORS, build_discriminator
@@ -44,7 +44,7 @@ def test_discriminator_contract(name):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("contract")
-    from test_spade import _write_cityscapes
+    from helpers import write_cityscapes as _write_cityscapes
     return {"paired": make_pairs(root / "paired"), "unpaired": make_domains(root / "unpaired"),
             "labels": _write_cityscapes(root / "labels", n=2)}
 
@@ -81,7 +81,7 @@ def test_task_contract(task, data, teacher, tmp_path, one_thread):
         overrides.append(f"compress.teacher={teacher}")
         before = sha256_file(teacher)
     if kind == "labels":  # label maps -> photos: the GauGAN recipe, tiny
-        from test_gaugan_train import tiny_gaugan
+        from helpers import tiny_gaugan
         from gancompress.config import apply_overrides
         config = apply_overrides(tiny_gaugan(data[kind], 2), overrides)
     else:
@@ -108,7 +108,7 @@ MUNIT_TASK_SETTINGS = {
 
 @pytest.fixture(scope="module")
 def munit_teacher(data, tmp_path_factory) -> Path:
-    from test_munit_train import tiny_munit
+    from helpers import tiny_munit
 
     run = tmp_path_factory.mktemp("munit_teacher") / "run"
     train(tiny_munit(data["unpaired"], "train.max_steps=2"), run)
@@ -117,7 +117,7 @@ def munit_teacher(data, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("task", sorted(MUNIT_TASK_SETTINGS))
 def test_munit_task_contract(task, data, munit_teacher, tmp_path, one_thread):
-    from test_munit_train import tiny_munit
+    from helpers import tiny_munit
 
     extra = MUNIT_TASK_SETTINGS[task]
     overrides = [f"train.task={task}", "train.max_steps=2", "train.log_every=1", *extra]

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import FIXTURES, OFFICIAL, REPO
+from helpers import FIXTURES, OFFICIAL, REPO
 
 # Built from pieces so that this file, which is scanned too, does not match itself.
 _SH = "sh" + "ared"
@@ -102,10 +102,12 @@ if what == "package":
         if info.name != "gancompress.__main__":  # runs the command line
             importlib.import_module(info.name)
 else:
-    sys.path.insert(0, watched)
-    for name in sorted(os.listdir(watched)):
-        if name.startswith("test_") and name.endswith(".py"):
-            importlib.import_module(name[:-3])
+    sys.path.insert(0, watched)  # helpers.py, as pyproject's pythonpath = ["tests"] does
+    for folder, _, names in sorted(os.walk(watched)):  # the test folders (contract/, unit/, ...)
+        for name in sorted(names):
+            if name.startswith("test_") and name.endswith(".py"):
+                sys.path.insert(0, folder)
+                importlib.import_module(name[:-3])
 print(json.dumps(opened))
 """
 
@@ -128,6 +130,7 @@ def test_importing_the_package_reads_no_file():
 
 def test_importing_the_tests_reads_only_inside_the_repository():
     opened = _opened_while_importing(REPO / "tests", "tests")
+    assert len(list((REPO / "tests").rglob("test_*.py"))) > 40  # the walk reaches every folder
     outside = [p for p in opened if not Path(p).resolve().is_relative_to(REPO)]
     assert not outside, outside
     assert any(Path(p).name == "MANIFEST.json" for p in opened)  # the probe does see reads

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_spade import _write_cityscapes
 
-from gancompress.config import apply_overrides, preset
+from gancompress.config import apply_overrides
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_params
 from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import MultiscaleDiscriminator
+from helpers import tiny_gaugan
+from helpers import write_cityscapes as _write_cityscapes
 
 
 def test_multiscale_discriminator_layout():
@@ -50,15 +51,6 @@ def test_vgg19_reads_torchvision_layout(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(UserError, match=r"vgg19-dcbb9e9d.pth not found.*download.pytorch.org"):
         load_vgg19()
-
-
-def tiny_gaugan(root, run_steps=4):
-    return apply_overrides(preset("gaugan-demo"), [
-        f"data.root={root}", "data.label_layout=cityscapes", "data.label_nc=0", "data.crop_size=64",
-        "model.generator_args.ngf=2", "model.disc_args.ndf=4", "model.disc_args.n_layers=2",
-        "train.batch_size=2",
-        f"train.max_steps={run_steps}", "train.checkpoint_every=2", "train.eval_every=100",
-        "train.log_every=1", "train.threads=1", "train.progress=false", "train.n_samples=2"])
 
 
 def test_tiny_gaugan_trains_resumes_exactly(tmp_path, one_thread):

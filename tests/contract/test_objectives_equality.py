@@ -6,7 +6,7 @@ thread, must equal the records in tests/fixtures/loss_records/records.json bit f
 The records were written from the code before the objectives x samplers refactor (issue 21) and
 the refactored tasks reproduce them; MUNIT under sandwich sampling did not exist before and was
 recorded after it (its key says so). Regenerate (only when a loss is meant to change) with
-    GANCOMPRESS_RECORD_LOSSES=1 pytest tests/test_objectives_equality.py
+    GANCOMPRESS_RECORD_LOSSES=1 pytest tests/contract/test_objectives_equality.py
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_domains, make_pairs, tiny_config
+from helpers import FIXTURES, make_domains, make_pairs, tiny_config
 
 from gancompress.compress.pipeline import compress_config
 from gancompress.config import Config, apply_overrides, preset
@@ -24,7 +24,7 @@ from gancompress.data.segmaps import semantic_channels
 from gancompress.compress.tasks import get_task
 from gancompress.training.run import seed_everything
 
-RECORDS = Path(__file__).parent / "fixtures" / "loss_records" / "records.json"
+RECORDS = FIXTURES / "loss_records" / "records.json"
 RECORDING = os.environ.get("GANCOMPRESS_RECORD_LOSSES") == "1"
 
 TEACHERS = ("pix2pix", "cyclegan", "gaugan", "munit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -42,11 +43,31 @@ def test_true_macs_count_transposed_conv_by_input():
     assert published == 16 * 16 * 2 * 4 * 9 and true == 8 * 8 * 4 * 2 * 9
 
 
-def test_latency_reports_conditions():
+def _fake_clock(monkeypatch, durations_ms):
+    """The timer of metrics/cost.py replaced by a clock whose timed calls last `durations_ms` in
+    turn (the fake-timer pattern of test_latency.py): results are exact, nothing is timed."""
+    from gancompress.metrics import cost
+
+    ticks, now = [], 100.0
+    for ms in durations_ms:
+        ticks += [now, now + ms / 1e3]
+        now += ms / 1e3 + 1.0  # the time between calls is not measured
+    clock = iter(ticks)
+    monkeypatch.setattr(cost, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+
+
+def test_latency_reports_conditions(monkeypatch):
     model = ResnetGenerator(ngf=4, n_blocks=3).eval()
+    _fake_clock(monkeypatch, [3.0, 1.0, 2.0])
     result = measure_latency(model, torch.rand(1, 3, 32, 32), warmup=1, runs=3)
-    assert result["runs"] == 3 and result["min_ms"] <= result["median_ms"] <= result["p90_ms"]
+    assert result["runs"] == 3 and result["warmup"] == 1
+    assert (result["min_ms"], result["median_ms"], result["p90_ms"]) == pytest.approx((1, 2, 3))
+    assert result["mean_ms"] == pytest.approx(2.0) and result["spread"] == pytest.approx(1.0)
     assert result["threads"] == torch.get_num_threads() and result["torch"] == torch.__version__
+    # min_time_s adds runs until that much time was measured: 4 + 4 < 10 ms, 4 + 4 + 4 >= 10 ms
+    _fake_clock(monkeypatch, [4.0] * 4)
+    result = measure_latency(lambda: None, warmup=0, runs=2, min_time_s=0.010)
+    assert result["runs"] == 3 and result["median_ms"] == pytest.approx(4.0)
 
 
 def test_profile_cli_json_prints_published_full_macs(capsys):
@@ -56,11 +77,12 @@ def test_profile_cli_json_prints_published_full_macs(capsys):
     assert out["macs_true"] < out["macs"]
 
 
-def test_profile_cli_arch_with_latency(capsys):
+def test_profile_cli_arch_with_latency(capsys, monkeypatch):
+    _fake_clock(monkeypatch, [3.0, 5.0])
     assert main(["profile", "--conv", "separable", "--widths", "16_16_32_16_32_32_16_16",
                  "--ngf", "16", "--size", "32", "32", "--latency", "--runs", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["latency_ms"] > 0 and out["widths"]["trunk"] == 128
+    assert out["latency_ms"] == pytest.approx(4.0) and out["widths"]["trunk"] == 128
     assert out["macs"] == 2_546_204_672 // 64  # MACs scale with pixels: 256^2 / 32^2
 
 

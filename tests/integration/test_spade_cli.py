@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_weights import random_drn_file, random_inception_file
+from helpers import random_drn_file, random_inception_file
 
 from gancompress.cli import main
 from gancompress.config import preset

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_train import make_domains, make_pairs, tiny_config
+from helpers import make_domains, make_pairs, tiny_config
 
 from gancompress import files
 from gancompress.cli import build_parser, main, report_error
@@ -54,7 +54,6 @@ from gancompress.models.checkpoint import (
 from gancompress.compress.tasks import TASKS
 from gancompress.training.loop import Task, train
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_generator(tmp_path: Path, crop: int | None = 32) -> Path:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_weights import random_drn_file
+from helpers import random_drn_file
 
 from gancompress.errors import UserError
 from gancompress.metrics.segmentation import (

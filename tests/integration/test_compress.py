@@ -15,43 +15,13 @@ from gancompress.compress.pipeline import compress, compress_config
 from gancompress.compress.space import SearchSpace
 from gancompress.compress.supernet import load_supernet
 from gancompress.compress.tasks import DistillTask
-from gancompress.config import Config, apply_overrides
+from gancompress.config import apply_overrides
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import load_generator, save_generator
 from gancompress.models.elastic import using_widths
 from gancompress.models.resnet import ResnetGenerator, decode_config
-
-TINY = ["compress.space=8,4", "compress.held_out=4", "compress.supernet_epochs=1",
-        "compress.supernet_epochs_decay=0", "compress.finetune_epochs=1",
-        "compress.finetune_epochs_decay=0", "compress.mobile_epochs=1",
-        "compress.mobile_epochs_decay=0", "compress.distill_epochs=1",
-        "compress.distill_epochs_decay=0", "compress.generations=2", "compress.population=6",
-        "compress.parents=2", "compress.mutants=2", "compress.crossovers=2",
-        "train.progress=false", "train.batch_size=4", "train.max_steps=2", "model.ndf=8",
-        "model.disc_layers=2", "data.load_size=36", "data.crop_size=32", "data.num_workers=0",
-        "train.n_samples=2", "train.device=cpu"]
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """A 12-pair aligned 32 px dataset (target = inverted source) and a tiny random teacher."""
-    root = tmp_path_factory.mktemp("compress")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("test", 2)):
-        (root / "data" / split).mkdir(parents=True)
-        for i in range(n):
-            a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            pair = np.concatenate([a, 255 - a], 1)
-            Image.fromarray(pair).save(root / "data" / split / f"{i}.png")
-    torch.manual_seed(0)
-    save_generator(ResnetGenerator(ngf=8, n_blocks=3), root / "teacher.pth")
-    return root
-
-
-def _config(ws: Path, *extra: str, budget: str = "1/3") -> Config:
-    return compress_config(teacher=str(ws / "teacher.pth"), data=str(ws / "data"), budget=budget,
-                           overrides=TINY + list(extra))
-
+from helpers import TINY
+from helpers import compress_test_config as _config
 
 def _task(ws: Path, stage: str, *extra: str):
     cfg = apply_overrides(_config(ws, *extra), {"train.task": stage})
@@ -100,7 +70,7 @@ def test_kernel_alignment_and_output_terms(workspace):
 
 
 def test_identity_term_on_unpaired_data(workspace, tmp_path):
-    from conftest import make_domains
+    from helpers import make_domains
 
     data = make_domains(tmp_path / "domains")
 
@@ -152,6 +122,7 @@ def test_sandwich_rule(workspace):
     assert np.isfinite(list(logs.values())).all()
 
 
+@pytest.mark.slow  # a full compression
 def test_compress_end_to_end_and_resume(workspace, tmp_path):
     out = tmp_path / "fast"
     cfg = _config(workspace, "compress.sampling=sandwich")
@@ -199,6 +170,7 @@ def test_compress_end_to_end_and_resume(workspace, tmp_path):
         compress(_config(workspace, "compress.lambda_distill=2"), out, log=lines.append)
 
 
+@pytest.mark.slow  # a full compression
 def test_original_pipeline(workspace, tmp_path):
     """Mobile teacher -> pruned, pre-distilled student -> supernet (exhaustive search)."""
     out = tmp_path / "original"
@@ -218,6 +190,7 @@ def test_original_pipeline(workspace, tmp_path):
         1 for line in (out / "search" / "results.jsonl").read_text().splitlines())
 
 
+@pytest.mark.slow  # a full compression
 def test_search_by_a_distribution_metric(workspace, tmp_path):
     """compress.metric=swd: the search ranks sub-networks by the SWD of their held-out outputs
     to the ground truth (metrics/swd.py), no downloaded weights needed."""

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import OFFICIAL
+from helpers import OFFICIAL
 
 from gancompress.cli import main
 from gancompress.errors import UserError

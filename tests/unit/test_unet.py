@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import OFFICIAL
+from helpers import OFFICIAL
 
 from gancompress.cli import main
 from gancompress.compress.prune import l1_prune, permute_channels

@@ -1,21 +1,19 @@
-"""GAN Compression of a GauGAN (SPADE) teacher: label-map data through the compress pipeline."""
+"""GAN Compression of a GauGAN (SPADE) teacher: label-map data through the compress pipeline, the
+label channels checked against the teacher, search by mIoU. (Training a tiny GauGAN teacher and
+compressing it from the CLI: test_family_cli.py.)"""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
-from PIL import Image
-from test_gaugan_train import tiny_gaugan
-from test_spade import _write_cityscapes
+from helpers import tiny_gaugan, write_cityscapes_with_val
 
 from gancompress.cli import main
 from gancompress.compress.heldout import held_out_batches, held_out_names
 from gancompress.compress.pipeline import compress_config
 from gancompress.compress.tasks import DistillTask
 from gancompress.config import apply_overrides
-from gancompress.models.checkpoint import load_generator
 from gancompress.training.loop import train
 
 TINY = ["compress.space=2,1", "compress.held_out=2", "compress.supernet_epochs=1",
@@ -28,11 +26,7 @@ TINY = ["compress.space=2,1", "compress.held_out=2", "compress.supernet_epochs=1
 @pytest.fixture(scope="module")
 def gaugan(tmp_path_factory):
     root = tmp_path_factory.mktemp("spade-compress")
-    data = _write_cityscapes(root / "data", n=5)
-    for top in ("gtFine", "leftImg8bit"):  # a val split (the layout's test phase): 2 maps
-        (data / top / "val" / "aachen").mkdir(parents=True)
-        for f in sorted((data / top / "train" / "aachen").iterdir())[:2 * (1 + (top == "gtFine"))]:
-            shutil.copy(f, data / top / "val" / "aachen" / f.name)
+    data = write_cityscapes_with_val(root / "data", n=5)  # + a val split of 2 maps
     torch.set_num_threads(1)
     train(tiny_gaugan(data), root / "teacher")
     return root
@@ -56,22 +50,6 @@ def test_label_data_feeds_the_compression(gaugan):
     assert picture.shape == (2, 3, 32, 64)  # label colours, not 36 one-hot channels
 
 
-def test_compress_a_gaugan_teacher_from_the_cli(gaugan, capsys):
-    out = gaugan / "run"
-    assert main(["compress", "--teacher", str(gaugan / "teacher" / "generator.pth"), "--data",
-                 str(gaugan / "data"), "--budget", "1/2", "--out", str(out), *TINY]) == 0
-    compact = load_generator(out / "compact.pth")
-    teacher = load_generator(gaugan / "teacher" / "generator.pth")
-    assert compact.arch_name == "spade" and compact.in_channels == 36
-    report = json.loads((out / "report" / "report.json").read_text())
-    assert report["ratios"]["macs"] <= 0.5
-    assert report["test_images"] == 2  # scored on the val maps too (never trained on)
-    x = torch.rand(1, 36, 32, 64)
-    assert compact(x).shape == teacher(x).shape == (1, 3, 32, 64)
-    with Image.open(out / "report" / "grid.png") as grid:
-        assert grid.mode == "RGB"
-
-
 def test_label_channels_that_do_not_fit_the_teacher(gaugan, capsys):
     code = main(["compress", "--teacher", str(gaugan / "teacher" / "generator.pth"), "--data",
                  str(gaugan / "data"), "--budget", "1/2", "--out", str(gaugan / "bad"),
@@ -81,10 +59,11 @@ def test_label_channels_that_do_not_fit_the_teacher(gaugan, capsys):
     assert not (gaugan / "bad").exists()
 
 
+@pytest.mark.slow  # a full compression
 def test_search_by_miou_with_the_segmenter(gaugan, tmp_path, monkeypatch):
     """compress.metric=miou: candidates scored by DRN-D-105 (random weights in the published
     layout) on the held-out label maps' train ids; a missing segmenter fails before training."""
-    from test_weights import random_drn_file
+    from helpers import random_drn_file
     monkeypatch.setenv("GANCOMPRESS_WEIGHTS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     teacher, data = str(gaugan / "teacher" / "generator.pth"), str(gaugan / "data")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_pairs
+from helpers import make_pairs
 from gancompress.cli import main
 from gancompress.compress.pipeline import Pipeline, compress_config
 from gancompress.compress.run import RunDescription, device_for

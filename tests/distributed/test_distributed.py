@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_compress import _config, workspace  # noqa: F401  (workspace: a pytest fixture)
-from test_search import SPACE
-from test_train import make_pairs, tiny_config
+from helpers import SPACE, make_pairs, tiny_config
+from helpers import compress_test_config as _config
 
 from gancompress.compress.budget import Budget, MacCost
 from gancompress.compress.scoring import ReconstructionScorer
@@ -330,8 +329,7 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(two_rank_run, tmp_
 @pytest.mark.slow  # one 2-process and one 1-process GauGAN run
 def test_gaugan_two_ranks_train_like_one_process(tmp_path):
     # SPADE's parameter-free BatchNorm is an elastic one: synchronized over the ranks
-    from test_gaugan_train import tiny_gaugan
-    from test_spade import _write_cityscapes
+    from helpers import tiny_gaugan, write_cityscapes as _write_cityscapes
 
     cfg = apply_overrides(tiny_gaugan(_write_cityscapes(tmp_path / "cs", n=4), run_steps=2),
                           ["train.batch_size=1", "train.device=cpu"])
@@ -379,7 +377,7 @@ def test_munit_supernet_widths_depend_on_seed_and_step_only():
     assert len({json.dumps(w, sort_keys=True) for w in first}) > 1
 
 
-def test_supernet_ranks_train_the_same_widths(workspace, tmp_path):  # noqa: F811
+def test_supernet_ranks_train_the_same_widths(workspace, tmp_path):
     (tmp_path / "held_out.txt").write_text("0.png\n")
     cfg = apply_overrides(_config(workspace), {
         "train.task": "supernet", "train.batch_size": 2, "train.max_steps": 3,

@@ -1,27 +1,13 @@
 """MUNIT teacher training: multi-scale discriminator, loss terms, step schedule, export of both
-translators, and exact SIGKILL / resume."""
+translators. (Exact SIGKILL / resume: test_train_resume.py.)"""
 from __future__ import annotations
 
-import pytest
 import torch
 
-from gancompress.config import apply_overrides, preset
 from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import MsImageDiscriminator
 from gancompress.training.loop import train
-from conftest import make_domains, make_pairs
-from test_train_resume import _compare, _killed_run
-
-
-def tiny_munit(root, *extra):
-    """ngf 4, mlp 8, 2 blocks, 32 px; 8 train images at batch 2 -> 4 steps per epoch."""
-    return apply_overrides(preset("munit-demo"), [
-        f"data.root={root}", "data.load_size=36", "data.crop_size=32", "data.num_workers=0",
-        "model.generator_args.ngf=4", "model.disc_args.ndf=4", "model.disc_args.n_layers=2",
-        "model.generator_args.mlp_dim=8", "model.generator_args.n_res=2",
-        "model.disc_args.num_scales=2", "munit.lr_step=3", "train.batch_size=2", "train.epochs=3",
-        "train.log_every=1", "train.eval_every=8", "train.checkpoint_every=4",
-        "train.n_samples=2", "train.progress=false", "train.threads=1", *extra])
+from helpers import make_domains, make_pairs, tiny_munit
 
 
 def test_ms_image_discriminator_matches_published_layout():
@@ -56,17 +42,6 @@ def test_munit_trains_and_exports_both_translators(tmp_path, one_thread):
 def test_munit_trains_on_aligned_demo_layout(tmp_path, one_thread):
     cfg = tiny_munit(make_pairs(tmp_path / "data"), "train.epochs=1", "munit.lambda_cycle=0")
     assert train(cfg, tmp_path / "run")["steps"] == 4
-
-
-@pytest.mark.slow
-def test_munit_sigkill_and_resume_is_bitwise_exact(tmp_path):
-    cfg = tiny_munit(make_domains(tmp_path / "data"))
-    train(cfg, tmp_path / "reference")
-    run = tmp_path / "run"
-    _killed_run(tmp_path, cfg, run, "optimize:11", resume=False)  # mid step 6 (2 updates/step)
-    assert safe_load(run / "checkpoint.pt")["step"] == 4
-    train(cfg, run, resume=True)
-    _compare(tmp_path / "reference", run)
 
 
 def test_constant_images_are_left_out_of_a_step(tmp_path, one_thread):

@@ -9,16 +9,14 @@ import shutil
 import subprocess
 import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_pairs
+from helpers import REPO, make_pairs
 
 from gancompress.cli import build_parser, docstring_examples, main
 from gancompress.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "numpy", "onnx", "onnxruntime", "scipy", "PIL", "openvino", "matplotlib")
 
 

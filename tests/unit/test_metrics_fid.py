@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from test_weights import random_inception_file
+from helpers import random_inception_file
 
 from gancompress.errors import UserError
 from gancompress.imaging import to_uint8, to_uint8_tensor

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO
+from helpers import REPO
 from gancompress.deploy.runtime import open_model
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import save_generator
@@ -113,7 +113,7 @@ def test_style_options_on_a_one_input_generator_are_user_errors(images, tmp_path
 
 def test_eval_translates_with_seeded_random_styles(munit_file, tmp_path):
     from gancompress.cli import main
-    from conftest import make_pairs
+    from helpers import make_pairs
 
     data = make_pairs(tmp_path / "data")
     out = tmp_path / "eval.json"

@@ -6,7 +6,8 @@ import json
 
 import pytest
 import torch
-from conftest import OFFICIAL
+from helpers import OFFICIAL
+from helpers import write_cityscapes as _write_cityscapes
 
 from gancompress.cli import main
 from gancompress.data.segmaps import instance_edges, one_hot, semantic_input
@@ -187,25 +188,6 @@ def test_convert_with_hint_then_load_without(tmp_path, capsys):
 
 
 # -- label-map datasets ----------------------------------------------------------------------------
-
-def _write_cityscapes(root, n=2, size=(64, 128)):
-    import numpy as np
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        city = root / "gtFine" / "train" / "aachen"
-        city.mkdir(parents=True, exist_ok=True)
-        img_dir = root / "leftImg8bit" / "train" / "aachen"
-        img_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"aachen_{i:06d}_000019"
-        label = rng.integers(0, 34, size=(size[0] // 8, size[1] // 8)).repeat(8, 0).repeat(8, 1)
-        Image.fromarray(label.astype(np.uint8)).save(city / f"{stem}_gtFine_labelIds.png")
-        inst = (label * 1000 + (label >= 24)).astype(np.uint16)  # 16-bit PNG, as Cityscapes
-        Image.fromarray(inst).save(city / f"{stem}_gtFine_instanceIds.png")
-        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
-            img_dir / f"{stem}_leftImg8bit.png")
-    return root
-
 
 def test_cityscapes_layout_items(tmp_path):
     from gancompress.data.segmaps import LabelMapDataset

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import OFFICIAL, REPO
+from helpers import OFFICIAL, REPO
 from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs, count_params
 from gancompress.models import build_generator

@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_domains, make_pairs, tiny_config  # noqa: E402
+from helpers import REPO, make_domains, make_pairs, tiny_config
 from PIL import Image
 
 from gancompress.config import Config, apply_overrides
@@ -20,7 +22,6 @@ from gancompress.compress.tasks import TASKS
 from gancompress.training.loop import Task, lr_factor, train
 from gancompress.training.losses import disc_loss, gen_loss
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_patchgan_matches_published_shape_and_size():
@@ -58,10 +59,17 @@ def test_lr_schedule_is_constant_then_linear():
     assert lr_factor(1004, 10, 100, 100, per="step") == pytest.approx(1 - 0.5 / 101)
 
 
-def test_pix2pix_run_folder_and_export(tmp_path):
+def test_pix2pix_run_folder_and_export(tmp_path, monkeypatch):
     cfg = tiny_config(make_pairs(tmp_path / "data"), "pix2pix", "train.amp=true")
     run = tmp_path / "run"
     threads = torch.get_num_threads()
+    # the loop's timer is a fake clock, 0.25 s a reading (the fake-timer pattern of
+    # test_latency.py): loading and stepping each take one tick, the speeds logged are exact
+    from gancompress.training import loop
+    ticks = iter(range(10**6))
+    clock = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if k[0] != "_"})
+    clock.perf_counter = lambda: next(ticks) * 0.25
+    monkeypatch.setattr(loop, "time", clock)
     result = train(cfg, run)
     assert torch.get_num_threads() == threads  # train.threads=1 applied only inside train()
     assert result["steps"] == 16 and result["exported"] == [str(run / "generator.pth")]
@@ -73,7 +81,8 @@ def test_pix2pix_run_folder_and_export(tmp_path):
     steps = [r for r in records if "losses" in r]
     assert [r["step"] for r in steps] == list(range(2, 17, 2))
     assert set(steps[0]["losses"]) == {"D", "G_gan", "G_recon"}
-    assert steps[0]["time"]["images_per_s"] > 0
+    # 2 steps a record, batch 2: 4 images over 4 ticks (load + step, twice)
+    assert steps[0]["time"] == {"data_s": 0.25, "step_s": 0.25, "images_per_s": 4.0}
     assert steps[-1]["lr"] == pytest.approx(2e-4 / 3)  # last decay epoch: 1/(epochs_decay + 1)
     assert any("amp ignored" in r.get("message", "") for r in records)  # CPU run
     assert [r["step"] for r in records if r.get("event") == "checkpoint"] == [4, 8, 12, 16]
