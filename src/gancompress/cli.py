@@ -4,7 +4,7 @@ Each subcommand lives in its own module under `gancompress/commands/` and expose
 `register(subparsers)`, which adds its parser and sets `func=handler(args) -> int | None`.
 Modules are discovered, so adding a command never means editing this file. Command modules
 import nothing heavy at import time (torch, numpy, onnx load inside their `run`), so `--help`,
-`--version` and shell completion answer at once; tests/test_cli_basics.py checks it. Every
+`--version` and shell completion answer at once; tests/integration/test_cli_basics.py checks it. Every
 command's help ends with the examples of its module docstring (the indented `gancompress ...`
 lines), so the docstring is the one place they are written.
 

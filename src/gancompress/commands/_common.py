@@ -41,7 +41,7 @@ def _source_arch_options() -> tuple[list[str], ArchOptions] | None:
     second to import, and `profile --help` must be instant): the registry's class names from
     models/__init__.py, each class's `arch_name` and `__init__` signature from its module.
     None when the source does not have that shape (then the registry is imported);
-    tests/test_cli_basics.py checks that both readings agree."""
+    tests/integration/test_cli_basics.py checks that both readings agree."""
     import ast
     from importlib.util import find_spec
 
@@ -101,7 +101,7 @@ def _parse_bool(text: str) -> bool:
 
 # Range-checked argparse types: every numeric option of every command uses one of these, so NaN,
 # inf, 0 and negative counts are refused at parse time with the allowed range (one line, exit 2).
-# tests/test_reliability.py checks that no option is left with a bare int / float type.
+# tests/integration/test_reliability.py checks that no option is left with a bare int / float type.
 
 def int_range(minimum: int, maximum: int = 10**9) -> Any:
     def parse(text: str) -> int:

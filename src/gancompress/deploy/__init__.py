@@ -17,7 +17,7 @@
     (the latency model of search-space configs lives in compress/latency.py)
 
 Within deploy/ the modules import one way only: session, verify, graph -> quantize ->
-onnx_export -> torchscript -> runtime -> openvino -> backends (tests/test_layers.py keeps it so).
+onnx_export -> torchscript -> runtime -> openvino -> backends (tests/contract/test_layers.py keeps it so).
 
 Measured (bench/bench_deploy.py, compressed ResNet `16_16_24_16_32_64_16_24`, 256x256, batch 1,
 2-core AVX-512 VNNI EPYC, torch 2.13, onnxruntime 1.32, side by side in one run; medians in ms,

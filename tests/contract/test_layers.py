@@ -26,8 +26,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "gancompress"
+SRC = REPO / "src" / "gancompress"
 
 LAYERS = [
     {"", "__main__", "cli", "commands", "serve"},
