@@ -38,7 +38,7 @@ from gancompress.compress.tasks import DistillTask, load_teacher
 from gancompress.config import apply_overrides, preset
 from gancompress.data import dataset_from_config
 from gancompress.data.demo import write_demo_data
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 
 def log(msg: str) -> None:

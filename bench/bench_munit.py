@@ -39,7 +39,7 @@ from gancompress.deploy.backends import measure_side_by_side
 from gancompress.metrics.cost import count_macs, count_params, format_count
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import load_generator
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 RELEASED = "16_16_16_24_56_16_40_40_32_24"
 

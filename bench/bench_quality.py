@@ -71,7 +71,7 @@ from gancompress.metrics.quality import l1_per_image, psnr_per_image
 from gancompress.metrics.swd import swd
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import load_generator
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 # The method's variants: config overrides on top of the compress-demo preset + the bench's
 # space, each from the published losses (PUBLISHED) with its own changes.

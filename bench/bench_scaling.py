@@ -26,7 +26,7 @@ import torch
 from gancompress.config import apply_overrides, preset
 from gancompress.data.demo import write_demo_data
 from gancompress import distributed
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 
 def _worker(cfg_dict: dict, out: str) -> None:

@@ -27,7 +27,7 @@ import torch
 from gancompress.compress.pipeline import compress, compress_config
 from gancompress.config import apply_overrides, preset
 from gancompress.data.demo import write_demo_data
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 
 def log(msg: str) -> None:

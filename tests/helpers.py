@@ -199,6 +199,7 @@ DRIVER = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     import gancompress.training.loop as loop
+    from gancompress.compress.tasks import train
     from gancompress.config import Config
     from gancompress.files import atomic_path
 
@@ -228,7 +229,7 @@ DRIVER = textwrap.dedent("""
                     die()
             return original_save(obj, path)
         loop.atomic_torch_save = save
-    loop.train(cfg, out, resume=resume)
+    train(cfg, out, resume=resume)
     sys.exit(3)  # not reached when the kill fires
 """)
 

@@ -13,7 +13,7 @@ from helpers import make_domains, make_pairs, tiny_config
 from gancompress.files import sha256_file
 from gancompress.models.discriminators import DISCRIMINATORS, build_discriminator
 from gancompress.compress.tasks import TASKS
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 # Tiny constructor arguments per discriminator; every registered one must be listed.
 DISC_ARGS = {"patch": dict(ndf=8, n_layers=2),

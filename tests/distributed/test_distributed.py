@@ -32,7 +32,7 @@ from gancompress.models.checkpoint import safe_load
 from gancompress.models.elastic import ElasticBatchNorm2d, synchronize_batchnorm
 from gancompress.models.resnet import ResnetGenerator
 from gancompress import distributed
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 from gancompress.training.objectives import TeacherTask
 
 TIMEOUT = 240  # a hung collective fails the test instead of the CI job

@@ -54,7 +54,7 @@ def test_vgg19_reads_torchvision_layout(tmp_path, monkeypatch):
 
 
 def test_tiny_gaugan_trains_resumes_exactly(tmp_path, one_thread):
-    from gancompress.training.loop import train
+    from gancompress.compress.tasks import train
     root = _write_cityscapes(tmp_path / "cs", n=4)
     cfg = tiny_gaugan(root)
     train(cfg, tmp_path / "full")

@@ -6,7 +6,7 @@ import torch
 
 from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import MsImageDiscriminator
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 from helpers import make_domains, make_pairs, tiny_munit
 
 

@@ -52,7 +52,8 @@ from gancompress.models.checkpoint import (
     save_generator,
 )
 from gancompress.compress.tasks import TASKS
-from gancompress.training.loop import Task, train
+from gancompress.compress.tasks import train
+from gancompress.training.loop import Task
 
 
 

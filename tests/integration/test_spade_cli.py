@@ -259,7 +259,7 @@ def test_a_trained_label_model_runs_at_its_2_to_1_training_size():
 
 def test_the_tiny_gaugan_preset_trains_on_the_demo_labels(demo_labels, tmp_path, one_thread):
     from gancompress.config import apply_overrides
-    from gancompress.training.loop import train
+    from gancompress.compress.tasks import train
     data, _ = demo_labels
     cfg = apply_overrides(preset("gaugan-demo"), [
         f"data.root={data}", "train.max_steps=2", "train.batch_size=2", "train.threads=1",

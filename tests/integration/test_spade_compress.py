@@ -14,7 +14,7 @@ from gancompress.compress.heldout import held_out_batches, held_out_names
 from gancompress.compress.pipeline import compress_config
 from gancompress.compress.tasks import DistillTask
 from gancompress.config import apply_overrides
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 TINY = ["compress.space=2,1", "compress.held_out=2", "compress.supernet_epochs=1",
         "compress.supernet_epochs_decay=0", "compress.finetune_epochs=1",

@@ -19,7 +19,8 @@ from gancompress.errors import UserError
 from gancompress.models.checkpoint import load_generator, safe_load
 from gancompress.models.discriminators import PatchDiscriminator
 from gancompress.compress.tasks import TASKS
-from gancompress.training.loop import Task, lr_factor, train
+from gancompress.compress.tasks import train
+from gancompress.training.loop import Task, lr_factor
 from gancompress.training.losses import disc_loss, gen_loss
 
 

@@ -13,7 +13,7 @@ from helpers import killed_run as _killed_run
 from helpers import make_domains, make_pairs, tiny_config, tiny_munit
 
 from gancompress.models.checkpoint import safe_load
-from gancompress.training.loop import train
+from gancompress.compress.tasks import train
 
 
 def _uninterrupted(cfg, run: Path) -> None:

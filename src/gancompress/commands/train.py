@@ -58,7 +58,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.list_keys:
         return list_keys()
-    from gancompress.training.loop import load_run_config, steps_for, train
+    from gancompress.compress.tasks import train
+    from gancompress.training.loop import load_run_config, steps_for
 
     if args.resume and not args.out:
         raise UserError("--resume needs --out RUN_FOLDER (the run to continue)")

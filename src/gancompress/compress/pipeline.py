@@ -178,7 +178,7 @@ class Pipeline:
         return validate(apply_overrides(self.cfg, over, source=f"stage {stage}"))
 
     def train_stage(self, stage: str) -> None:
-        from gancompress.training.loop import train
+        from gancompress.compress.tasks import train
 
         run = self.path(stage).parent
         cfg = self.stage_config(stage)

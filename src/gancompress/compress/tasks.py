@@ -429,3 +429,17 @@ def get_task(name: str) -> type[Task]:
     if name not in TASKS:
         raise UserError(f"unknown task {name!r} (train.task); available: {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def train(config: Config, out_dir: str | Path, resume: bool = False,
+          task: str | type[Task] | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """training.loop.train for any registered task (teacher objectives and compression stages):
+    train.task (or `task`, a name or a class) is looked up in TASKS here, one layer above the
+    loop, which receives the class."""
+    from gancompress.training.loop import train as run
+
+    if isinstance(task, str):
+        config = config.copy()
+        config.train.task = task
+    cls = task if isinstance(task, type) else get_task(config.train.task)
+    return run(config, out_dir, resume=resume, task=cls, progress=progress)

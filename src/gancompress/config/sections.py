@@ -126,7 +126,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     """The training loop (gancompress.training.loop)."""
-    task: str = option("pix2pix", "what to train (gancompress.training.loop.TASKS)")
+    task: str = option("pix2pix", "what to train (gancompress.compress.tasks.TASKS)")
     seed: int = option(233, "random seed (python, numpy, torch, data order and augmentation)",
                        minimum=0, maximum=2**63 - 1)
     batch_size: int = option(1, "images per step and process (torchrun: the global batch is "

@@ -84,11 +84,16 @@ _STOP_KEY = " stop"  # not a loss name: the stop flag travels with the per-step 
 
 
 def get_task(name: str) -> type[Task]:
-    """The task class registered as train.task = `name` (compress/tasks.TASKS, the one
-    registry: it lists the compression stages beside the teacher objectives, so it lives with
-    them; this is the loop's only look into that layer)."""
-    from gancompress.compress.tasks import get_task as lookup
-    return lookup(name)
+    """The task of a teacher objective (train.task = pix2pix, cyclegan, gaugan, munit). The
+    compression stages live a layer up: compress.tasks.train looks every name up in the one
+    registry (compress/tasks.TASKS) and hands the class to `train`."""
+    from gancompress.training.objectives import OBJECTIVES, TeacherTask
+
+    if name in OBJECTIVES:
+        return TeacherTask
+    raise UserError(f"train.task={name!r} is not a teacher objective ({', '.join(OBJECTIVES)}); "
+                    f"compression stages are trained by gancompress compress / distill / "
+                    f"supernet / finetune (in Python: gancompress.compress.tasks.train)")
 
 
 def train(config: Config, out_dir: str | Path, resume: bool = False,
