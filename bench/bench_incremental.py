@@ -41,7 +41,7 @@ MODELS = {
                                          widths="16_16_24_16_32_64_16_24"), (256, 256)),
 }
 FRACTIONS = (0.005, 0.01, 0.02, 0.05, 0.10, 0.25)
-GAUGAN_TEACHER_MACS = 281e9  # the paper's dense GauGAN (REFERENCE-INCREMENTAL: 281G)
+GAUGAN_TEACHER_MACS = 281e9  # the paper's dense GauGAN (docs/incremental.md: 281G)
 
 
 def cpu_name() -> str:

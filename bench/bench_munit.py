@@ -14,7 +14,7 @@ L1 between two teacher translations of the same image under different styles (ho
 style alone moves an output: the scale an L1 to the teacher should be read against).
 
 Part 2 (published architectures, untrained weights, 256x256): the full MUNIT (ngf 64, mlp 256)
-vs the released compressed config 16_16_16_24_56_16_40_40_32_24: MACs (REFERENCE-FAMILIES.md
+vs the released compressed config 16_16_16_24_56_16_40_40_32_24: MACs (docs/families.md
 sec. 1.1: 77.30G vs 2.62G) and latency side by side.
 
 Latency: medians over `--runs` calls, the models taking turns in blocks (deploy.backends.

@@ -5,7 +5,7 @@ The ground-floor twin of imaging.py (which reads images): both are the readers o
 file, used by the datasets (data/segmaps.py), by a generator family's own `read_input` and
 `example_inputs` (models/spade.py: models never import data) and by the demo.
 
-Conventions (REFERENCE-FAMILIES.md sec. 4, as the SPADE / gan-compression datasets do):
+Conventions (docs/families.md sec. 4, as the SPADE / gan-compression datasets do):
     label ids    read with NEAREST resizing; 255 ("dontcare") becomes label_nc
     one-hot      zeros(B, label_nc + contain_dontcare, H, W).scatter_(1, label, 1)
     edges        a pixel is 1 where its instance id differs from its left, right, upper or lower

@@ -58,7 +58,7 @@ class PublishedWeights:
     sha256: str = ""  # the published file's SHA-256, or its known prefix ("" = unknown)
 
 
-# Public addresses of the published files (REFERENCE.md sec. 5).
+# Public addresses of the published files (docs/reference.md sec. 5).
 INCEPTION_FID = PublishedWeights(
     name="pt_inception-2015-12-05-6726825d.pth",
     url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"

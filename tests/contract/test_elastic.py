@@ -1,4 +1,4 @@
-"""Invariants of elastic width for every registered generator (DESIGN.md):
+"""Invariants of elastic width for every registered generator (docs/design.md):
 compact(g, w)(x) == g@w(x), macs(compact(g, w)) == macs(g@w), widest == plain model."""
 from __future__ import annotations
 

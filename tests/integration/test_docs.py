@@ -13,7 +13,7 @@ import pytest
 from helpers import REPO
 
 # the pages that replace the three planning notes, with the section numbers the code cites
-PAGES = {"REFERENCE.md": "reference.md", "REFERENCE-FAMILIES.md": "families.md"}
+PAGES = {"docs/reference.md": "reference.md", "docs/families.md": "families.md"}
 
 
 def _headings(page: str) -> set[str]:

@@ -19,7 +19,7 @@ from gancompress.errors import UserError
 
 
 def test_presets_match_published_recipes():
-    # REFERENCE.md sec. 3
+    # docs/reference.md sec. 3
     e2s = preset("pix2pix-edges2shoes-r")
     assert (e2s.train.task, e2s.data.direction, e2s.loss.gan_mode) == ("pix2pix", "AtoB", "hinge")
     assert (e2s.model.disc_args["ndf"], e2s.loss.lambda_recon, e2s.train.batch_size) == (128, 100.0, 4)

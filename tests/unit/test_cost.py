@@ -1,4 +1,4 @@
-"""MACs by the published convention reproduce REFERENCE.md sec. 5 exactly; latency sanity."""
+"""MACs by the published convention reproduce docs/reference.md sec. 5 exactly; latency sanity."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from gancompress.metrics.cost import count_macs, count_macs_both, count_params, 
 from gancompress.models.elastic import using_widths
 from gancompress.models.resnet import ResnetGenerator, decode_config
 
-PUBLISHED = [  # (conv, config string or None, params, MACs) from REFERENCE.md sec. 5
+PUBLISHED = [  # (conv, config string or None, params, MACs) from docs/reference.md sec. 5
     ("dense", None, 11_378_179, 56_831_770_624),
     ("separable", "16_16_32_16_32_32_16_16", 356_867, 2_546_204_672),
     ("separable", "32_32_48_32_48_48_16_16", 822_051, 4_993_843_200),

@@ -1,5 +1,5 @@
 """MUNIT: published checkpoints reproduce their recorded outputs, MAC rows of
-REFERENCE-FAMILIES.md sec. 1.1, config codec, elastic MLP, CLI profile."""
+docs/families.md sec. 1.1, config codec, elastic MLP, CLI profile."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Config strings and published search spaces (REFERENCE.md sec. 2)."""
+"""Config strings and published search spaces (docs/reference.md sec. 2)."""
 from __future__ import annotations
 
 import random

@@ -21,7 +21,7 @@ from gancompress.models.spade import SpadeGenerator, decode_config, encode_confi
 MANIFEST = json.loads((OFFICIAL / "MANIFEST.json").read_text())
 SPADE_FIXTURES = sorted(k for k, v in MANIFEST.items() if v.get("family") == "spade")
 
-# REFERENCE-FAMILIES.md sec. 1.1: (constructor args, config, size, params, published MACs)
+# docs/families.md sec. 1.1: (constructor args, config, size, params, published MACs)
 MAC_TABLE = [
     (dict(ngf=64, in_channels=36, upsampling="more"), None, (256, 512), 93_048_003, 281_356_632_064),
     (dict(ngf=64, in_channels=184, upsampling="normal"), None, (256, 256), 97_480_899,

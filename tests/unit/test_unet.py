@@ -1,5 +1,5 @@
 """The pix2pix U-Net family: published checkpoints reproduce their recorded outputs, the MAC and
-parameter rows of REFERENCE-FAMILIES.md sec. 1.1 from the command line, the config codec, skip
+parameter rows of docs/families.md sec. 1.1 from the command line, the config codec, skip
 parts under pruning, decoder taps and the input-size rule."""
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
         --metrics miou,fid --labels cityscapes/gtFine/val --json
     gancompress eval runs/demo-compact/compact.pth --metrics macs,latency --latency-runs 20
 
-Metrics (REFERENCE.md sec. 5):
+Metrics (docs/reference.md sec. 5):
   fid      generated test images vs --ref-stats, or vs the real target images of --data
            (all target images of --ref-phase, default the same phase; CycleGAN: train+test)
   kid      same images; the reference features come from a stats file saved with

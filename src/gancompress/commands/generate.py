@@ -1,6 +1,6 @@
 """`gancompress generate`: run a generator (checkpoint, ONNX or TorchScript file) on image files.
 
-Pre/post-processing as published (REFERENCE.md sec. 3, 5): bicubic resize to --size, else the
+Pre/post-processing as published (docs/reference.md sec. 3, 5): bicubic resize to --size, else the
 size recorded in an exported file, else the size the model was trained at (checkpoint metadata),
 else the family's reference size / 256x256 (the size used and its origin are printed),
 [-1, 1] normalisation, output to uint8 by (y + 1) / 2 * 255, clipped and truncated.

@@ -92,7 +92,7 @@ def parse_budget(text: str | float) -> Budget:
 # Costs (config -> number to keep under the budget)
 
 class MacCost:
-    """MACs (published convention, REFERENCE.md sec. 5) of the sub-network at `input_size`.
+    """MACs (published convention, docs/reference.md sec. 5) of the sub-network at `input_size`.
 
     Counting hooks run a forward pass; to keep evolution's rejection sampling cheap the pass runs
     on an input k times smaller per side and the count is multiplied by k^2, which is exact for

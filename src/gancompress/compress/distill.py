@@ -1,7 +1,7 @@
 """Distillation pieces: feature mappings and the feature losses (MSE after a mapping, kernel
 alignment), and freezing the teacher.
 
-Feature distillation (GAN Compression sec. 3.2; REFERENCE.md sec. 2): the student's intermediate
+Feature distillation (GAN Compression sec. 3.2; docs/reference.md sec. 2): the student's intermediate
 features (input of the residual blocks, outputs of blocks 3, 6, 9; `forward(return_features=True)`)
 are mapped to the teacher's width by learned 1x1 convs (bias, init N(0, 0.02)) and matched to the
 teacher's features by mean-squared error; the losses are summed and weighted by lambda_distill.
@@ -36,7 +36,7 @@ from gancompress.models.elastic import ElasticConv2d, ElasticGenerator
 
 class FeatureMappings(nn.Module):
     """One 1x1 conv per distilled (student tap, teacher tap) pair: student width -> teacher
-    width (REFERENCE.md sec. 2).
+    width (docs/reference.md sec. 2).
 
     Same family: tap i of the student with tap i of the teacher. A student of another family
     (a ResNet student of a U-Net teacher) is paired by resolution (`matching_taps`); with no

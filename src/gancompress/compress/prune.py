@@ -1,4 +1,4 @@
-"""L1-norm channel pruning (the original pipeline's student initialisation; REFERENCE.md sec. 1).
+"""L1-norm channel pruning (the original pipeline's student initialisation; docs/reference.md sec. 1).
 
 Rank the output channels of every width group by the L1 norm of their filters, permute the
 parent so the most important channels come first (a function-preserving reordering), then crop

@@ -8,7 +8,7 @@ the test split when the data has one (never seen by training nor by the search):
 data, and the distribution distances SWD and colour (metrics/swd.py, metrics/colour.py) between
 the outputs and those references; FID/KID when the caller passes distribution scores. The run's
 seed (meta "seed") is stated. MACs follow the published convention
-(REFERENCE.md sec. 5) at the evaluation size and at the family's reference size (the papers'
+(docs/reference.md sec. 5) at the evaluation size and at the family's reference size (the papers'
 tables); latency is
 batch 1, warm-up then timed runs, with the conditions recorded (gancompress.metrics.cost).
 """
@@ -180,7 +180,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         lines.append(f"| {key.upper()} (lower is better) | {_num(tv, 3)} | {_num(cv, 3)} | - |")
     where = (f" and on the {report['test_images']} images of the test split" if "test_images" in
              report else " (the data has no test split)")
-    lines += ["", f"Quality on {report['held_out_images']} held-out training images{where}. MACs: published convention (REFERENCE.md sec. 5). Latency: batch 1 at "
+    lines += ["", f"Quality on {report['held_out_images']} held-out training images{where}. MACs: published convention (docs/reference.md sec. 5). Latency: batch 1 at "
               f"{size}, {lat['runs']} runs after {lat['warmup']} warm-up, {lat['device']} "
               f"({lat['device_name']}), {lat['threads']} threads, torch {lat['torch']}. "
               f"SWD: {SWDSettings().describe()}. Colour distance: {ColourSettings().describe()}."

@@ -92,7 +92,7 @@ class ReconstructionScorer(SubNetworkScorer):
     (CIELAB a*b*, metrics/colour.py; RGB outputs), the references' side made once. The
     reference is the ground truth on paired data, or the teacher's output on unpaired data
     (distance to the teacher). BatchNorm generators are re-calibrated per sub-network on
-    `calibration` batches first (REFERENCE.md sec. 4).
+    `calibration` batches first (docs/reference.md sec. 4).
     """
 
     def __init__(self, model: ElasticGenerator, space: SearchSpace,

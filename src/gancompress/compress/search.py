@@ -2,7 +2,7 @@
 
 GAN Compression sec. 3.4 searches the trained once-for-all supernet for the sub-network with the
 best quality under a compute budget (brute force); Fast GAN Compression replaces brute force by
-evolution (REFERENCE.md sec. 3: population 100, top 25 parents, 50 mutants, 50 crossovers, every
+evolution (docs/reference.md sec. 3: population 100, top 25 parents, 50 mutants, 50 crossovers, every
 candidate rejection-sampled until it fits the budget, scores cached by config string, candidates
 scored on a held-out slice of the training data).
 
@@ -47,7 +47,7 @@ from gancompress import distributed
 
 @dataclass
 class EvolutionSettings:
-    """Published defaults (Fast GAN Compression; REFERENCE.md sec. 3) except `generations`."""
+    """Published defaults (Fast GAN Compression; docs/reference.md sec. 3) except `generations`."""
 
     population: int = 100
     parents: int = 25

@@ -4,7 +4,7 @@ registry of every training task (TASKS).
 A compression task is the teacher family's objective (training/objectives.py) x a width sampler
 (compress/sampling.py): distill = fixed widths, supernet = uniform or sandwich sampling,
 finetune = one config. It trains a student generator from a frozen teacher (GAN Compression
-sec. 3.1-3.3; REFERENCE.md sec. 1-3). The teacher runs in eval mode without gradients; it is a
+sec. 3.1-3.3; docs/reference.md sec. 1-3). The teacher runs in eval mode without gradients; it is a
 plain attribute, never saved or trained. Every sub-network the sampler gives for a step adds its
 terms (sandwich: gradients summed), and the update is Task.update, the only GAN update.
 

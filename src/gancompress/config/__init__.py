@@ -1,6 +1,6 @@
 """Run configuration: typed sections, checked `section.field=value` overrides, named presets.
 
-    cfg = preset("pix2pix-edges2shoes-r")          # a published recipe (REFERENCE.md sec. 3)
+    cfg = preset("pix2pix-edges2shoes-r")          # a published recipe (docs/reference.md sec. 3)
     cfg = apply_overrides(cfg, ["train.batch_size=8", "model.generator_args.conv=separable"])
     cfg.train.lr                                               # typed attribute access
     Config.from_dict(cfg.to_dict()) == cfg                     # JSON round trip

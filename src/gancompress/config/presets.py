@@ -1,4 +1,4 @@
-"""Named presets: one per published recipe (REFERENCE.md sec. 3), plus small recipes sized for
+"""Named presets: one per published recipe (docs/reference.md sec. 3), plus small recipes sized for
 the built-in demo data. A preset is {dotted key: value} on top of the defaults or of a base preset.
 
     cfg = preset("pix2pix-edges2shoes-r")
@@ -47,7 +47,7 @@ def preset(name: str) -> Config:
     return validate(apply_overrides(cfg, p.overrides, source=f"preset {name}"))
 
 
-# Published teacher-training recipes (REFERENCE.md sec. 3): Adam 2e-4 (0.5, 0.999), N(0, 0.02)
+# Published teacher-training recipes (docs/reference.md sec. 3): Adam 2e-4 (0.5, 0.999), N(0, 0.02)
 # init, seed 233, resize 286 -> random crop 256 (bicubic), flip; lr constant then linear decay.
 register_preset("pix2pix-edges2shoes-r", "pix2pix teacher, edges -> shoes (ResNet), hinge, "
                 "D ndf 128, "
@@ -89,7 +89,7 @@ register_preset("demo", "small pix2pix teacher for the built-in demo data (64 px
                     "train.lr_update": "step", "train.checkpoint_every": 400,
                     "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 6})
 
-# pix2pix with its default generator, unet_256 (REFERENCE-FAMILIES.md sec. 2): vanilla GAN, L1 x100,
+# pix2pix with its default generator, unet_256 (docs/families.md sec. 2): vanilla GAN, L1 x100,
 # batch norm in G and D, dropout 0.5 in the ngf*8 middle blocks, batch 1, 100+100 epochs.
 register_preset("pix2pix-unet", "pix2pix teacher with the published defaults: unet_256, batch "
                 "norm, dropout, vanilla GAN, L1 x100, batch 1, 100+100 epochs", {
@@ -108,7 +108,7 @@ register_preset("demo-unet", "pix2pix U-Net teacher for the built-in demo data (
                     "model.generator_args": {"num_downs": 6, "ngf": 32, "norm": "batch",
                                              "dropout": 0.5},
                     "model.disc_args.norm": "batch", "loss.gan_mode": "vanilla"}, base="demo")
-# MUNIT (REFERENCE-FAMILIES.md sec. 6; NVlabs configs/edges2shoes_folder.yaml): Adam 1e-4 (0.5,
+# MUNIT (docs/families.md sec. 6; NVlabs configs/edges2shoes_folder.yaml): Adam 1e-4 (0.5,
 # 0.999), weight decay 1e-4, lr halved every 100k steps, batch 1, 256 px crops after resizing
 # to 256, LSGAN with the 3-scale image discriminator (ndf 64, 4 convs, no norm), Kaiming init;
 # recon x10, content x1, style x1, no explicit cycle term; 1,000,000 iterations.
@@ -141,7 +141,7 @@ register_preset("munit-demo", "small MUNIT teacher for the built-in demo data (6
                     "train.batch_size": 1, "train.lr": 1e-4, "train.epochs": 6,
                     "train.epochs_decay": 0, "train.checkpoint_every": 400,
                     "train.eval_every": 400, "train.log_every": 50, "train.n_samples": 4})
-# GauGAN (REFERENCE.md sec. 3-4, REFERENCE-FAMILIES.md sec. 4-5): hinge, multiscale D 2 x 4 layers,
+# GauGAN (docs/reference.md sec. 3-4, docs/families.md sec. 4-5): hinge, multiscale D 2 x 4 layers,
 # feature matching x10, VGG x10, TTUR (G 1e-4, D 4e-4, betas (0, 0.9)), 512x256 Cityscapes.
 register_preset("gaugan-cityscapes", "GauGAN (SPADE) teacher, Cityscapes labels -> photo, 512x256, "
                 "ngf 64, more upsampling, TTUR, batch 16, 200+200 epochs", {
@@ -176,7 +176,7 @@ register_preset("gaugan-demo", "tiny GauGAN for the built-in label demo data (`d
 
 # Compression recipes (`gancompress compress --preset NAME` looks up "compress-NAME"). They hold
 # only compression settings: data, model and loss settings come from the teacher's checkpoint.
-# Published values (REFERENCE.md sec. 3): lambda_distill, lambda_recon, GAN loss, supernet epochs
+# Published values (docs/reference.md sec. 3): lambda_distill, lambda_recon, GAN loss, supernet epochs
 # and the evolution budget per task; spaces as published for the Fast pipeline's ngf-64 student.
 register_preset("compress-pix2pix-edges2shoes-r", "Fast GAN Compression of a pix2pix edges2shoes "
                 "teacher: supernet 10+30 epochs, lambda_distill 1, budget 4.9e9", {
@@ -211,7 +211,7 @@ register_preset("compress-cyclegan-horse2zebra", "Fast GAN Compression of a Cycl
                     "compress.epochs.supernet": [200, 200],
                     "compress.epochs.finetune": [50, 100],
                     "compress.budget": "3e9", "train.batch_size": 1})
-# GauGAN cityscapes (REFERENCE.md sec. 3): no L1, feature matching x10 and VGG x10 (inherited from
+# GauGAN cityscapes (docs/reference.md sec. 3): no L1, feature matching x10 and VGG x10 (inherited from
 # the teacher's run), distillation x10 on head_0 / G_middle_1 / up_1, supernet 200+200 epochs at
 # batch 16, channels-48, budget 32e9 (the published compressed model: 31.7G at 256x512).
 register_preset("compress-gaugan-cityscapes", "Fast GAN Compression of a GauGAN cityscapes "
@@ -238,7 +238,7 @@ register_preset("compress-gaugan-demo", "compress the gaugan-demo teacher to 1/3
                                            "crossovers": 15, "generations": 10},
                     "train.batch_size": 4, "train.checkpoint_every": 200,
                     "train.eval_every": 200, "train.log_every": 20})
-# MUNIT edges2shoes-r (REFERENCE-FAMILIES.md sec. 6.4, scripts/munit/edges2shoes-r_fast): supernet
+# MUNIT edges2shoes-r (docs/families.md sec. 6.4, scripts/munit/edges2shoes-r_fast): supernet
 # of ngf 64 in channels-64 distilled with output L1 x10, content L1 x1 (1x1 mapping), style L1 x1
 # on odd steps, LSGAN x1 with a fresh multi-scale D; Adam 1e-4 (0.5, 0.999), weight decay 1e-4,
 # lr halved every 200k steps, 2,000,000 steps (~40 epochs of the 49,825 trainA edges at batch 1);

@@ -92,7 +92,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     """Generator and discriminator: a registered family and its own constructor arguments
-    (REFERENCE.md sec. 2-3). `model.generator_args.ngf=32` sets one argument; the family's
+    (docs/reference.md sec. 2-3). `model.generator_args.ngf=32` sets one argument; the family's
     constructor checks them (unknown names are errors that list the valid ones)."""
     generator: str = option("", "generator family (gancompress.models.GENERATORS; empty = the "
                             "first registered family, the ResNet generator)")
@@ -108,7 +108,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights (REFERENCE.md sec. 3)."""
+    """Loss weights (docs/reference.md sec. 3)."""
     gan_mode: str = option("hinge", "adversarial loss", ("hinge", "lsgan", "vanilla"))
     lambda_recon: float = option(100.0, "pix2pix: weight of L1 to the target", minimum=0.0)
     lambda_cycle: float = option(10.0, "CycleGAN: weight of the cycle L1 losses", minimum=0.0)
@@ -201,7 +201,7 @@ def epoch_pair(key: str, value: Any, from_text: bool) -> list[int]:
 
 
 # Evolution search settings: name -> (default, minimum, maximum); the published defaults
-# (Fast GAN Compression; REFERENCE.md sec. 3) except generations.
+# (Fast GAN Compression; docs/reference.md sec. 3) except generations.
 EVOLUTION: dict[str, tuple[Any, float, float | None]] = {
     "population": (100, 1, None), "parents": (25, 1, None), "mutants": (50, 0, None),
     "crossovers": (50, 0, None), "mutate_prob": (0.2, 0.0, 1.0), "generations": (500, 1, None)}
@@ -217,7 +217,7 @@ def evolution_entry(key: str, value: Any, from_text: bool) -> int | float:
 
 @dataclass
 class CompressConfig:
-    """Compression (gancompress.compress.pipeline, compress/tasks.py; REFERENCE.md sec. 1-3):
+    """Compression (gancompress.compress.pipeline, compress/tasks.py; docs/reference.md sec. 1-3):
     distillation, once-for-all supernet, search, fine-tune. The pipeline sets the paths per
     stage. The per-stage epochs and the evolution settings are one mapping each."""
     teacher: str = option("", "teacher generator checkpoint (set by --teacher)", path=True)
@@ -308,7 +308,7 @@ class CompressConfig:
 @dataclass
 class MunitConfig:
     """MUNIT training (gancompress.training.munit, gancompress.compress.munit_tasks;
-    REFERENCE-FAMILIES.md sec. 6): loss weights, optimiser schedule, and the compression
+    docs/families.md sec. 6): loss weights, optimiser schedule, and the compression
     recipe's style terms; defaults are the published values. The architecture is in
     model.generator_args (ngf, style_dim, mlp_dim, n_res, conv) and model.disc_args (ms_image:
     ndf, n_layers, norm, num_scales)."""

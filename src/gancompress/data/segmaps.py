@@ -39,7 +39,7 @@ from gancompress.labelmaps import (  # noqa: F401 - re-exported
 
 # -- dataset layouts -----------------------------------------------------------------------------
 
-# Per-dataset label conventions (REFERENCE-FAMILIES.md sec. 4): label_nc, contain_dontcare_label,
+# Per-dataset label conventions (docs/families.md sec. 4): label_nc, contain_dontcare_label,
 # no_instance, and the (H, W) the published models use (Cityscapes 512x256: aspect 2:1).
 LABEL_DATASETS: dict[str, dict] = {
     "cityscapes": dict(label_nc=35, contain_dontcare=False, no_instance=False, size=(256, 512),

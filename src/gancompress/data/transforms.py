@@ -1,6 +1,6 @@
 """Paired preprocessing: resize / crop / flip decided once and applied identically to A and B.
 
-Published conventions (pytorch-CycleGAN-and-pix2pix, REFERENCE.md sec. 3):
+Published conventions (pytorch-CycleGAN-and-pix2pix, docs/reference.md sec. 3):
     resize_and_crop  resize to load_size x load_size (bicubic), crop crop_size (random while
                      training, centred otherwise)
     scale_width      resize the width to load_size keeping the aspect ratio (height at least

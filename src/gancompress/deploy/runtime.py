@@ -100,7 +100,7 @@ class Runner:
 
 # How a PyTorch generator runs at test time. pix2pix's test.py calls model.eval() only with
 # --eval, so its reference test images are made with dropout active and BatchNorm batch
-# statistics (REFERENCE-FAMILIES.md sec. 2); eval mode is the deterministic default here.
+# statistics (docs/families.md sec. 2); eval mode is the deterministic default here.
 TEST_MODES = {
     "eval": "eval mode (dropout off, BatchNorm running statistics)",
     "train": "train mode, as pix2pix test.py without --eval (dropout on, BatchNorm batch "

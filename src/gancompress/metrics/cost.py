@@ -1,6 +1,6 @@
 """Cost model: MACs (published convention and true count), parameters, measured latency.
 
-Published convention (REFERENCE.md sec. 5, as torchprofile 0.0.1 counts; the papers' tables):
+Published convention (docs/reference.md sec. 5, as torchprofile 0.0.1 counts; the papers' tables):
     conv             numel(output) * in_channels / groups * kh * kw      (bias free)
     conv-transpose   numel(output) * in_channels * kh * kw
     instance/layer/group norm, elementwise mul   numel(output)

@@ -1,5 +1,5 @@
 """DRN-D-105 semantic segmentation network (Yu, Koltun, Funkhouser, "Dilated Residual Networks",
-CVPR 2017), the judge of the Cityscapes mIoU in the GAN Compression papers (REFERENCE.md sec. 5).
+CVPR 2017), the judge of the Cityscapes mIoU in the GAN Compression papers (docs/reference.md sec. 5).
 
 Written on PyTorch alone. Tensor names follow the published `drn-d-105_ms_cityscapes.pth`
 (layout: tests/fixtures/drn_d_105_cityscapes_layout.json): `base.0` .. `base.8` are the DRN's

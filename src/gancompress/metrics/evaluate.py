@@ -1,5 +1,5 @@
 """evaluate(): the papers' numbers for a generator (FID, KID, mIoU, PSNR, MACs, latency), each
-with the protocol that made it (REFERENCE.md sec. 5), and two distribution distances that need
+with the protocol that made it (docs/reference.md sec. 5), and two distribution distances that need
 no downloaded weights: SWD (metrics/swd.py) and the colour metric (metrics/colour.py), both
 against the real images of the target side, like FID. `gancompress eval` parses its options
 into an `EvalSettings` and calls this; nothing here knows about the command line.
@@ -109,7 +109,7 @@ def evaluate(model: torch.nn.Module, settings: EvalSettings, metrics: list[str],
         counts = profile(model, input_size)
         result["metrics"]["macs"] = {
             "value": counts["macs"], "true_macs": counts["macs_true"], "params": counts["params"],
-            "protocol": f"published convention (torchprofile 0.0.1 rules, REFERENCE.md sec. 5), "
+            "protocol": f"published convention (torchprofile 0.0.1 rules, docs/reference.md sec. 5), "
                         f"input {'x'.join(map(str, input_size))}; true count "
                         f"{format_count(counts['macs_true'])}; params "
                         f"{format_count(counts['params'])}"}

@@ -1,7 +1,7 @@
 """Frechet Inception Distance: the published preprocessing, Inception features, statistics,
 the distance, reference-statistics files, and a scorer for the compression search.
 
-Protocol (REFERENCE.md sec. 5, as pytorch-fid / gan-compression compute it):
+Protocol (docs/reference.md sec. 5, as pytorch-fid / gan-compression compute it):
   1. generated images (B, C, H, W) in [-1, 1] -> uint8 by (x + 1) / 2 * 255, clipped, truncated
      (not rounded); grayscale is repeated to 3 channels;
   2. uint8 / 255 -> bilinear resize to 299x299 (align_corners=False) -> 2x - 1, i.e. [-1, 1];

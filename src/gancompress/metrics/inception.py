@@ -4,7 +4,7 @@ Written on PyTorch alone (no torchvision). Module and tensor names follow torchv
 Inception3, so the published file `pt_inception-2015-12-05-6726825d.pth` loads strictly
 (layout: tests/fixtures/pt_inception_layout.json; 1008 classes, no auxiliary classifier).
 
-The FID network differs from the ImageNet Inception-v3 in four places (REFERENCE.md sec. 5):
+The FID network differs from the ImageNet Inception-v3 in four places (docs/reference.md sec. 5):
   * the pool branch of every A block (Mixed_5b/c/d), every C block (Mixed_6b..e) and the first E
     block (Mixed_7b) averages without counting the zero padding (count_include_pad=False, as
     TensorFlow's average pool does);

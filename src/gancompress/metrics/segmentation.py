@@ -1,6 +1,6 @@
 """Cityscapes mIoU: segment generated images with DRN-D-105 and compare with ground-truth labels.
 
-Protocol (REFERENCE.md sec. 5, as gan-compression's metric/mIoU_score.py computes it):
+Protocol (docs/reference.md sec. 5, as gan-compression's metric/mIoU_score.py computes it):
   1. generated image in [-1, 1] -> uint8 (published truncation) -> / 255;
   2. normalise with the Cityscapes mean (0.2901, 0.3281, 0.2870), std (0.1830, 0.1866, 0.1845);
   3. DRN-D-105 (`drn-d-105_ms_cityscapes.pth`) -> log-probabilities at the input size;

@@ -2,7 +2,7 @@
 
 `sub_network(model, widths, calibration)` sets the widths, re-calibrates BatchNorm statistics on
 training batches (statistics accumulated while a supernet sampled many widths match no single
-sub-network; REFERENCE.md sec. 4) and restores everything afterwards; `calibrated_compact` is the
+sub-network; docs/reference.md sec. 4) and restores everything afterwards; `calibrated_compact` is the
 standalone version of the same sub-network.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def sub_network(model: nn.Module, widths: Mapping[str, int] | None,
     """THE way to evaluate a sub-network: widths set, eval mode, and - when the model has
     BatchNorm - running statistics re-calibrated on `calibration` training batches first
     (statistics accumulated while a supernet sampled many widths match no single sub-network;
-    REFERENCE.md sec. 4). The model's statistics, widths and mode are restored on exit.
+    docs/reference.md sec. 4). The model's statistics, widths and mode are restored on exit.
 
     A BatchNorm model without calibration batches is an error: its score would be wrong.
     """

@@ -5,7 +5,7 @@ Our generator checkpoint is a plain dict (tensors, strings, numbers only), so it
     {"format": "gancompress-generator", "version": 1, "arch_name": FAMILY,
      "arch": {...constructor arguments, widths...}, "state_dict": {...}, "meta": {...}}
 
-Published formats (REFERENCE.md sec. 7): each generator family reads its own
+Published formats (docs/reference.md sec. 7): each generator family reads its own
 (`ElasticGenerator.read_published`, tried in registry order), detecting them from the keys and
 reading widths back from tensor shapes; keyword hints (`load_generator(path, **hints)`) supply
 what a file does not hold. Nothing is ever unpickled beyond plain containers and

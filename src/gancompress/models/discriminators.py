@@ -1,5 +1,5 @@
-"""Discriminators: the PatchGAN of pix2pix / CycleGAN (REFERENCE.md sec. 3) and the multi-scale
-image discriminator of MUNIT (REFERENCE-FAMILIES.md sec. 6.5).
+"""Discriminators: the PatchGAN of pix2pix / CycleGAN (docs/reference.md sec. 3) and the multi-scale
+image discriminator of MUNIT (docs/families.md sec. 6.5).
 
 PatchGAN ("NLayerDiscriminator"), n_layers = 3 gives the 70x70 receptive field:
     conv 4x4 s2 in->ndf, LeakyReLU 0.2                                   (no norm on the first)
@@ -115,7 +115,7 @@ class MsImageDiscriminator(nn.Module):
 
 
 class SpadeNLayerDiscriminator(nn.Module):
-    """One scale of GauGAN's discriminator (REFERENCE-FAMILIES.md sec. 5.1), kernel 4, padding 2:
+    """One scale of GauGAN's discriminator (docs/families.md sec. 5.1), kernel 4, padding 2:
     model0 conv s2 + LReLU; model1..n-1 spectral-norm conv (no bias) + InstanceNorm + LReLU,
     widths doubling to 512, stride 1 in the last; model_n conv -> 1. Returns every stage's output
     (the last is the logit map; the others feed the feature-matching loss). Keys match NVlabs /

@@ -1,4 +1,4 @@
-"""The family contract: `ElasticGenerator`, the base class of every generator family (DESIGN.md,
+"""The family contract: `ElasticGenerator`, the base class of every generator family (docs/design.md,
 "A generator family is one registry entry"), the config-string helpers the families' codecs
 share, and the width operations on a whole generator: `using_widths` (the only way to set the
 active widths), `current_widths`, `crop_state` and `compact` (a standalone generator of the same
@@ -28,7 +28,7 @@ from gancompress.models.layers import (
 Position = tuple[tuple[str, int], ...]
 
 class ElasticGenerator(nn.Module):
-    """Base of every generator family: the family contract (DESIGN.md, "A generator family is
+    """Base of every generator family: the family contract (docs/design.md, "A generator family is
     one registry entry").
 
     A family class owns every fact about its architecture, so pipeline, search, distillation,

@@ -345,7 +345,7 @@ class SeparableConv2d(nn.Module):
     """MobileNet-style conv of the mobile generators: depthwise kxk (bias) -> norm -> pointwise 1x1.
 
     The norm between the two convs is InstanceNorm without affine in the published mobile ResNet
-    generator (REFERENCE.md sec. 2). The pointwise conv sets the output width (its `group`);
+    generator (docs/reference.md sec. 2). The pointwise conv sets the output width (its `group`);
     `in_group` is the group of the input channels.
     """
 

@@ -1,6 +1,6 @@
 """MUNIT (Huang et al. 2018): multimodal unpaired translation, one elastic class for every variant.
 
-One `MunitGenerator` is one *translator* from domain A to domain B (REFERENCE-FAMILIES.md sec. 6):
+One `MunitGenerator` is one *translator* from domain A to domain B (docs/families.md sec. 6):
 its content encoder reads A images; its style encoder, AdaIN decoder and MLP belong to B.
 
     full      MunitGenerator(ngf=64)                      NVlabs AdaINGen / gan-compression

@@ -5,7 +5,7 @@
     supernet  the mobile (or full) model trained with sampled widths (elastic.using_widths)
     compact   ResnetGenerator(conv="separable", widths=decode_config("16_16_32_..."))
 
-Layout (REFERENCE.md sec. 2), shapes for a 1x3x256x256 input and ngf=64:
+Layout (docs/reference.md sec. 2), shapes for a 1x3x256x256 input and ngf=64:
     stem   reflect-pad 3, conv 7x7 3->ngf, norm, ReLU                     (B, 64, 256, 256)
     down1  conv 3x3 s2 ngf->2ngf, norm, ReLU                               (B, 128, 128, 128)
     down2  conv 3x3 s2 2ngf->4ngf, norm, ReLU                              (B, 256, 64, 64)
@@ -75,7 +75,7 @@ def encode_config(widths: Mapping[str, int]) -> str:
     return encode_positions(widths, POSITIONS)
 
 
-# Published ResNet search spaces (REFERENCE.md sec. 2): choices per config position, widest first.
+# Published ResNet search spaces (docs/reference.md sec. 2): choices per config position, widest first.
 SPACES: dict[str, list[list[int]]] = {
     "channels-48": [[48, 32]] * 2 + [[48, 40, 32]] * 4 + [[48, 32, 24, 16]] * 2,
     "channels-32": [[32, 24, 16]] * 8,
@@ -176,7 +176,7 @@ class ResnetGenerator(ElasticGenerator):
                                w["up2"], norm)
         self.head_pad = nn.ReflectionPad2d(3)
         self.head = ElasticConv2d(w["up2"], out_channels, 7, in_group="up2")
-        # Distillation taps (paper sec. 3.2; REFERENCE.md sec. 2): the input of the residual
+        # Distillation taps (paper sec. 3.2; docs/reference.md sec. 2): the input of the residual
         # blocks and the outputs of the blocks that end each third (3, 6, 9 for 9 blocks).
         self.tap_after = tuple(n_blocks * k // 3 - 1 for k in (1, 2, 3))
 
@@ -188,7 +188,7 @@ class ResnetGenerator(ElasticGenerator):
         return {name: [list(c) for c in choices] for name, choices in SPACES.items()}
 
     def default_space(self) -> str:
-        return "channels-64-pix2pix"  # the published pix2pix space (REFERENCE.md sec. 2)
+        return "channels-64-pix2pix"  # the published pix2pix space (docs/reference.md sec. 2)
 
     @property
     def feature_widths(self) -> list[str]:
@@ -220,7 +220,7 @@ class ResnetGenerator(ElasticGenerator):
 
 
 # ----------------------------------------------------------------------------------------------
-# Published checkpoints (REFERENCE.md sec. 7)
+# Published checkpoints (docs/reference.md sec. 7)
 
 _BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.(\d+)\.(.+)$")
 _LAYER = re.compile(r"^model\.(\d+)\.(.+)$")

@@ -5,7 +5,7 @@
     supernet  the mobile model trained with sampled widths (elastic.using_widths)
     compact   SpadeGenerator(conv="separable", widths="32_32_48_32_32_32_32_24", ngf=48)
 
-Layout (REFERENCE.md sec. 4, REFERENCE-FAMILIES.md sec. 3), input (B, in_channels, H, W) =
+Layout (docs/reference.md sec. 4, docs/families.md sec. 3), input (B, in_channels, H, W) =
 one-hot labels + instance-edge channel, n = 5 ('normal') or 6 ('more') upsamplings:
     fc          conv 3x3 on the label map resized (nearest) to H/2^n x W/2^n -> 16*ngf
     head_0      SPADE residual block 16ngf -> 16ngf, then x2 (nearest)
@@ -94,7 +94,7 @@ def encode_config(widths: Mapping[str, int]) -> str:
     return encode_positions(widths, POSITIONS)
 
 
-# Published SPADE search spaces (REFERENCE.md sec. 4): choices per config position, widest first.
+# Published SPADE search spaces (docs/reference.md sec. 4): choices per config position, widest first.
 SPACES: dict[str, list[list[int]]] = {
     "channels-48": [[48, 40, 32]] * 5 + [[48, 40, 32, 24]] * 3,
     "channels-64": [[64, 48, 40, 32]] * 5 + [[64, 48, 40, 32, 24]] * 3,
@@ -350,7 +350,7 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Spectral norm and published checkpoints (REFERENCE-FAMILIES.md sec. 3)
+# Spectral norm and published checkpoints (docs/families.md sec. 3)
 
 def fold_spectral_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """weight_orig/_u/_v -> weight = W_orig / (u . (W_orig.reshape(out, -1) @ v)): the weight that

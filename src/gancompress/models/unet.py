@@ -1,7 +1,7 @@
 """The U-Net generator of pix2pix (`unet_256`, `unet_128`, any depth), one elastic class for every
 variant: full (dense), mobile (conv="separable"), supernet (trained with sampled widths) and compact.
 
-Layout (REFERENCE-FAMILIES.md sec. 2), levels i = 0 .. num_downs-1, ngf = 64 shown:
+Layout (docs/families.md sec. 2), levels i = 0 .. num_downs-1, ngf = 64 shown:
     width(i) = min(2**i, 8) * ngf                      64, 128, 256, 512, 512, ...
     down(0)   conv 4x4 s2 in->w0                                    (no activation, no norm)
     down(i)   LeakyReLU(0.2), conv 4x4 s2 w(i-1)->w(i), norm        (innermost: no norm)
@@ -289,7 +289,7 @@ class UnetGenerator(ElasticGenerator):
 
 
 # ----------------------------------------------------------------------------------------------
-# Published checkpoints (REFERENCE-FAMILIES.md sec. 2)
+# Published checkpoints (docs/families.md sec. 2)
 
 # model.model.1(.model.3)*k.model.<index>.<tensor>: a level-(k+1) block's layer
 _NESTED = re.compile(r"^model\.model\.1((?:\.model\.3)*)\.model\.(\d+)\.(\w+)$")

@@ -1,5 +1,5 @@
 """VGG19 feature extractor for GauGAN's perceptual loss, reading torchvision's published
-`vgg19-dcbb9e9d.pth` without torchvision (REFERENCE-FAMILIES.md sec. 5.3).
+`vgg19-dcbb9e9d.pth` without torchvision (docs/families.md sec. 5.3).
 
 Architecture cfg 'E': 3x3 convs (padding 1) + ReLU, max-pools 2x2 at feature indices 4, 9, 18,
 27, 36; the loss uses relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (after indices 1, 6, 11, 20,

@@ -2,7 +2,7 @@
 
 Label-map models (families whose `label_map_args()` says so, as SPADE's) take a one-hot label
 map, a don't-care channel when `contain_dontcare`, and an instance-edge channel unless
-`no_instance` (REFERENCE-FAMILIES.md sec. 4); the page paints label indices and the server builds
+`no_instance` (docs/families.md sec. 4); the page paints label indices and the server builds
 that tensor, with instance edges derived from the label boundaries.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ CITYSCAPES = [
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """How a label-map generator reads its input (REFERENCE-FAMILIES.md sec. 4)."""
+    """How a label-map generator reads its input (docs/families.md sec. 4)."""
 
     label_nc: int
     dontcare: bool = False

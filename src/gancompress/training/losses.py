@@ -1,6 +1,6 @@
 """Losses: adversarial (lsgan | vanilla | hinge), GAN feature matching, reconstruction.
 
-Adversarial losses (REFERENCE.md sec. 3); `logits` are discriminator outputs of any shape (a
+Adversarial losses (docs/reference.md sec. 3); `logits` are discriminator outputs of any shape (a
 PatchGAN map (B, 1, h, w)), or a list of them for multi-scale discriminators (averaged), or a list
 per scale of every stage's output, the logit map last (GauGAN's D, for feature matching):
     lsgan    D: MSE(D(real), 1) and MSE(D(fake), 0)          G: MSE(D(fake), 1)

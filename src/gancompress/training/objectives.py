@@ -7,7 +7,7 @@ phases (`d_first`), and for MUNIT its own distillation terms (style / content / 
 used by compress/tasks.DistillTask). The update itself (phases, optimiser steps,
 requires_grad toggles) is `Task.update` (training/task.py), the only one.
 
-pix2pix (Isola et al. 2017; REFERENCE.md sec. 3), D first:
+pix2pix (Isola et al. 2017; docs/reference.md sec. 3), D first:
     fake = G(source)
     D:  0.5 * [gan(D(source, target), real) + gan(D(source, fake), fake)]
     G:  gan(D(source, fake), real) + lambda_recon * L1(fake, target)
@@ -16,16 +16,16 @@ CycleGAN (Zhu et al. 2017), G first:
         + lambda_cycle * lambda_identity * [L1(G_f(t), t) + L1(G_b(s), s)]
     D:  0.5 * [gan(D(real), real) + gan(D(pool(fake)), fake)] for each domain; the pool returns
         a past fake with probability 1/2 once it holds pool_size images.
-GauGAN (Park et al. 2019; REFERENCE-FAMILIES.md sec. 5), G first:
+GauGAN (Park et al. 2019; docs/families.md sec. 5), G first:
     fake = G(one-hot + edges); D sees cat(label map, image), fake and real in one batch
     G:  -mean(D(fake)) + lambda_feat * FM + lambda_vgg * VGG
     D:  hinge(D(real), real) + hinge(D(fake), fake)   (not halved; averaged over scales)
     TTUR in the presets; xavier-normal init; the export folds spectral norm.
-MUNIT (Huang et al. 2018; REFERENCE-FAMILIES.md sec. 6), D first, fresh styles s ~ N(0, I):
+MUNIT (Huang et al. 2018; docs/families.md sec. 6), D first, fresh styles s ~ N(0, I):
     D:  lambda_gan * sum over domains and scales [mean(D(fake)^2) + mean((D(real) - 1)^2)]
     G:  lambda_gan LSGAN + lambda_x image recon + lambda_c content recon + lambda_s style recon
         + lambda_cycle explicit cycle; Adam with weight decay, lr x lr_gamma every lr_step steps
-    Distillation (Fast GAN Compression, REFERENCE-FAMILIES.md sec. 6.4), G first: with x_A, x_B,
+    Distillation (Fast GAN Compression, docs/families.md sec. 6.4), G first: with x_A, x_B,
     on steps with step % munit.style_every != 0 both networks encode the style of x_B and
     L_s = lambda_style * L1(s_S, s_T), else one random style feeds both;
     L_x = lambda_recon * L1(S.decode(c_S, s_S), T.decode(c_T, s_T)),

@@ -15,7 +15,7 @@ Run folder
     RUN/samples/step_XXXXXXX.png   sample grids (one row per image: what task.sample returns)
     RUN/<files written by task.export>, e.g. generator.pth (load with load_generator(path))
 
-Learning rate (REFERENCE.md sec. 3): constant for train.epochs epochs, then linear decay over
+Learning rate (docs/reference.md sec. 3): constant for train.epochs epochs, then linear decay over
 train.epochs_decay epochs: factor = 1 - max(0, e + 1 - epochs) / (epochs_decay + 1), with e the
 0-based epoch (lr_update="epoch", published) or the fractional epoch reached after the step
 (lr_update="step"). The loop sets lr = initial_lr * factor on every optimiser param group before
@@ -78,7 +78,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int,
               per: str = "epoch") -> float:
-    """Multiplier of the initial lr for `step` (0-based), REFERENCE.md sec. 3 linear decay."""
+    """Multiplier of the initial lr for `step` (0-based), docs/reference.md sec. 3 linear decay."""
     if per == "epoch":
         progress = step // steps_per_epoch + 1
     else:

@@ -115,7 +115,7 @@ class Task:
     def add_optimizer(self, name: str, params: Iterable[nn.Parameter], lr: float | None = None,
                       betas: tuple[float, float] | None = None, disc: bool | None = None
                       ) -> torch.optim.Optimizer:
-        """Adam with the configured lr / betas (REFERENCE.md sec. 3); the loop schedules its lr.
+        """Adam with the configured lr / betas (docs/reference.md sec. 3); the loop schedules its lr.
 
         Discriminator optimisers (`disc`, default: names starting with "disc") take
         train.lr_disc / beta1_disc / beta2_disc when set (two time-scale update rule, TTUR).
