@@ -163,6 +163,9 @@ class ChannelRecorder(TorchFunctionMode):
         super().__init__()
         self.trace, self.labels, self.keep, self.owners = trace, labels, keep, owners
         self.depth = 0  # > 0 inside a handled layer: its inner ops are not traced
+        # tensors whose dimension `dim` merges channels with space (x.view(B, -1)): only a
+        # reduction over that dimension (a layer norm's statistics) is width-consistent
+        self.mixed: dict[int, tuple[torch.Tensor, int, list, str]] = {}
 
     # -- labels ---------------------------------------------------------------------------------
     def get(self, t: Any) -> Label:
@@ -199,6 +202,9 @@ class ChannelRecorder(TorchFunctionMode):
             return out
         inputs = _tensors(args) + _tensors(kwargs)
         self._leaf_params_used(inputs, name)
+        for t in inputs:
+            if id(t) in self.mixed:
+                self._use_mixed(name, args, kwargs, t)
         if not any(self.get(t) for t in inputs):
             return out
         try:
@@ -206,6 +212,16 @@ class ChannelRecorder(TorchFunctionMode):
         except _Unsupported as err:
             self.conflict(inputs, str(err) or f"operation {name}")
         return out
+
+    def _use_mixed(self, name: str, args: tuple, kwargs: dict, t: torch.Tensor) -> None:
+        _, dim, segs_list, why = self.mixed[id(t)]
+        if name in REDUCTIONS and args and args[0] is t:
+            reduced = _arg(args, kwargs, 1, "dim")
+            dims = None if reduced is None else [reduced] if isinstance(reduced, int) else reduced
+            if dims is None or dim in {_norm_dim(d, t.dim()) for d in dims}:
+                return
+        for segs in segs_list:
+            self.trace.conflicts.append((segs, why))
 
     def _leaf_params_used(self, inputs: list[torch.Tensor], name: str) -> None:
         # e.g. U-GAT-IT's CAM multiplies features by its linear layer's weight: that weight
@@ -398,8 +414,14 @@ class ChannelRecorder(TorchFunctionMode):
             match = [od for od in range(len(outs))
                      if outs[od] == ins[d] and math.prod(outs[:od]) == before]
             if not match:
-                raise _Unsupported(f"a reshape {ins} -> {outs} that mixes channels with other "
-                                   f"dimensions")
+                why = f"a reshape {ins} -> {outs} that mixes channels with other dimensions"
+                merged = [od for od in range(len(outs)) if math.prod(outs[:od]) <= before
+                          and math.prod(outs[:od + 1]) >= before * ins[d]]
+                if len(merged) != 1:
+                    raise _Unsupported(why)
+                entry = self.mixed.setdefault(id(out), (out, merged[0], [], why))
+                entry[2].append(segs)
+                continue
             label[match[0]] = segs
         self.put(out, label)
 
