@@ -19,6 +19,8 @@ def _arch_options() -> dict[str, tuple[type, set[str]]]:
 
     options: dict[str, tuple[type, set[str]]] = {}
     for family, cls in GENERATORS.items():
+        if not getattr(cls, "arch_options_on_cli", True):  # e.g. traced: --arch pkg.mod:Class
+            continue
         for name, param in inspect.signature(cls.__init__).parameters.items():
             if name in ("self", "widths") or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
                 continue
@@ -102,9 +104,16 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
     from gancompress.models import GENERATORS
 
     group = parser.add_argument_group("architecture (when MODEL is not given)")
-    families = list(GENERATORS)
-    group.add_argument("--arch", default=families[0], choices=families,
-                       help=f"generator family (default: {families[0]})")
+    families = [f for f, cls in GENERATORS.items() if getattr(cls, "arch_options_on_cli", True)]
+    group.add_argument("--arch", default=families[0], choices=_ArchChoices(families),
+                       help=f"generator family (default: {families[0]}), or your own generator "
+                            f"class as module.path:ClassName (importable; MODEL is then its "
+                            f"weights file, optional)")
+    group.add_argument("--arch-args", metavar="JSON",
+                       help="constructor arguments of --arch module.path:ClassName, a JSON object")
+    group.add_argument("--pin", metavar="LAYERS",
+                       help="with --arch module.path:ClassName: comma-separated layer names kept "
+                            "at full width")
     group.add_argument("--widths", metavar="CONFIG",
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(_arch_options().items()):
@@ -113,11 +122,21 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
                            help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 
+class _ArchChoices(list):
+    """The registered families, plus any module.path:ClassName (a user's generator)."""
+
+    def __contains__(self, value: object) -> bool:
+        return super().__contains__(value) or (isinstance(value, str) and ":" in value)
+
+
 def model_from_args(args: argparse.Namespace, device: str = "cpu") -> ElasticGenerator:
     """The generator named by args.model (a checkpoint) or built from the architecture options."""
     from gancompress.models import build_generator, generator_class
     from gancompress.models.checkpoint import load_generator
 
+    if ":" in (getattr(args, "arch", None) or ""):
+        from gancompress.models.traced import cli_traced
+        return cli_traced(args).to(device).eval()
     given = {k[5:]: v for k, v in vars(args).items() if k.startswith("arch_") and v is not None}
     if getattr(args, "model", None):
         if given or args.widths:

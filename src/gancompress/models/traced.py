@@ -103,10 +103,14 @@ class TracedGenerator(ElasticGenerator):
 
     arch_name = "traced"
     published_formats = ""
+    # its constructor arguments are not --options: the CLI's --arch pkg.mod:Class, --arch-args
+    # and --pin set them (commands/_common.py)
+    arch_options_on_cli = False
 
     def __init__(self, module: str = "", args: Mapping[str, Any] | None = None,
                  inputs: Sequence[Sequence[int]] | None = None, pinned: Sequence[str] = (),
                  strict: bool = True, widths: Mapping[str, int] | str | None = None,
+                 in_channels: int | None = None, out_channels: int | None = None,
                  _net: nn.Module | None = None):
         super().__init__()
         if not module:
@@ -127,8 +131,14 @@ class TracedGenerator(ElasticGenerator):
         self.reference_size = (inputs[0][-2], inputs[0][-1]) if len(inputs[0]) == 4 else (1, 1)
         self.input_names = tuple(["input"] + [f"input{i}" for i in range(1, len(inputs))])
         full = dict(analysis.groups)
+        # recorded (image channels in and out, as every family's arch has them), checked on rebuild
+        found = {"in_channels": inputs[0][1], "out_channels": analysis.out_channels}
+        for key, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if value is not None and int(value) != found[key]:
+                raise UserError(f"{module}: {key}={value} was recorded, but the model has "
+                                f"{found[key]}; rebuild it with the same constructor arguments")
         self.arch = {"module": module, "args": dict(args or {}), "inputs": inputs,
-                     "pinned": list(pinned), "strict": bool(strict), "widths": full}
+                     "pinned": list(pinned), "strict": bool(strict), **found, "widths": full}
         if isinstance(widths, str):
             widths = self.widths_from_config(widths)
         if widths:
@@ -171,14 +181,6 @@ class TracedGenerator(ElasticGenerator):
         return dict(args)
 
     # -- the family contract --------------------------------------------------------------------
-    @property
-    def in_channels(self) -> int:
-        return int(self.arch["inputs"][0][1])
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.analysis.out_channels)
-
     def widths_from_config(self, config: str | Sequence[int]) -> Widths:
         values = parse_config_numbers(config)
         groups = list(self.analysis.groups)
@@ -281,3 +283,45 @@ def convert(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Ten
     net = copy.deepcopy(module)
     return TracedGenerator(module=path, args=args, inputs=shapes, pinned=pinned, strict=strict,
                            _net=net)
+
+
+def load_traced(module: str, args: Mapping[str, Any] | None = None, weights: Any = None,
+                inputs: Sequence[Sequence[int]] | None = None, pinned: Sequence[str] = (),
+                strict: bool = True) -> TracedGenerator:
+    """The user's class `module` ('pkg.mod:Class') built with `args`, with `weights` (a path or
+    a loaded object: a plain state dict, or one under 'state_dict' / 'model' / 'netG' /
+    'generator', 'module.' prefixes stripped) loaded, converted to an elastic generator."""
+    from gancompress.models.checkpoint import safe_load
+    from gancompress.models.elastic import load_state_checked, tensor_dict
+
+    net = build_user_module(module, args)
+    if weights is not None:
+        name = str(weights) if not isinstance(weights, Mapping) else "the weights"
+        obj = safe_load(weights) if not isinstance(weights, Mapping) else weights
+        state = tensor_dict(obj)
+        if state is None:
+            raise UserError(f"{name} holds no state dict (a mapping of tensor names to tensors, "
+                            f"plain or under 'state_dict' / 'model')")
+        load_state_checked(net, state, f"{name} (for {module})")
+    return TracedGenerator(module=module, args=args, inputs=inputs, pinned=pinned,
+                           strict=strict, _net=net)
+
+
+def cli_traced(args: Any) -> TracedGenerator:
+    """--arch pkg.mod:Class [--arch-args JSON] [--pin LAYERS] [--size H W] [MODEL weights]."""
+    try:
+        ctor = json.loads(args.arch_args) if getattr(args, "arch_args", None) else {}
+    except json.JSONDecodeError as err:
+        raise UserError(f"--arch-args is not valid JSON ({err.msg}): {args.arch_args!r}") from None
+    if not isinstance(ctor, dict):
+        raise UserError(f"--arch-args must be a JSON object, got {args.arch_args!r}")
+    given = {k[5:]: v for k, v in vars(args).items() if k.startswith("arch_")
+             and k != "arch_args" and v is not None}
+    if given or getattr(args, "widths", None):
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in given) or "--widths"
+        raise UserError(f"{flags}: family options do not apply to --arch {args.arch}; give its "
+                        f"constructor arguments with --arch-args JSON")
+    size = getattr(args, "size", None) or (DEFAULT_INPUT[2], DEFAULT_INPUT[3])
+    inputs = [[1, DEFAULT_INPUT[1], int(size[0]), int(size[-1])]]
+    pinned = [p.strip() for p in (getattr(args, "pin", None) or "").split(",") if p.strip()]
+    return load_traced(args.arch, ctor, getattr(args, "model", None), inputs, pinned)
