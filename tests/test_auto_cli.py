@@ -61,7 +61,8 @@ def test_compress_a_users_generator_end_to_end(tmp_path, capsys):
         (tmp_path / "data" / split).mkdir(parents=True)
         for i in range(n):
             a = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(np.concatenate([a, 255 - a], 1)).save(tmp_path / "data" / split / f"{i}.png")
+            pair = Image.fromarray(np.concatenate([a, 255 - a], 1))
+            pair.save(tmp_path / "data" / split / f"{i}.png")
     torch.manual_seed(2)
     net = TransformerNet(width=4)
     torch.save({"model": net.state_dict()}, tmp_path / "weights.pth")
@@ -70,10 +71,15 @@ def test_compress_a_users_generator_end_to_end(tmp_path, capsys):
                  str(tmp_path / "weights.pth"), "--data", str(tmp_path / "data"), "--budget",
                  "1/3", "--out", str(out), *COMPRESS]) == 0
     capsys.readouterr()
-    teacher, compact = load_generator(tmp_path / "run.teacher.pth"), load_generator(out / "compact.pth")
+    teacher = load_generator(tmp_path / "run.teacher.pth")
+    compact = load_generator(out / "compact.pth")
     assert isinstance(compact, TracedGenerator) and compact.arch["module"] == ARCH[1]
     assert "res5.conv2.conv2d" in teacher.analysis.pinned
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():  # the teacher is the user's module with the user's weights
         torch.testing.assert_close(teacher(x), net.eval()(x), atol=1e-5, rtol=1e-5)
     assert count_macs_both(compact, x)[0] <= count_macs_both(teacher, x)[0] / 3
+    # later commands open the run's files with no flag (the module is importable)
+    assert main(["export", str(out / "compact.pth"), "--out", str(tmp_path / "c.onnx"),
+                 "--size", "32", "32"]) == 0
+    assert (tmp_path / "c.onnx").is_file()

@@ -29,7 +29,8 @@ ARCHS = {
                  "res1.conv1.conv2d.weight": (16, 16, 3, 3), "deconv3.conv2d.bias": (3,)}),
     "animegan": ("user_models.animegan:Generator", dict(width=4), (1, 3, 32, 32),
                  {"block_a.0.1.weight": (4, 3, 7, 7), "block_a.0.2.weight": (4,),
-                  "block_c.1.layers.1.1.weight": (32, 1, 3, 3), "out_layer.0.weight": (3, 4, 1, 1)}),
+                  "block_c.1.layers.1.1.weight": (32, 1, 3, 3),
+                  "out_layer.0.weight": (3, 4, 1, 1)}),
     "ugatit": ("user_models.ugatit:ResnetGenerator", dict(ngf=4, n_blocks=2, img_size=32),
                (1, 3, 32, 32),
                {"DownBlock.1.weight": (4, 3, 7, 7), "gap_fc.weight": (1, 16),
@@ -38,7 +39,8 @@ ARCHS = {
     "esrgan": ("user_models.esrgan:RRDBNet", dict(nf=8, nb=1, gc=4), (1, 3, 16, 16),
                {"conv_first.weight": (8, 3, 3, 3), "RRDB_trunk.0.RDB1.conv5.weight": (8, 24, 3, 3),
                 "trunk_conv.weight": (8, 8, 3, 3), "HRconv.weight": (8, 8, 3, 3)}),
-    "realesrgan": ("user_models.realesrgan:SRVGGNetCompact", dict(num_feat=8, num_conv=2, upscale=2),
+    "realesrgan": ("user_models.realesrgan:SRVGGNetCompact",
+                   dict(num_feat=8, num_conv=2, upscale=2),
                    (1, 3, 16, 16),
                    {"body.0.weight": (8, 3, 3, 3), "body.1.weight": (8,),
                     "body.6.weight": (12, 8, 3, 3)}),
@@ -180,7 +182,8 @@ class Spectral(torch.nn.Module):
 
 def test_unsupported_operations_name_the_layer_and_pinning_fixes_them():
     x = torch.rand(1, 3, 8, 8)
-    with pytest.raises(UserError, match=r"reshape .* mixes channels.*layer\(s\) conv.*pinned=\['conv'\]"):
+    with pytest.raises(UserError,
+                       match=r"reshape .* mixes channels.*layer\(s\) conv.*pinned=\['conv'\]"):
         convert(Mixer(), x)
     with pytest.raises(UserError, match="spectral norm .* layer 'conv'.*pinned=\\['conv'\\]"):
         convert(Spectral(), x)
@@ -190,7 +193,17 @@ def test_unsupported_operations_name_the_layer_and_pinning_fixes_them():
         convert(Spectral(), x, pinned=["nope"])
 
 
-def test_missing_module_or_arguments_are_user_errors():
+def test_missing_module_or_arguments_are_user_errors(tmp_path):
+    from gancompress.models.checkpoint import load_generator, save_generator
+
+    path, args, shape, _ = ARCHS["johnson"]
+    g = TracedGenerator(module=path, args=args, inputs=[list(shape)])
+    save_generator(g, tmp_path / "g.pth")
+    obj = torch.load(tmp_path / "g.pth", weights_only=True)
+    obj["arch"]["module"] = "moved_away.nets:TransformerNet"
+    torch.save(obj, tmp_path / "moved.pth")
+    with pytest.raises(UserError, match="module 'moved_away.nets'.*make it importable"):
+        load_generator(tmp_path / "moved.pth")
     with pytest.raises(UserError, match="cannot import module 'no_such_pkg.net'.*PYTHONPATH"):
         TracedGenerator(module="no_such_pkg.net:Gen")
     with pytest.raises(UserError, match="has no 'Nope'"):

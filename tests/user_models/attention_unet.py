@@ -1,7 +1,8 @@
 """Attention U-Net (Oktay et al. 2018; the AttU_Net of LeeJunHyun/Image_Segmentation): double
 conv blocks, max-pool downsampling, upsample + conv, and on every skip an attention gate
 (1x1 convs of gate and skip, ReLU, 1x1 conv to one channel, sigmoid) that scales the skip before
-it is concatenated with the decoder. Keys: Conv1.conv.0.weight, Att5.W_g.0.weight, Up5.up.1.weight"""
+it is concatenated with the decoder. Keys: Conv1.conv.0.weight, Att5.W_g.0.weight,
+Up5.up.1.weight, ..."""
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,10 @@ class conv_block(nn.Module):  # noqa: N801 - the published name
     def __init__(self, ch_in: int, ch_out: int):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=True), nn.BatchNorm2d(ch_out), nn.ReLU(inplace=True),
-            nn.Conv2d(ch_out, ch_out, 3, 1, 1, bias=True), nn.BatchNorm2d(ch_out), nn.ReLU(inplace=True))
+            nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=True), nn.BatchNorm2d(ch_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(ch_out, ch_out, 3, 1, 1, bias=True), nn.BatchNorm2d(ch_out),
+            nn.ReLU(inplace=True))
 
     def forward(self, x):
         return self.conv(x)
@@ -22,7 +25,8 @@ class conv_block(nn.Module):  # noqa: N801 - the published name
 class up_conv(nn.Module):  # noqa: N801
     def __init__(self, ch_in: int, ch_out: int):
         super().__init__()
-        self.up = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=True),
+        self.up = nn.Sequential(nn.Upsample(scale_factor=2),
+                                nn.Conv2d(ch_in, ch_out, 3, 1, 1, bias=True),
                                 nn.BatchNorm2d(ch_out), nn.ReLU(inplace=True))
 
     def forward(self, x):
@@ -53,10 +57,18 @@ class AttU_Net(nn.Module):  # noqa: N801
         self.Conv3 = conv_block(c[1], c[2])
         self.Conv4 = conv_block(c[2], c[3])
         self.Conv5 = conv_block(c[3], c[4])
-        self.Up5, self.Att5, self.Up_conv5 = up_conv(c[4], c[3]), Attention_block(c[3], c[3], c[2]), conv_block(c[4], c[3])
-        self.Up4, self.Att4, self.Up_conv4 = up_conv(c[3], c[2]), Attention_block(c[2], c[2], c[1]), conv_block(c[3], c[2])
-        self.Up3, self.Att3, self.Up_conv3 = up_conv(c[2], c[1]), Attention_block(c[1], c[1], c[0]), conv_block(c[2], c[1])
-        self.Up2, self.Att2, self.Up_conv2 = up_conv(c[1], c[0]), Attention_block(c[0], c[0], c[0] // 2), conv_block(c[1], c[0])
+        self.Up5 = up_conv(c[4], c[3])
+        self.Att5 = Attention_block(c[3], c[3], c[2])
+        self.Up_conv5 = conv_block(c[4], c[3])
+        self.Up4 = up_conv(c[3], c[2])
+        self.Att4 = Attention_block(c[2], c[2], c[1])
+        self.Up_conv4 = conv_block(c[3], c[2])
+        self.Up3 = up_conv(c[2], c[1])
+        self.Att3 = Attention_block(c[1], c[1], c[0])
+        self.Up_conv3 = conv_block(c[2], c[1])
+        self.Up2 = up_conv(c[1], c[0])
+        self.Att2 = Attention_block(c[0], c[0], c[0] // 2)
+        self.Up_conv2 = conv_block(c[1], c[0])
         self.Conv_1x1 = nn.Conv2d(c[0], output_ch, 1)
 
     def forward(self, x):

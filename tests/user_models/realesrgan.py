@@ -12,7 +12,8 @@ class SRVGGNetCompact(nn.Module):
                  num_conv: int = 16, upscale: int = 4, act_type: str = "prelu"):
         super().__init__()
         self.upscale = upscale
-        self.body = nn.ModuleList([nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), self._act(act_type, num_feat)])
+        self.body = nn.ModuleList([nn.Conv2d(num_in_ch, num_feat, 3, 1, 1),
+                                   self._act(act_type, num_feat)])
         for _ in range(num_conv):
             self.body.append(nn.Conv2d(num_feat, num_feat, 3, 1, 1))
             self.body.append(self._act(act_type, num_feat))

@@ -17,7 +17,8 @@ class TransformerBlock(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.gamma1 = nn.Parameter(torch.full((dim,), 0.5))
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(),
+                                 nn.Linear(mlp_ratio * dim, dim))
         self.scale = dim ** -0.5
 
     def forward(self, x):  # x: (B, N, C)
@@ -36,7 +37,8 @@ class TransformerUNet(nn.Module):
             nn.Conv2d(2 * ngf, 4 * ngf, 4, 2, 1), nn.InstanceNorm2d(4 * ngf), nn.ReLU(True))
         self.blocks = nn.ModuleList([TransformerBlock(4 * ngf) for _ in range(depth)])
         self.up = nn.Sequential(
-            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 4, 2, 1), nn.InstanceNorm2d(2 * ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 4, 2, 1), nn.InstanceNorm2d(2 * ngf),
+            nn.ReLU(True),
             nn.ConvTranspose2d(2 * ngf, ngf, 4, 2, 1), nn.InstanceNorm2d(ngf), nn.ReLU(True),
             nn.Conv2d(ngf, out_ch, 7, 1, 3), nn.Tanh())
 

@@ -29,9 +29,11 @@ class adaILN(nn.Module):  # noqa: N801 - the published name
         self.rho = nn.Parameter(torch.Tensor(1, num_features, 1, 1).fill_(0.9))
 
     def forward(self, x, gamma, beta):
-        in_mean, in_var = torch.mean(x, dim=[2, 3], keepdim=True), torch.var(x, dim=[2, 3], keepdim=True)
+        in_mean = torch.mean(x, dim=[2, 3], keepdim=True)
+        in_var = torch.var(x, dim=[2, 3], keepdim=True)
         out_in = (x - in_mean) / torch.sqrt(in_var + self.eps)
-        ln_mean, ln_var = torch.mean(x, dim=[1, 2, 3], keepdim=True), torch.var(x, dim=[1, 2, 3], keepdim=True)
+        ln_mean = torch.mean(x, dim=[1, 2, 3], keepdim=True)
+        ln_var = torch.var(x, dim=[1, 2, 3], keepdim=True)
         out_ln = (x - ln_mean) / torch.sqrt(ln_var + self.eps)
         rho = self.rho.expand(x.shape[0], -1, -1, -1)
         out = rho * out_in + (1 - rho) * out_ln
@@ -47,13 +49,16 @@ class ILN(nn.Module):
         self.beta = nn.Parameter(torch.Tensor(1, num_features, 1, 1).fill_(0.0))
 
     def forward(self, x):
-        in_mean, in_var = torch.mean(x, dim=[2, 3], keepdim=True), torch.var(x, dim=[2, 3], keepdim=True)
+        in_mean = torch.mean(x, dim=[2, 3], keepdim=True)
+        in_var = torch.var(x, dim=[2, 3], keepdim=True)
         out_in = (x - in_mean) / torch.sqrt(in_var + self.eps)
-        ln_mean, ln_var = torch.mean(x, dim=[1, 2, 3], keepdim=True), torch.var(x, dim=[1, 2, 3], keepdim=True)
+        ln_mean = torch.mean(x, dim=[1, 2, 3], keepdim=True)
+        ln_var = torch.var(x, dim=[1, 2, 3], keepdim=True)
         out_ln = (x - ln_mean) / torch.sqrt(ln_var + self.eps)
         rho = self.rho.expand(x.shape[0], -1, -1, -1)
         out = rho * out_in + (1 - rho) * out_ln
-        return out * self.gamma.expand(x.shape[0], -1, -1, -1) + self.beta.expand(x.shape[0], -1, -1, -1)
+        gamma = self.gamma.expand(x.shape[0], -1, -1, -1)
+        return out * gamma + self.beta.expand(x.shape[0], -1, -1, -1)
 
 
 class ResnetAdaILNBlock(nn.Module):

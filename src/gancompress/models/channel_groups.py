@@ -144,7 +144,8 @@ def handle(rec: ChannelRecorder, name: str, m: nn.Module, x: torch.Tensor, out: 
                 rec.pin(s, f"{why} ({name})")
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             pid = trace.layer_pid.setdefault(name, trace.new("layer", name, out.shape[cdim], why))
-            rec.put(out, {**{d: s for d, s in label.items() if d != cdim}, cdim: whole(pid, out.shape[cdim])})
+            rest = {d: s for d, s in label.items() if d != cdim}
+            rec.put(out, {**rest, cdim: whole(pid, out.shape[cdim])})
         else:
             rec.put(out, dict(label))
         return

@@ -51,7 +51,8 @@ SPLITS = {"split", "chunk", "tensor_split", "split_with_sizes", "unsafe_split"}
 IGNORED = {"size", "dim", "numel", "__get__", "__set__", "__setitem__", "__len__", "item",
            "tolist", "__bool__", "__format__", "__repr__", "__hash__", "__index__", "__int__",
            "__float__", "is_floating_point", "__iter__", "data_ptr", "element_size", "stride",
-           "requires_grad_", "register_hook", "is_contiguous", "get_device", "__array__", "get", "set", "setitem", "len",
+           "requires_grad_", "register_hook", "is_contiguous", "get_device", "__array__",
+           "get", "set", "setitem", "len",
            "bool", "format", "repr", "hash", "index", "int", "float", "iter", "array",
            "__reduce_ex__", "reduce_ex", "__deepcopy__", "deepcopy", "cpu", "numpy"}
 
@@ -81,7 +82,8 @@ class Trace:
     pins: list[tuple[tuple[Seg, ...], str]] = field(default_factory=list)
     conflicts: list[tuple[tuple[Seg, ...], str]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
-    free: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)  # (module, attr) -> dim -> pid
+    # (module name, tensor name) -> tensor dimension -> producer id
+    free: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     layer_pid: dict[str, int] = field(default_factory=dict)
     min_side_ratio: int = 1
     notes: set[str] = field(default_factory=set)
@@ -257,7 +259,7 @@ class ChannelRecorder(TorchFunctionMode):
         if name in REDUCTIONS and not isinstance(_arg(args, kwargs, 1, "other"), torch.Tensor) \
                 and (not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(args[0].shape)):
             return self._reduce(args, kwargs, out)
-        if name in ("prelu", "batch_norm", "instance_norm"):
+        if name in ("prelu", "batch_norm", "instance_norm", "group_norm"):
             return self._channel_params(args, out)
         if name in ("conv2d", "conv_transpose2d"):
             return self._functional_conv(args, kwargs, out)

@@ -58,6 +58,9 @@ def import_class(path: str) -> type:
 
 def class_path(module: nn.Module) -> str:
     cls = type(module)
+    if "<locals>" in cls.__qualname__:
+        raise UserError(f"class {cls.__qualname__} is defined inside a function: define it at "
+                        f"module level so that it can be imported to rebuild the model")
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
@@ -116,6 +119,12 @@ class TracedGenerator(ElasticGenerator):
         if not module:
             raise UserError("a traced generator needs the user's class: module='pkg.mod:Class' "
                             "(--arch pkg.mod:Class)")
+        try:
+            json.dumps(dict(args or {}))
+        except (TypeError, ValueError):
+            raise UserError(f"{module}: constructor arguments must be JSON values (numbers, "
+                            f"strings, lists, dicts) to be recorded, got {args!r}; wrap the "
+                            f"class in one whose arguments are") from None
         net = _net if _net is not None else build_user_module(module, args)
         inputs = [list(map(int, s)) for s in (inputs or [DEFAULT_INPUT])]
         if not 1 <= len(inputs) <= 4:
@@ -277,9 +286,10 @@ def convert(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Ten
     mine, theirs = module.state_dict(), fresh.state_dict()
     shapes_differ = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
     if shapes_differ or set(theirs) - set(mine):
+        first = (shapes_differ or sorted(set(theirs) - set(mine)))[0]
         raise UserError(f"{path}(**{json.dumps(dict(args or {}))}) builds a different model than "
-                        f"the one given (tensor {(shapes_differ or sorted(set(theirs) - set(mine)))[0]}"
-                        f"); pass its constructor arguments: convert(module, inputs, args={{...}})")
+                        f"the one given (tensor {first}); pass its constructor arguments: "
+                        f"convert(module, inputs, args={{...}})")
     net = copy.deepcopy(module)
     return TracedGenerator(module=path, args=args, inputs=shapes, pinned=pinned, strict=strict,
                            _net=net)
