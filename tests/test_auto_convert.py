@@ -15,7 +15,7 @@ from gancompress.metrics.cost import count_macs_both
 from gancompress.models.elastic import compact, using_widths
 from gancompress.models.traced import TracedGenerator, convert
 
-# (class path, tiny constructor arguments, input shape, published keys: name -> shape)
+# (class path, tiny constructor arguments, input shape(s), published keys: name -> shape)
 ARCHS = {
     "pix2pixhd": ("user_models.pix2pixhd:GlobalGenerator",
                   dict(ngf=4, n_downsampling=2, n_blocks=2), (1, 3, 32, 32),
@@ -47,10 +47,24 @@ ARCHS = {
     "attention_unet": ("user_models.attention_unet:AttU_Net", dict(base=4), (1, 3, 32, 32),
                        {"Conv1.conv.0.weight": (4, 3, 3, 3), "Att5.W_g.0.weight": (16, 32, 1, 1),
                         "Att5.psi.1.running_var": (1,), "Up5.up.1.weight": (32, 64, 3, 3)}),
+    "stargan": ("user_models.stargan:Generator", dict(conv_dim=4, c_dim=5, repeat_num=2),
+                ((1, 3, 32, 32), (1, 5)),
+                {"main.0.weight": (4, 8, 7, 7), "main.1.running_mean": (4,),
+                 "main.9.main.0.weight": (16, 16, 3, 3), "main.11.weight": (16, 8, 4, 4)}),
     "transformer": ("user_models.transformer_unet:TransformerUNet", dict(ngf=4), (1, 3, 32, 32),
                     {"down.0.weight": (4, 3, 7, 7), "blocks.0.qkv.weight": (48, 16),
                      "blocks.0.gamma1": (16,), "blocks.1.mlp.2.weight": (16, 32)}),
 }
+
+
+def shapes(name: str) -> list[tuple[int, ...]]:
+    shape = ARCHS[name][2]
+    return list(shape) if isinstance(shape[0], tuple) else [shape]
+
+
+def example(name: str, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.rand(batch, *s[1:], generator=gen) * 2 - 1 for s in shapes(name))
 
 
 def user_module(name: str, seed: int = 0) -> torch.nn.Module:
@@ -88,13 +102,13 @@ def test_published_key_layout_loads_and_survives_conversion(name):
             published[k] = published[k].abs() + 0.5
     net.load_state_dict(published)  # strict: the published layout, nothing missing or extra
     net.eval()
-    x = torch.rand(shape, generator=gen) * 2 - 1
+    x = example(name, seed=1)
     g = convert(net, x, args=args).eval()
     assert g.arch["module"] == path
     with torch.no_grad():
-        ref = net(x)
+        ref = net(*x)
         ref = ref[0] if isinstance(ref, tuple) else ref
-        torch.testing.assert_close(g(x), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(g(*x), ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(ARCHS))
@@ -104,21 +118,21 @@ def test_compact_equals_sub_network_and_exports(name, tmp_path, one_thread):
     path, args, shape, _ = ARCHS[name]
     net = user_module(name)
     randomize(net, 2)
-    g = convert(net.eval(), torch.zeros(shape), args=args).eval()
+    g = convert(net.eval(), example(name), args=args).eval()
     assert len(g.max_widths) >= 2 and g.feature_widths
     rng = random.Random(name)
     widths = {k: rng.randint(max(1, v // 4), v) for k, v in g.max_widths.items()}
-    x = torch.rand(2, *shape[1:], generator=torch.Generator().manual_seed(3)) * 2 - 1
+    x, one = example(name, batch=2, seed=3), example(name, seed=4)
     with torch.no_grad(), using_widths(g, widths):
-        expected = g(x)
-        macs = count_macs_both(g, (x[:1],))
+        expected = g(*x)
+        macs = count_macs_both(g, one)
     small = compact(g, widths).eval()
     assert small.max_widths == widths
     with torch.no_grad():
-        torch.testing.assert_close(small(x), expected, atol=1e-5, rtol=1e-5)
-    assert count_macs_both(small, (x[:1],)) == macs
-    assert macs[0] < count_macs_both(g, (x[:1],))[0]
-    meta = export_onnx(small, tmp_path / "g.onnx", input_size=shape)
+        torch.testing.assert_close(small(*x), expected, atol=1e-5, rtol=1e-5)
+    assert count_macs_both(small, one) == macs
+    assert macs[0] < count_macs_both(g, one)[0]
+    meta = export_onnx(small, tmp_path / "g.onnx", input_size=shapes(name)[0])
     assert meta["verify"]["max_abs"] <= 1e-4
 
 

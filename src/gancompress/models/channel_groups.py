@@ -3,7 +3,8 @@
 `analyze(model, inputs, pinned)` returns an `Analysis`: the width groups (name -> widest width),
 for every handled layer its output parts and input parts, for every free parameter / buffer the
 dimensions that follow a group, and the distillation taps. Group names are the name of the
-first layer (in module order) writing the group's channels, so they are stable across rebuilds.
+first layer (in execution order) writing the group's channels, so they are stable across
+rebuilds.
 
 Distillation taps (the rule): for every spatial resolution of 4-d activations, the *last*
 handled layer (conv, transposed conv or norm) that runs at that resolution and whose output
