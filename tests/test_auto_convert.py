@@ -167,6 +167,32 @@ def test_default_search_space_from_widths():
     assert g.widths_from_config(text) == g.max_widths
 
 
+class DataDependent(torch.nn.Module):
+    """A forward that needs real values (.item()): traced on real tensors, not on meta ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        if h.abs().max().item() > 1e6:  # a guard a user might write
+            h = h.clamp(-1e6, 1e6)
+        return self.head(torch.relu(h))
+
+
+def test_forward_that_needs_values_is_traced_on_real_tensors():
+    from gancompress.models.channel_groups import _meta_trace
+
+    x = torch.rand(1, 3, 8, 8)
+    assert _meta_trace(DataDependent(), (x,), set()) is None
+    g = convert(DataDependent(), x).eval()
+    assert g.max_widths == {"conv": 8}
+    with torch.no_grad(), using_widths(g, {"conv": 3}):
+        torch.testing.assert_close(compact(g, {"conv": 3})(x), g(x), atol=1e-6, rtol=1e-6)
+
+
 # -- what cannot shrink: one UserError naming the layer and the fix ---------------------------
 
 class Mixer(torch.nn.Module):

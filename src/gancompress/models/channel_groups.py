@@ -13,6 +13,7 @@ That is the output of each resolution stage, and the trunk for ResNet-like gener
 """
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -310,10 +311,24 @@ def analyze(model: nn.Module, inputs: Sequence[torch.Tensor], pinned: Sequence[s
         raise UserError(f"pinned layer(s) {unknown} are not modules of this model; names look "
                         f"like {sorted(known - {''})[:4]}")
     check_layers(model, pinned)
-    was_training = model.training
-    model.eval()
-    try:
-        trace = record(model, inputs, pinned)
-    finally:
-        model.train(was_training)
+    trace = _meta_trace(model, inputs, pinned)
+    if trace is None:  # the forward needs real values (e.g. .item()): trace on real tensors
+        was_training = model.training
+        model.eval()
+        try:
+            trace = record(model, inputs, pinned)
+        finally:
+            model.train(was_training)
     return resolve(trace, strict)
+
+
+def _meta_trace(model: nn.Module, inputs: Sequence[torch.Tensor], pinned: set[str]
+                ) -> Trace | None:
+    """The trace on a copy of the model on the meta device: shapes only, no arithmetic, so a
+    large generator at a large size converts in about the time of its Python forward. The
+    analysis refers to layers and tensors by name, so it applies to the real model."""
+    try:
+        twin = copy.deepcopy(model).to("meta").eval()
+        return record(twin, [t.to("meta") for t in inputs], pinned)
+    except Exception:  # noqa: BLE001 - any failure: the real trace decides (and reports)
+        return None
