@@ -55,6 +55,17 @@ def test_weights_file_wrapped_or_plain_and_clear_errors(tmp_path, capsys):
     assert "--arch-args" in capsys.readouterr().err
 
 
+def test_export_a_users_weights_at_a_sub_network(tmp_path, capsys):
+    torch.manual_seed(3)
+    torch.save(TransformerNet(width=4).state_dict(), tmp_path / "w.pth")
+    half = "_".join(["2", "4", "8"] + ["8"] * 5 + ["4", "2"])  # one width per group
+    assert main(["export", str(tmp_path / "w.pth"), *ARCH, "--widths", half, "--size", "32",
+                 "32", "--out", str(tmp_path / "g.onnx"), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["arch_name"] == "traced" and meta["config"] == half
+    assert meta["verify"]["max_abs"] <= 1e-4
+
+
 def test_compress_a_users_generator_end_to_end(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for split, n in (("train", 8), ("test", 2)):

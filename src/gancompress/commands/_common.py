@@ -152,6 +152,36 @@ def model_from_args(args: argparse.Namespace, device: str = "cpu") -> ElasticGen
     return model.to(device).eval()
 
 
+def add_user_arch_arguments(parser: argparse.ArgumentParser) -> None:
+    """--arch module.path:ClassName [--arch-args JSON] [--pin LAYERS]: MODEL is then the weights
+    of the user's own generator class (commands that otherwise take any checkpoint)."""
+    group = parser.add_argument_group("your own generator class (MODEL is then its weights)")
+    group.add_argument("--arch", metavar="MODULE:CLASS",
+                       help="e.g. mypkg.nets:Generator (importable); MODEL: a state dict, plain "
+                            "or under state_dict / model")
+    group.add_argument("--arch-args", metavar="JSON", help="constructor arguments of --arch")
+    group.add_argument("--pin", metavar="LAYERS",
+                       help="comma-separated layer names kept at full width")
+
+
+def load_model_arg(args: argparse.Namespace, device: str = "cpu") -> ElasticGenerator:
+    """args.model as a checkpoint, or as the weights of --arch module.path:ClassName."""
+    from gancompress.models.checkpoint import load_generator
+
+    if not getattr(args, "arch", None):
+        return load_generator(args.model, device=device)
+    from gancompress.models.traced import load_traced, parse_arch_args
+
+    if ":" not in args.arch:
+        raise UserError(f"--arch names your generator class as module.path:ClassName, got "
+                        f"{args.arch!r} (a checkpoint needs no --arch)")
+    size = getattr(args, "size", None)
+    inputs = [[1, 3, int(size[0]), int(size[-1])]] if size else None
+    pinned = [p.strip() for p in (args.pin or "").split(",") if p.strip()]
+    model = load_traced(args.arch, parse_arch_args(args.arch_args), args.model, inputs, pinned)
+    return model.to(device).eval()
+
+
 def add_test_mode_arguments(parser: argparse.ArgumentParser) -> None:
     """--test-mode eval|train and --seed (how a PyTorch generator runs; deploy.runtime)."""
     parser.add_argument("--test-mode", choices=["eval", "train"], default="eval",

@@ -28,7 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from gancompress.commands._common import add_test_mode_arguments
+from gancompress.commands._common import (
+    add_test_mode_arguments,
+    add_user_arch_arguments,
+    load_model_arg,
+)
 from gancompress.commands.stats import (
     add_data_arguments,
     add_weights_arguments,
@@ -82,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     add_test_mode_arguments(p)
+    add_user_arch_arguments(p)
     add_data_arguments(p, phase="test", load_size=None)
 
     add_weights_arguments(p, drn=True)
@@ -89,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.models.checkpoint import evaluation_size, load_generator
+    from gancompress.models.checkpoint import evaluation_size
 
     metrics = parse_metrics(args.metrics)
     device = check_device(args.device)
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(needs_data)} need(s) images: pass --data DIR")
     from gancompress.deploy.runtime import apply_test_mode
 
-    model = load_generator(args.model, device=device)
+    model = load_model_arg(args, device=device)  # a checkpoint, or --arch CLASS + weights
     args.size_origin = "as given (--load-size)"
     (height, width), origin = evaluation_size(model)
     if args.load_size is None:

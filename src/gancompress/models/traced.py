@@ -317,14 +317,20 @@ def load_traced(module: str, args: Mapping[str, Any] | None = None, weights: Any
                            strict=strict, _net=net)
 
 
+def parse_arch_args(text: str | None) -> dict[str, Any]:
+    """--arch-args: a JSON object (None: no arguments)."""
+    try:
+        ctor = json.loads(text) if text else {}
+    except json.JSONDecodeError as err:
+        raise UserError(f"--arch-args is not valid JSON ({err.msg}): {text!r}") from None
+    if not isinstance(ctor, dict):
+        raise UserError(f"--arch-args must be a JSON object, got {text!r}")
+    return ctor
+
+
 def cli_traced(args: Any) -> TracedGenerator:
     """--arch pkg.mod:Class [--arch-args JSON] [--pin LAYERS] [--size H W] [MODEL weights]."""
-    try:
-        ctor = json.loads(args.arch_args) if getattr(args, "arch_args", None) else {}
-    except json.JSONDecodeError as err:
-        raise UserError(f"--arch-args is not valid JSON ({err.msg}): {args.arch_args!r}") from None
-    if not isinstance(ctor, dict):
-        raise UserError(f"--arch-args must be a JSON object, got {args.arch_args!r}")
+    ctor = parse_arch_args(getattr(args, "arch_args", None))
     given = {k[5:]: v for k, v in vars(args).items() if k.startswith("arch_")
              and k != "arch_args" and v is not None}
     if given or getattr(args, "widths", None):
