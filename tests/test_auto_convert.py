@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import re
 
 import pytest
 import torch
@@ -231,6 +232,22 @@ def test_unsupported_operations_name_the_layer_and_pinning_fixes_them():
     assert list(g.max_widths) == ["mid"]  # conv keeps its 8 channels, mid shrinks
     with pytest.raises(UserError, match="not modules of this model"):
         convert(Spectral(), x, pinned=["nope"])
+
+
+def test_multi_head_attention_is_pinned_by_name_as_the_error_says():
+    from user_models.transformer_unet import TransformerUNet
+
+    x = torch.rand(1, 3, 32, 32)
+    net = TransformerUNet(ngf=4, heads=2).eval()
+    with pytest.raises(UserError, match="mixes channels") as err:
+        convert(net, x, args={"ngf": 4, "heads": 2})
+    pinned = re.search(r"pinned=(\[.*?\])", str(err.value)).group(1)
+    assert pinned == "['blocks.0.qkv', 'blocks.1.qkv']"
+    g = convert(net, x, args={"ngf": 4, "heads": 2}, pinned=eval(pinned)).eval()
+    assert "blocks.0.mlp.0" in g.max_widths and "down.6" not in g.max_widths  # trunk fixed
+    widths = {k: max(1, v // 2) for k, v in g.max_widths.items()}
+    with torch.no_grad(), using_widths(g, widths):
+        torch.testing.assert_close(compact(g, widths)(x), g(x), atol=1e-5, rtol=1e-5)
 
 
 def test_missing_module_or_arguments_are_user_errors(tmp_path):
