@@ -1,8 +1,8 @@
 """A convolutional generator with a transformer block in its bottleneck (the E2GAN / TransUNet
-pattern): conv downsampling, tokens = flattened feature map, pre-norm self-attention (single-head by
-default) with one qkv projection split in three and a learned per-channel layer scale, a GELU MLP, tokens
-back to a feature map, transposed-conv upsampling. Keys: down.0.weight, block.qkv.weight,
-block.gamma1, block.mlp.0.weight, up.0.weight, ..."""
+pattern): conv downsampling, tokens = flattened feature map, pre-norm self-attention (single
+head by default) with one qkv projection split in three and a learned per-channel layer scale,
+a GELU MLP, tokens back to a feature map, transposed-conv upsampling. Keys: down.0.weight,
+blocks.0.qkv.weight, blocks.0.gamma1, blocks.0.mlp.0.weight, up.0.weight, ..."""
 from __future__ import annotations
 
 import torch
