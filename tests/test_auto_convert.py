@@ -210,6 +210,21 @@ class Mixer(torch.nn.Module):
         return self.head(h.reshape(b, 2, c // 2 * hh, ww)[:, :, : hh])
 
 
+class Assign(torch.nn.Module):
+    """Writes a layer's output into a buffer of fixed width (x[...] = y)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.mid = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x):
+        h = x.new_zeros(x.shape[0], 8, x.shape[2], x.shape[3])
+        h[:, :] = self.conv(x)
+        return self.head(torch.relu(self.mid(h)))
+
+
 class Spectral(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -226,6 +241,9 @@ def test_unsupported_operations_name_the_layer_and_pinning_fixes_them():
     with pytest.raises(UserError,
                        match=r"reshape .* mixes channels.*layer\(s\) conv.*pinned=\['conv'\]"):
         convert(Mixer(), x)
+    with pytest.raises(UserError, match=r"assignment x\[...\] = y .* layer\(s\) conv"):
+        convert(Assign(), x)
+    assert list(convert(Assign(), x, pinned=["conv"]).max_widths) == ["mid"]
     with pytest.raises(UserError, match="spectral norm .* layer 'conv'.*pinned=\\['conv'\\]"):
         convert(Spectral(), x)
     g = convert(Spectral(), x, pinned=["conv"])

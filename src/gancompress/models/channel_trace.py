@@ -48,11 +48,11 @@ PERMUTES = {"permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis
 REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "var", "std", "norm", "logsumexp",
               "prod", "argmax", "argmin", "median", "nansum", "nanmean", "all", "any"}
 SPLITS = {"split", "chunk", "tensor_split", "split_with_sizes", "unsafe_split"}
-IGNORED = {"size", "dim", "numel", "__get__", "__set__", "__setitem__", "__len__", "item",
+IGNORED = {"size", "dim", "numel", "__get__", "__set__", "__len__", "item",
            "tolist", "__bool__", "__format__", "__repr__", "__hash__", "__index__", "__int__",
            "__float__", "is_floating_point", "__iter__", "data_ptr", "element_size", "stride",
            "requires_grad_", "register_hook", "is_contiguous", "get_device", "__array__",
-           "get", "set", "setitem", "len",
+           "get", "set", "len",
            "bool", "format", "repr", "hash", "index", "int", "float", "iter", "array",
            "__reduce_ex__", "reduce_ex", "__deepcopy__", "deepcopy", "cpu", "numpy"}
 
@@ -246,6 +246,8 @@ class ChannelRecorder(TorchFunctionMode):
             return self._split(name, args, kwargs, out)
         if name == "getitem":
             return self._getitem(args[0], args[1], out)
+        if name == "setitem":  # x[...] = y writes channels the labels cannot follow
+            raise _Unsupported("an assignment x[...] = y into channels")
         if name in ("narrow", "select"):
             return self._narrow(name, args, kwargs, out)
         if name in VIEWS:
