@@ -94,3 +94,6 @@ def test_compress_a_users_generator_end_to_end(tmp_path, capsys):
     assert main(["export", str(out / "compact.pth"), "--out", str(tmp_path / "c.onnx"),
                  "--size", "32", "32"]) == 0
     assert (tmp_path / "c.onnx").is_file()
+    assert main(["generate", str(out / "compact.pth"), "--input", str(tmp_path / "data" / "test"),
+                 "--out", str(tmp_path / "gen")]) == 0
+    assert len(list((tmp_path / "gen").glob("*.png"))) == 2
