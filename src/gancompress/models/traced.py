@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import inspect
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,6 +30,8 @@ from gancompress.models.elastic import ElasticGenerator, Widths, parse_config_nu
 from gancompress.models.traced_layers import build_layer, narrow_in_place, slice_tensors
 
 DEFAULT_INPUT = (1, 3, 64, 64)
+ARCH_KEYS = ("module", "args", "inputs", "pinned", "strict", "widths", "in_channels",
+             "out_channels")
 
 
 def import_class(path: str) -> type:
@@ -110,11 +111,20 @@ class TracedGenerator(ElasticGenerator):
     # and --pin set them (commands/_common.py)
     arch_options_on_cli = False
 
-    def __init__(self, module: str = "", args: Mapping[str, Any] | None = None,
-                 inputs: Sequence[Sequence[int]] | None = None, pinned: Sequence[str] = (),
-                 strict: bool = True, widths: Mapping[str, int] | str | None = None,
-                 in_channels: int | None = None, out_channels: int | None = None,
-                 _net: nn.Module | None = None):
+    # The constructor takes keywords only (ARCH_KEYS) and declares them as **arch: readers of
+    # family signatures (the CLI's per-family --options) then list none for this family.
+    def __init__(self, **arch: Any):
+        unknown = sorted(set(arch) - set(ARCH_KEYS) - {"_net"})
+        if unknown:
+            raise UserError(f"unknown argument(s) {', '.join(map(repr, unknown))} for a traced "
+                            f"generator; valid: {', '.join(ARCH_KEYS)}")
+        self._build(**arch)
+
+    def _build(self, module: str = "", args: Mapping[str, Any] | None = None,
+               inputs: Sequence[Sequence[int]] | None = None, pinned: Sequence[str] = (),
+               strict: bool = True, widths: Mapping[str, int] | str | None = None,
+               in_channels: int | None = None, out_channels: int | None = None,
+               _net: nn.Module | None = None) -> None:
         super().__init__()
         if not module:
             raise UserError("a traced generator needs the user's class: module='pkg.mod:Class' "
@@ -182,7 +192,7 @@ class TracedGenerator(ElasticGenerator):
 
     @classmethod
     def arch_args(cls, args: Mapping[str, Any]) -> dict[str, Any]:
-        known = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "_net")]
+        known = list(ARCH_KEYS)
         unknown = [k for k in args if k not in known]
         if unknown:
             raise UserError(f"unknown argument(s) {', '.join(map(repr, unknown))} for a traced "
