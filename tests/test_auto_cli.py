@@ -78,9 +78,10 @@ def test_compress_a_users_generator_end_to_end(tmp_path, capsys):
     net = TransformerNet(width=4)
     torch.save({"model": net.state_dict()}, tmp_path / "weights.pth")
     out = tmp_path / "run"
+    # two search workers: the supernet travels to spawned processes pickled
     assert main(["compress", *ARCH, "--pin", "res5.conv2.conv2d", "--teacher",
                  str(tmp_path / "weights.pth"), "--data", str(tmp_path / "data"), "--budget",
-                 "1/3", "--out", str(out), *COMPRESS]) == 0
+                 "1/3", "--out", str(out), *COMPRESS, "compress.search_workers=2"]) == 0
     capsys.readouterr()
     teacher = load_generator(tmp_path / "run.teacher.pth")
     compact = load_generator(out / "compact.pth")

@@ -158,6 +158,19 @@ def test_taps_follow_widths_and_checkpoints_reopen(tmp_path):
         torch.testing.assert_close(again(x), g(x), atol=1e-5, rtol=1e-5)
 
 
+def test_pickles_for_worker_processes():
+    import pickle
+
+    path, args, shape, _ = ARCHS["ugatit"]
+    g = TracedGenerator(module=path, args=args, inputs=[list(shape)]).eval()
+    randomize(g, 5)
+    again = pickle.loads(pickle.dumps(g))
+    widths = {k: max(1, v // 2) for k, v in g.max_widths.items()}
+    x = torch.rand(shape) * 2 - 1
+    with torch.no_grad(), using_widths(g, widths), using_widths(again, widths):
+        torch.testing.assert_close(again(x), g(x), atol=0, rtol=0)
+
+
 def test_default_search_space_from_widths():
     path, args, shape, _ = ARCHS["pix2pixhd"]
     g = TracedGenerator(module=path, args=dict(ngf=16, n_downsampling=2, n_blocks=1),

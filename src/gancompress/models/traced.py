@@ -260,6 +260,12 @@ class TracedGenerator(ElasticGenerator):
             self._features = None
         return out, feats
 
+    def __reduce__(self):
+        # Pickled (e.g. to the search's worker processes) as arch + state: the converted module
+        # holds generated classes and hooks that pickle cannot name; the rebuild re-imports
+        # the user's class, which the workers can (spawn passes sys.path on).
+        return _rebuild, (dict(self.arch), self.state_dict(), self.training)
+
     def __deepcopy__(self, memo):
         # forward hooks are bound to this instance: rebuild them on the copy
         cls = type(self)
@@ -272,6 +278,13 @@ class TracedGenerator(ElasticGenerator):
             sub._forward_hooks.clear()
             sub.register_forward_hook(new._tap(name))
         return new
+
+
+def _rebuild(arch: dict, state: Mapping[str, torch.Tensor], training: bool) -> TracedGenerator:
+    model = TracedGenerator(**arch)
+    model.load_state_dict(state)
+    device = next(iter(state.values())).device if state else torch.device("cpu")
+    return model.train(training).to(device)
 
 
 def convert(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
