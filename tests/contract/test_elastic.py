@@ -28,6 +28,11 @@ VARIANTS = [
     ("spade", dict(ngf=2, in_channels=6, conv="separable", upsampling="more")),
     ("spade", dict(ngf=2, in_channels=4, conv="separable", upsampling="normal",
                    instance_edge=False)),
+    # a user's own modules, converted automatically (tests/user_models, models/traced.py)
+    ("traced", dict(module="user_models.pix2pixhd:GlobalGenerator",
+                    args=dict(ngf=4, n_downsampling=2, n_blocks=2), inputs=[[1, 3, 32, 32]])),
+    ("traced", dict(module="user_models.transformer_unet:TransformerUNet", args=dict(ngf=4),
+                    inputs=[[1, 3, 32, 32]])),
 ]
 
 

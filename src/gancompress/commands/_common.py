@@ -29,11 +29,14 @@ def registered_arch_options() -> tuple[list[str], ArchOptions]:
 
     options: ArchOptions = {}
     for family, cls in GENERATORS.items():
+        if not getattr(cls, "arch_options_on_cli", True):  # e.g. traced: --arch pkg.mod:Class
+            continue
         for name, param in inspect.signature(cls.__init__).parameters.items():
             if name in ("self", "widths") or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
                 continue
             _add_option(options, family, name, param.default)
-    return list(GENERATORS), options
+    return [f for f, cls in GENERATORS.items() if getattr(cls, "arch_options_on_cli", True)], \
+        options
 
 
 def _source_arch_options() -> tuple[list[str], ArchOptions] | None:
@@ -69,6 +72,9 @@ def _source_arch_options() -> tuple[list[str], ArchOptions] | None:
             cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name)
             family = next(ast.literal_eval(n.value) for n in cls.body if isinstance(n, ast.Assign)
                           and any(getattr(t, "id", "") == "arch_name" for t in n.targets))
+            if any(isinstance(n, ast.Assign) and ast.unparse(n) == "arch_options_on_cli = False"
+                   for n in cls.body):
+                continue  # e.g. traced: --arch module.path:ClassName instead
             init_def = next(n for n in cls.body
                             if isinstance(n, ast.FunctionDef) and n.name == "__init__")
             args = init_def.args
@@ -164,8 +170,15 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
     the registered classes' signatures, so a new family needs no edit here)."""
     group = parser.add_argument_group("architecture (when MODEL is not given)")
     families, options = _arch_options()
-    group.add_argument("--arch", default=families[0], choices=families,
-                       help=f"generator family (default: {families[0]})")
+    group.add_argument("--arch", default=families[0], choices=_ArchChoices(families),
+                       help=f"generator family (default: {families[0]}), or your own generator "
+                            f"class as module.path:ClassName (importable; MODEL is then its "
+                            f"weights file, optional)")
+    group.add_argument("--arch-args", metavar="JSON",
+                       help="constructor arguments of --arch module.path:ClassName, a JSON object")
+    group.add_argument("--pin", metavar="LAYERS",
+                       help="with --arch module.path:ClassName: comma-separated layer names kept "
+                            "at full width")
     group.add_argument("--widths", metavar="CONFIG",
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(options.items()):
@@ -174,11 +187,21 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
                            help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 
+class _ArchChoices(list):
+    """The registered families, plus any module.path:ClassName (a user's generator)."""
+
+    def __contains__(self, value: object) -> bool:
+        return super().__contains__(value) or (isinstance(value, str) and ":" in value)
+
+
 def model_from_args(args: argparse.Namespace, device: str = "cpu") -> "ElasticGenerator":
     """The generator named by args.model (a checkpoint) or built from the architecture options."""
     from gancompress.models import build_generator, generator_class
     from gancompress.models.checkpoint import load_generator
 
+    if ":" in (getattr(args, "arch", None) or ""):
+        from gancompress.models.traced import cli_traced
+        return cli_traced(args).to(device).eval()
     given = {k[5:]: v for k, v in vars(args).items() if k.startswith("arch_") and v is not None}
     if getattr(args, "model", None):
         if given or args.widths:
@@ -191,6 +214,36 @@ def model_from_args(args: argparse.Namespace, device: str = "cpu") -> "ElasticGe
     if args.widths:
         model = build_generator(args.arch, **{**model.arch,
                                               "widths": model.widths_from_config(args.widths)})
+    return model.to(device).eval()
+
+
+def add_user_arch_arguments(parser: argparse.ArgumentParser) -> None:
+    """--arch module.path:ClassName [--arch-args JSON] [--pin LAYERS]: MODEL is then the weights
+    of the user's own generator class (commands that otherwise take any checkpoint)."""
+    group = parser.add_argument_group("your own generator class (MODEL is then its weights)")
+    group.add_argument("--arch", metavar="MODULE:CLASS",
+                       help="e.g. mypkg.nets:Generator (importable); MODEL: a state dict, plain "
+                            "or under state_dict / model")
+    group.add_argument("--arch-args", metavar="JSON", help="constructor arguments of --arch")
+    group.add_argument("--pin", metavar="LAYERS",
+                       help="comma-separated layer names kept at full width")
+
+
+def load_model_arg(args: argparse.Namespace, device: str = "cpu") -> "ElasticGenerator":
+    """args.model as a checkpoint, or as the weights of --arch module.path:ClassName."""
+    from gancompress.models.checkpoint import load_generator
+
+    if not getattr(args, "arch", None):
+        return load_generator(args.model, device=device)
+    from gancompress.models.traced import load_traced, parse_arch_args
+
+    if ":" not in args.arch:
+        raise UserError(f"--arch names your generator class as module.path:ClassName, got "
+                        f"{args.arch!r} (a checkpoint needs no --arch)")
+    size = getattr(args, "size", None)
+    inputs = [[1, 3, int(size[0]), int(size[-1])]] if size else None
+    pinned = [p.strip() for p in (args.pin or "").split(",") if p.strip()]
+    model = load_traced(args.arch, parse_arch_args(args.arch_args), args.model, inputs, pinned)
     return model.to(device).eval()
 
 

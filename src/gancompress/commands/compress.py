@@ -83,6 +83,8 @@ def run_pipeline(args: argparse.Namespace, stages: Sequence[str] | None = None) 
                         "folder to resume)")
     from gancompress.compress.pipeline import Pipeline, inherited_from_teacher
 
+    if getattr(args, "arch", None):  # a user's generator class: convert, save as the teacher
+        args.teacher = _user_teacher(args)
     cfg = config_from_args(args)
     if args.teacher:
         inherited = inherited_from_teacher(args.teacher)
@@ -112,6 +114,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                "OUT/report/report.md, OUT/search/pareto.png, OUT/search/results.jsonl")
     add_pipeline_arguments(p)
     add_license_argument(p)
+    p.add_argument("--arch", metavar="MODULE:CLASS",
+                   help="your own generator class, e.g. mypkg.nets:Generator (importable): "
+                        "--teacher is then its weights file (a state dict, plain or under "
+                        "state_dict / model), converted and saved next to OUT as OUT.teacher.pth")
+    p.add_argument("--arch-args", metavar="JSON", help="constructor arguments of --arch (JSON)")
+    p.add_argument("--pin", metavar="LAYERS",
+                   help="with --arch: comma-separated layer names kept at full width")
     p.set_defaults(func=run)
 
 
@@ -120,6 +129,22 @@ def add_license_argument(parser: argparse.ArgumentParser) -> None:
                         help="license identifier written into the model card OUT/README.md "
                              "(default: other; the weights carry the teacher's and the data's "
                              "terms)")
+
+
+def _user_teacher(args: argparse.Namespace) -> str:
+    from gancompress.models.checkpoint import save_generator
+    from gancompress.models.traced import cli_traced
+
+    if ":" not in args.arch:
+        raise UserError(f"--arch names your generator class as module.path:ClassName, got "
+                        f"{args.arch!r} (a registered family's checkpoint needs no --arch)")
+    args.model = args.teacher  # its weights (none: the class's own initialisation)
+    # next to OUT, not in it: the pipeline starts only in a new or empty folder
+    out = Path(args.out)
+    path = out.parent / f"{out.name}.teacher.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_generator(cli_traced(args), path, meta={"weights": args.teacher})
+    return str(path)
 
 
 def run(args: argparse.Namespace) -> int:

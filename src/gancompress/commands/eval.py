@@ -27,7 +27,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from gancompress.commands._common import add_test_mode_arguments, int_range
+from gancompress.commands._common import (
+    add_test_mode_arguments,
+    add_user_arch_arguments,
+    int_range,
+    load_model_arg,
+)
 from gancompress.commands._options import (
     HIDDEN,
     old,
@@ -85,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     add_overwrite_argument(p)
     add_test_mode_arguments(p)
+    add_user_arch_arguments(p)
     add_data_arguments(p, phase="test", load_size=None)
 
     add_weights_arguments(p, drn=True)
@@ -107,7 +113,7 @@ def miou_size(words: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from gancompress.metrics.evaluate import DATA_METRICS, EvalSettings, evaluate, parse_metrics
-    from gancompress.models.checkpoint import evaluation_size, load_generator
+    from gancompress.models.checkpoint import evaluation_size
 
     if not take_alias(args, "model", "model_option", "MODEL", "--model"):
         raise UserError("which generator? give its file: gancompress eval MODEL ...")
@@ -124,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(needs_data)} need(s) images: pass --data DIR")
     from gancompress.deploy.runtime import apply_test_mode
 
-    model = load_generator(args.model, device=device)
+    model = load_model_arg(args, device=device)  # a checkpoint, or --arch CLASS + weights
     args.size_origin = "as given (--size)" if args.size else "as given (--load-size)"
     resolve_load_size(args, rectangular=model.label_map_args() is not None)
     (height, width), origin = evaluation_size(model)

@@ -12,7 +12,13 @@ import argparse
 import json
 from pathlib import Path
 
-from gancompress.commands._common import float_range, image_side, int_range
+from gancompress.commands._common import (
+    add_user_arch_arguments,
+    float_range,
+    image_side,
+    int_range,
+    load_model_arg,
+)
 from gancompress.commands._options import HIDDEN, old
 from gancompress.errors import UserError
 
@@ -65,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replace an existing --out file" + old("--force"))
     p.add_argument("--force", dest="overwrite", action="store_true", help=HIDDEN)
     p.add_argument("--json", action="store_true", help="print the recorded metadata as JSON")
+    add_user_arch_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -88,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
 
     from gancompress.deploy.onnx_export import export_onnx
     from gancompress.deploy.torchscript import export_torchscript
-    from gancompress.models.checkpoint import load_generator
     from gancompress.models.elastic import compact
 
     from gancompress.files import check_writable
@@ -114,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.int8 and not args.calib:
         raise UserError("--int8 needs calibration images from the training data: pass --calib DIR "
                         "(a folder of images or a dataset folder)")
-    model = load_generator(args.model)
+    model = load_model_arg(args)  # a checkpoint, or a user's class (--arch) with its weights
     if args.widths:  # the config string of the model's own family
         model = compact(model, model.widths_from_config(args.widths)).eval()
     size = (1, model.in_channels, *model.check_size(args.size or model.reference_size))

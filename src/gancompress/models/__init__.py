@@ -12,6 +12,7 @@ from gancompress.models.elastic import ElasticGenerator
 from gancompress.models.munit import MunitGenerator
 from gancompress.models.resnet import ResnetGenerator
 from gancompress.models.spade import SpadeGenerator
+from gancompress.models.traced import TracedGenerator
 from gancompress.models.unet import UnetGenerator
 
 GENERATORS: dict[str, type[ElasticGenerator]] = {
@@ -19,6 +20,7 @@ GENERATORS: dict[str, type[ElasticGenerator]] = {
     UnetGenerator.arch_name: UnetGenerator,
     MunitGenerator.arch_name: MunitGenerator,
     SpadeGenerator.arch_name: SpadeGenerator,
+    TracedGenerator.arch_name: TracedGenerator,  # a user's own module (--arch pkg.mod:Class)
 }
 
 

@@ -157,8 +157,9 @@ def generator_from_object(obj: Any, name: str = "checkpoint", **hints: Any
     raise UserError(
         f"unrecognised checkpoint format in {name}: expected a gancompress checkpoint (keys "
         f"'format', 'arch', 'state_dict') or a published generator: "
-        f"{'; '.join(cls.published_formats for cls in GENERATORS.values())}; found {keys}."
-        + advice)
+        f"{'; '.join(c.published_formats for c in GENERATORS.values() if c.published_formats)}"
+        f"; found {keys}. Your own generator's weights: give its class with --arch "
+        f"module.path:ClassName." + advice)
 
 
 def _check_our_format(obj: Mapping[str, Any], name: str) -> None:
