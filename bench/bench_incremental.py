@@ -20,6 +20,7 @@ Run it on an idle machine: a second busy process makes the timings meaningless.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import sys
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 if family == "spade":
                     r["macs_vs_paper_teacher"] = GAUGAN_TEACHER_MACS / max(1, r["macs_incremental"])
                 rows.append(r)
+                gc.collect()  # the session's caches (GBs for the teacher) go before the next
                 lat = r["latency"]
                 print(f"{name:18s} {mode:5s} {fraction:6.3f} changed {r['changed_fraction']:6.2%}  "
                       f"MACs {r['macs_dense'] / 1e9:7.2f}G -> {r['macs_incremental'] / 1e9:6.2f}G "

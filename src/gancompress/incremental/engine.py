@@ -117,6 +117,9 @@ def _map(obj: Any, fn) -> Any:
     return fn(obj)
 
 
+_HANDLERS = {"pointwise": "_pointwise", "conv": "_conv", "conv_t": "_conv_t", "index": "_index"}
+
+
 class Slot:
     __slots__ = ("func", "kind", "outputs", "structure", "index", "stats", "macs")
 
@@ -150,8 +153,6 @@ class Engine(TorchFunctionMode):
         self._geometry: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.macs = 0
         self.dense_ops: dict[str, int] = {}
-        self._handlers = {"pointwise": self._pointwise, "conv": self._conv,
-                          "conv_t": self._conv_t, "index": self._index}
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def begin(self, recording: bool, inputs: list) -> None:
@@ -249,7 +250,9 @@ class Engine(TorchFunctionMode):
         kind = slot.kind
         if not any(self.changed(v) for v in tracked):
             return slot.outputs[0].view
-        return self._handlers[kind](slot, func, args, kwargs, tracked)
+        # by name, not a dict of bound methods: that would make the engine (and its caches,
+        # gigabytes for a GauGAN teacher) a reference cycle that only the cyclic GC frees
+        return getattr(self, _HANDLERS[kind])(slot, func, args, kwargs, tracked)
 
     def _next(self, func) -> Slot:
         if self.cursor >= len(self.slots) or self.slots[self.cursor].func is not func:
