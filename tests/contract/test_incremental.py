@@ -26,6 +26,10 @@ VARIANTS = {
     "spade-separable": ("spade", dict(in_channels=6, ngf=2, upsampling="normal",
                                       conv="separable", widths="2_2_1_2_2_2_2_1"), (32, 64)),
     "munit": ("munit", dict(ngf=4, mlp_dim=8, n_res=2), (32, 32)),
+    # a user's generator converted automatically (pix2pixHD's global generator, instance norm)
+    "traced-pix2pixhd": ("traced", dict(module="user_models.pix2pixhd:GlobalGenerator",
+                                        args=dict(ngf=4, n_downsampling=2, n_blocks=2),
+                                        inputs=[[1, 3, 32, 32]]), (32, 32)),
 }
 
 

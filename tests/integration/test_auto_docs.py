@@ -8,8 +8,9 @@ import shlex
 from pathlib import Path
 
 from gancompress.cli import main
+from helpers import REPO
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "byog.md"
+PAGE = REPO / "docs" / "byog.md"
 
 
 def test_worked_example_runs_as_written(tmp_path, monkeypatch, capsys, one_thread):
