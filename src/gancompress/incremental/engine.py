@@ -283,8 +283,7 @@ class Engine(TorchFunctionMode):
         if kind == "index":
             slot.index = ops.index_map(func, args, kwargs, x, x.shape[0] * x.shape[2] * x.shape[3])
         elif kind == "pointwise" and ops.name_of(func) == "instance_norm":
-            var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False)
-            slot.stats = (mean, var)
+            slot.stats = instance_norm_affine(func, args, kwargs)
         tensors = iter([self.track(v) if isinstance(v, (Spatial, Plain)) else v for v in values])
         return _rebuild(out, tensors)
 
@@ -505,13 +504,23 @@ class Engine(TorchFunctionMode):
 
 
 def _cached_instance_norm(slot: Slot, args: tuple, kwargs: dict, func) -> torch.Tensor:
+    """Fast mode's InstanceNorm: the dense pass's statistics (and the layer's affine weights),
+    folded at recording into one per-channel scale and shift: x * scale + shift."""
+    scale, shift = slot.stats
+    x = args[0] if args else kwargs["input"]
+    return torch.addcmul(shift, x, scale)
+
+
+def instance_norm_affine(func, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift), each (B, C, 1, 1), of an instance_norm call on its input's own statistics:
+    the per-channel affine map fast mode applies to later inputs."""
     named = ops.bound(func, args, kwargs)
     x = named["input"]
-    mean, var = slot.stats  # (B, C) of the dense pass
-    shape, stats = (1, -1, 1, 1), (mean.shape[0], mean.shape[1], 1, 1)  # gathered rows: B == 1
-    y = (x - mean.reshape(stats)) * torch.rsqrt(var.reshape(stats) + named["eps"])
+    var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False, keepdim=True)
+    scale = torch.rsqrt(var + named["eps"])
     if named.get("weight") is not None:
-        y = y * named["weight"].reshape(shape)
+        scale = scale * named["weight"].reshape(1, -1, 1, 1)
+    shift = -mean * scale
     if named.get("bias") is not None:
-        y = y + named["bias"].reshape(shape)
-    return y
+        shift = shift + named["bias"].reshape(1, -1, 1, 1)
+    return scale, shift
