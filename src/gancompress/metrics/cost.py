@@ -56,7 +56,7 @@ def _batch_norm_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[in
 
 
 def _linear_rule(m: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    macs = y.numel() * m.in_features
+    macs = y.numel() * x.shape[-1]  # the input width that runs (an elastic linear may be narrowed)
     return macs, macs
 
 

@@ -19,7 +19,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gancompress.metrics.cost import MAC_RULES
 from gancompress.models.channel_groups import LayerSpec
 from gancompress.models.elastic import (
     ElasticBatchNorm2d,
@@ -98,16 +97,7 @@ class TracedConvTranspose2d(ElasticConvTranspose2d):
 
 
 class TracedLinear(ElasticLinear):
-    pass
-
-
-def _linear_rule(m: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    # the input width that runs (metrics.cost's rule counts in_features, the widest)
-    macs = y.numel() * x.shape[-1]
-    return macs, macs
-
-
-MAC_RULES[TracedLinear] = _linear_rule
+    """A user's linear layer (metrics/cost.py counts the input width that runs)."""
 
 
 class TracedBatchNorm2d(ElasticBatchNorm2d):
