@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FIXTURES, make_domains, make_pairs, tiny_config
+from helpers import FIXTURES, make_domains, make_pairs, tiny_config, write_cityscapes
 
 from gancompress.compress.pipeline import compress_config
 from gancompress.config import Config, apply_overrides, preset
@@ -51,26 +51,6 @@ def _gaugan_config(root: Path, *extra: str) -> Config:
         f"data.root={root}", "data.label_layout=cityscapes", "data.label_nc=0",
         "data.crop_size=64", "model.generator_args.ngf=2", "model.disc_args.ndf=4",
         "model.disc_args.n_layers=2", "train.batch_size=2", "train.threads=1", *extra])
-
-
-def _write_cityscapes(root: Path, n: int = 2, size=(64, 128)) -> Path:
-    """A tiny Cityscapes layout: label ids, 16-bit instance ids, photos."""
-    import numpy as np
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        city = root / "gtFine" / "train" / "aachen"
-        city.mkdir(parents=True, exist_ok=True)
-        img_dir = root / "leftImg8bit" / "train" / "aachen"
-        img_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"aachen_{i:06d}_000019"
-        label = rng.integers(0, 34, size=(size[0] // 8, size[1] // 8)).repeat(8, 0).repeat(8, 1)
-        Image.fromarray(label.astype(np.uint8)).save(city / f"{stem}_gtFine_labelIds.png")
-        inst = (label * 1000 + (label >= 24)).astype(np.uint16)
-        Image.fromarray(inst).save(city / f"{stem}_gtFine_instanceIds.png")
-        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
-            img_dir / f"{stem}_leftImg8bit.png")
-    return root
 
 
 def _images(gen: torch.Generator, channels: int, size=(32, 32), n: int = 2) -> torch.Tensor:
@@ -115,7 +95,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("objectives")
     torch.set_num_threads(1)
     data = {"paired": make_pairs(root / "paired"), "unpaired": make_domains(root / "unpaired"),
-            "labels": _write_cityscapes(root / "labels", n=2)}
+            "labels": write_cityscapes(root / "labels", n=2)}
     teachers = {}
     configs = {"pix2pix": tiny_config(data["paired"], "pix2pix"),
                "cyclegan": tiny_config(data["unpaired"], "cyclegan"),
