@@ -341,6 +341,8 @@ class Engine(TorchFunctionMode):
         if region is None or region.empty:
             return self._set(out, region or self.region_of(out))
         name = ops.name_of(func)
+        if name == "conv2d" and self.fast and region.within_base and not region.full:
+            region = self.base(b, h, w)  # a (1x1) conv output: the resolution's one region
         if region.fraction() >= self.dense_fraction or b > 1 and name == "instance_norm":
             if name == "instance_norm":  # fast mode: the dense pass's statistics, every pixel
                 res = _cached_instance_norm(slot, args, kwargs, func)
@@ -371,6 +373,8 @@ class Engine(TorchFunctionMode):
         g_kwargs = {k: _map(v, gather) for k, v in kwargs.items()}
         if name == "instance_norm":  # fast mode: the dense pass's statistics
             res = _cached_instance_norm(slot, g_args, g_kwargs, func)
+        elif name == "conv2d":  # 1x1: one GEMM on the (M, C) rows
+            res = _pixel_conv(ops.conv_args(g_args, g_kwargs, transposed=False))
         else:
             res = func(*g_args, **g_kwargs)
         out.scatter(rows, res, region)
@@ -524,3 +528,13 @@ def instance_norm_affine(func, args: tuple, kwargs: dict) -> tuple[torch.Tensor,
     if named.get("bias") is not None:
         shift = shift + named["bias"].reshape(1, -1, 1, 1)
     return scale, shift
+
+
+def _pixel_conv(c: dict) -> torch.Tensor:
+    """A 1x1 conv on gathered pixels (1, C, 1, M) as a GEMM: (M, C_out)."""
+    x, weight, bias, groups = c["input"], c["weight"], c["bias"], c["groups"]
+    rows = x[0, :, 0].t()  # (M, C_in), contiguous when gathered from the row buffers
+    if groups == 1:
+        flat = weight.reshape(weight.shape[0], -1).t()
+        return torch.addmm(bias, rows, flat) if bias is not None else rows @ flat
+    return F.conv2d(x, weight, bias, 1, 0, 1, groups).permute(0, 2, 3, 1).reshape(-1, weight.shape[0])

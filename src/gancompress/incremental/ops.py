@@ -2,7 +2,7 @@
 
 Kinds (everything else is 'other': run on the whole tensors, changed pixels found by diffing):
     pointwise   output pixel (b, y, x) reads only pixel (b, y, x) of its spatial inputs:
-                activations, + - * /, clamp, cat along channels, BatchNorm with running
+                1x1 convs, activations, + - * /, clamp, cat along channels, BatchNorm with running
                 statistics (SPADE's parameter-free norm), dropout in eval mode; InstanceNorm in
                 fast mode (with the statistics cached by the last dense pass)
     conv        F.conv2d, zero padding, any kernel / stride / dilation / groups
@@ -85,6 +85,10 @@ def classify(func: Any, args: tuple, kwargs: dict, fast: bool) -> str:
             return "pointwise" if dim in (1, -3) else "other"
         return "pointwise"
     if name == "conv2d":
+        c = conv_args(args, kwargs, transposed=False)
+        if c is not None and c["kernel"] == (1, 1) and c["stride"] == (1, 1) \
+                and c["padding"] == (0, 0):
+            return "pointwise"  # a 1x1 conv reads one pixel: a GEMM on the changed pixels
         return "conv"
     if name == "conv_transpose2d":
         return "conv_t"
@@ -142,7 +146,8 @@ def op_macs(func: Any, args: tuple, kwargs: dict, out: Any, kind: str) -> int:
     if not isinstance(out, torch.Tensor):
         return 0
     name = name_of(func)
-    if kind in ("conv", "conv_t"):
+    if name in ("conv2d", "conv_transpose2d"):
+        kind = "conv_t" if name == "conv_transpose2d" else "conv"
         c = conv_args(args, kwargs, kind == "conv_t")
         if c is None:
             return 0
