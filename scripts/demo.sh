@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job in one go: built-in demo data -> teacher -> compressed generator -> report.
 #   bash scripts/demo.sh [WORK_DIR]        (default runs/demo; rerun to resume)
-# It prints its own wall time at the end (README states the figure). Set GANCOMPRESS_THREADS=2
-# on an idle machine.
+# It prints its own wall time at the end (README states the measured figure). Set
+# GANCOMPRESS_THREADS=2 on an idle machine.
 set -euo pipefail
 start=$(date +%s)
 cd "$(dirname "$0")/.."
