@@ -273,3 +273,18 @@ def compare_runs(reference: Path, resumed: Path) -> None:
     for name in (p.name for p in reference.glob("generator*.pth")):
         _assert_same_state(safe_load(reference / name)["state_dict"],
                            safe_load(resumed / name)["state_dict"], name)
+
+
+@torch.no_grad()
+def trained_batchnorm(model, weight: bool = False, bias: bool = False):
+    """Give every BatchNorm with running statistics non-trivial ones (as after training), and
+    optionally a non-trivial affine weight / bias; returns the model."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            if weight and m.weight is not None:
+                m.weight.uniform_(0.5, 1.5)
+            if bias and m.bias is not None:
+                m.bias.uniform_(-0.5, 0.5)
+    return model

@@ -11,6 +11,7 @@ from gancompress.errors import UserError
 from gancompress.metrics.cost import count_macs_both, count_params
 from gancompress.models import GENERATORS, build_generator
 from gancompress.models.elastic import compact, current_widths, recalibrate_bn, using_widths
+from helpers import trained_batchnorm
 
 # Tiny variants of every registered architecture: (name, constructor arguments).
 VARIANTS = [
@@ -127,10 +128,7 @@ def test_contract_pruning_permutation_keeps_the_function(name, arch):
     from gancompress.compress.prune import permute_channels
 
     model = build_generator(name, **arch).eval()
-    for m in model.modules():  # non-trivial BatchNorm statistics
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2)
+    trained_batchnorm(model)
     orders = {g: torch.randperm(w) for g, w in model.max_widths.items()}
     x = inputs_of(model)
     with torch.no_grad():

@@ -14,6 +14,7 @@ from gancompress.incremental import IncrementalSession, modes, whole_image_norms
 from gancompress.incremental.edits import apply_edit, brush_stroke, demo_input
 from gancompress.metrics.cost import count_macs_both
 from gancompress.models import GENERATORS, build_generator
+from helpers import trained_batchnorm
 
 # Tiny variants of every registered family: (family, constructor args, input size H x W).
 VARIANTS = {
@@ -37,10 +38,7 @@ def _model(name: str) -> tuple[nn.Module, tuple[int, int]]:
     family, args, size = VARIANTS[name]
     torch.manual_seed(0)
     g = build_generator(family, **args)
-    for m in g.modules():  # non-trivial BatchNorm statistics, as after training
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    trained_batchnorm(g)
     return g.eval(), size
 
 

@@ -18,6 +18,7 @@ from gancompress.deploy.torchscript import export_torchscript
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import save_generator
 from gancompress.models.resnet import ResnetGenerator
+from helpers import trained_batchnorm
 
 SIZE = (1, 3, 32, 32)
 
@@ -28,13 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _generator(conv: str, norm: str, ngf: int = 4, n_blocks: int = 3) -> ResnetGenerator:
     model = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, conv=conv, norm=norm).eval()
     if norm == "batch":  # non-trivial statistics, so that folding them is actually tested
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.5, 0.5)
-                    m.running_var.uniform_(0.5, 2.0)
-                    m.weight.uniform_(0.5, 1.5)
-                    m.bias.uniform_(-0.5, 0.5)
+        trained_batchnorm(model, weight=True, bias=True)
     return model
 
 

@@ -19,6 +19,7 @@ from gancompress.models.elastic import (
     using_widths,
 )
 from gancompress.models.resnet import ResnetGenerator
+from helpers import trained_batchnorm
 
 
 def test_mapping_init_is_published():
@@ -86,11 +87,7 @@ def test_gradients_reach_student_and_mappings_not_teacher():
 def test_permutation_preserves_function(conv, norm):
     g = ResnetGenerator(ngf=8, n_blocks=3, conv=conv, norm=norm).eval()
     if norm == "batch":  # non-trivial running statistics
-        for m in g.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2)
-                m.weight.data.uniform_(0.5, 1.5)
+        trained_batchnorm(g, weight=True)
     orders = {grp: torch.randperm(w) for grp, w in g.max_widths.items()}
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():

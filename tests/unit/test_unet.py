@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from helpers import OFFICIAL
+from helpers import OFFICIAL, trained_batchnorm
 
 from gancompress.cli import main
 from gancompress.compress.prune import l1_prune, permute_channels
@@ -134,11 +134,7 @@ def test_skip_concatenation_declares_both_parts():
 @pytest.mark.parametrize("conv", ["dense", "separable"])
 def test_pruning_keeps_the_function(conv):
     g = UnetGenerator(ngf=4, num_downs=5, conv=conv, norm="batch").eval()
-    for m in g.modules():  # non-trivial BatchNorm statistics
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
+    trained_batchnorm(g, weight=True)
     orders = {grp: torch.randperm(w) for grp, w in g.max_widths.items()}
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():

@@ -155,3 +155,21 @@ def config_from_file(path: str | Path):
     from gancompress.config import Config
 
     return Config.from_dict(read_config_file(path), source=f"--config {path}")
+
+
+def run_or_file(args: argparse.Namespace, target: str | None, file_option: str, noun: str,
+                folder_use: str, missing: str) -> None:
+    """The positional RUN_OR_FILE of `report` / `search`: a file fills --FILE_OPTION (`noun` in
+    messages), a folder is the compression run and fills --out (`folder_use` says what the
+    command does with it when --out names another); `missing` when neither gives --out."""
+    if target and Path(target).is_file():
+        given = getattr(args, file_option)
+        if given and Path(given) != Path(target):
+            raise UserError(f"two {noun}s: {target} and --{file_option} {given}; give one")
+        setattr(args, file_option, target)
+    elif target:
+        if args.out and Path(args.out) != Path(target):
+            raise UserError(folder_use)
+        args.out = target
+    if not args.out:
+        raise UserError(missing)

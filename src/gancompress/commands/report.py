@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gancompress.commands._options import HIDDEN, old
+from gancompress.commands._options import HIDDEN, old, run_or_file
 from gancompress.commands.compress import add_license_argument
 from gancompress.errors import UserError
 
@@ -45,19 +45,11 @@ def _target(args: argparse.Namespace) -> None:
     """Sort out RUN_OR_MODEL, --model and --out (the old forms: report --out RUN, report
     --model M --teacher T --out DIR)."""
     target = args.run
-    if target and Path(target).is_file():
-        if args.model and Path(args.model) != Path(target):
-            raise UserError(f"two models: {target} and --model {args.model}; give one")
-        args.model = target
-    elif target:
-        if args.out and Path(args.out) != Path(target):
-            raise UserError(f"report {target} writes {Path(target) / 'report'} of that "
-                            f"compression folder; --out is for a standalone report of a model "
-                            f"file")
-        args.out = target
-    if not args.out:
-        raise UserError("give the compression folder (gancompress report RUN), or a model file "
-                        "with --teacher and --out DIR for a standalone report")
+    run_or_file(args, target, "model", "model",
+                f"report {target} writes {Path(target or '.') / 'report'} of that compression "
+                f"folder; --out is for a standalone report of a model file",
+                "give the compression folder (gancompress report RUN), or a model file with "
+                "--teacher and --out DIR for a standalone report")
 
 
 def run(args: argparse.Namespace) -> int:

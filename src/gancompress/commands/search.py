@@ -23,6 +23,7 @@ from gancompress.commands._options import (
     list_keys,
     old,
     option_overrides,
+    run_or_file,
 )
 from gancompress.errors import UserError
 
@@ -63,19 +64,12 @@ def _target(args: argparse.Namespace) -> list[str]:
     target = args.run
     if target and "=" in target and not Path(target).exists():
         extra, target = [target], None  # `search --out RUN k=v`: argparse gave k=v to RUN
-    if target and Path(target).is_file():
-        if args.supernet and Path(args.supernet) != Path(target):
-            raise UserError(f"two supernets: {target} and --supernet {args.supernet}; give one")
-        args.supernet = target
-    elif target:
-        if args.out and Path(args.out) != Path(target):
-            raise UserError(f"search {target} runs the search stage of that compression folder "
-                            f"(into {Path(target) / 'search'}); --out is for a standalone search "
-                            f"of a supernet file")
-        args.out = target
-    if not args.out:
-        raise UserError("give the compression folder (gancompress search RUN) or a supernet "
-                        "file and an output folder (gancompress search S.pth --out DIR)")
+    run_or_file(args, target, "supernet", "supernet",
+                f"search {target} runs the search stage of that compression folder (into "
+                f"{Path(target or '.') / 'search'}); --out is for a standalone search of a "
+                f"supernet file",
+                "give the compression folder (gancompress search RUN) or a supernet file and "
+                "an output folder (gancompress search S.pth --out DIR)")
     return extra
 
 
