@@ -83,6 +83,20 @@ def check_writable(path: str | Path, folder: bool = False) -> None:
         clean_stale_temps(target, only=None if folder else path.name)
 
 
+def check_output_file(path: str | Path, overwrite: bool, option: str = "--out",
+                      example: str = "") -> None:
+    """One rule for a command's output FILE: a folder there is named as such (--overwrite never
+    replaces a folder, so it is not offered), an existing file needs --overwrite."""
+    path = Path(path)
+    if path.is_dir():
+        name = example or (path.name + ".out")
+        raise UserError(f"{option} {path} is a folder; give a file name, e.g. {option} "
+                        f"{path / name}")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; choose another {option} or pass --overwrite "
+                        f"to replace it")
+
+
 def read_dir(folder: str | Path) -> list[Path]:
     """The entries of a folder, with an unreadable folder as a one-line UserError."""
     try:

@@ -1,19 +1,31 @@
 """Image files <-> tensors, with the published conventions: the one decoding rule (16-bit
 scaled, never clipped; every input of a batch checked before anything is written).
 
+`open_checked` is the one reader of image files, photos and label maps alike (commands, data
+readers, calibration, the demo's uploads): the pixel count an image declares is checked against
+`pixel_limit()` (GANCOMPRESS_MAX_IMAGE_PIXELS, default 128 Mi pixels) before anything is decoded,
+whatever Pillow's own bomb limit; EXIF orientation is applied to photos (never to label maps,
+whose pixels are ids); every decoding failure is one UserError that says what the file is
+(sniff.py) and what was expected.
+
 Tensors are float (C, H, W) or (B, C, H, W) in [-1, 1]. Conversion to uint8 follows the
 reference evaluation code: (x + 1) / 2 * 255, clipped to [0, 255], truncated (not rounded).
 """
 from __future__ import annotations
 
+import io
+import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gancompress.errors import UserError
 from gancompress.files import atomic_path, os_error, read_dir
+from gancompress.sniff import IMAGE_FORMATS, declared_size, sniff
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -50,24 +62,145 @@ def to_8bit(img: Image.Image, path: Path | str = "image") -> Image.Image:
     return Image.fromarray(scaled, mode="L")
 
 
+# Decompression-bomb guard: 128 Mi pixels (16384 x 8192, a 108 MP phone photo fits) is below
+# Pillow's own refusal (2 x 89.5 M pixels), so by default Pillow's global limit is left alone.
+MAX_PIXELS_ENV = "GANCOMPRESS_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 128 * 2**20
+
+
+class ImageTooLarge(UserError):
+    """An image declaring more pixels than the limit (the demo answers it with 413)."""
+
+    def __init__(self, message: str, pixels: int, limit: int,
+                 size: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+        self.size = size  # (width, height) when the header was read, else None
+
+
+def pixel_limit() -> int:
+    """The most pixels an image may declare: $GANCOMPRESS_MAX_IMAGE_PIXELS, else 128 Mi."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "").replace(",", "")
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: give a whole number of "
+                        f"pixels, e.g. {MAX_PIXELS_ENV}=400000000")
+    return int(text)
+
+
+def _check_pixels(name: str, size: tuple[int, int], limit: int, what: str,
+                  env_advice: bool) -> None:
+    width, height = int(size[0]), int(size[1])
+    if width * height > limit:
+        raise ImageTooLarge(
+            f"{what} {name} is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{limit:,} pixels (a guard against decompression bombs)"
+            + (f"; if it is genuine, raise the limit: {MAX_PIXELS_ENV}={width * height}"
+               if env_advice else ""), width * height, limit, (width, height))
+
+
+def _allow_in_pillow(limit: int) -> None:
+    """Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS inside Image.open; when the user
+    raised our limit past that, Pillow's is raised with it (never lowered)."""
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and 2 * current < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def open_checked(source: str | Path | bytes, *, name: str | None = None, what: str = "image",
+                 orient: bool = False, limit: int | None = None, header_only: bool = False
+                 ) -> Image.Image:
+    """Open an image file (a path, or the bytes of an upload) through the checks: the declared
+    pixel count against `limit` (default `pixel_limit()`) before decoding, the whole file
+    decoded (so truncation is caught here; `header_only` stops after the header), EXIF
+    orientation applied when `orient` (photos). The image keeps its mode (callers convert).
+
+    Every failure is one UserError naming the file (`name`, default the path): ImageTooLarge
+    for too many pixels, else what the file is when it is not an image, else Pillow's reason.
+    """
+    data = source if isinstance(source, (bytes, bytearray)) else None
+    label = name or str(source)
+    env_advice = limit is None
+    limit = pixel_limit() if limit is None else int(limit)
+    try:
+        handle = io.BytesIO(bytes(data)) if data is not None else open(source, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{what} file not found: {label}") from None
+    except IsADirectoryError:
+        raise UserError(f"{label} is a folder; give {what} file") from None
+    except OSError as err:
+        raise os_error(label, err, doing="read") from None
+    with handle:
+        try:
+            size = declared_size(handle)
+        except OSError as err:
+            raise os_error(label, err, doing="read") from None
+        if size is not None:
+            _check_pixels(label, size, limit, what, env_advice)
+        handle.seek(0)
+        _allow_in_pillow(limit)
+        try:
+            with warnings.catch_warnings():
+                # our limit decides; Pillow's warning below its refusal would only be noise
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(handle)
+                _check_pixels(label, img.size, limit, what, env_advice)
+                if not header_only:
+                    img.load()
+                    if orient:
+                        img = ImageOps.exif_transpose(img)
+        except UserError:
+            raise
+        except Image.DecompressionBombError as err:  # a format whose header we do not parse
+            found = re.search(r"\((\d+) pixels\)", str(err))
+            pixels = int(found.group(1)) if found else limit + 1
+            raise ImageTooLarge(
+                f"{what} {label} declares {pixels:,} pixels, over the limit of {limit:,} pixels "
+                f"(a guard against decompression bombs)"
+                + (f"; if it is genuine, raise the limit: {MAX_PIXELS_ENV}={pixels}"
+                   if env_advice else ""), pixels, limit) from None
+        except MemoryError:
+            raise UserError(f"cannot read {what} {label}: not enough memory to decode it "
+                            f"(the file is corrupt, or too large for this machine)") from None
+        except Exception as err:  # noqa: BLE001 - any decoder failure on the file's bytes
+            raise _unreadable(label, data if data is not None else Path(source), err,
+                              what) from None
+    return img
+
+
+def _unreadable(label: str, source: Path | bytes, err: BaseException, what: str) -> UserError:
+    """The one line for a file Pillow could not open: what it is when it is no image."""
+    try:
+        found = sniff(source)
+    except OSError:
+        found = None
+    if found is not None and not found.is_image:
+        return UserError(f"cannot read {what} {label}: it is {found.what}, not an image (give "
+                         f"{IMAGE_FORMATS} file)")
+    if isinstance(err, UnidentifiedImageError):  # its text names the file object, not the file
+        reason = "Pillow cannot decode this image format"
+    else:
+        text = str(err).strip()
+        reason = text.splitlines()[0][:200] if text else type(err).__name__
+    return UserError(f"cannot read {what} {label}: {reason} (the file is corrupt, truncated or "
+                     f"not an image; replace or remove it)")
+
+
+def image_size(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """(width, height) from an image's header (nothing decoded), through the same checks."""
+    return open_checked(path, what=what, header_only=True).size
+
+
 def open_image(path: str | Path, channels: int = 3) -> Image.Image:
-    """Read an image fully (so truncation is caught here) as RGB (3 channels) or L (1 channel).
+    """Read a photo fully (so truncation is caught here) as RGB (3 channels) or L (1 channel),
+    upright by its EXIF orientation.
 
     Grayscale, palette and RGBA files are converted (alpha composited on white); 16-bit
     images are scaled to 8 bits (`to_8bit`), never clipped.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return flatten_image(to_8bit(img, path), channels)
-    except FileNotFoundError:
-        raise UserError(f"image file not found: {path}") from None
-    except PermissionError as err:
-        raise os_error(path, err, doing="read") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"cannot read image {path}: {err} (the file is corrupt, truncated or not "
-                        f"an image; replace or remove it)") from None
+    return flatten_image(to_8bit(open_checked(path, orient=True), path), channels)
 
 
 def flatten_image(img: Image.Image, channels: int = 3) -> Image.Image:
@@ -86,6 +219,8 @@ def check_images(paths: list[Path], channels: int = 3, limit: int = 10) -> None:
     for path in paths:
         try:
             open_image(path, channels)
+        except ImageTooLarge as err:
+            bad.append(f"{path} ({_too_large(err)})")
         except UserError as err:
             bad.append(f"{path} ({_reason(str(err))})")
     if bad:
@@ -93,6 +228,12 @@ def check_images(paths: list[Path], channels: int = 3, limit: int = 10) -> None:
                                           else "")
         raise UserError(f"{len(bad)} of {len(paths)} input image(s) cannot be read, so nothing "
                         f"was written: {shown}. Replace or remove them and run again")
+
+
+def _too_large(err: ImageTooLarge) -> str:
+    size = f"{err.size[0]}x{err.size[1]} = " if err.size else ""
+    return (f"{size}{err.pixels:,} pixels, over the limit of {err.limit:,}; if genuine, raise "
+            f"it with {MAX_PIXELS_ENV}")
 
 
 def _reason(message: str) -> str:

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from gancompress.errors import UserError
+from gancompress.imaging import image_size, open_checked
 
 DONTCARE = 255
 
@@ -135,13 +136,13 @@ def read_instance_map(path: Path, label_path: Path, label_size: tuple[int, int],
                       size: tuple[int, int] | None = None) -> np.ndarray:
     """The instance ids of `path` (resized like read_id_map); UserError unless it has the size
     (W, H) of its label map. An 8-bit instance map is scaled x255 (as SPADE reads it)."""
-    with Image.open(path) as img:
-        if img.size != label_size:
-            raise UserError(f"{path} is {img.size[0]}x{img.size[1]} but its label map "
-                            f"{label_path} is {label_size[0]}x{label_size[1]}; they must have "
-                            f"the same size")
-        scale = 255 if img.mode == "L" else 1
-    return read_id_map(path, size) * scale
+    img = open_checked(path, what="instance map")
+    if img.size != label_size:
+        raise UserError(f"{path} is {img.size[0]}x{img.size[1]} but its label map "
+                        f"{label_path} is {label_size[0]}x{label_size[1]}; they must have "
+                        f"the same size")
+    scale = 255 if img.mode == "L" else 1
+    return _ids_of(img, path, size) * scale
 
 
 def read_id_map(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -149,14 +150,18 @@ def read_id_map(path: str | Path, size: tuple[int, int] | None = None) -> np.nda
 
     8-bit ('L'/'P') files hold ids 0..255; 'I' / 'I;16' files (Cityscapes instanceIds) hold
     larger ids. RGB files are refused here (use `colour_to_ids`)."""
-    try:
-        img = Image.open(path)
-        img.load()
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read label map {path}: {err}") from None
+    return _ids_of(open_checked(path, what="label map"), path, size)
+
+
+def _ids_of(img: Image.Image, path: str | Path, size: tuple[int, int] | None) -> np.ndarray:
     if img.mode in ("RGB", "RGBA"):
         raise UserError(f"{path} is a colour image; label maps must hold class ids (grey / "
                         f"palette PNG), or be converted with the palette (colour labels)")
+    if img.mode in ("LA", "PA"):  # ids with an alpha channel: the ids
+        img = img.getchannel(0)
+    if img.mode not in ("1", "L", "P", "I") and not img.mode.startswith("I;16"):
+        raise UserError(f"label map {path} is a {img.mode} image; label maps hold class ids "
+                        f"(a grey, palette or 16-bit PNG) or the palette's colours (RGB)")
     if size is not None and img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.NEAREST)
     return np.asarray(img).astype(np.int64)
@@ -191,16 +196,12 @@ def read_label_ids(path: str | Path, size: tuple[int, int] | None = None,
                    palette: Mapping[int, tuple[int, int, int]] = CITYSCAPES_PALETTE) -> np.ndarray:
     """A label PNG as ids (H, W): class-id PNGs (grey or palette) as stored, colour PNGs mapped
     back with `palette` (the Cityscapes colours by default); resized NEAREST to size (H, W)."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGB", "RGBA"):
-                if size is not None and img.size != (size[1], size[0]):
-                    img = img.resize((size[1], size[0]), Image.NEAREST)
-                return colour_to_ids(np.asarray(img.convert("RGB")), palette, name=str(path))
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read label map {path}: {err}") from None
-    return read_id_map(path, size)
+    img = open_checked(path, what="label map")  # no EXIF orientation: pixels are ids
+    if img.mode in ("RGB", "RGBA"):
+        if size is not None and img.size != (size[1], size[0]):
+            img = img.resize((size[1], size[0]), Image.NEAREST)
+        return colour_to_ids(np.asarray(img.convert("RGB")), palette, name=str(path))
+    return _ids_of(img, path, size)
 
 
 def instance_file(label: Path, instances: str | Path | None = None) -> Path | None:
@@ -233,8 +234,7 @@ def read_label_input(path: str | Path, label_nc: int, edges: bool,
     path = Path(path)
     if not path.is_file():
         raise UserError(f"label map not found: {path}")
-    with Image.open(path) as img:
-        native = img.size
+    native = image_size(path, what="label map")
     label = torch.from_numpy(read_label_ids(path, size, palette))[None, None]
     instance = None
     if edges:

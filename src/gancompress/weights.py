@@ -42,6 +42,7 @@ import torch
 
 from gancompress.errors import UserError
 from gancompress.files import cache_root, os_error, sha256_file
+from gancompress.sniff import check_checkpoint
 
 ENV_VAR = "GANCOMPRESS_WEIGHTS_DIR"
 ALLOW_ENV = "GANCOMPRESS_ALLOW_UNVERIFIED_WEIGHTS"
@@ -201,6 +202,9 @@ def safe_load(path: str | Path) -> Any:
         if path.stat().st_size == 0:
             raise UserError(f"checkpoint {path} is empty (0 bytes): it was not written completely; "
                             f"copy or save it again")
+        # An ONNX model, an image, a TorchScript program... is named for what it is, not left
+        # to torch.load (whose refusal would call it pickled objects that could run code).
+        check_checkpoint(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise UserError(

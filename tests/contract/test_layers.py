@@ -11,7 +11,7 @@ registries). Layers, top to bottom (README "Layout"):
     training, deploy, incremental
     metrics
     data, models
-    config, files, weights, errors, devices, imaging, labelmaps, distributed
+    config, files, weights, errors, devices, imaging, labelmaps, distributed, sniff
 
 Within a layer, packages may import each other without a cycle, except that models never
 import data (a family reads its inputs through imaging / labelmaps, one floor down). The bare
@@ -36,7 +36,8 @@ LAYERS = [
     {"training", "deploy", "incremental"},
     {"metrics"},
     {"data", "models"},
-    {"config", "files", "weights", "errors", "devices", "imaging", "labelmaps", "distributed"},
+    {"config", "files", "weights", "errors", "devices", "imaging", "labelmaps", "distributed",
+     "sniff"},
 ]
 # Same-layer edges that are forbidden all the same: (importing package, imported package).
 FORBIDDEN = {("models", "data")}

@@ -29,13 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gancompress.files import check_writable
+    from gancompress.files import check_output_file, check_writable
     from gancompress.metrics.cost import count_params
     from gancompress.models.checkpoint import load_generator, save_generator
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out} exists; choose another --out or pass --overwrite to replace it")
+    check_output_file(out, args.overwrite, example="generator.pth")
     check_writable(out)
     model = load_generator(args.input, **parse_hints(args.hint))
     save_generator(model, out, meta={"converted_from": str(args.input),

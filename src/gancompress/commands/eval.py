@@ -120,10 +120,9 @@ def run(args: argparse.Namespace) -> int:
     args.miou_size = miou_size(args.miou_size)
     metrics = parse_metrics(args.metrics)
     device = check_device(args.device)
-    if args.out and Path(args.out).exists() and not args.overwrite:
-        raise UserError(f"{args.out} already exists; choose another --out or pass --overwrite")
     if args.out:
-        from gancompress.files import check_writable
+        from gancompress.files import check_output_file, check_writable
+        check_output_file(args.out, args.overwrite, example="eval.json")
         check_writable(args.out)  # before the evaluation, not after it
     needs_data = [m for m in metrics if m in DATA_METRICS]
     if needs_data and not args.data:

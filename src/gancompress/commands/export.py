@@ -97,12 +97,14 @@ def run(args: argparse.Namespace) -> int:
     from gancompress.deploy.torchscript import export_torchscript
     from gancompress.models.elastic import compact
 
-    from gancompress.files import check_writable
+    from gancompress.files import check_output_file, check_writable
 
-    fmt = _format(args)
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out} exists; choose another --out or pass --overwrite")
+    suffix = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}.get(
+        (args.format or "onnx").lower(), ".onnx")
+    # a folder first: the format cannot be told from its name, and --overwrite cannot help
+    check_output_file(out, args.overwrite, example=f"{Path(args.model).stem}{suffix}")
+    fmt = _format(args)
     check_writable(out)  # before the export work, not after it
     if args.int8 and fmt not in ("onnx", "openvino"):
         raise UserError("--int8 is available for ONNX and OpenVINO only; use --format onnx or "

@@ -51,9 +51,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise UserError(f"{args.supernet} holds no supernet.pth (nor finetune/ or supernet/ "
                             f"with one)")
-    from gancompress.files import check_writable
-    if Path(args.out).exists() and not args.overwrite:
-        raise UserError(f"{args.out} already exists; choose another --out or pass --overwrite")
+    from gancompress.files import check_output_file, check_writable
+    check_output_file(args.out, args.overwrite, example="compact.pth")
     check_writable(args.out)
     info = extract_file(source, args.widths, args.out, force=args.overwrite, data=args.data)
     h, w = info["macs_size"]

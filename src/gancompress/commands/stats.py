@@ -148,9 +148,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise UserError(f"--out {out}: statistics are written as .npz; name the file *.npz")
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out} already exists; choose another --out or pass --overwrite")
-    from gancompress.files import check_writable
+    from gancompress.files import check_output_file, check_writable
+    check_output_file(out, args.overwrite, example="stats.npz")
     check_writable(out)  # before computing the features
     apply_weights_arguments(args)
     device = check_device(args.device)

@@ -21,8 +21,7 @@ from PIL import Image
 from gancompress.data.folders import Layout
 from gancompress.data.transforms import Preprocess
 from gancompress.errors import UserError
-from gancompress.files import os_error
-from gancompress.imaging import open_image, pil_to_tensor
+from gancompress.imaging import image_size, open_image, pil_to_tensor
 
 _MODE = {1: "L", 3: "RGB"}
 
@@ -108,16 +107,7 @@ def check_headers(paths: list[Path], root: Path, aligned: bool = False, limit: i
 
 
 def _header_size(path: Path, aligned: bool) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            size = img.size
-    except FileNotFoundError:
-        raise UserError(f"image file not found: {path}") from None
-    except PermissionError as err:
-        raise os_error(path, err, doing="read") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"cannot read image {path}: {err} (corrupt or not an image; replace or "
-                        f"remove it)") from None
+    size = image_size(path)  # the header only, through the pixel limit
     if aligned:
         _check_aligned_width(path, size)
     return size

@@ -67,8 +67,9 @@ def bundled_photo(filename: str) -> Image.Image:
     if not path.is_file():
         raise UserError(f"{path} is missing from the installed scikit-image; reinstall "
                         f"scikit-image (the demo data uses only photos bundled in its wheel)")
-    with Image.open(path) as img:
-        return img.convert("RGB")
+    from gancompress.imaging import open_image
+
+    return open_image(path, 3)
 
 
 def _edges(gray: Image.Image) -> Image.Image:

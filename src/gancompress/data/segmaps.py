@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from gancompress.errors import UserError
+from gancompress.imaging import image_size, open_checked
 from gancompress.labelmaps import (  # noqa: F401 - re-exported
     CITYSCAPES_PALETTE,
     CITYSCAPES_TRAIN_IDS,
@@ -195,17 +196,16 @@ class LabelMapDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def _ids(self, path: Path) -> np.ndarray:
-        with Image.open(path) as img:
-            if img.mode in ("RGB", "RGBA"):
-                rgb = np.asarray(img.convert("RGB").resize((self.size[1], self.size[0]), Image.NEAREST))
-                return colour_to_ids(rgb, self.palette, name=str(path))
+        img = open_checked(path, what="label map")  # ids: no EXIF orientation
+        if img.mode in ("RGB", "RGBA"):
+            rgb = np.asarray(img.convert("RGB").resize((self.size[1], self.size[0]), Image.NEAREST))
+            return colour_to_ids(rgb, self.palette, name=str(path))
         return read_id_map(path, self.size)
 
     def __getitem__(self, key) -> dict:
         index, epoch = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (int(key), 0)
         label_path, inst_path, img_path = self.items[index]
-        with Image.open(label_path) as img:
-            label_size = img.size
+        label_size = image_size(label_path, what="label map")
         label = torch.from_numpy(self._ids(label_path))[None]
         instance = None
         if not self.no_instance:
@@ -228,12 +228,12 @@ class LabelMapDataset(torch.utils.data.Dataset):
         if instance is not None:
             item["instance"] = instance
         if img_path is not None:
-            with Image.open(img_path) as img:
-                if img.size != label_size:
-                    raise UserError(f"{img_path} is {img.size[0]}x{img.size[1]} but its label map "
-                                    f"{label_path} is {label_size[0]}x{label_size[1]}; a photo and "
-                                    f"its label map must have the same size")
-                photo = img.convert("RGB").resize((self.size[1], self.size[0]), Image.BICUBIC)
+            img = open_checked(img_path, orient=True)  # a photo: upright as it is shown
+            if img.size != label_size:
+                raise UserError(f"{img_path} is {img.size[0]}x{img.size[1]} but its label map "
+                                f"{label_path} is {label_size[0]}x{label_size[1]}; a photo and "
+                                f"its label map must have the same size")
+            photo = img.convert("RGB").resize((self.size[1], self.size[0]), Image.BICUBIC)
             target = torch.from_numpy(np.asarray(photo, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
             item["target"] = target.flip(-1) if flip else target
             item["target_path"] = str(img_path)

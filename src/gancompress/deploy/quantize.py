@@ -35,7 +35,7 @@ from PIL import Image
 
 from gancompress.deploy.session import open_session, quiet
 from gancompress.errors import UserError
-from gancompress.imaging import list_images, open_image, pil_to_tensor, read_image
+from gancompress.imaging import image_size, list_images, open_image, pil_to_tensor, read_image
 from gancompress.metrics.quality import psnr
 
 DEFAULT_TARGET_PSNR = 30.0    # dB vs fp32 the sensitivity search aims for
@@ -46,8 +46,7 @@ CALIB_METHODS = ("minmax", "percentile", "entropy")
 def _paired_half(path: Path, size: tuple[int, int], direction: str) -> str | None:
     """'left' / 'right' when `path` is an A|B side-by-side pair for a model taking `size`
     inputs (twice the model's aspect ratio), else None."""
-    with Image.open(path) as img:
-        w, h = img.size
+    w, h = image_size(path)
     height, width = size
     if w % 2 == 0 and abs(w / h - 2 * width / height) < 1e-6 * max(1.0, w / h):
         return "left" if direction == "AtoB" else "right"

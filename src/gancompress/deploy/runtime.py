@@ -14,7 +14,6 @@ Note: loading a TorchScript file runs the TorchScript code stored in it; open on
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -234,27 +233,9 @@ def file_kind(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file not found: {path}")
-    if path.suffix.lower() in ONNX_SUFFIXES:
-        return "onnx"
-    if path.suffix.lower() in OPENVINO_SUFFIXES:
-        if not path.with_suffix(".bin").is_file():
-            raise UserError(f"{path} is an OpenVINO IR without its weights: "
-                            f"{path.with_suffix('.bin').name} is missing next to it")
-        return "openvino"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-        # TorchScript archives hold compiled code (<name>/code/...) and constants.pkl;
-        # torch.save checkpoints only data.pkl and tensor storages.
-        if any("/code/" in n or n.endswith("constants.pkl") for n in names):
-            return "torchscript"
-        return "checkpoint"
-    with open(path, "rb") as handle:
-        head = handle.read(64)
-    # An ONNX ModelProto starts with field 1 (ir_version, varint): byte 0x08.
-    if head[:1] == b"\x08":
-        return "onnx"
-    return "checkpoint"
+    from gancompress.sniff import model_kind
+
+    return model_kind(path)  # the one sniffer: the content decides, and names any other file
 
 
 def open_model(path: str | Path, device: str = "cpu", threads: int | None = None,

@@ -383,6 +383,9 @@ def open_session(kind: str, model_or_file: Any, threads: int | None = None,
                         f"{device}")
     if kind == "openvino" and precision not in OV_PRECISIONS:
         raise UserError(f"unknown OpenVINO precision {precision!r}; use fp32 or bf16")
+    if kind in ("torchscript", "onnx", "openvino") and isinstance(model_or_file, (str, Path)):
+        from gancompress.sniff import check_exported
+        check_exported(model_or_file, kind)  # another kind of file is named, in one line
     if kind == "torch":
         return TorchSession(model_or_file, device, threads, **options)
     if kind == "torchscript":

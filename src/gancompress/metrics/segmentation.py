@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from gancompress.errors import UserError
-from gancompress.imaging import to_uint8_tensor
+from gancompress.imaging import open_checked, to_uint8_tensor
 from gancompress.metrics.drn import NUM_CLASSES, DRNSegD105
 from gancompress.weights import DRN_D_105_CITYSCAPES, WeightsRecord, load_published
 
@@ -139,16 +138,12 @@ def find_label_files(folder: str | Path) -> dict[str, Path]:
 def read_label(path: str | Path, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """A train-id label map (H, W) int64: values 0..num_classes-1, 255 ignored."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode not in ("L", "P", "I", "I;16"):
-                raise UserError(f"label map {path} is a {img.mode} image; mIoU needs single-channel "
-                                f"train-id maps (pixel values 0..{num_classes - 1}, 255 = "
-                                f"ignore), e.g. Cityscapes *_gtFine_trainIds.png, not color maps")
-            label = np.array(img, dtype=np.int64)
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"cannot read label map {path}: {err}") from None
+    img = open_checked(path, what="label map")
+    if img.mode not in ("L", "P", "I", "I;16"):
+        raise UserError(f"label map {path} is a {img.mode} image; mIoU needs single-channel "
+                        f"train-id maps (pixel values 0..{num_classes - 1}, 255 = "
+                        f"ignore), e.g. Cityscapes *_gtFine_trainIds.png, not color maps")
+    label = np.array(img, dtype=np.int64)
     check_label_values(label, num_classes, str(path))
     return label
 

@@ -85,33 +85,37 @@ def require_demo_packages() -> None:
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, mode: str = "RGB"):
-    """An encoded image -> PIL image (RGB, or its index values for mode "labels"); the pixel
-    count is checked from the header before anything is decoded."""
-    from PIL import Image, UnidentifiedImageError
-
-    from gancompress.imaging import flatten_image
+    """An encoded image -> PIL image (RGB, upright by its EXIF orientation; or its index values
+    for mode "labels"); through imaging.open_checked, so the pixel count is checked from the
+    header before anything is decoded (413 with the demo's own limit)."""
+    from gancompress.imaging import ImageTooLarge, flatten_image, open_checked, to_8bit
 
     if not data:
         raise RequestError(400, "empty request body: send an image file")
     try:
-        img = Image.open(io.BytesIO(data))
-        width, height = img.size
-        if width * height > max_pixels:
-            raise RequestError(413, f"image is {width}x{height} = {width * height:,} pixels; "
-                                    f"the demo accepts at most {max_pixels:,} pixels")
-        img.load()
-    except RequestError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as err:
-        raise RequestError(400, f"cannot decode the image: {str(err)[:200]} (send a PNG, JPEG, "
-                                f"BMP, TIFF or WebP file)") from None
+        img = open_checked(data, name="the upload", limit=max_pixels, orient=mode != "labels",
+                           what="label map" if mode == "labels" else "image")
+        if mode != "labels":
+            img = to_8bit(img, "the upload")
+    except ImageTooLarge as err:
+        size = f"{err.size[0]}x{err.size[1]} = " if err.size else ""
+        raise RequestError(413, f"image is {size}{err.pixels:,} pixels; the demo accepts at "
+                                f"most {err.limit:,} pixels") from None
+    except UserError as err:
+        raise RequestError(400, f"cannot decode the image: {_reason(str(err))} (send a PNG, "
+                                f"JPEG, BMP, TIFF or WebP file)") from None
     if mode == "labels":
         if img.mode not in ("L", "P", "I", "I;16"):
             raise RequestError(400, f"a label map is a grey or palette image of class indices; "
                                     f"got a {img.mode} image")
         return img
     return flatten_image(img, 3)
+
+
+def _reason(message: str) -> str:
+    """'cannot read image the upload: REASON (the file is ...)' -> REASON."""
+    text = message.split("the upload: ", 1)[-1]
+    return text.split(" (the file is")[0].split(" (give ")[0][:200]
 
 
 def _dims(query: Any, pixels: int, max_pixels: int) -> tuple[int, int]:
