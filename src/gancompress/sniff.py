@@ -259,8 +259,11 @@ def check_exported(path: str | Path, kind: str) -> Sniffed:
                         f"({Path(path).with_suffix('.xml').name})")
     lenient = ("unknown",) + (("xml",) if kind == "openvino" else ())
     if sniffed.kind != kind and sniffed.kind not in lenient:
-        raise not_a(path, sniffed, WHAT[kind], "" if kind == "torchscript" else
-                    "export one with `gancompress export MODEL --out FILE`")
+        label = {"onnx": "ONNX", "openvino": "OpenVINO", "torchscript": "TorchScript"}[kind]
+        advice = ("; export one with `gancompress export MODEL --out FILE`"
+                  if sniffed.kind in TORCH_LOADABLE else "")
+        raise UserError(f"cannot load {label} file {path}: it is {sniffed.what}, not "
+                        f"{WHAT[kind]}{advice}")
     return sniffed
 
 

@@ -206,7 +206,12 @@ def safe_load(path: str | Path) -> Any:
         # to torch.load (whose refusal would call it pickled objects that could run code).
         check_checkpoint(path)
         return torch.load(path, map_location="cpu", weights_only=True)
+    except UserError:
+        raise
     except pickle.UnpicklingError as err:
+        if not _forbidden_object(err):  # a damaged pickle, not one that embeds objects
+            raise UserError(f"cannot read checkpoint {path}: {_first_line(err, 'damaged')} (is "
+                            f"the file complete and a PyTorch checkpoint?)") from None
         raise UserError(
             f"refused to load {path}: it contains pickled Python objects beyond tensors and plain "
             f"containers ({_first_line(err, 'unsupported object')}), which could run code when "
@@ -215,9 +220,17 @@ def safe_load(path: str | Path) -> Any:
             f"its state_dict() (published layouts)") from None
     except PermissionError as err:
         raise os_error(path, err, doing="read") from None
-    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as err:
+    except Exception as err:  # noqa: BLE001 - torch.load on damaged bytes raises many kinds
         raise UserError(f"cannot read checkpoint {path}: {_first_line(err, type(err).__name__)} "
                         f"(is the file complete and a PyTorch checkpoint?)") from None
+
+
+def _forbidden_object(err: BaseException) -> bool:
+    """torch's weights-only unpickler refused a global or a reduce (an embedded object), as
+    opposed to stumbling on damaged bytes."""
+    text = str(err)
+    return any(word in text for word in ("Unsupported global", "GLOBAL", "not an allowed global",
+                                         "Unsupported class", "REDUCE", "BUILD"))
 
 
 def _first_line(err: BaseException, fallback: str) -> str:
@@ -225,7 +238,10 @@ def _first_line(err: BaseException, fallback: str) -> str:
     advice to retry with weights_only=False, which would run the file's code."""
     lines = [line for line in str(err).strip().splitlines() if line.strip()
              and "weights_only" not in line and "Re-running" not in line]
-    return (lines[0] if lines else fallback)[:300]
+    # torch's weights-only refusal opens with advice; the line naming the object says more
+    named = [line.split("error: ", 1)[-1] for line in lines if "Unsupported" in line
+             or "GLOBAL" in line]
+    return ((named or lines)[0] if lines else fallback)[:300]
 
 
 def layout_problems(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]
