@@ -200,7 +200,12 @@ def open_image(path: str | Path, channels: int = 3) -> Image.Image:
     Grayscale, palette and RGBA files are converted (alpha composited on white); 16-bit
     images are scaled to 8 bits (`to_8bit`), never clipped.
     """
-    return flatten_image(to_8bit(open_checked(path, orient=True), path), channels)
+    img = open_checked(path, orient=True)
+    try:
+        return flatten_image(to_8bit(img, path), channels)
+    except (ValueError, OSError) as err:  # a mode Pillow cannot convert (LAB, HSV, ...)
+        raise UserError(f"cannot read image {path}: {err} (convert it to an 8-bit RGB or "
+                        f"grey PNG)") from None
 
 
 def flatten_image(img: Image.Image, channels: int = 3) -> Image.Image:

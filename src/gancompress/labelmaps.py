@@ -142,7 +142,7 @@ def read_instance_map(path: Path, label_path: Path, label_size: tuple[int, int],
                         f"{label_path} is {label_size[0]}x{label_size[1]}; they must have "
                         f"the same size")
     scale = 255 if img.mode == "L" else 1
-    return _ids_of(img, path, size) * scale
+    return image_ids(img, path, size) * scale
 
 
 def read_id_map(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -150,10 +150,11 @@ def read_id_map(path: str | Path, size: tuple[int, int] | None = None) -> np.nda
 
     8-bit ('L'/'P') files hold ids 0..255; 'I' / 'I;16' files (Cityscapes instanceIds) hold
     larger ids. RGB files are refused here (use `colour_to_ids`)."""
-    return _ids_of(open_checked(path, what="label map"), path, size)
+    return image_ids(open_checked(path, what="label map"), path, size)
 
 
-def _ids_of(img: Image.Image, path: str | Path, size: tuple[int, int] | None) -> np.ndarray:
+def image_ids(img: Image.Image, path: str | Path, size: tuple[int, int] | None) -> np.ndarray:
+    """The ids of an opened (open_checked) grey / palette / 16-bit label image, as read_id_map."""
     if img.mode in ("RGB", "RGBA"):
         raise UserError(f"{path} is a colour image; label maps must hold class ids (grey / "
                         f"palette PNG), or be converted with the palette (colour labels)")
@@ -201,7 +202,7 @@ def read_label_ids(path: str | Path, size: tuple[int, int] | None = None,
         if size is not None and img.size != (size[1], size[0]):
             img = img.resize((size[1], size[0]), Image.NEAREST)
         return colour_to_ids(np.asarray(img.convert("RGB")), palette, name=str(path))
-    return _ids_of(img, path, size)
+    return image_ids(img, path, size)
 
 
 def instance_file(label: Path, instances: str | Path | None = None) -> Path | None:

@@ -24,6 +24,7 @@ from gancompress.labelmaps import (  # noqa: F401 - re-exported
     DONTCARE,
     TRAIN_LABEL_IDS,
     colour_to_ids,
+    image_ids,
     instance_edges,
     instance_file,
     map_dontcare,
@@ -200,7 +201,7 @@ class LabelMapDataset(torch.utils.data.Dataset):
         if img.mode in ("RGB", "RGBA"):
             rgb = np.asarray(img.convert("RGB").resize((self.size[1], self.size[0]), Image.NEAREST))
             return colour_to_ids(rgb, self.palette, name=str(path))
-        return read_id_map(path, self.size)
+        return image_ids(img, path, self.size)
 
     def __getitem__(self, key) -> dict:
         index, epoch = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (int(key), 0)
