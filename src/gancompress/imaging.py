@@ -144,6 +144,7 @@ def open_checked(source: str | Path | bytes, *, name: str | None = None, what: s
         try:
             with warnings.catch_warnings():
                 # our limit decides; Pillow's warning below its refusal would only be noise
+                # (racing demo threads can at worst leave this one "ignore" filter installed)
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 img = Image.open(handle)
                 _check_pixels(label, img.size, limit, what, env_advice)

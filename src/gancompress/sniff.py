@@ -3,7 +3,9 @@ model or an image, so a file given in the wrong place is named for what it is.
 
     sniff("x.onnx")            -> Sniffed(kind="onnx", what="an ONNX model")
     sniff(b"\\x89PNG...")       -> Sniffed(kind="image", what="a PNG image", detail="PNG")
-    not_a(path, "a PyTorch checkpoint", advice)   -> the one-line UserError
+    check_checkpoint(path)     -> UserError "x.onnx is an ONNX model, not a PyTorch checkpoint; ..."
+    model_kind(path)           -> "onnx" | "openvino" | "torchscript" | "checkpoint" (generate,
+                                  profile, the demo), or the one-line UserError for other files
 
 Kinds (`Sniffed.kind`):
     image         any format Pillow recognises by its signature (detail: Pillow's format name)

@@ -98,6 +98,7 @@ ROUTES = ["/", "/api/info", "/api/run/compact", "/api/run/teacher", "/api/run/no
           "/api/upload", "/api/example", "/api/benchmark", "/api/subnet", "/static/app.js",
           "/static/../server.py", "/api/", "/api/run/", "/api/run/compact/extra", "/nope",
           "/api/info%00", "/%2e%2e/etc/passwd", "/api/run/%ff"]
+JSON_ROUTES = ("/api/info", "/api/benchmark", "/api/subnet")
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
 TYPES = ["image/png", "image/jpeg", "application/x-rgba", "application/x-labels",
          "application/json", "text/plain", "multipart/form-data; boundary=x", "", "image/*"]
@@ -157,6 +158,8 @@ def test_bounded_http_fuzz_never_breaks_the_server(demo):
             if status >= 400 and method != "HEAD" and not forged:
                 assert kind.startswith("application/json"), where
                 assert json.loads(data)["error"], where
+            elif status < 300 and method != "HEAD" and route in JSON_ROUTES:
+                assert isinstance(json.loads(data), dict), where
         assert answers.get(2, 0) > 15 and answers.get(4, 0) > 50  # both kinds were reached
         # and the server still does its job
         connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
