@@ -181,7 +181,8 @@ def _unreadable(label: str, source: Path | bytes, err: BaseException, what: str)
         return UserError(f"cannot read {what} {label}: it is {found.what}, not an image (give "
                          f"{IMAGE_FORMATS} file)")
     if isinstance(err, UnidentifiedImageError):  # its text names the file object, not the file
-        reason = "Pillow cannot decode this image format"
+        reason = (f"its {found.detail} header is damaged" if found is not None and found.is_image
+                  else "Pillow cannot decode this image format")
     else:
         text = str(err).strip()
         reason = text.splitlines()[0][:200] if text else type(err).__name__
