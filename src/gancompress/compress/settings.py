@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gancompress.compress.run import open_teacher, teacher_saved_config
+from gancompress.training.run import resolved_config
 from gancompress.config import PRESETS, Config, absolute_paths, apply_overrides, diff, validate
 from gancompress.errors import UserError
 
@@ -82,7 +83,8 @@ def folder_config(out: str | Path, teacher: str | None = None, data: str | None 
     base = None
     if saved.is_file() and not teacher and not preset_name:
         try:
-            base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+            base = resolved_config(Config.from_dict(json.loads(saved.read_text()),
+                                                    source=str(saved)), out)
         except (OSError, json.JSONDecodeError) as err:
             raise UserError(f"cannot read {saved}: {err}") from None
         if base.data.root and not data and not Path(base.data.root).exists():
