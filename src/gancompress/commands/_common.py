@@ -153,14 +153,28 @@ image_side.bounded = True  # type: ignore[attr-defined]
 THREADS = int_range(1, 4096)
 
 
-def _option_type(kind: type):
-    """argparse type of a constructor argument: bounded numbers (the one range rule)."""
+# The ranges of the constructor arguments that --arch FAMILY exposes as options, by name (every
+# family's argument of that name means the same thing): checked at parse time, before anything
+# is built, since a zero width or channel count only fails deep inside torch at the first
+# forward pass, and a huge one exhausts memory. Upper bounds: far above any published model
+# (ngf 64), low enough to build on one machine. The family's own rules (ResNet n_blocks >= 3,
+# U-Net num_downs >= 5, even MUNIT n_res) stay with the family, as one-line UserErrors.
+ARCH_RANGES: dict[str, tuple[float, float]] = {
+    "ngf": (1, 512), "in_channels": (1, 1024), "out_channels": (1, 64), "n_blocks": (1, 64),
+    "num_downs": (1, 16), "n_res": (1, 64), "n_downsample": (0, 8), "mlp_dim": (1, 8192),
+    "style_dim": (1, 1024), "spade_hidden": (0, 8192), "dropout": (0.0, 0.99)}
+
+
+def _option_type(kind: type, name: str = ""):
+    """argparse type of a constructor argument: bounded numbers (the one range rule), with the
+    argument's own range when ARCH_RANGES declares one."""
     if kind is bool:
         return _parse_bool
+    low, high = ARCH_RANGES.get(name, (0, 10**6) if kind is int else (0.0, 1e6))
     if kind is int:
-        return int_range(0, 10**6)
+        return int_range(int(low), int(high))
     if kind is float:
-        return float_range(0.0, 1e6)
+        return float_range(float(low), float(high))
     return kind
 
 
@@ -183,7 +197,7 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(options.items()):
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"arch_{name}", default=None,
-                           type=_option_type(kind), metavar=kind.__name__.upper(),
+                           type=_option_type(kind, name), metavar=kind.__name__.upper(),
                            help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 

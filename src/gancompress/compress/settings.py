@@ -55,9 +55,27 @@ def compress_config(teacher: str | None = None, data: str | None = None,
         cfg.data.root = str(data)
     if budget:
         cfg.compress.budget = str(budget)
+    for item in overrides:  # the pipeline would replace these silently (stage_config)
+        key = str(item).partition("=")[0].strip()
+        if key in STAGE_SET_KEYS:
+            raise UserError(f"override {key}: each compression stage sets this key itself (it "
+                            f"would be replaced silently); {STAGE_SET_KEYS[key]}")
     # absolute paths: the folder's compress.json resumes from any working directory, and one
     # teacher given by two relative paths is the same setting
     return validate(absolute_paths(apply_overrides(cfg, list(overrides))))
+
+
+# Keys every compression stage sets itself (pipeline.Pipeline.stage_config), with what to set
+# instead: an override of one is refused.
+_EPOCHS = "set compress.epochs.STAGE=EPOCHS,DECAY instead (e.g. compress.epochs.supernet=10,30)"
+STAGE_SET_KEYS = {
+    "train.task": "the command chooses the stage (gancompress compress, or one stage: "
+                  "gancompress distill / supernet / finetune)",
+    "train.epochs": _EPOCHS, "train.epochs_decay": _EPOCHS,
+    "data.exclude_list": "the compression holds out its own images (OUT/held_out.txt): set "
+                         "compress.held_out=N for how many",
+    "compress.init_from_run": "each stage starts from the previous stage's folder in OUT",
+}
 
 
 # Train settings that belong to a stage of the compression recipe, never to the teacher's run:

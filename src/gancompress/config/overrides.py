@@ -161,12 +161,23 @@ def apply_overrides(cfg: Settings, overrides: list[str] | dict[str, Any], source
     return cfg
 
 
+def refuse_recorded(key: str, source: str = "override") -> None:
+    """UserError when `key` is one the program records rather than takes (option(recorded=))."""
+    instead = field_info(key).metadata.get("recorded")
+    if instead:
+        raise UserError(f"{source} {key}: this key is recorded by gancompress, not taken (it "
+                        f"would be replaced silently); {instead}")
+
+
 def unique_overrides(overrides: list[str], source: str = "override") -> list[str]:
     """The overrides a user typed, refusing a key given twice (in a layered list from code the
-    last one wins by design; on a command line it is a typo that must not pass silently)."""
+    last one wins by design; on a command line it is a typo that must not pass silently) and
+    the keys the program records rather than takes (refuse_recorded)."""
     seen: dict[str, str] = {}
     for item in overrides:
         key = item.partition("=")[0].strip()
+        if key and "=" in item:
+            refuse_recorded(key, source)
         if key in seen:
             raise UserError(f"{source} key {key} is given twice ({seen[key]!r} and {item!r}); "
                             f"give it once")
