@@ -319,7 +319,8 @@ class _Run:
         if not self.main:
             return
         state = {"format": RUN_FORMAT, "version": RUN_VERSION, "step": self.step,
-                 "config": portable_config(self.cfg, self.out).to_dict(), "task": self.task.state_dict(),
+                 "config": portable_config(self.cfg, self.out).to_dict(),
+                 "task": self.task.state_dict(),
                  "rng": own["rng"], "elapsed_s": self.elapsed, "data": self.data_id,
                  "world_size": self.world}
         if every is not None:
