@@ -59,7 +59,22 @@ def inputs(tmp_path, workspace):
     return tmp_path / "teacher.pth", tmp_path / "data"
 
 
-@pytest.mark.parametrize("moved", ["run folder", "data folder", "teacher"])
+def _as_earlier_version(out: Path) -> None:
+    """Rewrite a compression folder as earlier versions left it: absolute paths only, no
+    inputs.json."""
+    from gancompress.config import Config
+    from gancompress.training.run import load_run_config
+
+    for run in (out / "supernet",):
+        (run / "config.json").write_text(load_run_config(run).to_json())
+        (run / "inputs.json").unlink()
+    saved = Config.from_dict(json.loads((out / "compress.json").read_text()))
+    (out / "compress.json").write_text(saved.to_json())
+    (out / "inputs.json").unlink()
+
+
+@pytest.mark.parametrize("moved", ["run folder", "data folder", "teacher",
+                                   "nothing, earlier version"])
 def test_interrupted_compression_resumes_after_a_move_bitwise(tmp_path, inputs, monkeypatch,
                                                                moved):
     teacher, data = inputs
@@ -75,8 +90,12 @@ def test_interrupted_compression_resumes_after_a_move_bitwise(tmp_path, inputs, 
         out = tmp_path / "elsewhere"
     elif moved == "data folder":
         data = Path(shutil.move(str(data), str(tmp_path / "data-moved")))
-    else:
+    elif moved == "teacher":
         teacher = Path(shutil.move(str(teacher), str(tmp_path / "teacher-moved.pth")))
+    else:
+        _as_earlier_version(out)
+        assert json.loads((out / "supernet" / "config.json").read_text())["data"][
+            "exclude_list"] == str((out / "held_out.txt").resolve())
     compress(_config(teacher, data), out, stages=["supernet"], log=lambda _: None)
     assert any(e["event"] == "resume" and e["step"] == 2 for e in _events(out / "supernet"))
     compare_runs(reference / "supernet", out / "supernet")

@@ -110,8 +110,9 @@ def folder_config(out: str | Path, teacher: str | None = None, data: str | None 
                             f"exist (moved or deleted?); pass --data DIR to give its new place")
         if base.compress.teacher and not Path(base.compress.teacher).exists():
             raise UserError(f"teacher {base.compress.teacher}, recorded in {saved}, does not "
-                            f"exist (moved or deleted?); put it back there to resume this "
-                            f"compression")
+                            f"exist (moved or deleted?); put it back there, or rerun the "
+                            f"command that started this compression with --teacher at the "
+                            f"file's new place (it is matched by its SHA-256)")
     elif not teacher:
         raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
                         "resume)")
