@@ -89,6 +89,15 @@ def test_arch_options_out_of_range_are_one_line_before_building(argv, capsys):
     assert "Traceback" not in err and ("out of range" in err or "not an integer" in err)
 
 
+def test_constructor_arguments_in_a_config_have_the_same_ranges():
+    from gancompress.config import Config, apply_overrides, preset, validate
+    with pytest.raises(UserError, match="model.generator_args.ngf = 0 is out of range"):
+        validate(apply_overrides(preset("demo"), ["model.ngf=0"]))
+    with pytest.raises(UserError, match="compress.student_args.n_blocks = 0 is out of range"):
+        validate(apply_overrides(Config(), ["compress.student_args.n_blocks=0"]))
+    validate(apply_overrides(preset("demo"), ["model.ngf=1"]))  # the lowest is allowed
+
+
 def test_every_numeric_arch_argument_at_its_lowest_value_builds_or_is_one_line(capsys):
     """The lowest value each range allows, for every family taking it: a model, or a UserError
     of the family's own rule (n_blocks >= 3, even n_res), never a traceback."""

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from gancompress.config import check_number
+from gancompress.config.values import ARG_RANGES
 from gancompress.errors import UserError
 
 if TYPE_CHECKING:
@@ -153,16 +154,9 @@ image_side.bounded = True  # type: ignore[attr-defined]
 THREADS = int_range(1, 4096)
 
 
-# The ranges of the constructor arguments that --arch FAMILY exposes as options, by name (every
-# family's argument of that name means the same thing): checked at parse time, before anything
-# is built, since a zero width or channel count only fails deep inside torch at the first
-# forward pass, and a huge one exhausts memory. Upper bounds: far above any published model
-# (ngf 64), low enough to build on one machine. The family's own rules (ResNet n_blocks >= 3,
-# U-Net num_downs >= 5, even MUNIT n_res) stay with the family, as one-line UserErrors.
-ARCH_RANGES: dict[str, tuple[float, float]] = {
-    "ngf": (1, 512), "in_channels": (1, 1024), "out_channels": (1, 64), "n_blocks": (1, 64),
-    "num_downs": (1, 16), "n_res": (1, 64), "n_downsample": (0, 8), "mlp_dim": (1, 8192),
-    "style_dim": (1, 1024), "spade_hidden": (0, 8192), "dropout": (0.0, 0.99)}
+# The ranges of the constructor arguments that --arch FAMILY exposes as options, by name
+# (config.values.ARG_RANGES): checked at parse time, before anything is built.
+ARCH_RANGES = ARG_RANGES
 
 
 def _option_type(kind: type, name: str = ""):

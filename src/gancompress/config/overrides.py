@@ -19,7 +19,7 @@ from typing import Any
 
 from gancompress.config.legacy import LEGACY_ENTRY_KEYS, LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
 from gancompress.config.sections import SECTIONS
-from gancompress.config.values import check_number, convert, scalar
+from gancompress.config.values import ARG_RANGES, check_number, convert, scalar
 from gancompress.errors import UserError
 
 # A run's settings (a schema.Config; Any here, since Config is built on this module).
@@ -204,9 +204,11 @@ def validate(cfg: Settings) -> Settings:
                 _entry(info, key, name, item, False)
         if isinstance(value, dict):  # constructor arguments: the family checks names and ranges,
             for name, item in value.items():  # but NaN / inf / absurd sizes never pass
+                low, high = info.metadata.get("minimum"), info.metadata.get("maximum")
+                if key.endswith("_args") and name in ARG_RANGES:  # widths, channels: by name
+                    low, high = ARG_RANGES[name]
                 for number in item if isinstance(item, list) else [item]:
-                    check_number(f"config key {key}.{name}", number,
-                                 info.metadata.get("minimum"), info.metadata.get("maximum"))
+                    check_number(f"config key {key}.{name}", number, low, high)
     data = cfg.data
     if data.crop_size % 4:
         raise UserError(f"data.crop_size = {data.crop_size} must be a multiple of 4 (the generator "
