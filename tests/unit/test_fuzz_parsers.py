@@ -25,7 +25,9 @@ from gancompress.config import (
     unique_overrides,
     validate,
 )
+from gancompress.config.values import ARG_RANGES
 from gancompress.errors import UserError
+from gancompress.training.run import load_run_config
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -41,6 +43,8 @@ NUMBER_TEXT = st.one_of(
 VALUE_TEXT = st.one_of(NUMBER_TEXT, st.text(max_size=30),
                        st.text(alphabet="[]{}\",:0123456789.-e ", max_size=30))
 KEY_TEXT = st.one_of(st.sampled_from(keys() + entry_keys()),
+                     st.sampled_from([f"model.generator_args.{n}" for n in ARG_RANGES]
+                                     + [f"compress.student_args.{n}" for n in ARG_RANGES]),
                      st.sampled_from(keys()).map(lambda k: k + ".x"),
                      st.text(alphabet="abcdefghijklmnopqrstuvwxyz_.", max_size=30),
                      st.text(max_size=20))
@@ -147,6 +151,24 @@ def test_mutated_real_configs(tmp_path, name, data):
     text = json.dumps(cfg, allow_nan=True)
     _load(tmp_path, text)
     _load(tmp_path, text, name="settings.yaml")  # YAML: refused in one line (no PyYAML)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(PRESETS)), st.data())
+@example("demo", None)  # (data=None: the explicit rows below)
+def test_run_folder_configs_with_damaged_paths(tmp_path, name, data):
+    """RUN/config.json as a resume reads it (relative paths resolved against the folder), with
+    its path keys replaced by random text: NUL characters, '..', absolute or empty."""
+    cfg = preset(name).to_dict()
+    paths = {("data", "root"), ("data", "file_list"), ("data", "exclude_list"),
+             ("compress", "teacher"), ("compress", "student_init"),
+             ("compress", "init_from_run"), ("compress", "stats")}
+    texts = st.one_of(st.text(max_size=12), st.sampled_from(["a\0b", "..", "../../x", "/", "",
+                                                              "~", "fresh", "prune", "\0"]))
+    for section, key in paths:
+        cfg[section][key] = data.draw(texts) if data is not None else "a\0b"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    _ends_well(lambda: validate(load_run_config(tmp_path)))
 
 
 def test_fuzzing_reaches_both_outcomes(tmp_path):

@@ -196,6 +196,8 @@ def validate(cfg: Settings) -> Settings:
                             f"{', '.join(map(str, choices))}")
         check_number(f"config key {key}", value, info.metadata.get("minimum"),
                      info.metadata.get("maximum"))
+        if info.metadata.get("path") and isinstance(value, str) and "\0" in value:
+            raise UserError(f"config key {key} = {value!r}: a path cannot hold a NUL character")
         if info.metadata.get("entry") is not None:  # typed entries (also when set from code)
             missing = [n for n in info.metadata.get("entries") or () if n not in value]
             if missing:

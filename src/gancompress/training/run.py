@@ -112,7 +112,10 @@ def _is_path(value: Any) -> bool:
 
 
 def _real(path: str | Path) -> Path:
-    return Path(os.path.realpath(os.path.expanduser(str(path))))
+    try:
+        return Path(os.path.realpath(os.path.expanduser(str(path))))
+    except ValueError:  # a NUL character (a hand-edited or damaged config.json)
+        raise UserError(f"{str(path)!r} is not a usable path") from None
 
 
 def run_root(folder: str | Path) -> Path:
