@@ -15,11 +15,23 @@ metadata, a discriminator state dict, a zero-byte and a pickled-list "checkpoint
     ok          exit 0 for a case that is expected to work (e.g. a 16-bit PNG input)
     broken      a good input that failed
 
+    misnamed    exit 2 with one line, but the line does not say what the case requires (what
+                a file is, the key to use instead) or says what it must not (advice that
+                cannot help)
+
 Then three races: two processes started together on one output folder / file (generate, export,
 train); promised is one success and one clean refusal.
 
-Prints one line per case and the totals: inputs tried / handled as promised / defects left.
-Timings are not measured (each case pays the ~2 s start-up of torch).
+Issue 26's classes (the second audit's defects) come after the first audit's bad inputs: a
+moved or copied unfinished run folder (and a moved data folder / teacher) resumed; keys the
+program records given as overrides; --arch constructor arguments out of range; resume with
+train.max_steps below the steps done; decompression bombs through every command that reads
+images; files named for what they are not; torchrun (two processes with the environment torchrun
+sets: a one-process command is refused once, an error is printed by rank 0 only); the demo
+server (a bomb is 413, a text upload is named as such).
+
+Prints one line per case, handled/total by class, and the totals: inputs tried / handled as
+promised / defects left. Timings are not measured (each case pays the ~2 s start-up of torch).
 """
 from __future__ import annotations
 
@@ -27,10 +39,12 @@ import argparse
 import concurrent.futures
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +59,17 @@ from gancompress.config import preset
 from gancompress.models import build_generator
 from gancompress.models.checkpoint import save_generator
 
+from audit_second import (  # noqa: E402 - issue 26's cases, beside this file
+    demo_cases,
+    issue26_cases,
+    issue26_fixtures,
+    torchrun_cases,
+    torchrun_pair,
+)
+
+
+FIRST = "first audit: bad inputs"
+
 
 @dataclass
 class Case:
@@ -53,6 +78,11 @@ class Case:
     good: bool = False  # True: the input is fine and the command must succeed
     out: str | None = None  # a path that must not be created / changed by a refused run
     env: dict[str, str] = field(default_factory=dict)
+    klass: str = FIRST  # the class of defect the case probes (handled/total is printed per class)
+    says: str | None = None  # regex the error line must match (else "misnamed")
+    not_says: str | None = None  # regex stderr must not match (else "misnamed")
+    accept: bool = False  # exit 0 is also as promised (a command that takes the file)
+    setup: Callable[[], None] | None = None  # run first (in the worker): builds the case's state
 
 
 def fixtures(root: Path) -> dict[str, Path]:
@@ -118,6 +148,7 @@ def fixtures(root: Path) -> dict[str, Path]:
         net = FIDInceptionV3()
     f["inception"] = root / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(net.state_dict(), f["inception"])
+    issue26_fixtures(root, f, model)
     return f
 
 
@@ -219,7 +250,7 @@ def cases(f: dict[str, Path], tmp: Path) -> list[Case]:
         Case("demo-data: --train 0", ["demo-data", "--out", o("d4"), "--train", "0"], out=o("d4")),
         Case("demo-data: --out cannot be created", ["demo-data", "--out", ro]),
     ]
-    return c
+    return c + issue26_cases(f, tmp, Case)
 
 
 def _state(path: str | None) -> str | None:
@@ -228,10 +259,19 @@ def _state(path: str | None) -> str | None:
     p = Path(path)
     if p.is_file():
         return hashlib.sha256(p.read_bytes()).hexdigest()
-    return "dir:" + ",".join(sorted(str(x.relative_to(p)) for x in p.rglob("*")))
+    # names and contents: a refused resume must leave every file's bytes as they were
+    def digest(x: Path) -> str:
+        return hashlib.sha256(x.read_bytes()).hexdigest()[:12] if x.is_file() else ""
+    return "dir:" + ",".join(sorted(f"{x.relative_to(p)}:{digest(x)}" for x in p.rglob("*")
+                                    if x.name != ".lock"))
 
 
 def run_case(case: Case, cwd: Path) -> tuple[Case, str, str]:
+    if case.setup is not None:
+        try:
+            case.setup()
+        except Exception as err:  # noqa: BLE001 - a failed setup is reported, not raised
+            return case, "broken", f"setup: {err}"[:200]
     before = _state(case.out)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1",
            **case.env}
@@ -244,13 +284,16 @@ def run_case(case: Case, cwd: Path) -> tuple[Case, str, str]:
     if "Traceback" in err or proc.returncode not in (0, 2):
         verdict = "broken" if case.good else "traceback"
     elif proc.returncode == 0:
-        verdict = "ok" if case.good else "silent"
+        verdict = "ok" if case.good or case.accept else "silent"
     elif case.good:
         verdict = "broken"
     elif _state(case.out) != before:
         verdict = "partial"
     elif last.startswith("gancompress") and ": error: " in last:
         verdict = "handled"
+        if (case.says and not re.search(case.says, last)) or (
+                case.not_says and re.search(case.not_says, err)):
+            verdict = "misnamed"
     else:
         verdict = "traceback"
     return case, verdict, last[:200]
@@ -295,26 +338,48 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gancompress-audit-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "outs").mkdir(exist_ok=True)
+    shutil.rmtree(tmp / "outs", ignore_errors=True)  # a kept folder: every case starts afresh
+    shutil.rmtree(tmp / "moved", ignore_errors=True)
+    (tmp / "outs").mkdir()
     f = fixtures(tmp / "fx") if not (tmp / "fx").exists() else fixtures_again(tmp / "fx")
     todo = cases(f, tmp)
-    if args.only:
+    if args.only:  # commands (train, eval, ...), or race / torchrun / demo, or a class name
         wanted = set(args.only.split(","))
-        todo = [c for c in todo if c.argv[0] in wanted]
+        todo = [c for c in todo if c.argv[0] in wanted or c.klass in wanted]
     counts: dict[str, int] = {}
+    by_class: dict[str, list[int]] = {}  # class -> [as promised, total]
+
+    def record(klass: str, name: str, verdict: str, last: str) -> None:
+        counts[verdict] = counts.get(verdict, 0) + 1
+        tally = by_class.setdefault(klass, [0, 0])
+        tally[0] += verdict in ("handled", "ok")
+        tally[1] += 1
+        print(f"{verdict:9s} {name:48s} {last}", flush=True)
+
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for case, verdict, last in pool.map(lambda c: run_case(c, tmp), todo):
-            counts[verdict] = counts.get(verdict, 0) + 1
-            print(f"{verdict:9s} {case.name:48s} {last}", flush=True)
+            record(case.klass, case.name, verdict, last)
     if not args.only or "race" in args.only:
         for name, argv in races(f, tmp):
             name, verdict, last = race(name, argv, tmp)
-            counts[verdict] = counts.get(verdict, 0) + 1
-            todo.append(Case(name, argv))
-            print(f"{verdict:9s} {name:48s} {last}", flush=True)
-    good = counts.get("ok", 0) + counts.get("broken", 0)
+            todo.append(Case(name, argv, klass="races"))
+            record("races", name, verdict, last)
+    if not args.only or "torchrun" in args.only:
+        for name, argv, out in torchrun_cases(f, tmp):
+            name, verdict, last = torchrun_pair(name, argv, tmp, out)
+            todo.append(Case(name, argv, klass="torchrun"))
+            record("torchrun", name, verdict, last)
+    if not args.only or "demo" in args.only:
+        for name, verdict, last in demo_cases(f, tmp):
+            todo.append(Case(name, [], klass="demo server", good=verdict in ("ok", "broken")))
+            record("demo server", name, verdict, last)
+    good = sum(1 for c in todo if c.good)
     bad_inputs = len(todo) - good
-    defects = sum(counts.get(k, 0) for k in ("traceback", "silent", "partial", "broken"))
+    defects = sum(counts.get(k, 0) for k in ("traceback", "silent", "partial", "broken",
+                                             "misnamed"))
+    print("\nhandled/total by class:")
+    for klass, (promised, total) in by_class.items():
+        print(f"  {klass:32s} {promised}/{total}")
     print(f"\ninputs tried: {len(todo)} ({bad_inputs} bad, {good} good); handled as promised: "
           f"{counts.get('handled', 0) + counts.get('ok', 0)}; defects left: {defects} "
           f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")

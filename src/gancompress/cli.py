@@ -10,6 +10,11 @@ lines), so the docstring is the one place they are written.
 
 Config overrides (`section.field=value`) may stand anywhere on the line, also after options.
 
+torchrun: only the commands of DISTRIBUTED_COMMANDS use several processes; the others refuse
+WORLD_SIZE > 1 in one line (run once per process they would compete for the same outputs).
+Under torchrun every error line is printed by rank 0 only (every rank checks the same inputs),
+except errors a rank raises about itself (a UserError with `every_rank = True`).
+
 Errors: a UserError prints one line and exits 2. An OSError that escaped the commands' own
 handling (files.os_error) gets the same treatment, as a last resort: one line naming the path
 and the system's reason. Ctrl-C exits 130 (training saves at the next step boundary first).
@@ -18,7 +23,10 @@ The error line always starts on a fresh line, even when a progress bar was being
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import pkgutil
 import sys
 
@@ -164,29 +172,69 @@ def close_progress_bars() -> None:
     sys.stderr.flush()
 
 
-def report_error(command: str, message: str) -> None:
+# The commands that run under torchrun with several processes (training, the compression
+# stages, the search); every other command is one process's work.
+DISTRIBUTED_COMMANDS = ("train", "compress", "distill", "supernet", "finetune", "search")
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def torchrun_rank() -> int:
+    """This process's rank under torchrun (WORLD_SIZE > 1), else 0; read from the environment
+    (distributed.py imports torch, which the CLI loads only when a command needs it)."""
+    return max(0, _env_int("RANK", 0)) if _env_int("WORLD_SIZE", 1) > 1 else 0
+
+
+def report_error(command: str, message: str, every_rank: bool = False) -> None:
+    rank = torchrun_rank()
+    if rank > 0 and not every_rank:
+        return  # rank 0 prints it: one copy, not one per process
     close_progress_bars()
     sys.stdout.flush()
-    print(f"gancompress {command}: error: {message}", file=sys.stderr)
+    where = f"[rank {rank}] " if every_rank and _env_int("WORLD_SIZE", 1) > 1 else ""
+    print(f"gancompress {command}: error: {where}{message}", file=sys.stderr)
+
+
+def check_processes(command: str) -> None:
+    """UserError when a command of one process is started by torchrun with several."""
+    world = _env_int("WORLD_SIZE", 1)
+    if world > 1 and command not in DISTRIBUTED_COMMANDS:
+        raise UserError(f"{command} runs in one process, but WORLD_SIZE={world} (torchrun?): "
+                        f"run it without torchrun (gancompress {command} ...); only "
+                        f"{', '.join(DISTRIBUTED_COMMANDS)} use several processes")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    if torchrun_rank() == 0:
+        return _overrides_anywhere(parser, argv)
+    with contextlib.redirect_stderr(io.StringIO()):  # argparse's error line: rank 0 prints it
+        return _overrides_anywhere(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = _overrides_anywhere(parser, argv)
+    args = _parse(parser, argv)
     args.root_parser = parser  # for `completion`, which describes the whole command line
     try:
+        check_processes(args.command)
         code = args.func(args)
     except UserError as err:
-        report_error(args.command, str(err))
+        report_error(args.command, str(err), getattr(err, "every_rank", False))
         return 2
     except KeyboardInterrupt:
         close_progress_bars()
-        print(f"gancompress {args.command}: interrupted", file=sys.stderr)
+        if torchrun_rank() == 0:
+            print(f"gancompress {args.command}: interrupted", file=sys.stderr)
         return 130
     except OSError as err:
         from gancompress.files import os_error
         path = err.filename or "a file"
-        report_error(args.command, str(os_error(path, err, doing="use")))
+        report_error(args.command, str(os_error(path, err, doing="use")), every_rank=True)
         return 2
     distributed = sys.modules.get("gancompress.distributed")
     if distributed is not None:  # a torchrun job: every rank leaves the process group together

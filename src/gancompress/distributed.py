@@ -105,8 +105,10 @@ def init(device: torch.device | str = "cpu", timeout_s: float = 1800.0) -> torch
     if device.type == "cuda":
         local = int(os.environ["LOCAL_RANK"])
         if local >= torch.cuda.device_count():
-            raise UserError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPUs on "
+            err = UserError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPUs on "
                             f"this node: use --nproc-per-node <= the GPU count")
+            err.every_rank = True  # rank 0 may not see it: this rank prints its own error
+            raise err
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from gancompress.config import check_number
+from gancompress.config.values import ARG_RANGES
 from gancompress.errors import UserError
 
 if TYPE_CHECKING:
@@ -153,14 +154,21 @@ image_side.bounded = True  # type: ignore[attr-defined]
 THREADS = int_range(1, 4096)
 
 
-def _option_type(kind: type):
-    """argparse type of a constructor argument: bounded numbers (the one range rule)."""
+# The ranges of the constructor arguments that --arch FAMILY exposes as options, by name
+# (config.values.ARG_RANGES): checked at parse time, before anything is built.
+ARCH_RANGES = ARG_RANGES
+
+
+def _option_type(kind: type, name: str = ""):
+    """argparse type of a constructor argument: bounded numbers (the one range rule), with the
+    argument's own range when ARCH_RANGES declares one."""
     if kind is bool:
         return _parse_bool
+    low, high = ARCH_RANGES.get(name, (0, 10**6) if kind is int else (0.0, 1e6))
     if kind is int:
-        return int_range(0, 10**6)
+        return int_range(int(low), int(high))
     if kind is float:
-        return float_range(0.0, 1e6)
+        return float_range(float(low), float(high))
     return kind
 
 
@@ -183,7 +191,7 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(options.items()):
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"arch_{name}", default=None,
-                           type=_option_type(kind), metavar=kind.__name__.upper(),
+                           type=_option_type(kind, name), metavar=kind.__name__.upper(),
                            help=f"constructor argument of: {', '.join(sorted(owners))}")
 
 

@@ -144,6 +144,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise UserError(f"--config {path}: not JSON ({err.msg} at line {err.lineno}); give "
                         f"what --dry-run prints") from None
+    except RecursionError:  # found by tests/unit/test_fuzz_parsers.py
+        raise UserError(f"--config {path}: nested too deeply to be a settings file; give what "
+                        f"--dry-run prints") from None
     if not isinstance(data, dict):
         raise UserError(f"--config {path}: expected a JSON object of sections (what --dry-run "
                         f"prints)")

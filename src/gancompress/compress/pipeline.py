@@ -50,6 +50,7 @@ from gancompress.config import Config, apply_overrides, validate
 from gancompress.errors import UserError
 from gancompress.files import atomic_write_text
 from gancompress.metrics.cost import format_count
+from gancompress.training.run import portable_config, record_inputs
 from gancompress import distributed
 
 STAGES = ("mobile", "distill", "supernet", "search", "finetune", "extract", "report")
@@ -142,8 +143,10 @@ class Pipeline:
         held = self.out / "held_out.txt"
         if distributed.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
-            if not (self.out / "compress.json").is_file():
-                atomic_write_text(self.out / "compress.json", self.cfg.to_json())
+            if not (self.out / "compress.json").is_file():  # paths into OUT kept relative
+                atomic_write_text(self.out / "compress.json",
+                                  portable_config(self.cfg, self.out).to_json())
+                record_inputs(self.out, self.cfg)
             if not held.is_file():
                 atomic_write_text(held, "".join(f"{n}\n" for n in names))
         distributed.barrier()

@@ -26,6 +26,7 @@ from gancompress.errors import UserError
 from gancompress.files import folder_is_empty
 from gancompress.models import build_generator
 from gancompress.models.elastic import ElasticGenerator
+from gancompress.training.run import moved_inputs, resolved_config
 from gancompress import distributed
 
 def device_for(cfg: Config) -> torch.device:
@@ -155,11 +156,14 @@ def check_out(out: Path, cfg: Config) -> None:
             saved = Config.from_dict(json.loads(saved_path.read_text()), source=str(saved_path))
         except (json.JSONDecodeError, OSError) as err:
             raise UserError(f"cannot read {saved_path}: {err}") from None
-        changed = diff(saved, cfg)
-        if changed:
-            lines = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:6])
+        # paths into the folder are relative to it (it may have moved); a teacher found
+        # elsewhere with the SHA-256 recorded in OUT/inputs.json is the same teacher
+        changed = diff(resolved_config(saved, out), cfg)
+        left = moved_inputs(out, changed)
+        if left:
+            lines = "; ".join(f"{k}: {text}" for k, text in left[:6])
             hint = ""
-            if {k for k, _, _ in changed} == {"compress.budget"}:
+            if {k for k, _ in left} == {"compress.budget"}:
                 hint = (f" To search its supernet under another budget: gancompress search "
                         f"--supernet {out / 'supernet' / 'supernet.pth'} --budget B --out NEW")
             raise UserError(f"{out} holds a compression with other settings ({lines}); rerun with "

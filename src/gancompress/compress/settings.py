@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gancompress.compress.run import open_teacher, teacher_saved_config
+from gancompress.training.run import resolved_config
 from gancompress.config import PRESETS, Config, absolute_paths, apply_overrides, diff, validate
 from gancompress.errors import UserError
 
@@ -54,9 +55,27 @@ def compress_config(teacher: str | None = None, data: str | None = None,
         cfg.data.root = str(data)
     if budget:
         cfg.compress.budget = str(budget)
+    for item in overrides:  # the pipeline would replace these silently (stage_config)
+        key = str(item).partition("=")[0].strip()
+        if key in STAGE_SET_KEYS:
+            raise UserError(f"override {key}: each compression stage sets this key itself (it "
+                            f"would be replaced silently); {STAGE_SET_KEYS[key]}")
     # absolute paths: the folder's compress.json resumes from any working directory, and one
     # teacher given by two relative paths is the same setting
     return validate(absolute_paths(apply_overrides(cfg, list(overrides))))
+
+
+# Keys every compression stage sets itself (pipeline.Pipeline.stage_config), with what to set
+# instead: an override of one is refused.
+_EPOCHS = "set compress.epochs.STAGE=EPOCHS,DECAY instead (e.g. compress.epochs.supernet=10,30)"
+STAGE_SET_KEYS = {
+    "train.task": "the command chooses the stage (gancompress compress, or one stage: "
+                  "gancompress distill / supernet / finetune)",
+    "train.epochs": _EPOCHS, "train.epochs_decay": _EPOCHS,
+    "data.exclude_list": "the compression holds out its own images (OUT/held_out.txt): set "
+                         "compress.held_out=N for how many",
+    "compress.init_from_run": "each stage starts from the previous stage's folder in OUT",
+}
 
 
 # Train settings that belong to a stage of the compression recipe, never to the teacher's run:
@@ -82,7 +101,8 @@ def folder_config(out: str | Path, teacher: str | None = None, data: str | None 
     base = None
     if saved.is_file() and not teacher and not preset_name:
         try:
-            base = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+            base = resolved_config(Config.from_dict(json.loads(saved.read_text()),
+                                                    source=str(saved)), out)
         except (OSError, json.JSONDecodeError) as err:
             raise UserError(f"cannot read {saved}: {err}") from None
         if base.data.root and not data and not Path(base.data.root).exists():
@@ -90,8 +110,9 @@ def folder_config(out: str | Path, teacher: str | None = None, data: str | None 
                             f"exist (moved or deleted?); pass --data DIR to give its new place")
         if base.compress.teacher and not Path(base.compress.teacher).exists():
             raise UserError(f"teacher {base.compress.teacher}, recorded in {saved}, does not "
-                            f"exist (moved or deleted?); put it back there to resume this "
-                            f"compression")
+                            f"exist (moved or deleted?); put it back there, or rerun the "
+                            f"command that started this compression with --teacher at the "
+                            f"file's new place (it is matched by its SHA-256)")
     elif not teacher:
         raise UserError("give the teacher with --teacher FILE (or --out a compression folder to "
                         "resume)")

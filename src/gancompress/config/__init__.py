@@ -27,6 +27,7 @@ from gancompress.config.overrides import (
     field_info,
     get_key,
     keys,
+    refuse_recorded,
     section_names,
     set_key,
     unique_overrides,
@@ -57,6 +58,7 @@ __all__ = [
     "DataConfig", "LossConfig", "ModelConfig", "MunitConfig", "Preset", "TrainConfig",
     "absolute_paths", "apply_overrides", "check_number", "convert", "describe", "diff",
     "entry_keys", "epoch_pair", "evolution_entry", "field_info", "get_key", "keys",
-    "number_range", "option", "preset", "register_preset", "section", "section_names", "set_key",
+    "number_range", "option", "preset", "refuse_recorded", "register_preset", "section",
+    "section_names", "set_key",
     "unique_overrides", "validate",
 ]

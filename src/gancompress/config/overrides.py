@@ -19,7 +19,7 @@ from typing import Any
 
 from gancompress.config.legacy import LEGACY_ENTRY_KEYS, LEGACY_EPOCH_KEYS, LEGACY_MODEL_KEYS
 from gancompress.config.sections import SECTIONS
-from gancompress.config.values import check_number, convert, scalar
+from gancompress.config.values import ARG_RANGES, check_number, convert, scalar
 from gancompress.errors import UserError
 
 # A run's settings (a schema.Config; Any here, since Config is built on this module).
@@ -161,12 +161,23 @@ def apply_overrides(cfg: Settings, overrides: list[str] | dict[str, Any], source
     return cfg
 
 
+def refuse_recorded(key: str, source: str = "override") -> None:
+    """UserError when `key` is one the program records rather than takes (option(recorded=))."""
+    instead = field_info(key).metadata.get("recorded")
+    if instead:
+        raise UserError(f"{source} {key}: this key is recorded by gancompress, not taken (it "
+                        f"would be replaced silently); {instead}")
+
+
 def unique_overrides(overrides: list[str], source: str = "override") -> list[str]:
     """The overrides a user typed, refusing a key given twice (in a layered list from code the
-    last one wins by design; on a command line it is a typo that must not pass silently)."""
+    last one wins by design; on a command line it is a typo that must not pass silently) and
+    the keys the program records rather than takes (refuse_recorded)."""
     seen: dict[str, str] = {}
     for item in overrides:
         key = item.partition("=")[0].strip()
+        if key and "=" in item:
+            refuse_recorded(key, source)
         if key in seen:
             raise UserError(f"{source} key {key} is given twice ({seen[key]!r} and {item!r}); "
                             f"give it once")
@@ -185,6 +196,8 @@ def validate(cfg: Settings) -> Settings:
                             f"{', '.join(map(str, choices))}")
         check_number(f"config key {key}", value, info.metadata.get("minimum"),
                      info.metadata.get("maximum"))
+        if info.metadata.get("path") and isinstance(value, str) and "\0" in value:
+            raise UserError(f"config key {key} = {value!r}: a path cannot hold a NUL character")
         if info.metadata.get("entry") is not None:  # typed entries (also when set from code)
             missing = [n for n in info.metadata.get("entries") or () if n not in value]
             if missing:
@@ -193,9 +206,11 @@ def validate(cfg: Settings) -> Settings:
                 _entry(info, key, name, item, False)
         if isinstance(value, dict):  # constructor arguments: the family checks names and ranges,
             for name, item in value.items():  # but NaN / inf / absurd sizes never pass
+                low, high = info.metadata.get("minimum"), info.metadata.get("maximum")
+                if key.endswith("_args") and name in ARG_RANGES:  # widths, channels: by name
+                    low, high = ARG_RANGES[name]
                 for number in item if isinstance(item, list) else [item]:
-                    check_number(f"config key {key}.{name}", number,
-                                 info.metadata.get("minimum"), info.metadata.get("maximum"))
+                    check_number(f"config key {key}.{name}", number, low, high)
     data = cfg.data
     if data.crop_size % 4:
         raise UserError(f"data.crop_size = {data.crop_size} must be a multiple of 4 (the generator "

@@ -21,7 +21,8 @@ from gancompress.errors import UserError
 def option(default: Any, help: str = "", choices: tuple | None = None, runtime: bool = False,
            minimum: float | None = None, maximum: float | None = None, path: bool = False,
            entries: tuple[str, ...] | None = None,
-           entry: Callable[[str, Any, bool], Any] | None = None) -> Any:
+           entry: Callable[[str, Any, bool], Any] | None = None,
+           recorded: str | None = None) -> Any:
     """A config field with documentation.
 
     choices   allowed values (checked by `validate`)
@@ -36,9 +37,12 @@ def option(default: Any, help: str = "", choices: tuple | None = None, runtime: 
     entry     entry(key, value, from_text) -> the checked value of one entry of a mapping field
               (for entries with a shape, such as compress.epochs' [epochs, decay] pairs); a
               mapping given whole is merged into the current one entry by entry
+    recorded  the program sets this key and records it (a run's config.json keeps it), it never
+              takes it: an override of it is refused, and this text says what to set instead
     """
     meta = {"help": help, "choices": choices, "runtime": runtime, "minimum": minimum,
-            "maximum": maximum, "path": path, "entries": entries, "entry": entry}
+            "maximum": maximum, "path": path, "entries": entries, "entry": entry,
+            "recorded": recorded}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -133,7 +137,10 @@ class TrainConfig:
                              "batch_size x processes)", minimum=1, maximum=65536)
     global_batch_size: int = option(0, "recorded by the loop: batch_size x processes of the run "
                                     "(steps, epochs and the lr schedule count global batches)",
-                                    runtime=True, minimum=0)
+                                    runtime=True, minimum=0,
+                                    recorded="set train.batch_size, the images per process (the "
+                                             "global batch is train.batch_size x the process "
+                                             "count)")
     epochs: int = option(100, "epochs at the initial learning rate", minimum=0, maximum=10**6)
     epochs_decay: int = option(100, "epochs of linear decay to ~0 afterwards", minimum=0,
                                maximum=10**6)

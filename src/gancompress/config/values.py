@@ -127,3 +127,16 @@ def check_number(what: str, value: Any, minimum: float | None = None,
     if not math.isfinite(value) or not low <= value <= top:
         raise UserError(f"{what} = {value!r} is out of range: allowed "
                         f"{number_range(minimum, maximum, integer)}")
+
+
+# The ranges of generator constructor arguments, by name (every family's argument of that name
+# means the same thing): checked wherever one is given, --arch options on the command line
+# (commands/_common.py) and model.generator_args / compress.student_args in a config, before
+# anything is built, since a zero width or channel count only fails deep inside torch at the
+# first forward pass, and a huge one exhausts memory. Upper bounds: far above any published
+# model (ngf 64), low enough to build on one machine. The family's own rules (ResNet n_blocks
+# >= 3, U-Net num_downs >= 5, even MUNIT n_res) stay with the family, as one-line UserErrors.
+ARG_RANGES: dict[str, tuple[float, float]] = {
+    "ngf": (1, 512), "in_channels": (1, 1024), "out_channels": (1, 64), "n_blocks": (1, 64),
+    "num_downs": (1, 16), "n_res": (1, 64), "n_downsample": (0, 8), "mlp_dim": (1, 8192),
+    "style_dim": (1, 1024), "spade_hidden": (0, 8192), "dropout": (0.0, 0.99)}

@@ -52,7 +52,7 @@ from gancompress import distributed
 from gancompress.config import Config, absolute_paths, validate
 from gancompress.data import EpochBatchSampler, dataset_from_config
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text, check_writable
+from gancompress.files import check_writable
 from gancompress.imaging import make_grid, save_image
 from gancompress.models.checkpoint import atomic_torch_save
 from gancompress.training.run import (
@@ -63,6 +63,7 @@ from gancompress.training.run import (
     StopRequest,
     check_folder,
     check_same_data,
+    check_steps_done,
     clean_worker_error,
     eval_batch,
     load_checkpoint,
@@ -70,6 +71,7 @@ from gancompress.training.run import (
     loader,
     lr_factor,
     open_tensorboard,
+    portable_config,
     progress_bar,
     resolve_device,
     rng_state,
@@ -77,6 +79,7 @@ from gancompress.training.run import (
     set_rng_state,
     steps_for,
     to_device,
+    write_run_config,
 )
 from gancompress.training.task import Task
 
@@ -158,6 +161,7 @@ class _Run:
         ckpt = load_checkpoint(ckpt_path) if ckpt_path else None
         if ckpt is not None:
             check_same_data(out, ckpt, self.data_id, cfg.data.root)
+            check_steps_done(out, ckpt, t.max_steps)
         seed_everything(t.seed)  # the same on every rank: identical initial weights
         self.task = task_cls(cfg, self.device)
         self.task.name = self.task.name or t.task
@@ -169,7 +173,7 @@ class _Run:
         distributed.barrier()  # every rank has checked the folder before rank 0 writes to it
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / "config.json", cfg.to_json())  # on resume: runtime keys
+            write_run_config(out, cfg)  # on resume: runtime keys, where the folder is now
         self.steps_per_epoch = EpochBatchSampler.batches_per_epoch(len(self.data),
                                                                    self.global_batch, self.world)
         self.total = (t.epochs + t.epochs_decay) * self.steps_per_epoch
@@ -315,7 +319,8 @@ class _Run:
         if not self.main:
             return
         state = {"format": RUN_FORMAT, "version": RUN_VERSION, "step": self.step,
-                 "config": self.cfg.to_dict(), "task": self.task.state_dict(),
+                 "config": portable_config(self.cfg, self.out).to_dict(),
+                 "task": self.task.state_dict(),
                  "rng": own["rng"], "elapsed_s": self.elapsed, "data": self.data_id,
                  "world_size": self.world}
         if every is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import signal
 import threading
@@ -35,11 +36,11 @@ import numpy as np
 import torch
 
 from gancompress import distributed
-from gancompress.config import Config, diff
+from gancompress.config import Config, diff, field_info, keys, set_key
 from gancompress.data import EpochBatchSampler, dataset_from_config
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
-from gancompress.files import atomic_write_text, folder_is_empty
+from gancompress.files import atomic_write_text, folder_is_empty, sha256_file
 from gancompress.models.checkpoint import safe_load
 
 RUN_FORMAT = "gancompress-run"
@@ -92,8 +93,119 @@ def resolve_device(name: str) -> torch.device:
     return distributed.init(parse_device(name, "train.device ="))
 
 
+# -- run folders that move -------------------------------------------------------------------
+# A run folder records the paths of its own contents (a compression stage's held_out.txt, the
+# previous stage's folder and files) relative to itself, resolved on read: the folder can be
+# moved or copied and resumed there. Paths outside it (data, teacher) stay absolute; on resume
+# a file found elsewhere is accepted when its SHA-256 is the one recorded in RUN/inputs.json,
+# and the data folder by its file-list fingerprint (check_same_data).
+
+INPUTS_FILE = "inputs.json"
+
+
+def _path_keys() -> list[str]:
+    return [k for k in keys() if field_info(k).metadata.get("path")]
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and value not in ("fresh", "prune")
+
+
+def _real(path: str | Path) -> Path:
+    try:
+        return Path(os.path.realpath(os.path.expanduser(str(path))))
+    except ValueError:  # a NUL character (a hand-edited or damaged config.json)
+        raise UserError(f"{str(path)!r} is not a usable path") from None
+
+
+def run_root(folder: str | Path) -> Path:
+    """The folder a run's own paths may point into: a compression stage (OUT/supernet) points
+    into its compression folder OUT (held_out.txt, the previous stage), a plain run into itself."""
+    folder = _real(folder)
+    return folder.parent if (folder.parent / "compress.json").is_file() else folder
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def portable_config(cfg: Config, folder: str | Path) -> Config:
+    """cfg as `folder` records it: paths inside the run (run_root) relative to `folder`."""
+    out, base, root = cfg.copy(), _real(folder), run_root(folder)
+    for key in _path_keys():
+        value = out.get(key)
+        if _is_path(value) and os.path.isabs(value) and _inside(_real(value), root):
+            set_key(out, key, os.path.relpath(_real(value), base), source=str(folder),
+                    from_text=False)
+    return out
+
+
+def resolved_config(cfg: Config, folder: str | Path) -> Config:
+    """Inverse of portable_config: relative paths resolved against `folder` (a run folder of
+    an earlier version records absolute paths only: kept as they are)."""
+    out, base = cfg.copy(), _real(folder)
+    for key in _path_keys():
+        value = out.get(key)
+        if _is_path(value) and not os.path.isabs(value):
+            set_key(out, key, str(_real(base / value)), source=str(folder), from_text=False)
+    return out
+
+
+def record_inputs(folder: str | Path, cfg: Config) -> None:
+    """RUN/inputs.json: the SHA-256 of each file outside the run that the settings name (the
+    teacher, a file list...), so a resume may find them elsewhere (moved_inputs)."""
+    root, record = run_root(folder), {}
+    for key in _path_keys():
+        value = cfg.get(key)
+        if field_info(key).metadata.get("runtime") or not _is_path(value):
+            continue
+        path = _real(value)
+        if path.is_file() and not _inside(path, root):
+            record[key] = {"path": str(path), "sha256": sha256_file(path)}
+    atomic_write_text(Path(folder) / INPUTS_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def write_run_config(folder: str | Path, cfg: Config) -> None:
+    """RUN/config.json (portable paths) and RUN/inputs.json."""
+    atomic_write_text(Path(folder) / "config.json", portable_config(cfg, folder).to_json())
+    record_inputs(folder, cfg)
+
+
+def _recorded_inputs(folder: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((folder / INPUTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}  # a run folder of an earlier version: paths are compared as text
+    return record if isinstance(record, dict) else {}
+
+
+def moved_inputs(folder: str | Path, changed: list[tuple[str, Any, Any]]
+                 ) -> list[tuple[str, str]]:
+    """The differences of `changed` (diff(saved, given)) that remain once paths are compared
+    by what they name: the same file under another name (symlinks, ..), or a file outside the
+    run found elsewhere with its recorded SHA-256, is no difference. Returns (key, text)."""
+    record = _recorded_inputs(Path(folder))
+    left = []
+    for key, was, now in changed:
+        if not (key in _path_keys() and _is_path(was) and _is_path(now)):
+            left.append((key, f"run has {was!r}, given {now!r}"))
+            continue
+        if _real(was) == _real(now):
+            continue
+        entry = record.get(key)
+        known = isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+        if known and _real(now).is_file() and sha256_file(_real(now)) == entry["sha256"]:
+            continue  # moved, same content
+        gone = "" if Path(was).exists() else " (no longer there)"
+        what = ("with other content (SHA-256 differs from the one recorded)" if known
+                else "(this run records no content hash: give the same path)")
+        left.append((key, f"moved or changed: the run used {was}{gone}, given {now} {what}"))
+    return left
+
+
 def load_run_config(out_dir: str | Path) -> Config:
-    """The Config a run folder was started with (config.json, else the checkpoint's copy)."""
+    """The Config a run folder was started with (config.json, else the checkpoint's copy), with
+    the paths it records about its own contents resolved against where it is now."""
     out = Path(out_dir)
     path = out / "config.json"
     if path.is_file():
@@ -101,10 +213,11 @@ def load_run_config(out_dir: str | Path) -> Config:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise UserError(f"cannot read {path}: {err}") from None
-        return Config.from_dict(data, source=str(path))
+        return resolved_config(Config.from_dict(data, source=str(path)), out)
     if (out / "checkpoint.pt").is_file():
         ckpt = load_checkpoint(out / "checkpoint.pt")
-        return Config.from_dict(ckpt.get("config", {}), source=str(out / "checkpoint.pt"))
+        return resolved_config(Config.from_dict(ckpt.get("config", {}),
+                                                source=str(out / "checkpoint.pt")), out)
     raise UserError(f"{out} is not a run folder (no config.json); start a new run without "
                     f"--resume")
 
@@ -137,13 +250,24 @@ def check_folder(out: Path, cfg: Config, resume: bool) -> Path | None:
         raise UserError(f"cannot resume {out}: its global batch is {saved_global} images per "
                         f"step, but {world} process(es) x train.batch_size="
                         f"{cfg.train.batch_size} make {cfg.train.batch_size * world}; {fix}")
-    if changed:
-        lines = "; ".join(f"{k}: run has {a!r}, given {b!r}" for k, a, b in changed[:8])
+    left = moved_inputs(out, changed)
+    if left:
+        lines = "; ".join(f"{k}: {text}" for k, text in left[:8])
         raise UserError(f"cannot resume {out}: the given config differs from the run's ({lines}). "
                         f"Resume with the same settings (e.g. omit --preset and overrides), or "
                         f"start a new run folder")
     path = out / "checkpoint.pt"
     return path if path.is_file() else None  # killed before its first checkpoint: start over
+
+
+def check_steps_done(out: Path, ckpt: dict[str, Any], max_steps: int) -> None:
+    """Refuse (before anything is written) a resume whose train.max_steps is below the steps
+    the run has done: it would rewrite a finished run's files with nothing trained."""
+    done = int(ckpt.get("step", 0))
+    if max_steps and max_steps < done:
+        raise UserError(f"cannot resume {out} with train.max_steps={max_steps}: it has done "
+                        f"{done} steps already; give train.max_steps above {done} (or 0 for the "
+                        f"whole schedule) to train on (nothing was changed)")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -318,6 +442,8 @@ def steps_for(config: Config) -> tuple[int, int]:
 
 __all__ = ["RUN_FORMAT", "RUN_VERSION", "seed_everything", "rng_state", "set_rng_state",
            "lr_factor", "resolve_device", "load_run_config", "check_folder", "load_checkpoint",
+           "portable_config", "resolved_config", "record_inputs", "write_run_config",
+           "moved_inputs", "run_root", "check_steps_done",
            "RunLog", "open_tensorboard", "to_device", "eval_batch", "clean_worker_error",
            "Diverged", "json_safe", "StopRequest", "check_same_data", "loader", "progress_bar",
            "steps_for"]
