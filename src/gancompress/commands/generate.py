@@ -13,8 +13,7 @@ graph takes the code). `--n-styles K` writes a row of K translations per input.
     gancompress generate runs/demo-compact/compact.pth --input demo_data/test --out generated
     gancompress generate compact.onnx --input photo.png --out out --size 256 256 --overwrite
     gancompress generate munit.pth --input edges/ --out styles --style random --n-styles 4
-    gancompress generate my_weights.pth --arch mynets:MyNet --arch-args '{"ngf": 16}' \
-        --input photos/ --out out                       # your own class with its weights
+    gancompress generate my_weights.pth --arch mynets:MyNet --input photos/ --out out
 """
 from __future__ import annotations
 
