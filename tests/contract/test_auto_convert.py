@@ -322,3 +322,24 @@ def test_plain_pix2pix_resnet_converts_like_the_family_reads_it(norm):
     with torch.no_grad():
         torch.testing.assert_close(g(x), net(x), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(family.eval()(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_adaptive_pooling_does_not_constrain_the_input_size():
+    """An SE gate's global pooling makes 1x1 maps at any input size: only the stride-2 conv sets
+    the size multiple (it was once the whole input side, refusing every other size)."""
+    from gancompress.models.channel_groups import analyze
+
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = torch.nn.Conv2d(3, 8, 3, 2, 1)
+            self.gate = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1),
+                                            torch.nn.Conv2d(8, 2, 1), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(2, 8, 1), torch.nn.Sigmoid())
+            self.up = torch.nn.ConvTranspose2d(8, 3, 4, 2, 1)
+
+        def forward(self, x):
+            h = self.down(x)
+            return self.up(h * self.gate(h))
+
+    assert analyze(Gated(), [torch.zeros(1, 3, 64, 64)]).size_multiple == 2

@@ -199,7 +199,12 @@ class TracedGenerator(ElasticGenerator):
         if isinstance(widths, str):
             widths = self.widths_from_config(widths)
         if widths:
-            widths = self.check_widths(dict(widths))
+            try:
+                widths = self.check_widths(dict(widths))
+            except UserError as err:
+                raise UserError(f"{err} (a search space of absolute widths, such as a preset's "
+                                f"compress.space=16,12,8, is made for a family's widths; for "
+                                f"this model use compress.space=fractions or halves)") from None
             narrow_in_place(self.net, widths)
             self.arch["widths"] = dict(widths)
         self._taps = analysis.taps
