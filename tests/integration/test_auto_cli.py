@@ -13,6 +13,7 @@ from gancompress.cli import main
 from gancompress.metrics.cost import count_macs_both
 from gancompress.models.checkpoint import load_generator
 from gancompress.models.traced import TracedGenerator
+from helpers import make_inverted_pairs
 from user_models.johnson import TransformerNet
 
 ARCH = ["--arch", "user_models.johnson:TransformerNet", "--arch-args", '{"width": 4}']
@@ -172,3 +173,32 @@ def test_a_two_input_generator_on_the_command_line_needs_its_condition(capsys):
     assert out["arch"] == "traced" and out["widths"]["main.0"] == 4
     assert main(["profile", *star, "--condition", "user_models.stargan:nope"]) == 2
     assert "has no 'nope'" in capsys.readouterr().err
+
+
+def test_two_input_generator_in_generate_and_compress_needs_its_condition(tmp_path, capsys):
+    torch.manual_seed(8)
+    from user_models.stargan import Generator
+    torch.save(Generator(conv_dim=4, repeat_num=2).state_dict(), tmp_path / "star.pth")
+    star = ["--arch", "user_models.stargan:Generator", "--arch-args",
+            '{"conv_dim": 4, "repeat_num": 2}']
+    photos = _images(tmp_path / "photos", n=1)
+    # converted from a checkpoint recorded with both inputs (no hook): generate says what to do
+    from gancompress.models.checkpoint import save_generator
+    from gancompress.models.traced import load_traced
+    save_generator(load_traced(star[1], {"conv_dim": 4, "repeat_num": 2}, tmp_path / "star.pth",
+                               [[1, 3, 32, 32], [1, 5]]), tmp_path / "two.pth")
+    assert main(["generate", str(tmp_path / "two.pth"), "--input", str(photos), "--out",
+                 str(tmp_path / "o1"), "--size", "32", "32"]) == 2
+    assert "given the image only" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "star.pth"), *star, "--condition",
+                 "user_models.stargan:first_domain", "--input", str(photos), "--out",
+                 str(tmp_path / "o2"), "--size", "32", "32"]) == 0
+    assert (tmp_path / "o2" / "0.png").is_file()
+    data = make_inverted_pairs(tmp_path / "data", n=8)
+    assert main(["compress", *star, "--teacher", str(tmp_path / "star.pth"), "--data", str(data),
+                 "--budget", "1/3", "--out", str(tmp_path / "run0"), "--dry-run", *COMPRESS]) == 2
+    assert "forward takes 2 inputs (x, c)" in capsys.readouterr().err
+    assert main(["compress", *star, "--condition", "user_models.stargan:first_domain",
+                 "--teacher", str(tmp_path / "star.pth"), "--data", str(data), "--budget",
+                 "1/3", "--out", str(tmp_path / "run"), "--dry-run", *COMPRESS]) == 0
+    assert "checks passed" in capsys.readouterr().out

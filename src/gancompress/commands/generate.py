@@ -162,6 +162,9 @@ def _styles(args: argparse.Namespace, runner, size: tuple[int, int]) -> list[tor
     from gancompress.imaging import read_image
 
     extra = runner.extra_inputs
+    model = getattr(runner, "model", None)
+    if extra and hasattr(model, "check_image_only"):  # a user's generator: its condition hook
+        model.check_image_only()
     if not extra:
         if args.style is not None or args.n_styles != 1:
             raise UserError("--style / --n-styles apply to multimodal generators (MUNIT); this "

@@ -240,6 +240,12 @@ class TracedGenerator(ElasticGenerator):
                             f"{_describe(extra)}")
         return extra
 
+    def check_image_only(self) -> None:
+        """UserError unless the model runs on an image alone (one input, or a condition hook
+        making the others): what the pipeline, generate and the demo feed."""
+        if len(self.arch["inputs"]) > 1 and self._condition is None:
+            raise self._missing_inputs()
+
     def _missing_inputs(self) -> UserError:
         names = ", ".join(self._input_labels[:len(self.arch["inputs"])])
         return UserError(
@@ -304,9 +310,7 @@ class TracedGenerator(ElasticGenerator):
 
     def student_arch(self, conv: str | None = None, widths: Mapping[str, int] | None = None
                      ) -> dict[str, Any]:
-        # the pipeline trains and scores on images alone: further inputs need the hook
-        if len(self.arch["inputs"]) > 1 and self._condition is None:
-            raise self._missing_inputs()
+        self.check_image_only()  # the pipeline trains and scores on images alone
         arch = {**self.arch}
         if widths is not None:
             arch["widths"] = dict(widths)
