@@ -92,6 +92,10 @@ def test_a_two_input_generator_compresses_with_a_condition_hook(tmp_path, one_th
         other = torch.zeros(1, 5)
         other[:, 3] = 1
         torch.testing.assert_close(teacher(X, other), net(X, other), atol=1e-5, rtol=1e-5)
+    # the hook is part of the exported graph: the ONNX model takes the image alone
+    from gancompress.deploy.onnx_export import export_onnx
+    meta = export_onnx(compact, tmp_path / "c.onnx", input_size=(1, 3, 32, 32))
+    assert meta["verify"]["max_abs"] <= 1e-4 and "extra_inputs" not in meta
 
 
 def test_weights_file_with_arch_and_clear_mistakes(tmp_path):
