@@ -159,6 +159,21 @@ def test_demo_serves_a_users_weights(tmp_path, monkeypatch, capsys):
     assert not model.path.exists()  # the converted checkpoint was temporary
     assert main(["demo", str(tmp_path), *ARCH]) == 2
     assert "opens without --arch" in capsys.readouterr().err
+    # a two-input generator without its condition hook: refused before serving
+    from user_models.stargan import Generator
+    torch.save(Generator(conv_dim=4, repeat_num=2).state_dict(), tmp_path / "star.pth")
+    served.clear()
+    assert main(["demo", str(tmp_path / "star.pth"), "--arch", "user_models.stargan:Generator",
+                 "--arch-args", '{"conv_dim": 4, "repeat_num": 2}', "--size", "32", "32"]) == 2
+    assert "forward takes 2 inputs" in capsys.readouterr().err and not served
+    from gancompress.models.checkpoint import save_generator
+    from gancompress.models.traced import load_traced
+    save_generator(load_traced("user_models.stargan:Generator", {"conv_dim": 4, "repeat_num": 2},
+                               tmp_path / "star.pth", [[1, 3, 32, 32], [1, 5]]),
+                   tmp_path / "two.pth")  # converted with both inputs, no hook
+    assert main(["demo", str(tmp_path / "two.pth"), "--size", "32", "32", "--backend", "torch",
+                 "--cache", str(tmp_path / "cache")]) == 2
+    assert "given the image only" in capsys.readouterr().err and not served
 
 
 def test_a_two_input_generator_on_the_command_line_needs_its_condition(capsys):

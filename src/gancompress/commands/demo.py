@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         demo = Demo.open(paths, size=tuple(args.size) if args.size else None,
                          backend=args.backend, threads=args.threads, cache=args.cache,
                          teacher=args.teacher)
+        for pane in demo.models.values():  # the page sends images only
+            model = getattr(pane.incremental, "model", None)
+            if hasattr(model, "check_image_only"):  # a user's generator: its condition hook
+                model.check_image_only()
         serve(demo, args.host, args.port, public=args.public, allow_hosts=args.allow_host,
               max_body=int(args.max_body_mb * 1024 * 1024),
               max_pixels=int(args.max_megapixels * 1e6))
@@ -104,6 +108,8 @@ def _user_checkpoints(args: argparse.Namespace, folder: Path) -> list[Path]:
         args.model = str(path)
         target = folder / str(i) / f"{path.stem}.pth"  # the demo labels a model by its file
         target.parent.mkdir(parents=True)
-        save_generator(load_model_arg(args), target, meta={"weights": str(path)})
+        model = load_model_arg(args)
+        model.check_image_only()  # further inputs: the page sends images only
+        save_generator(model, target, meta={"weights": str(path)})
         paths.append(target)
     return paths
