@@ -60,7 +60,7 @@ ARCHS = {
     "U-GAT-IT light": ("user_models.ugatit:ResnetGenerator", dict(n_blocks=4, img_size=64),
                        dict(ngf=4, n_blocks=2, img_size=32), [IMG], [(1, 3, 32, 32)]),
     "ESRGAN RRDBNet": ("user_models.esrgan:RRDBNet", {}, dict(nf=8, nb=1, gc=4), [SR], [SR]),
-    "Real-ESRGAN SRVGGNetCompact": ("user_models.realesrgan:SRVGGNetCompact", {},
+    "Real-ESRGAN SRVGGNetCompact": ("user_models.realesrgan:SRVGGNetCompact", dict(num_conv=32),
                                     dict(num_feat=8, num_conv=2, upscale=2), [SR], [SR]),
     "Attention U-Net": ("user_models.attention_unet:AttU_Net", {}, dict(base=4), [IMG],
                         [(1, 3, 32, 32)]),

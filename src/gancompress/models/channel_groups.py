@@ -346,7 +346,12 @@ def _meta_trace(model: nn.Module, inputs: Sequence[torch.Tensor], pinned: set[st
     large generator at a large size converts in about the time of its Python forward. The
     analysis refers to layers and tensors by name, so it applies to the real model."""
     try:
-        twin = copy.deepcopy(model).to("meta").eval()
+        # the copy shares no data: every parameter and buffer is copied as a meta tensor
+        memo: dict[int, Any] = {id(t): nn.Parameter(torch.empty_like(t, device="meta"),
+                                                    t.requires_grad)
+                                for t in model.parameters()}
+        memo.update({id(t): torch.empty_like(t, device="meta") for t in model.buffers()})
+        twin = copy.deepcopy(model, memo).eval()
         return record(twin, [t.to("meta") for t in inputs], pinned)
     except Exception:  # noqa: BLE001 - any failure: the real trace decides (and reports)
         return None

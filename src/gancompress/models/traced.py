@@ -360,6 +360,18 @@ class TracedGenerator(ElasticGenerator):
         return new
 
 
+def _shapes_of(path: str, args: Mapping[str, Any] | None) -> nn.Module:
+    """The class built with `args` for its tensor shapes: on the meta device (no allocation, no
+    init: seconds for a large generator) unless its constructor needs real tensors."""
+    try:
+        with torch.device("meta"):
+            return build_user_module(path, args)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - e.g. a constructor reading values: build it for real
+        return build_user_module(path, args)
+
+
 def _describe(values: Sequence[Any]) -> str:
     return ", ".join(f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else
                      type(v).__name__ for v in values) or "nothing"
@@ -411,7 +423,7 @@ def convert(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Ten
     shapes = [list(t.shape) for t in example_inputs] if example_inputs else [list(DEFAULT_INPUT)]
     path = class_path(module)
     try:
-        fresh = build_user_module(path, args)
+        fresh = _shapes_of(path, args)
     except UserError as err:
         raise UserError(f"{err} (convert needs the class importable and its constructor "
                         f"arguments: convert(module, inputs, args={{...}}))") from None
