@@ -45,7 +45,9 @@ class Compressed:
     report_md: str | None     # OUT/report/report.md
     model_card: Path | None   # OUT/README.md
     ran: list[str]            # the stages this call ran (finished ones are skipped)
-    needs_import: str | None  # "pkg.mod:Class" that load_generator imports (a user's class)
+    # what load_generator imports to open the outputs (a user's class): "pkg.mod:Class", and
+    # ", pkg.mod:function" after it when a condition hook is recorded; None for our families
+    needs_import: str | None
 
     def load(self, device: str = "cpu") -> Any:
         """The compact generator (eval mode), as `gancompress.load_generator(self.compact)`."""
@@ -229,4 +231,8 @@ def compress(model: Any = None, data: str | Path | None = None, budget: str | fl
     return Compressed(out=out, compact=out / "compact.pth", teacher=Path(cfg.compress.teacher),
                       report=result.get("report"), report_md=result.get("report_md"),
                       model_card=card, ran=list(result.get("ran", [])),
-                      needs_import=used.arch.get("module") if used.arch_name == "traced" else None)
+                      needs_import=_imports(used.arch) if used.arch_name == "traced" else None)
+
+
+def _imports(arch: Mapping[str, Any]) -> str:
+    return ", ".join(p for p in (arch.get("module"), arch.get("condition")) if p)

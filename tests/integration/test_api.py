@@ -83,6 +83,8 @@ def test_a_two_input_generator_compresses_with_a_condition_hook(tmp_path, one_th
                                       overrides=OPTIONS, log=print)
     compact = gancompress.load_generator(result.compact)
     assert compact.arch["condition"] == "user_models.stargan:first_domain"
+    assert result.needs_import == ("user_models.stargan:Generator, "
+                                   "user_models.stargan:first_domain")
     assert compact.input_names == ("input",)  # an image-to-image model now
     teacher = gancompress.load_generator(result.teacher)
     with torch.no_grad():
