@@ -164,7 +164,7 @@ def _save_teacher(model: Any, out: Path) -> Path:
                             f"the model given); choose another out, or pass model=None to "
                             f"resume it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_generator(model, path, meta={"source": "gancompress.compress(model=...)"})
+    save_generator(model, path, meta={"source": "gancompress.api.compress(model=...)"})
     return path
 
 
