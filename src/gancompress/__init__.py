@@ -5,6 +5,9 @@ Public entry points:
     save_generator(model, p)  write our self-describing checkpoint
     compact(model, widths)    standalone smaller copy of an elastic generator
     using_widths(model, w)    run an elastic generator at a sub-network's widths
+    api.compress(model=..., data=..., budget=..., out=...)
+                              compress a generator (yours as an nn.Module, or a checkpoint):
+                              the `gancompress compress` command as a call (gancompress.api)
 
 The entry points are imported on first use (PEP 562): `import gancompress` and the command
 line's `--help` / `--version` never import torch, which alone takes over a second.
@@ -24,7 +27,10 @@ _LAZY = {
     "using_widths": "gancompress.models.elastic",
 }
 
-__all__ = ["UserError", "compact", "using_widths", "load_generator", "save_generator"]
+# submodules read as attributes (`gancompress.api.compress(...)` after `import gancompress`)
+_LAZY_MODULES = {"api"}
+
+__all__ = ["UserError", "api", "compact", "using_widths", "load_generator", "save_generator"]
 
 
 def _version() -> str:
@@ -42,6 +48,8 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":  # importlib.metadata costs ~50 ms: only when asked
         globals()["__version__"] = _version()
         return globals()["__version__"]
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"gancompress.{name}")  # binds itself on the package
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # later reads skip this hook
@@ -50,4 +58,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+    return sorted(set(globals()) | set(_LAZY) | _LAZY_MODULES | {"__version__"})

@@ -299,3 +299,47 @@ def test_missing_module_or_arguments_are_user_errors(tmp_path):
     net = user_module("johnson")  # built with width=4, not the default 32
     with pytest.raises(UserError, match="builds a different model.*args="):
         convert(net, torch.rand(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_plain_pix2pix_resnet_converts_like_the_family_reads_it(norm):
+    """The GAN Compression teacher as a user's plain module (bench/bench_auto_convert.py times
+    it at ngf 64): its published state dict opens in the ResNet family, and the automatic
+    conversion gives the same outputs with one width group per stage and per block."""
+    from gancompress.models.checkpoint import generator_from_object
+    from user_models.pix2pix_resnet import ResnetGenerator
+
+    args = dict(ngf=8, n_blocks=3, norm=norm)
+    torch.manual_seed(0)
+    net = ResnetGenerator(**args)
+    randomize(net, 5)
+    net.eval()
+    family, fmt = generator_from_object(net.state_dict())
+    assert "pytorch-CycleGAN-and-pix2pix ResNet" in fmt
+    x = example("cut", batch=2, seed=6)[0]
+    g = convert(net, x[:1], args=args).eval()
+    assert len(g.max_widths) == 3 + args["n_blocks"] + 2  # stem, down, trunk, blocks, 2 ups
+    with torch.no_grad():
+        torch.testing.assert_close(g(x), net(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(family.eval()(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_adaptive_pooling_does_not_constrain_the_input_size():
+    """An SE gate's global pooling makes 1x1 maps at any input size: only the stride-2 conv sets
+    the size multiple (it was once the whole input side, refusing every other size)."""
+    from gancompress.models.channel_groups import analyze
+
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = torch.nn.Conv2d(3, 8, 3, 2, 1)
+            self.gate = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1),
+                                            torch.nn.Conv2d(8, 2, 1), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(2, 8, 1), torch.nn.Sigmoid())
+            self.up = torch.nn.ConvTranspose2d(8, 3, 4, 2, 1)
+
+        def forward(self, x):
+            h = self.down(x)
+            return self.up(h * self.gate(h))
+
+    assert analyze(Gated(), [torch.zeros(1, 3, 64, 64)]).size_multiple == 2

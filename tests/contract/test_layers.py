@@ -6,7 +6,7 @@ statements anywhere in a module (top level and inside functions), `importlib.imp
 "gancompress....")` calls, and "gancompress.module:Class" / "gancompress.module" strings (lazy
 registries). Layers, top to bottom (README "Layout"):
 
-    cli, commands, serve (and the package's own __init__ / __main__)
+    cli, commands, serve, api (and the package's own __init__ / __main__)
     compress
     training, deploy, incremental
     metrics
@@ -31,7 +31,7 @@ from helpers import REPO
 SRC = REPO / "src" / "gancompress"
 
 LAYERS = [
-    {"", "__main__", "cli", "commands", "serve"},
+    {"", "__main__", "cli", "commands", "serve", "api"},
     {"compress"},
     {"training", "deploy", "incremental"},
     {"metrics"},

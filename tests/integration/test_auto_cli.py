@@ -13,6 +13,7 @@ from gancompress.cli import main
 from gancompress.metrics.cost import count_macs_both
 from gancompress.models.checkpoint import load_generator
 from gancompress.models.traced import TracedGenerator
+from helpers import make_inverted_pairs
 from user_models.johnson import TransformerNet
 
 ARCH = ["--arch", "user_models.johnson:TransformerNet", "--arch-args", '{"width": 4}']
@@ -98,3 +99,121 @@ def test_compress_a_users_generator_end_to_end(tmp_path, capsys):
     assert main(["generate", str(out / "compact.pth"), "--input", str(tmp_path / "data" / "test"),
                  "--out", str(tmp_path / "gen")]) == 0
     assert len(list((tmp_path / "gen").glob("*.png"))) == 2
+
+
+def _images(folder, n=2, size=32):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    return folder
+
+
+def test_generate_runs_a_users_weights(tmp_path, capsys):
+    torch.manual_seed(6)
+    net = TransformerNet(width=4).eval()
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "w.pth")
+    photos = _images(tmp_path / "photos")
+    assert main(["generate", str(tmp_path / "w.pth"), *ARCH, "--input", str(photos), "--out",
+                 str(tmp_path / "out"), "--size", "32", "32"]) == 0
+    assert "pytorch" in capsys.readouterr().out
+    from gancompress.imaging import read_image
+    x = read_image(photos / "0.png", 3, (32, 32)).unsqueeze(0)
+    with torch.no_grad():
+        expected = ((net(x)[0].clamp(-1, 1) + 1) / 2 * 255).permute(1, 2, 0).numpy()
+    written = np.asarray(Image.open(tmp_path / "out" / "0.png")).astype(float)
+    assert np.abs(written - expected).max() <= 1.0  # the user's module, uint8 truncation
+    # an exported file needs no --arch; a bad class is one clear error
+    (tmp_path / "g.onnx").write_bytes(b"not really")
+    assert main(["generate", str(tmp_path / "g.onnx"), *ARCH, "--input", str(photos), "--out",
+                 str(tmp_path / "o2")]) == 2
+    assert "exported onnx file, which runs without --arch" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "w.pth"), "--arch", "user_models.johnson:Nope",
+                 "--input", str(photos), "--out", str(tmp_path / "o3")]) == 2
+    assert "has no 'Nope'" in capsys.readouterr().err
+
+
+def test_demo_serves_a_users_weights(tmp_path, monkeypatch, capsys):
+    import gancompress.serve.server as server
+
+    served = {}
+
+    def fake_serve(demo, host, port, **kwargs):  # what the page would serve, without a server
+        served["demo"] = demo
+        served["out"] = demo.models["w"].session(torch.zeros(1, 3, 32, 32))
+
+    monkeypatch.setattr(server, "serve", fake_serve)
+    torch.manual_seed(7)
+    net = TransformerNet(width=4).eval()
+    torch.save(net.state_dict(), tmp_path / "w.pth")
+    assert main(["demo", str(tmp_path / "w.pth"), *ARCH, "--size", "32", "32", "--backend",
+                 "torch", "--threads", "1", "--cache", str(tmp_path / "cache")]) == 0
+    demo = served["demo"]
+    assert [m.label for m in demo.models.values()] == ["w.pth"]
+    model = demo.models["w"]
+    assert model.macs == count_macs_both(net, (1, 3, 32, 32))[0]
+    with torch.no_grad():
+        torch.testing.assert_close(served["out"].float(), net(torch.zeros(1, 3, 32, 32)),
+                                   atol=1e-5, rtol=1e-5)
+    assert not model.path.exists()  # the converted checkpoint was temporary
+    assert main(["demo", str(tmp_path), *ARCH]) == 2
+    assert "opens without --arch" in capsys.readouterr().err
+    # a two-input generator without its condition hook: refused before serving
+    from user_models.stargan import Generator
+    torch.save(Generator(conv_dim=4, repeat_num=2).state_dict(), tmp_path / "star.pth")
+    served.clear()
+    assert main(["demo", str(tmp_path / "star.pth"), "--arch", "user_models.stargan:Generator",
+                 "--arch-args", '{"conv_dim": 4, "repeat_num": 2}', "--size", "32", "32"]) == 2
+    assert "forward takes 2 inputs" in capsys.readouterr().err and not served
+    from gancompress.models.checkpoint import save_generator
+    from gancompress.models.traced import load_traced
+    save_generator(load_traced("user_models.stargan:Generator", {"conv_dim": 4, "repeat_num": 2},
+                               tmp_path / "star.pth", [[1, 3, 32, 32], [1, 5]]),
+                   tmp_path / "two.pth")  # converted with both inputs, no hook
+    assert main(["demo", str(tmp_path / "two.pth"), "--size", "32", "32", "--backend", "torch",
+                 "--cache", str(tmp_path / "cache")]) == 2
+    assert "given the image only" in capsys.readouterr().err and not served
+
+
+def test_a_two_input_generator_on_the_command_line_needs_its_condition(capsys):
+    star = ["--arch", "user_models.stargan:Generator", "--arch-args",
+            '{"conv_dim": 4, "repeat_num": 2}', "--size", "32", "32"]
+    assert main(["profile", *star]) == 2
+    err = capsys.readouterr().err
+    assert "forward takes 2 inputs (x, c)" in err and "--condition pkg.mod:function" in err
+    assert main(["profile", *star, "--condition", "user_models.stargan:first_domain",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["arch"] == "traced" and out["widths"]["main.0"] == 4
+    assert main(["profile", *star, "--condition", "user_models.stargan:nope"]) == 2
+    assert "has no 'nope'" in capsys.readouterr().err
+
+
+def test_two_input_generator_in_generate_and_compress_needs_its_condition(tmp_path, capsys):
+    torch.manual_seed(8)
+    from user_models.stargan import Generator
+    torch.save(Generator(conv_dim=4, repeat_num=2).state_dict(), tmp_path / "star.pth")
+    star = ["--arch", "user_models.stargan:Generator", "--arch-args",
+            '{"conv_dim": 4, "repeat_num": 2}']
+    photos = _images(tmp_path / "photos", n=1)
+    # converted from a checkpoint recorded with both inputs (no hook): generate says what to do
+    from gancompress.models.checkpoint import save_generator
+    from gancompress.models.traced import load_traced
+    save_generator(load_traced(star[1], {"conv_dim": 4, "repeat_num": 2}, tmp_path / "star.pth",
+                               [[1, 3, 32, 32], [1, 5]]), tmp_path / "two.pth")
+    assert main(["generate", str(tmp_path / "two.pth"), "--input", str(photos), "--out",
+                 str(tmp_path / "o1"), "--size", "32", "32"]) == 2
+    assert "given the image only" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "star.pth"), *star, "--condition",
+                 "user_models.stargan:first_domain", "--input", str(photos), "--out",
+                 str(tmp_path / "o2"), "--size", "32", "32"]) == 0
+    assert (tmp_path / "o2" / "0.png").is_file()
+    data = make_inverted_pairs(tmp_path / "data", n=8)
+    assert main(["compress", *star, "--teacher", str(tmp_path / "star.pth"), "--data", str(data),
+                 "--budget", "1/3", "--out", str(tmp_path / "run0"), "--dry-run", *COMPRESS]) == 2
+    assert "forward takes 2 inputs (x, c)" in capsys.readouterr().err
+    assert main(["compress", *star, "--condition", "user_models.stargan:first_domain",
+                 "--teacher", str(tmp_path / "star.pth"), "--data", str(data), "--budget",
+                 "1/3", "--out", str(tmp_path / "run"), "--dry-run", *COMPRESS]) == 0
+    assert "checks passed" in capsys.readouterr().out

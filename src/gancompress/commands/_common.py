@@ -187,6 +187,9 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pin", metavar="LAYERS",
                        help="with --arch module.path:ClassName: comma-separated layer names kept "
                             "at full width")
+    group.add_argument("--condition", metavar="MODULE:FUNCTION",
+                       help="with --arch module.path:ClassName whose forward() takes further "
+                            "inputs: a function making them from an image batch")
     group.add_argument("--widths", metavar="CONFIG",
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(options.items()):
@@ -235,6 +238,9 @@ def add_user_arch_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--arch-args", metavar="JSON", help="constructor arguments of --arch")
     group.add_argument("--pin", metavar="LAYERS",
                        help="comma-separated layer names kept at full width")
+    group.add_argument("--condition", metavar="MODULE:FUNCTION",
+                       help="a function making forward()'s further inputs from an image batch "
+                            "(generators with more than one input)")
 
 
 def load_model_arg(args: argparse.Namespace, device: str = "cpu") -> "ElasticGenerator":
@@ -251,7 +257,8 @@ def load_model_arg(args: argparse.Namespace, device: str = "cpu") -> "ElasticGen
     size = getattr(args, "size", None)
     inputs = [[1, 3, int(size[0]), int(size[-1])]] if size else None
     pinned = [p.strip() for p in (args.pin or "").split(",") if p.strip()]
-    model = load_traced(args.arch, parse_arch_args(args.arch_args), args.model, inputs, pinned)
+    model = load_traced(args.arch, parse_arch_args(args.arch_args), args.model, inputs, pinned,
+                        condition=getattr(args, "condition", None) or "")
     return model.to(device).eval()
 
 

@@ -121,6 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch-args", metavar="JSON", help="constructor arguments of --arch (JSON)")
     p.add_argument("--pin", metavar="LAYERS",
                    help="with --arch: comma-separated layer names kept at full width")
+    p.add_argument("--condition", metavar="MODULE:FUNCTION",
+                   help="with --arch, a generator with further inputs: a function making them "
+                        "from an image batch (e.g. a fixed target label)")
     p.set_defaults(func=run)
 
 

@@ -2,6 +2,8 @@
 
     gancompress demo runs/demo/compressed            # compact | teacher of a compression run
     gancompress demo a.pth b.pth --size 256 256      # any generator files
+    gancompress demo my_weights.pth --arch mynets:MyNet --arch-args '{"ngf": 16}'
+                                                     # weights of your own generator class
 
 Needs the optional extra: pip install 'gancompress[demo]'. Binds 127.0.0.1 unless --host names
 another address together with --public.
@@ -10,7 +12,18 @@ from __future__ import annotations
 
 import argparse
 
-from gancompress.commands._common import THREADS, float_range, image_side, int_range
+import shutil
+import tempfile
+from pathlib import Path
+
+from gancompress.commands._common import (
+    THREADS,
+    add_user_arch_arguments,
+    float_range,
+    image_side,
+    int_range,
+    load_model_arg,
+)
 from gancompress.errors import UserError
 
 
@@ -41,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-mb", type=float_range(0.001, 65536.0), default=8.0, help="request body cap (8 MB)")
     p.add_argument("--max-megapixels", type=float_range(0.001, 100000.0), default=16.0,
                    help="uploaded image cap in megapixels (16)")
+    add_user_arch_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -55,13 +69,47 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--max-body-mb and --max-megapixels must be positive")
     from gancompress.serve.runners import Demo
 
-    demo = Demo.open(args.paths, size=tuple(args.size) if args.size else None,
-                     backend=args.backend, threads=args.threads, cache=args.cache,
-                     teacher=args.teacher)
+    converted = tempfile.mkdtemp(prefix="gancompress-demo-arch-") if args.arch else None
     try:
+        paths = _user_checkpoints(args, Path(converted)) if converted else args.paths
+        demo = Demo.open(paths, size=tuple(args.size) if args.size else None,
+                         backend=args.backend, threads=args.threads, cache=args.cache,
+                         teacher=args.teacher)
+        for pane in demo.models.values():  # the page sends images only
+            model = getattr(pane.incremental, "model", None)
+            if hasattr(model, "check_image_only"):  # a user's generator: its condition hook
+                model.check_image_only()
         serve(demo, args.host, args.port, public=args.public, allow_hosts=args.allow_host,
               max_body=int(args.max_body_mb * 1024 * 1024),
               max_pixels=int(args.max_megapixels * 1e6))
     except KeyboardInterrupt:
         pass
+    finally:
+        if converted:
+            shutil.rmtree(converted, ignore_errors=True)
     return 0
+
+
+def _user_checkpoints(args: argparse.Namespace, folder: Path) -> list[Path]:
+    """--arch module.path:ClassName: each path holds weights of that class; each is converted
+    and saved as a checkpoint (named like the weights file) in `folder` for the demo to open."""
+    from gancompress.deploy.runtime import file_kind
+    from gancompress.models.checkpoint import save_generator
+
+    paths = []
+    for i, path in enumerate(Path(p) for p in args.paths):
+        if path.is_dir():
+            raise UserError(f"{path} is a folder: a compression run records its architecture "
+                            f"and opens without --arch; with --arch give weights files")
+        kind = file_kind(path)
+        if kind != "checkpoint":
+            raise UserError(f"--arch names the class of a weights file (a state dict); {path} "
+                            f"is an exported {kind} file, which opens without --arch")
+        args.model = str(path)
+        target = folder / str(i) / f"{path.stem}.pth"  # the demo labels a model by its file
+        target.parent.mkdir(parents=True)
+        model = load_model_arg(args)
+        model.check_image_only()  # further inputs: the page sends images only
+        save_generator(model, target, meta={"weights": str(path)})
+        paths.append(target)
+    return paths

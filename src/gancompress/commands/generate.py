@@ -13,6 +13,7 @@ graph takes the code). `--n-styles K` writes a row of K translations per input.
     gancompress generate runs/demo-compact/compact.pth --input demo_data/test --out generated
     gancompress generate compact.onnx --input photo.png --out out --size 256 256 --overwrite
     gancompress generate munit.pth --input edges/ --out styles --style random --n-styles 4
+    gancompress generate my_weights.pth --arch mynets:MyNet --input photos/ --out out
 """
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gancompress.commands._common import THREADS, add_test_mode_arguments, image_side, int_range
+from gancompress.commands._common import (
+    THREADS,
+    add_test_mode_arguments,
+    add_user_arch_arguments,
+    image_side,
+    int_range,
+    load_model_arg,
+)
 from gancompress.commands._options import HIDDEN, add_device_argument, old
 from gancompress.errors import UserError
 
@@ -35,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Translate image files with any generator file gancompress can load or has "
                     "exported, using the published pre/post-processing. Writes OUT/<name>.png.")
     p.add_argument("model", metavar="MODEL",
-                   help="generator checkpoint, exported .onnx or TorchScript .pt file")
+                   help="generator checkpoint, exported .onnx or TorchScript .pt file (with "
+                        "--arch: the weights of your class)")
     p.add_argument("--input", required=True,
                    help="an image file or a folder of images (label-map generators, SPADE: label "
                         "PNGs holding class ids, or Cityscapes colours)")
@@ -61,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --style random: K translations per input, side by side (default 1)")
     p.add_argument("--style-seed", type=int_range(0, 2**32 - 1), default=10,
                    help="seed of the random style codes (default 10, as NVlabs test.py)")
+    add_user_arch_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -95,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input images in {source} share names that differ only by extension; "
                         f"their outputs would overwrite each other")
     check_writable(out, folder=True)
-    runner = open_model(args.model, device=device, threads=args.threads,
-                        test_mode=args.test_mode, seed=args.seed)
+    runner = _user_model(args, device) if args.arch else \
+        open_model(args.model, device=device, threads=args.threads, test_mode=args.test_mode,
+                   seed=args.seed)
     if args.size:
         size, origin = tuple(args.size), "as given"
         if hasattr(getattr(runner, "model", None), "check_size"):  # the family's size rule
@@ -132,6 +143,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_model(args: argparse.Namespace, device: str):
+    """--arch module.path:ClassName: MODEL holds the weights of the user's class."""
+    from gancompress.deploy.runtime import TorchRunner, file_kind
+
+    kind = file_kind(args.model)
+    if kind != "checkpoint":
+        raise UserError(f"--arch names the class of a weights file (a state dict); {args.model} "
+                        f"is an exported {kind} file, which runs without --arch")
+    return TorchRunner(load_model_arg(args, device=device), device=device,
+                       test_mode=args.test_mode, seed=args.seed)
+
+
 def _styles(args: argparse.Namespace, runner, size: tuple[int, int]) -> list[torch.Tensor] | None:
     """The style codes to translate with (each (1, *shape)), or None for a one-input model."""
     import torch
@@ -139,6 +162,9 @@ def _styles(args: argparse.Namespace, runner, size: tuple[int, int]) -> list[tor
     from gancompress.imaging import read_image
 
     extra = runner.extra_inputs
+    model = getattr(runner, "model", None)
+    if extra and hasattr(model, "check_image_only"):  # a user's generator: its condition hook
+        model.check_image_only()
     if not extra:
         if args.style is not None or args.n_styles != 1:
             raise UserError("--style / --n-styles apply to multimodal generators (MUNIT); this "

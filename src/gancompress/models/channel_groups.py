@@ -104,11 +104,17 @@ def record(model: nn.Module, inputs: Sequence[torch.Tensor], pinned: set[str]) -
             recorder.depth -= 1
             if recorder.depth == 0 and args and isinstance(args[0], torch.Tensor):
                 handle(recorder, name, module, args[0], out, name in pinned)
-                if side and out.dim() == 4 and 0 < out.shape[-2] < side:
+                if side and out.dim() == 4 and 0 < out.shape[-2] < side and \
+                        _scales_with_input(args[0], out, fixed):
                     trace.min_side_ratio = max(trace.min_side_ratio, side // out.shape[-2])
         return hook
 
-    handles = []
+    # Spatial sizes made by adaptive pooling (an SE gate's 1x1): fixed whatever the input size,
+    # so neither the pool nor the layers running at that size constrain the input size.
+    fixed: set[tuple[int, ...]] = set()
+
+    handles = [m.register_forward_hook(lambda mod, args, out: fixed.add(tuple(out.shape[2:])))
+               for m in model.modules() if isinstance(m, _ADAPTIVE)]
     for name, m in leaves.items():
         handles.append(m.register_forward_pre_hook(pre))
         handles.append(m.register_forward_hook(post(name)))
@@ -301,6 +307,18 @@ def _analysis(trace, intervals, nodes, sets, why) -> Analysis:
     return result
 
 
+_ADAPTIVE = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+             nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+
+
+def _scales_with_input(x: torch.Tensor, out: torch.Tensor, fixed: set[tuple[int, ...]]
+                       ) -> bool:
+    """Whether `out`'s spatial size follows the model's input size (then it sets the input
+    size multiple): not for layers that keep a fixed size made by adaptive pooling."""
+    return not (x.dim() == out.dim() and tuple(x.shape[2:]) == tuple(out.shape[2:])
+                and tuple(out.shape[2:]) in fixed)
+
+
 def analyze(model: nn.Module, inputs: Sequence[torch.Tensor], pinned: Sequence[str] = (),
             strict: bool = True) -> Analysis:
     """Width groups, layer parts, free tensors and taps of `model` run on `inputs`."""
@@ -328,7 +346,12 @@ def _meta_trace(model: nn.Module, inputs: Sequence[torch.Tensor], pinned: set[st
     large generator at a large size converts in about the time of its Python forward. The
     analysis refers to layers and tensors by name, so it applies to the real model."""
     try:
-        twin = copy.deepcopy(model).to("meta").eval()
+        # the copy shares no data: every parameter and buffer is copied as a meta tensor
+        memo: dict[int, Any] = {id(t): nn.Parameter(torch.empty_like(t, device="meta"),
+                                                    t.requires_grad)
+                                for t in model.parameters()}
+        memo.update({id(t): torch.empty_like(t, device="meta") for t in model.buffers()})
+        twin = copy.deepcopy(model, memo).eval()
         return record(twin, [t.to("meta") for t in inputs], pinned)
     except Exception:  # noqa: BLE001 - any failure: the real trace decides (and reports)
         return None

@@ -31,30 +31,56 @@ from gancompress.models.traced_layers import build_layer, narrow_in_place, slice
 
 DEFAULT_INPUT = (1, 3, 64, 64)
 ARCH_KEYS = ("module", "args", "inputs", "pinned", "strict", "widths", "in_channels",
-             "out_channels")
+             "out_channels", "condition")
 
 
 def import_class(path: str) -> type:
     """'pkg.mod:Class' (or 'pkg.mod.Class') -> the class; UserError naming what to import."""
-    if not isinstance(path, str) or not path.strip():
-        raise UserError(f"an architecture is named as module.path:ClassName, got {path!r}")
-    mod_name, _, cls_name = path.partition(":") if ":" in path else path.rpartition(".")
-    if not mod_name or not cls_name:
-        raise UserError(f"an architecture is named as module.path:ClassName, got {path!r}")
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as err:
-        raise UserError(f"cannot import module {mod_name!r} for architecture {path!r} ({err}); "
-                        f"make it importable (install it, or add its folder to PYTHONPATH)"
-                        ) from None
-    cls = module
-    for part in cls_name.split("."):
-        cls = getattr(cls, part, None)
-        if cls is None:
-            raise UserError(f"module {mod_name!r} has no {cls_name!r} (architecture {path!r})")
+    cls = _import_object(path, "an architecture", "architecture", "module.path:ClassName")
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)) and not callable(cls):
         raise UserError(f"{path!r} is not an nn.Module class")
     return cls
+
+
+def import_function(path: str) -> Any:
+    """'pkg.mod:function' of a condition hook -> the function."""
+    fn = _import_object(path, "a condition function", "condition", "module.path:function")
+    if not callable(fn):
+        raise UserError(f"condition {path!r} is not a function")
+    return fn
+
+
+def _import_object(path: str, what: str, role: str, form: str) -> Any:
+    if not isinstance(path, str) or not path.strip():
+        raise UserError(f"{what} is named as {form}, got {path!r}")
+    mod_name, _, obj_name = path.partition(":") if ":" in path else path.rpartition(".")
+    if not mod_name or not obj_name:
+        raise UserError(f"{what} is named as {form}, got {path!r}")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as err:
+        raise UserError(f"cannot import module {mod_name!r} for {role} {path!r} ({err}); "
+                        f"make it importable (install it, or add its folder to PYTHONPATH)"
+                        ) from None
+    obj = module
+    for part in obj_name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise UserError(f"module {mod_name!r} has no {obj_name!r} ({role} {path!r})")
+    return obj
+
+
+def function_path(fn: Any) -> str:
+    """The import path recorded for a condition hook (a module-level function)."""
+    if isinstance(fn, str):
+        import_function(fn)  # importable now, or a UserError naming the module
+        return fn
+    name = getattr(fn, "__qualname__", "")
+    if not callable(fn) or not name or "<" in name:
+        raise UserError(f"condition {fn!r}: give a function defined at module level (not a "
+                        f"lambda or a local function), so that it can be imported to rebuild "
+                        f"the model")
+    return f"{fn.__module__}:{name}"
 
 
 def class_path(module: nn.Module) -> str:
@@ -124,7 +150,7 @@ class TracedGenerator(ElasticGenerator):
                inputs: Sequence[Sequence[int]] | None = None, pinned: Sequence[str] = (),
                strict: bool = True, widths: Mapping[str, int] | str | None = None,
                in_channels: int | None = None, out_channels: int | None = None,
-               _net: nn.Module | None = None) -> None:
+               condition: str = "", _net: nn.Module | None = None) -> None:
         super().__init__()
         if not module:
             raise UserError("a traced generator needs the user's class: module='pkg.mod:Class' "
@@ -137,9 +163,17 @@ class TracedGenerator(ElasticGenerator):
                             f"class in one whose arguments are") from None
         net = _net if _net is not None else build_user_module(module, args)
         inputs = [list(map(int, s)) for s in (inputs or [DEFAULT_INPUT])]
+        self._condition = import_function(condition) if condition else None
+        examples = self._examples(inputs)
+        if self._condition is not None:
+            # the further inputs come from the hook: traced with what it makes (shapes recorded)
+            examples = (examples[0], *self._conditioned(examples[0], condition))
+            inputs = [inputs[0]] + [list(t.shape) for t in examples[1:]]
         if not 1 <= len(inputs) <= 4:
             raise UserError(f"a traced generator takes 1 to 4 inputs, got {len(inputs)}")
-        examples = self._examples(inputs)
+        # forward()'s own parameter names, for messages
+        self._input_labels = _check_input_count(net, module, len(inputs)) or \
+            ["input"] + [f"input{i}" for i in range(1, len(inputs))]
         analysis = analyze(net, examples, pinned, strict)
         if not analysis.groups:
             raise UserError(f"{module}: no layer of this model can change its width (every "
@@ -148,7 +182,9 @@ class TracedGenerator(ElasticGenerator):
         self.analysis = analysis
         self.size_multiple = max(1, analysis.size_multiple)
         self.reference_size = (inputs[0][-2], inputs[0][-1]) if len(inputs[0]) == 4 else (1, 1)
-        self.input_names = tuple(["input"] + [f"input{i}" for i in range(1, len(inputs))])
+        # with a condition hook the model is image-to-image: exports and runners feed the image
+        self.input_names = ("input",) if self._condition is not None else \
+            tuple(["input"] + [f"input{i}" for i in range(1, len(inputs))])
         full = dict(analysis.groups)
         # recorded (image channels in and out, as every family's arch has them), checked on rebuild
         found = {"in_channels": inputs[0][1], "out_channels": analysis.out_channels}
@@ -158,10 +194,17 @@ class TracedGenerator(ElasticGenerator):
                                 f"{found[key]}; rebuild it with the same constructor arguments")
         self.arch = {"module": module, "args": dict(args or {}), "inputs": inputs,
                      "pinned": list(pinned), "strict": bool(strict), **found, "widths": full}
+        if condition:
+            self.arch["condition"] = condition
         if isinstance(widths, str):
             widths = self.widths_from_config(widths)
         if widths:
-            widths = self.check_widths(dict(widths))
+            try:
+                widths = self.check_widths(dict(widths))
+            except UserError as err:
+                raise UserError(f"{err} (a search space of absolute widths, such as a preset's "
+                                f"compress.space=16,12,8, is made for a family's widths; for "
+                                f"this model use compress.space=fractions or halves)") from None
             narrow_in_place(self.net, widths)
             self.arch["widths"] = dict(widths)
         self._taps = analysis.taps
@@ -183,6 +226,34 @@ class TracedGenerator(ElasticGenerator):
                 shape[-2:] = [int(size[0]), int(size[-1])]
             out.append(torch.rand(shape, generator=gen) * 2 - 1)
         return tuple(out)
+
+    def _conditioned(self, image: torch.Tensor, module: str = "") -> tuple[torch.Tensor, ...]:
+        """The further inputs the condition hook makes for `image` (checked)."""
+        name = self.arch["condition"] if hasattr(self, "arch") else module
+        extra = self._condition(image)
+        extra = (extra,) if isinstance(extra, torch.Tensor) else tuple(extra or ())
+        if not extra or not all(isinstance(t, torch.Tensor) and t.dim() >= 1 and
+                                t.shape[0] == image.shape[0] for t in extra):
+            raise UserError(f"condition {name}: must return the further input(s) of forward() "
+                            f"for a batch of images, a tensor or a tuple of tensors with the "
+                            f"batch size first ({image.shape[0]}); it returned "
+                            f"{_describe(extra)}")
+        return extra
+
+    def check_image_only(self) -> None:
+        """UserError unless the model runs on an image alone (one input, or a condition hook
+        making the others): what the pipeline, generate and the demo feed."""
+        if len(self.arch["inputs"]) > 1 and self._condition is None:
+            raise self._missing_inputs()
+
+    def _missing_inputs(self) -> UserError:
+        names = ", ".join(self._input_labels[:len(self.arch["inputs"])])
+        return UserError(
+            f"{self.arch['module']}.forward takes {len(self.arch['inputs'])} inputs ({names}) "
+            f"but is given the image only (the compress pipeline, generate and demo feed "
+            f"images): record a condition function that makes the further inputs from the image "
+            f"batch, e.g. a fixed target label (convert(..., condition=fn), "
+            f"gancompress.compress(..., condition=fn), --condition pkg.mod:function)")
 
     def _tap(self, name: str):
         def hook(module, args, out):
@@ -231,16 +302,25 @@ class TracedGenerator(ElasticGenerator):
         gen = generator or torch.Generator()
         if generator is None:
             gen.seed()
-        return tuple(t.to(device) for t in self._examples(self.arch["inputs"], batch, size, gen))
+        examples = tuple(t.to(device) for t in self._examples(self.arch["inputs"], batch, size,
+                                                                 gen))
+        if self._condition is not None:
+            return (examples[0], *self._conditioned(examples[0]))
+        return examples
 
     def student_arch(self, conv: str | None = None, widths: Mapping[str, int] | None = None
                      ) -> dict[str, Any]:
+        self.check_image_only()  # the pipeline trains and scores on images alone
         arch = {**self.arch}
         if widths is not None:
             arch["widths"] = dict(widths)
         return arch
 
     def _run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(inputs) < len(self.arch["inputs"]):
+            if self._condition is None or len(inputs) != 1:
+                raise self._missing_inputs()
+            inputs = (inputs[0], *self._conditioned(inputs[0]))
         out = self.net(*inputs)
         # generators that also return side outputs (U-GAT-IT: CAM logits, heatmap): the image
         return out[0] if isinstance(out, (tuple, list)) else out
@@ -280,6 +360,44 @@ class TracedGenerator(ElasticGenerator):
         return new
 
 
+def _shapes_of(path: str, args: Mapping[str, Any] | None) -> nn.Module:
+    """The class built with `args` for its tensor shapes: on the meta device (no allocation, no
+    init: seconds for a large generator) unless its constructor needs real tensors."""
+    try:
+        with torch.device("meta"):
+            return build_user_module(path, args)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - e.g. a constructor reading values: build it for real
+        return build_user_module(path, args)
+
+
+def _describe(values: Sequence[Any]) -> str:
+    return ", ".join(f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else
+                     type(v).__name__ for v in values) or "nothing"
+
+
+def _check_input_count(net: nn.Module, module: str, given: int) -> list[str]:
+    """forward()'s positional parameter names; UserError when it needs more inputs than the
+    example inputs give."""
+    import inspect
+
+    try:
+        params = inspect.signature(net.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p.name for p in params if p.kind in positional and p.default is p.empty]
+    if len(required) > given:
+        raise UserError(
+            f"{module}.forward takes {len(required)} inputs ({', '.join(required)}) but "
+            f"{given} example input(s) were given: in Python give them all "
+            f"(convert(net, (image, {', '.join(required[1:])}))), or a condition function that "
+            f"makes the further inputs from the image batch (condition='pkg.mod:function', "
+            f"--condition pkg.mod:function), as the compress pipeline, generate and demo need")
+    return [p.name for p in params if p.kind in positional]
+
+
 def _rebuild(arch: dict, state: Mapping[str, torch.Tensor], training: bool) -> TracedGenerator:
     model = TracedGenerator(**arch)
     model.load_state_dict(state)
@@ -289,20 +407,23 @@ def _rebuild(arch: dict, state: Mapping[str, torch.Tensor], training: bool) -> T
 
 def convert(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
             *, args: Mapping[str, Any] | None = None, pinned: Sequence[str] = (),
-            strict: bool = True) -> TracedGenerator:
+            strict: bool = True, condition: Any = None) -> TracedGenerator:
     """A user's nn.Module (with its weights) as an elastic generator.
 
     `example_inputs`: a tensor or tuple of forward() inputs (their shapes are recorded; default
     one (1, 3, 64, 64) image); `args`: the module's constructor arguments, needed to rebuild it
     (compact models, checkpoints) when they are not the defaults; `pinned`: layer names kept at
-    full width. The module itself is not changed (a copy is converted).
+    full width; `condition`: a module-level function (or 'pkg.mod:function') making forward()'s
+    further inputs from an image batch, for generators with more than one input that the
+    pipeline, `generate` and the demo (which feed images) must run. The module itself is not
+    changed (a copy is converted).
     """
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     shapes = [list(t.shape) for t in example_inputs] if example_inputs else [list(DEFAULT_INPUT)]
     path = class_path(module)
     try:
-        fresh = build_user_module(path, args)
+        fresh = _shapes_of(path, args)
     except UserError as err:
         raise UserError(f"{err} (convert needs the class importable and its constructor "
                         f"arguments: convert(module, inputs, args={{...}}))") from None
@@ -314,13 +435,14 @@ def convert(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch.Ten
                         f"the one given (tensor {first}); pass its constructor arguments: "
                         f"convert(module, inputs, args={{...}})")
     net = copy.deepcopy(module)
+    cond = function_path(condition) if condition is not None else ""
     return TracedGenerator(module=path, args=args, inputs=shapes, pinned=pinned, strict=strict,
-                           _net=net)
+                           condition=cond, _net=net)
 
 
 def load_traced(module: str, args: Mapping[str, Any] | None = None, weights: Any = None,
                 inputs: Sequence[Sequence[int]] | None = None, pinned: Sequence[str] = (),
-                strict: bool = True) -> TracedGenerator:
+                strict: bool = True, condition: str = "") -> TracedGenerator:
     """The user's class `module` ('pkg.mod:Class') built with `args`, with `weights` (a path or
     a loaded object: a plain state dict, or one under 'state_dict' / 'model' / 'netG' /
     'generator', 'module.' prefixes stripped) loaded, converted to an elastic generator."""
@@ -337,7 +459,7 @@ def load_traced(module: str, args: Mapping[str, Any] | None = None, weights: Any
                             f"plain or under 'state_dict' / 'model')")
         load_state_checked(net, state, f"{name} (for {module})")
     return TracedGenerator(module=module, args=args, inputs=inputs, pinned=pinned,
-                           strict=strict, _net=net)
+                           strict=strict, condition=condition, _net=net)
 
 
 def parse_arch_args(text: str | None) -> dict[str, Any]:
@@ -363,4 +485,5 @@ def cli_traced(args: Any) -> TracedGenerator:
     size = getattr(args, "size", None) or (DEFAULT_INPUT[2], DEFAULT_INPUT[3])
     inputs = [[1, DEFAULT_INPUT[1], int(size[0]), int(size[-1])]]
     pinned = [p.strip() for p in (getattr(args, "pin", None) or "").split(",") if p.strip()]
-    return load_traced(args.arch, ctor, getattr(args, "model", None), inputs, pinned)
+    return load_traced(args.arch, ctor, getattr(args, "model", None), inputs, pinned,
+                       condition=getattr(args, "condition", None) or "")

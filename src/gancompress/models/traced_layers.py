@@ -217,7 +217,19 @@ def module_tensor(module: nn.Module, name: str) -> torch.Tensor:
 
 
 def build_layer(m: nn.Module, spec: LayerSpec) -> nn.Module:
-    """The elastic twin of handled layer `m` (same hyper-parameters and state)."""
+    """The elastic twin of handled layer `m` (same hyper-parameters and state: `m`'s tensors
+    themselves, so `m` must not be used afterwards). Built on the meta device: no allocation
+    and no random init of weights that are replaced at once (seconds for a large generator)."""
+    with torch.device("meta"):
+        new = _twin(m, spec)
+    if isinstance(new, ElasticModule) and spec.in_parts is None:
+        new.in_parts = as_parts(None, new.in_parts[0][1] if new.in_parts else 0)
+    new.load_state_dict(m.state_dict(), assign=True)
+    new.train(m.training)
+    return new
+
+
+def _twin(m: nn.Module, spec: LayerSpec) -> nn.Module:
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         depthwise = spec.kind == "depthwise"
         kw = dict(stride=m.stride, padding=m.padding, dilation=m.dilation, bias=m.bias is not None)
@@ -250,10 +262,6 @@ def build_layer(m: nn.Module, spec: LayerSpec) -> nn.Module:
                               elementwise_affine=m.elementwise_affine)
     else:  # not reached: analysis only hands over the types above
         raise TypeError(type(m))
-    if isinstance(new, ElasticModule) and spec.in_parts is None:
-        new.in_parts = as_parts(None, new.in_parts[0][1] if new.in_parts else 0)
-    new.load_state_dict(m.state_dict())
-    new.train(m.training)
     return new
 
 
