@@ -140,6 +140,8 @@ def test_mutated_real_configs(tmp_path, name, data):
         section = data.draw(st.sampled_from(sorted(cfg)))
         action = data.draw(st.sampled_from(["replace", "drop", "add", "section"]))
         fields = cfg[section]
+        if not isinstance(fields, dict):  # an earlier round replaced the whole section
+            action = "section"
         if action == "replace" and fields:
             fields[data.draw(st.sampled_from(sorted(fields)))] = data.draw(JSON_VALUES)
         elif action == "drop" and fields:
