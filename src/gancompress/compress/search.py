@@ -452,6 +452,7 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
                             stats["new"], stats["cached"], time.perf_counter() - started, front)
     result = {"best": key, "widths": space.widths(best), "score": value, "metric": scorer.name,
               "higher_is_better": higher, "cost": outcome.cost, "cost_unit": cost.unit,
+              "cost_info": dict(getattr(cost, "info", {})),  # runtime + precision of the ms
               "macs": outcome.macs, "budget": {"text": budget.text, "kind": budget.kind,
                                                "value": budget.value},
               "method": method, "seed": seed,

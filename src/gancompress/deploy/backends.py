@@ -46,11 +46,15 @@ def parse_backends(text: str) -> list[str]:
 def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
                   threads: int | None = None, device: str = "cpu",
                   calib_images: torch.Tensor | None = None, optimize: bool = True,
-                  exporter: str = "dynamo") -> tuple[Callable[[], Any], dict[str, Any]]:
+                  exporter: str = "dynamo", speed_only: bool = False,
+                  channels_last: bool | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(call, info): `call()` runs one batch of `input_size` through `model` on backend `name`,
     through one inference session (deploy/session.py); `call.run(images)` runs any batch
     through the same session (quality checks of the reduced precisions). `exporter` "legacy"
-    exports faster (the latency model builds dozens of sessions) with the same kernels."""
+    exports faster (the latency model builds dozens of sessions) with the same kernels.
+    `speed_only`: int8 calibrates on two random images without a quality check (the latency
+    model: the graph, not the values, sets the time). `channels_last` (torchscript, compile;
+    default CHANNELS_LAST): NHWC activations and weights."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     threads = threads or torch.get_num_threads()
@@ -63,11 +67,13 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
     if name.startswith("openvino"):
         from gancompress.deploy.openvino import latency_call
 
+        if speed_only and name == "openvino-int8" and calib_images is None:
+            calib_images = sample_inputs(input_size, count=2, seed=1)
         call, extra = latency_call(model, input_size, threads=threads,
                                    int8=name == "openvino-int8",
                                    precision="bf16" if name == "openvino-bf16" else "fp32",
                                    calib_images=calib_images, optimize=optimize,
-                                   exporter=exporter)
+                                   exporter=exporter, score=not speed_only)
         return call, {**info, **extra}
     # The sub-pixel rewrite of ConvTranspose2d helps onnxruntime (int8 QLinearConv) but not
     # oneDNN, whose transposed conv is fast (measured with torch.compile: 18.4 ms without it,

@@ -422,4 +422,23 @@ def model_info(model: nn.Module, input_size: Sequence[int]) -> dict:
             info["config"] = model.config_from_widths(current_widths(model))
         except (UserError, NotImplementedError):  # widths without a config-string form
             pass
+    target = latency_target(getattr(model, "meta", None))
+    if target:
+        info["latency_budget"] = target
     return info
+
+
+def latency_target(meta) -> dict | None:
+    """The runtime and precision a compressed student was searched for (its checkpoint's
+    compression config: a latency budget and compress.latency_backend), else None."""
+    config = meta.get("config") if isinstance(meta, dict) else None
+    compress = config.get("compress") if isinstance(config, dict) else None
+    if not isinstance(compress, dict) or not str(compress.get("budget", "")).strip():
+        return None
+    budget = str(compress["budget"]).strip()
+    if not budget.lower().endswith(("ms", "s")) or budget.lower().endswith("macs"):
+        return None
+    runtime = str(compress.get("latency_backend") or "torch")
+    runtime = {"onnxruntime": "onnx"}.get(runtime, runtime)
+    precision = {"openvino-bf16": "bf16", "openvino-int8": "int8"}.get(runtime, "fp32")
+    return {"budget": budget, "runtime": runtime, "precision": precision}
