@@ -161,7 +161,7 @@ class LatencyCost:
         """fit: a latency model fitted elsewhere (LatencyModel.fit of rank 0 under torchrun):
         predict with it and measure nothing."""
         try:
-            from gancompress.compress.latency import LatencyModel
+            from gancompress.compress.latency import RUNTIMES, LatencyModel, runtime_name
         except ImportError as err:
             raise UserError(f"latency budgets need gancompress.compress.latency, which cannot be "
                             f"imported here ({err}); give the budget in MACs (e.g. 3G or 1/20)"
@@ -174,11 +174,13 @@ class LatencyCost:
             self.latency = LatencyModel.load_or_build(model, space, input_size=tuple(input_size),
                                                       device=device, backend=backend,
                                                       cache_dir=cache_dir)
-            from gancompress.distributed import print0
-            print0(f"[latency] {self.latency.describe()}")
+            if hasattr(self.latency, "describe"):
+                from gancompress.distributed import print0
+                print0(f"[latency] {self.latency.describe()}")
         self.cache: dict[str, float] = {}
-        summary = self.latency.summary()
-        self.runtime, self.precision = self.latency.runtime, self.latency.precision
+        summary = self.latency.summary() if hasattr(self.latency, "summary") else {}
+        self.runtime = getattr(self.latency, "runtime", None) or runtime_name(backend)
+        self.precision = RUNTIMES[self.runtime][1]
         self.info: dict[str, Any] = {
             "measure": "latency (ms)", "runtime": self.runtime, "precision": self.precision,
             **{k: summary[k] for k in ("device_name", "threads", "holdout_mape",

@@ -371,16 +371,21 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     return gm, folded
 
 
-def fuse_graph(model: nn.Module) -> tuple[nn.Module, list[str]]:
+def fuse_graph(model: nn.Module, copy_first: bool = True) -> tuple[nn.Module, list[str]]:
     """Norm folding and zero-pad fusion on one fx trace: (module, notes). A model fx cannot
-    trace is returned unchanged (exporters and runtimes then fold what they can themselves)."""
+    trace, or with nothing to fold or fuse, is returned as it is (exporters and runtimes then
+    fold what they can themselves). The convs are changed in place: `copy_first` (default)
+    works on a copy, so `model` itself is untouched."""
+    given = model
+    if copy_first:
+        model = copy.deepcopy(model)
     gm = _trace(model)
     if gm is None:
-        return model, []
+        return given, []
     folded = _fold_into_convs(gm)
     fused = _fuse_pads(gm)
     if not folded and not fused:
-        return model, []
+        return given, []
     _finish(gm)
     notes = []
     if folded:
@@ -399,7 +404,7 @@ def deploy_module(model: nn.Module, optimize: bool = True, transposed: bool = Tr
     only steps 1-2 (plain layers, folded BatchNorm); `transposed=False` keeps ConvTranspose2d.
     The returned module has `.deploy_notes`."""
     plain = plain_module(model)
-    plain, notes = fuse_graph(plain)
+    plain, notes = fuse_graph(plain, copy_first=False)  # plain is already a copy
     if optimize:
         notes += _rewrite(plain, transposed=transposed)
     plain.eval()
