@@ -1,6 +1,7 @@
 """Inference backends for latency measurement, and side-by-side timing.
 
     torch        the model as loaded, eager PyTorch (the baseline the papers' speed-ups refer to)
+    torch-cl     deploy module (folded norms, fused zero pads) eager, channels-last (NHWC)
     torchscript  deploy module traced + frozen (torch.jit.freeze)
     compile      deploy module through torch.compile (inductor, weights frozen); compiles once
     onnx         deploy module exported to ONNX, onnxruntime fp32, graph optimisation level ALL
@@ -30,8 +31,13 @@ from gancompress.deploy.verify import reference_output, sample_inputs
 from gancompress.errors import UserError
 from gancompress.metrics.cost import summarize_times
 
-BACKENDS = ("torch", "torchscript", "compile", "onnx", "onnx-int8", "openvino", "openvino-bf16",
+BACKENDS = ("torch", "torch-cl", "torchscript", "compile", "onnx", "onnx-int8", "openvino", "openvino-bf16",
             "openvino-int8")
+
+
+# TorchScript on NHWC weights and activations (oneDNN's NHWC conv kernels); measured with
+# torch-cl vs eager on the deployed compressed ResNet (see TorchSession)
+CHANNELS_LAST = True
 
 
 def parse_backends(text: str) -> list[str]:
@@ -53,7 +59,7 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
     through the same session (quality checks of the reduced precisions). `exporter` "legacy"
     exports faster (the latency model builds dozens of sessions) with the same kernels.
     `speed_only`: int8 calibrates on two random images without a quality check (the latency
-    model: the graph, not the values, sets the time). `channels_last` (torchscript, compile;
+    model: the graph, not the values, sets the time). `channels_last` (torchscript;
     default CHANNELS_LAST): NHWC activations and weights."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
@@ -79,10 +85,15 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
     # oneDNN, whose transposed conv is fast (measured with torch.compile: 18.4 ms without it,
     # 21.0 ms with it, 2 threads): the PyTorch paths keep ConvTranspose2d.
     deployed = deploy_module(model, optimize=optimize,
-                             transposed=name not in ("torchscript", "compile"))
+                             transposed=name not in ("torch-cl", "torchscript", "compile"))
+    if name == "torch-cl":
+        return _calls(open_session("torch", deployed, threads, device, channels_last=True),
+                      example), info
     if name == "torchscript":
+        cl = CHANNELS_LAST if channels_last is None else channels_last
+        info["channels_last"] = cl
         return _calls(open_session("torchscript", deployed, threads, device,
-                                   example=(example,)), example), info
+                                   example=(example,), channels_last=cl), example), info
     if name == "compile":
         session = open_session("compile", deployed, threads, device)
         call = _calls(session, example)

@@ -247,16 +247,30 @@ class Session:
         getattr(self, "_compiled", {}).clear()
 
 
+def _to_device(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    t = t.to(device)
+    if channels_last and t.dim() == 4:
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
 class TorchSession(Session):
     """Eager PyTorch. With `set_threads` the intra-op pool (one per process) is set to `threads`
-    for each call, so sessions with different thread counts can take turns (the demo)."""
+    for each call, so sessions with different thread counts can take turns (the demo).
+    `channels_last`: weights and image inputs in NHWC memory layout (oneDNN's direct NHWC conv
+    kernels; the deployed compressed ResNet ran ~1.3x faster eager on the CPU, measured in
+    bench/bench_deploy.py's torch-cl rows)."""
 
     kind = "torch"
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu",
-                 threads: int | None = None, set_threads: bool = False):
+                 threads: int | None = None, set_threads: bool = False,
+                 channels_last: bool = False):
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
         self.threads = threads or default_threads()
         self.set_threads = set_threads
         self.metadata = {}
@@ -265,7 +279,7 @@ class TorchSession(Session):
         if self.set_threads:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            return self.model(*(t.to(self.device) for t in inputs))
+            return self.model(*(_to_device(t, self.device, self.channels_last) for t in inputs))
 
 
 class TorchScriptSession(Session):
@@ -273,16 +287,21 @@ class TorchScriptSession(Session):
 
     def __init__(self, source: str | Path | bytes | nn.Module,
                  device: str | torch.device = "cpu",
-                 threads: int | None = None, example: Sequence[torch.Tensor] | None = None):
+                 threads: int | None = None, example: Sequence[torch.Tensor] | None = None,
+                 channels_last: bool = False):
         self.device = torch.device(device)
         self.threads = threads or default_threads()
         self.metadata = {}
+        self.channels_last = channels_last
         if isinstance(source, nn.Module):
             if example is None:
                 raise ValueError("tracing a module needs example inputs (example=...)")
+            source = source.to(self.device).eval()
+            if channels_last:
+                source = source.to(memory_format=torch.channels_last)
             with quiet(), torch.no_grad():
                 self.module = torch.jit.freeze(torch.jit.trace(
-                    source.to(self.device).eval(), tuple(t.to(self.device) for t in example),
+                    source, tuple(_to_device(t, self.device, channels_last) for t in example),
                     check_trace=False))
             return
         extra = {TORCHSCRIPT_META: ""}
@@ -298,7 +317,7 @@ class TorchScriptSession(Session):
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.module(*(t.to(self.device) for t in inputs))
+            return self.module(*(_to_device(t, self.device, self.channels_last) for t in inputs))
 
 
 class CompiledSession(Session):
@@ -404,7 +423,8 @@ def open_session(kind: str, model_or_file: Any, threads: int | None = None,
                  **options: Any) -> Session:
     """A session running `model_or_file` on backend `kind` (see the module docstring).
 
-    options: torch `set_threads`; torchscript `example`; onnx `level`, `spinning`,
+    options: torch `set_threads`, `channels_last`; torchscript `example`, `channels_last`;
+    onnx `level`, `spinning`,
     `optimized_path`; openvino `profile`. ONNX and OpenVINO run on the CPU only.
     """
     if kind not in KINDS:
