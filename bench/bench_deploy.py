@@ -30,7 +30,7 @@ GauGAN family at 256x512 (--gaugan-size), label-map inputs:
 
 Backends: torch (eager, as loaded: the papers' baseline), torch-cl (deployed module eager,
 channels-last), torchscript, [compile], onnx, onnx-int8, openvino, openvino-bf16 (CPUs with
-bf16), openvino-int8 (NNCF). Every row prints runtime, precision, median and p10-p90 ms, the
+bf16), openvino-int8 (NNCF; float ops fp32), openvino-int8-bf16 (float ops bf16). Every row prints runtime, precision, median and p10-p90 ms, the
 model's own MACs at its benchmark size, PSNR against the fp32 PyTorch output (on smooth random
 images / random label maps; random weights: a robustness figure, not a trained-model one), the
 same-runtime speed-up (its family's teacher on the same backend / the row) and the speed-up
@@ -75,10 +75,12 @@ FAST_CONFIGS = {"compressed-fast": "16_16_12_12_12_12_16_16",
 # has them.
 FAST_STUDENT_ARGS = {"conv": "dense", "norm": "batch"}
 QUICK_BACKENDS = ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8")
-PRECISION = {"onnx-int8": "int8", "openvino-int8": "int8", "openvino-bf16": "bf16"}
+PRECISION = {"onnx-int8": "int8", "openvino-int8": "int8", "openvino-bf16": "bf16",
+             "openvino-int8-bf16": "int8"}
 RUNTIME = {"torch": "pytorch eager", "torch-cl": "pytorch eager", "torchscript": "torchscript",
            "compile": "torch.compile", "onnx": "onnxruntime", "onnx-int8": "onnxruntime",
-           "openvino": "openvino", "openvino-bf16": "openvino", "openvino-int8": "openvino"}
+           "openvino": "openvino", "openvino-bf16": "openvino", "openvino-int8": "openvino",
+           "openvino-int8-bf16": "openvino"}
 PAYS_PSNR = 35.0
 
 
@@ -103,7 +105,7 @@ def available(backends: list[str]) -> list[str]:
     try:
         from gancompress.deploy.session import supports_bf16
         if not supports_bf16():
-            backends = [b for b in backends if b != "openvino-bf16"]
+            backends = [b for b in backends if not b.endswith("bf16")]
     except UserError:  # no openvino installed: its backends are skipped
         backends = [b for b in backends if not b.startswith("openvino")]
     return backends
@@ -224,16 +226,16 @@ def int8_pays(rows: list) -> list[dict]:
     by = {(r["model"], r["backend"]): r for r in rows}
     out = []
     for (model, backend), r in by.items():
-        full = {"onnx-int8": "onnx", "openvino-int8": "openvino",
-                "openvino-bf16": "openvino"}.get(backend)
+        full = {"onnx-int8": "onnx", "openvino-int8": "openvino", "openvino-bf16": "openvino",
+                "openvino-int8-bf16": "openvino"}.get(backend)
         if full is None or (model, full) not in by:
             continue
         speedup = by[(model, full)]["median_ms"] / r["median_ms"]
         quality = r.get("psnr_vs_fp32_db")
         quality = math.inf if quality is None else quality
         bf16 = by.get((model, "openvino-bf16"))
-        vs_bf16 = bf16["median_ms"] / r["median_ms"] if bf16 and backend == "openvino-int8" \
-            else None
+        vs_bf16 = bf16["median_ms"] / r["median_ms"] \
+            if bf16 and backend.startswith("openvino-int8") else None
         ok = speedup > 1.0 and quality >= PAYS_PSNR
         out.append({"model": model, "backend": backend, "speedup_vs_fp32": speedup,
                     "speedup_vs_bf16": vs_bf16, "psnr_vs_fp32_db": quality, "pays": ok,

@@ -194,3 +194,40 @@ def test_exported_students_record_runtime_and_precision():
                                                    "latency_backend": "onnxruntime"}}}) == \
         {"budget": "30ms", "runtime": "onnx", "precision": "fp32"}
     assert latency_target({}) is None and latency_target(None) is None
+    # compact.pth of a compress run: the search's cost_info, or the budget + train_config
+    compact_meta = {"budget": "0.15ms", "config": "4_8_4_4_4_8_4_4",
+                    "search": {"cost_unit": "ms", "cost_info": {
+                        "runtime": "openvino-bf16", "precision": "bf16", "holdout_mape": 4.5}},
+                    "train_config": {"compress": {"latency_backend": "openvino-bf16"}}}
+    assert latency_target(compact_meta) == {"budget": "0.15ms", "runtime": "openvino-bf16",
+                                            "precision": "bf16",
+                                            "latency_model_holdout_error_pct": 4.5}
+    del compact_meta["search"]
+    assert latency_target(compact_meta)["runtime"] == "openvino-bf16"
+    compact_meta["budget"] = "1/20"
+    assert latency_target(compact_meta) is None
+
+
+def test_int8_calibrates_on_the_runs_data_without_calib(tmp_path, capsys):
+    from helpers import make_pairs
+
+    from gancompress.cli import main
+    from gancompress.deploy.onnx_export import read_metadata
+    from gancompress.deploy.quantize import run_calibration_folder
+    from gancompress.models.checkpoint import save_generator
+
+    data = make_pairs(tmp_path / "data")
+    assert run_calibration_folder({"train_config": {"data": {"root": str(data)}}}) == str(data)
+    assert run_calibration_folder({"config": {"data": {"root": str(tmp_path / "gone")}}}) is None
+    assert run_calibration_folder({"config": "4_4_4_4_4_4_4_4"}) is None
+    model = ResnetGenerator(ngf=4, n_blocks=3)
+    ckpt, out = tmp_path / "g.pth", tmp_path / "g.onnx"
+    save_generator(model, ckpt, meta={"train_config": {"data": {"root": str(data)}}})
+    assert main(["export", str(ckpt), "--out", str(out), "--int8", "--keep-float", "none",
+                 "--min-psnr", "0", "--size", "32", "32"]) == 0
+    assert f"int8 calibration on the run's training data: {data}" in capsys.readouterr().err
+    assert read_metadata(out)["precision"] == "int8"
+    save_generator(model, ckpt, meta={})
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "h.onnx"), "--int8",
+                 "--size", "32", "32"]) == 2
+    assert "needs calibration images" in capsys.readouterr().err

@@ -8,7 +8,9 @@
     onnx-int8    the same, int8 QDQ (deploy/quantize.py)
     openvino     the same ONNX graph in OpenVINO (CPU plugin), fp32 inference precision
     openvino-bf16  the same in bf16 (CPUs with AMX / AVX-512 BF16)
-    openvino-int8  NNCF post-training int8 of the OpenVINO model (deploy/openvino.py)
+    openvino-int8  NNCF post-training int8 of the OpenVINO model (deploy/openvino.py), the
+                   ops left in float (norms, pads) in fp32
+    openvino-int8-bf16  the same with the float ops in bf16 (CPUs with bf16; export --int8 --bf16)
 
 All CPU backends use the same thread count. `measure_side_by_side` times the backends round-robin
 (one call of each in turn), so a change of machine load during the measurement hits them alike and
@@ -31,8 +33,8 @@ from gancompress.deploy.verify import reference_output, sample_inputs
 from gancompress.errors import UserError
 from gancompress.metrics.cost import summarize_times
 
-BACKENDS = ("torch", "torch-cl", "torchscript", "compile", "onnx", "onnx-int8", "openvino", "openvino-bf16",
-            "openvino-int8")
+BACKENDS = ("torch", "torch-cl", "torchscript", "compile", "onnx", "onnx-int8", "openvino",
+            "openvino-bf16", "openvino-int8", "openvino-int8-bf16")
 
 
 # TorchScript on NHWC weights and activations (oneDNN's NHWC conv kernels); measured with
@@ -73,11 +75,11 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
     if name.startswith("openvino"):
         from gancompress.deploy.openvino import latency_call
 
-        if speed_only and name == "openvino-int8" and calib_images is None:
+        int8 = name.startswith("openvino-int8")
+        if speed_only and int8 and calib_images is None:
             calib_images = sample_inputs(input_size, count=2, seed=1)
-        call, extra = latency_call(model, input_size, threads=threads,
-                                   int8=name == "openvino-int8",
-                                   precision="bf16" if name == "openvino-bf16" else "fp32",
+        call, extra = latency_call(model, input_size, threads=threads, int8=int8,
+                                   precision="bf16" if name.endswith("bf16") else "fp32",
                                    calib_images=calib_images, optimize=optimize,
                                    exporter=exporter, score=not speed_only)
         return call, {**info, **extra}

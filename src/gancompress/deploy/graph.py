@@ -434,14 +434,25 @@ def model_info(model: nn.Module, input_size: Sequence[int]) -> dict:
 
 
 def latency_target(meta) -> dict | None:
-    """The runtime and precision a compressed student was searched for (its checkpoint's
-    compression config: a latency budget and compress.latency_backend), else None."""
-    config = meta.get("config") if isinstance(meta, dict) else None
-    compress = config.get("compress") if isinstance(config, dict) else None
-    if not isinstance(compress, dict) or not str(compress.get("budget", "")).strip():
+    """The runtime and precision a compressed student was searched for, from its checkpoint's
+    metadata (the search's cost_info, else a latency budget and compress.latency_backend of the
+    recorded compression config), else None (a MAC budget, or no record)."""
+    if not isinstance(meta, dict):
         return None
-    budget = str(compress["budget"]).strip()
-    if not budget.lower().endswith(("ms", "s")) or budget.lower().endswith("macs"):
+    search = meta.get("search")
+    info = search.get("cost_info") if isinstance(search, dict) else None
+    config = next((c for c in (meta.get("train_config"), meta.get("config"))
+                   if isinstance(c, dict)), {})
+    compress = config.get("compress") if isinstance(config.get("compress"), dict) else {}
+    budget = str(meta.get("budget") or compress.get("budget") or "").strip()
+    if isinstance(info, dict) and info.get("runtime"):
+        out = {"budget": budget, "runtime": info["runtime"],
+               "precision": info.get("precision", "fp32")}
+        if info.get("holdout_mape") is not None:
+            out["latency_model_holdout_error_pct"] = info["holdout_mape"]
+        return out
+    if not budget or not budget.lower().endswith(("ms", "s")) or \
+            budget.lower().endswith("macs"):
         return None
     runtime = str(compress.get("latency_backend") or "torch")
     runtime = {"onnxruntime": "onnx"}.get(runtime, runtime)
