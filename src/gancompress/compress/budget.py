@@ -161,7 +161,7 @@ class LatencyCost:
         """fit: a latency model fitted elsewhere (LatencyModel.fit of rank 0 under torchrun):
         predict with it and measure nothing."""
         try:
-            from gancompress.compress.latency import RUNTIMES, LatencyModel, runtime_name
+            from gancompress.compress.latency import LatencyModel
         except ImportError as err:
             raise UserError(f"latency budgets need gancompress.compress.latency, which cannot be "
                             f"imported here ({err}); give the budget in MACs (e.g. 3G or 1/20)"
@@ -179,8 +179,8 @@ class LatencyCost:
                 print0(f"[latency] {self.latency.describe()}")
         self.cache: dict[str, float] = {}
         summary = self.latency.summary() if hasattr(self.latency, "summary") else {}
-        self.runtime = getattr(self.latency, "runtime", None) or runtime_name(backend)
-        self.precision = RUNTIMES[self.runtime][1]
+        self.runtime = getattr(self.latency, "runtime", None) or backend
+        self.precision = getattr(self.latency, "precision", None) or "fp32"
         self.info: dict[str, Any] = {
             "measure": "latency (ms)", "runtime": self.runtime, "precision": self.precision,
             **{k: summary[k] for k in ("device_name", "threads", "holdout_mape",
