@@ -176,8 +176,8 @@ def bench_family(family: str, models: dict, teacher: str, size, backends, args, 
             start = time.perf_counter()
             try:
                 calls[(name, backend)], infos[(name, backend)] = build_backend(
-                    backend, model, size, threads=args.threads,
-                    calib_images=calib if backend.endswith("int8") else None)
+                    backend, model, size, threads=args.threads, search=False,
+                    calib_images=calib if "int8" in backend else None)
             except UserError as err:
                 log(f"{name} on {backend}: skipped: {err}")
                 continue
@@ -247,13 +247,13 @@ def int8_pays(rows: list) -> list[dict]:
 
 
 def print_table(rows: list) -> None:
-    print(f"{'model':24s} {'backend':14s} {'runtime':14s} {'prec':4s} {'median':>8s} "
+    print(f"{'model':24s} {'backend':18s} {'runtime':14s} {'prec':4s} {'median':>8s} "
           f"{'p10-p90 ms':>15s} {'MACs':>7s} {'PSNR':>6s} {'same-rt':>8s} {'vs eager':>9s} "
           f"{'MAC ratio':>9s}")
     for r in rows:
         def x(v):
             return f"{v:7.1f}x" if v else "       -"
-        print(f"{r['model']:24s} {r['backend']:14s} {r['runtime']:14s} {r['precision']:4s} "
+        print(f"{r['model']:24s} {r['backend']:18s} {r['runtime']:14s} {r['precision']:4s} "
               f"{r['median_ms']:8.2f} {r['p10_ms']:7.2f}-{r['p90_ms']:<7.2f} "
               f"{format_count(r['macs']):>7s} "
               f"{r['psnr_vs_fp32_db'] if r.get('psnr_vs_fp32_db') is not None else math.inf:6.1f} "

@@ -55,13 +55,15 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
                   threads: int | None = None, device: str = "cpu",
                   calib_images: torch.Tensor | None = None, optimize: bool = True,
                   exporter: str = "dynamo", speed_only: bool = False,
-                  channels_last: bool | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
+                  channels_last: bool | None = None, search: bool | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(call, info): `call()` runs one batch of `input_size` through `model` on backend `name`,
     through one inference session (deploy/session.py); `call.run(images)` runs any batch
     through the same session (quality checks of the reduced precisions). `exporter` "legacy"
     exports faster (the latency model builds dozens of sessions) with the same kernels.
     `speed_only`: int8 calibrates on two random images without a quality check (the latency
-    model: the graph, not the values, sets the time). `channels_last` (torchscript;
+    model: the graph, not the values, sets the time). `search` (default: with calibration
+    images): int8's accuracy-aware search that keeps sensitive convs float (one quantization
+    per conv; False: quantize once, as the benchmark does). `channels_last` (torchscript;
     default CHANNELS_LAST): NHWC activations and weights."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
@@ -81,7 +83,8 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
         call, extra = latency_call(model, input_size, threads=threads, int8=int8,
                                    precision="bf16" if name.endswith("bf16") else "fp32",
                                    calib_images=calib_images, optimize=optimize,
-                                   exporter=exporter, score=not speed_only)
+                                   exporter=exporter, score=not speed_only,
+                                   search=search)
         return call, {**info, **extra}
     # The sub-pixel rewrite of ConvTranspose2d helps onnxruntime (int8 QLinearConv) but not
     # oneDNN, whose transposed conv is fast (measured with torch.compile: 18.4 ms without it,
@@ -108,8 +111,9 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
         synthetic = calib_images is None
         images = sample_inputs(input_size, count=8, seed=1) if synthetic else calib_images
         # synthetic images: the default layout (image conv float) without the sensitivity search
+        searching = not synthetic if search is None else search
         data, report = quantize_onnx(data, images, lambda b: reference_output(model, b),
-                                     keep_float="auto", target_psnr=0.0 if synthetic else 30.0,
+                                     keep_float="auto", target_psnr=30.0 if searching else 0.0,
                                      threads=threads)
         info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
                     calibration="synthetic (speed only)" if synthetic else "images")

@@ -313,12 +313,13 @@ def export_openvino(model: nn.Module, path: str | Path,
 def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | None = None,
                  int8: bool = False, precision: str = "fp32",
                  calib_images: torch.Tensor | None = None, optimize: bool = True,
-                 exporter: str = "dynamo", profile: bool = False, score: bool = True
-                 ) -> tuple[Callable[[], Any], dict[str, Any]]:
+                 exporter: str = "dynamo", profile: bool = False, score: bool = True,
+                 search: bool | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(call, info) running one batch of `input_size` through `model` on OpenVINO (the profile /
     bench / latency-model backend). int8 without calibration images calibrates on smooth random
     images: right for speed, not a quality figure. `score=False`: int8 without the PSNR check
-    and without sensitivity search (the latency model)."""
+    and without sensitivity search (the latency model); `search` (default: with calibration
+    images) the accuracy-aware sensitivity search."""
     require_openvino()
     if int8:
         require_nncf()
@@ -331,8 +332,9 @@ def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | Non
         synthetic = calib_images is None or not score
         images = sample_inputs(input_size, count=8, seed=1) if calib_images is None \
             else calib_images
+        searching = not synthetic if search is None else search
         ov_model, report = quantize_ov(ov_model, images, lambda b: reference_output(model, b),
-                                       target_psnr=0.0 if synthetic else None, threads=threads,
+                                       target_psnr=None if searching else 0.0, threads=threads,
                                        precision=precision, score=score,
                                        keep_float="auto" if score else "none")
         info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
