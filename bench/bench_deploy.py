@@ -30,7 +30,8 @@ GauGAN family at 256x512 (--gaugan-size), label-map inputs:
 
 Backends: torch (eager, as loaded: the papers' baseline), torch-cl (deployed module eager,
 channels-last), torchscript, [compile], onnx, onnx-int8, openvino, openvino-bf16 (CPUs with
-bf16), openvino-int8 (NNCF; float ops fp32), openvino-int8-bf16 (float ops bf16). Every row prints runtime, precision, median and p10-p90 ms, the
+bf16), openvino-int8 (NNCF; float ops fp32), openvino-int8-bf16 (float ops bf16). Every row
+prints runtime, precision, median and p10-p90 ms, the
 model's own MACs at its benchmark size, PSNR against the fp32 PyTorch output (on smooth random
 images / random label maps; random weights: a robustness figure, not a trained-model one), the
 same-runtime speed-up (its family's teacher on the same backend / the row) and the speed-up

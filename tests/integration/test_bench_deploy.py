@@ -12,7 +12,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_deploy", REPO / "bench" / "bench_deploy.py")
+    path = REPO / "bench" / "bench_deploy.py"
+    spec = importlib.util.spec_from_file_location("bench_deploy", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

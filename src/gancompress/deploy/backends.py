@@ -55,7 +55,8 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
                   threads: int | None = None, device: str = "cpu",
                   calib_images: torch.Tensor | None = None, optimize: bool = True,
                   exporter: str = "dynamo", speed_only: bool = False,
-                  channels_last: bool | None = None, search: bool | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
+                  channels_last: bool | None = None, search: bool | None = None
+                  ) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(call, info): `call()` runs one batch of `input_size` through `model` on backend `name`,
     through one inference session (deploy/session.py); `call.run(images)` runs any batch
     through the same session (quality checks of the reduced precisions). `exporter` "legacy"
