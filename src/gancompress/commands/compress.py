@@ -43,6 +43,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="the teacher's training data folder")
     parser.add_argument("--budget", metavar="B", help="MACs (3e9, 3G), fraction of the teacher "
                         "(1/20, 5%%) or latency (30ms)")
+    parser.add_argument("--runtime", metavar="NAME",
+                        help="deployment runtime a latency budget (--budget 8ms) is measured "
+                             "on: torch, onnx (onnxruntime fp32), openvino (fp32), "
+                             "openvino-bf16, openvino-int8 (sets compress.latency_backend)")
     parser.add_argument("--out", metavar="DIR",
                         help="output folder (created; rerun with it to resume)")
     parser.add_argument("--preset", metavar="NAME",
@@ -58,6 +62,8 @@ def config_from_args(args: argparse.Namespace):
         raise UserError("--budget is empty; give MACs (3e9, 3G), a fraction of the teacher "
                         "(1/20, 5%) or a latency (30ms), or omit it to use the preset's")
     overrides = option_overrides(args)
+    if getattr(args, "runtime", None) is not None:
+        overrides = _runtime_override(args.runtime, overrides)
     if args.config:
         if args.preset:
             raise UserError("--config FILE holds the complete settings (the recipe's included); "
@@ -75,6 +81,21 @@ def config_from_args(args: argparse.Namespace):
 
     return folder_config(args.out, teacher=args.teacher, data=args.data, budget=args.budget,
                          preset_name=args.preset, overrides=overrides)
+
+
+def _runtime_override(name: str, overrides: list[str]) -> list[str]:
+    """--runtime NAME as the override compress.latency_backend=NAME, checked here (the package
+    and the CPU's precision) so that a run fails before any training."""
+    from gancompress.compress.latency import check_runtime
+
+    if not str(name).strip():
+        raise UserError("--runtime is empty; give torch, onnx, openvino, openvino-bf16 or "
+                        "openvino-int8")
+    runtime = check_runtime(name)
+    given = [o for o in overrides if o.split("=", 1)[0].strip() == "compress.latency_backend"]
+    if given and given[0].split("=", 1)[1].strip() not in (name, runtime):
+        raise UserError(f"--runtime {name} and {given[0]} disagree; give one of them")
+    return [o for o in overrides if o not in given] + [f"compress.latency_backend={runtime}"]
 
 
 def run_pipeline(args: argparse.Namespace, stages: Sequence[str] | None = None) -> dict | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from gancompress.commands._common import (
@@ -119,10 +120,15 @@ def run(args: argparse.Namespace) -> int:
         if out.suffix.lower() != ".xml":
             raise UserError(f"an OpenVINO IR is an .xml file (the .bin goes next to it); got "
                             f"--out {out}")
-    if args.int8 and not args.calib:
-        raise UserError("--int8 needs calibration images from the training data: pass --calib DIR "
-                        "(a folder of images or a dataset folder)")
     model = load_model_arg(args)  # a checkpoint, or a user's class (--arch) with its weights
+    if args.int8 and not args.calib:  # the run's own training data, where the model records it
+        from gancompress.deploy.quantize import run_calibration_folder
+        args.calib = run_calibration_folder(getattr(model, "meta", None))
+        if not args.calib:
+            raise UserError("--int8 needs calibration images from the training data: pass "
+                            "--calib DIR (a folder of images or a dataset folder); this model "
+                            "records no training data folder that exists")
+        print(f"# int8 calibration on the run's training data: {args.calib}", file=sys.stderr)
     if args.widths:  # the config string of the model's own family
         model = compact(model, model.widths_from_config(args.widths)).eval()
     size = (1, model.in_channels, *model.check_size(args.size or model.reference_size))

@@ -102,6 +102,7 @@ class MacCost:
 
     unit = "MACs"
     kind = "macs"
+    info: dict[str, Any] = {"measure": "MACs"}
 
     def __init__(self, model: ElasticGenerator, space: SearchSpace,
                  input_size: Sequence[int] = (1, 3, 256, 256)):
@@ -145,6 +146,9 @@ class LatencyCost:
 
     LatencyModel API: load_or_build(model, space, input_size, device, backend, cache_dir),
     .predict(config) -> ms, .measure(config) -> ms, .fastest() -> (config, ms).
+    `backend` is the deployment runtime (compress --runtime): torch, onnx, openvino,
+    openvino-bf16, openvino-int8; `info` (runtime, precision, held-out error) goes into the
+    search's best.json next to its Pareto front.
     """
 
     unit = "ms"
@@ -170,7 +174,17 @@ class LatencyCost:
             self.latency = LatencyModel.load_or_build(model, space, input_size=tuple(input_size),
                                                       device=device, backend=backend,
                                                       cache_dir=cache_dir)
+            if hasattr(self.latency, "describe"):
+                from gancompress.distributed import print0
+                print0(f"[latency] {self.latency.describe()}")
         self.cache: dict[str, float] = {}
+        summary = self.latency.summary() if hasattr(self.latency, "summary") else {}
+        self.runtime = getattr(self.latency, "runtime", None) or backend
+        self.precision = getattr(self.latency, "precision", None) or "fp32"
+        self.info: dict[str, Any] = {
+            "measure": "latency (ms)", "runtime": self.runtime, "precision": self.precision,
+            **{k: summary[k] for k in ("device_name", "threads", "holdout_mape",
+                                       "holdout_configs") if k in summary}}
 
     def __call__(self, config: Sequence[int]) -> float:
         key = self.space.encode(config)

@@ -75,7 +75,7 @@ def _teacher_latency(cfg: Config, teacher: ElasticGenerator, device: torch.devic
         from gancompress.deploy.backends import build_backend, measure_side_by_side
 
         name = runtime_backend(cfg.compress.latency_backend)
-        call, _ = build_backend(name, teacher, size, device=str(device))
+        call, _ = build_backend(name, teacher, size, device=str(device), speed_only=True)
         return measure_side_by_side({name: call}, warmup=2, runs=5, device=str(device)
                                     )[name]["min_ms"]
     from gancompress.metrics.cost import measure_latency

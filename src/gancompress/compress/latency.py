@@ -23,14 +23,24 @@ c * w_in * w_out, c * w or c), fit once from counted configs and checked on othe
 prediction never runs the model.
 
 The measured sub-networks are the compact models the search exports (`compact`), run on the
-chosen backend (`compress.latency_backend`): "torch" (eager PyTorch, CPU or CUDA),
-"onnxruntime" (deploy module exported with the legacy ONNX exporter, ~5x faster to export than
-the dynamo exporter and the same kernels; onnxruntime fp32, optimisation level ALL) or
-"openvino" (the same ONNX graph compiled by OpenVINO's CPU plugin, fp32).
+deployment runtime the user names (`compress --runtime NAME`, config key
+`compress.latency_backend`), in its precision, so that a budget of 8 ms means 8 ms there:
 
-The fit is cached as JSON under `cache_dir` (default $GANCOMPRESS_CACHE/latency or
-~/.cache/gancompress/latency), keyed by device, threads, backend, input size, architecture and
-search space, and reused by later searches.
+    torch          eager PyTorch fp32 (CPU or CUDA)
+    onnx           deploy module (folded norms, fused pads, exact rewrites) exported with the
+                   legacy ONNX exporter (~5x faster to export than dynamo, the same kernels),
+                   onnxruntime fp32, optimisation level ALL ("onnxruntime": the old spelling)
+    openvino       the same graph compiled by OpenVINO's CPU plugin, fp32
+    openvino-bf16  the same in bf16 inference precision (CPUs with AVX-512 BF16 / AMX)
+    openvino-int8  each measured sub-network quantized by NNCF (int8 weights and activations)
+                   on two smooth random calibration images: latency does not depend on the
+                   values, only on the graph NNCF makes, so no data and no quality search
+
+A `timer` (configs -> ms) can replace the measurement (tests fit the model deterministically
+with a fake one). The fit is cached as JSON under `cache_dir` (default $GANCOMPRESS_CACHE/latency
+or ~/.cache/gancompress/latency), keyed by device, threads, runtime and precision, input size,
+architecture and search space, and reused by later searches; its held-out error is recorded
+(`holdout_mape`) and reported by `describe()`.
 """
 from __future__ import annotations
 
@@ -40,7 +50,7 @@ import json
 import math
 import platform
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +63,60 @@ from gancompress.errors import UserError
 from gancompress.files import atomic_write_text, cache_root
 from gancompress.models.elastic import ElasticGenerator, compact, using_widths
 
-VERSION = 3
+VERSION = 4
 SIMD_BLOCK = 16  # channel block of oneDNN / onnxruntime NCHWc kernels with AVX-512
-BACKEND_NAMES = ("torch", "onnxruntime", "openvino")
+# runtime name -> (deploy/backends.py backend, precision)
+RUNTIMES = {"torch": ("torch", "fp32"), "onnx": ("onnx", "fp32"),
+            "openvino": ("openvino", "fp32"), "openvino-bf16": ("openvino-bf16", "bf16"),
+            "openvino-int8": ("openvino-int8", "int8")}
+ALIASES = {"onnxruntime": "onnx", "openvino-fp32": "openvino", "onnx-fp32": "onnx"}
+BACKEND_NAMES = (*RUNTIMES, *ALIASES)
+Timer = Callable[[list[list[int]]], Sequence[float]]
+
+
+def runtime_name(name: str) -> str:
+    """The canonical runtime of `name` (old spellings accepted); UserError when unknown."""
+    name = str(name).strip().lower()
+    name = ALIASES.get(name, name)
+    if name not in RUNTIMES:
+        raise UserError(f"unknown latency runtime {name!r}: use {', '.join(RUNTIMES)} "
+                        f"(unknown latency backend)")
+    return name
 
 
 def runtime_backend(name: str) -> str:
-    """The deploy/backends.py name of latency backend `name` (profile --backends spelling)."""
-    return {"torch": "torch", "onnxruntime": "onnx", "openvino": "openvino"}[name]
+    """The deploy/backends.py name of runtime `name` (profile --backends spelling)."""
+    return RUNTIMES[runtime_name(name)][0]
+
+
+def runtime_precision(name: str) -> str:
+    return RUNTIMES[runtime_name(name)][1]
+
+
+def check_runtime(name: str, device: str = "cpu") -> str:
+    """The canonical runtime of `name` after checking that it can run here: UserError (saying
+    what to use instead) when its package is missing or the CPU lacks its precision."""
+    name = runtime_name(name)
+    if name != "torch" and torch.device(device).type != "cpu":
+        raise UserError(f"the {name} runtime measures on the CPU; use --runtime torch for "
+                        f"{torch.device(device).type} latency")
+    if name.startswith("openvino"):
+        from gancompress.deploy.session import require_openvino, supports_bf16, supports_int8
+
+        require_openvino()
+        if name == "openvino-bf16" and not supports_bf16():
+            raise UserError("this CPU has no native bf16 (AVX-512 BF16 / AMX): OpenVINO bf16 "
+                            "would run fp32 here; use --runtime openvino (or openvino-int8 if "
+                            "the CPU has VNNI)")
+        if name == "openvino-int8":
+            from gancompress.deploy.openvino import require_nncf
+
+            require_nncf()
+            if not supports_int8():
+                raise UserError("this CPU has no int8 dot-product units (AVX-512 VNNI, AVX-VNNI "
+                                "or AMX): int8 would be emulated and slower than fp32; use "
+                                "--runtime openvino (or openvino-bf16 where the CPU has bf16)")
+    return name
 
 
 def default_cache_dir() -> Path:
@@ -90,6 +146,8 @@ class LatencyModel:
         self.model, self.space = model, space
         self.input_size = tuple(int(v) for v in input_size)
         self.device, self.backend, self.threads = device, backend, threads
+        self.runtime = runtime_name(backend)
+        self.precision = RUNTIMES[self.runtime][1]
         self.fit = fit
         self._macs: dict[str, float] = {}
         self._runners: dict[str, Any] = {}
@@ -100,22 +158,22 @@ class LatencyModel:
                       input_size: Sequence[int] = (1, 3, 256, 256), device: str = "cpu",
                       backend: str = "torch", cache_dir: str | Path | None = None,
                       samples: int | None = None, runs: int = 9, seed: int = 0,
-                      threads: int | None = None) -> LatencyModel:
+                      threads: int | None = None, timer: Timer | None = None) -> LatencyModel:
         """The cached model for these conditions, or a new one (measured now, then cached).
 
+        backend: the runtime (RUNTIMES, or an old spelling such as onnxruntime).
         threads: CPU threads to measure with (default: torch's current setting); part of the key.
         samples: measured configs for the fit (default max(24, 2 x number of coefficients)),
         plus a fifth as many held out; runs: timed runs per config (median).
+        timer: configs -> latency (ms) of each, instead of building and timing them (a fake
+        device for tests, or an external measurement); its name is part of the cache key.
         """
-        if backend not in BACKEND_NAMES:
-            raise UserError(f"unknown latency backend {backend!r}; use torch, onnxruntime or "
-                            f"openvino")
-        if backend != "torch" and torch.device(device).type != "cpu":
-            raise UserError(f"the {backend} latency backend measures on the CPU; use "
-                            f"compress.latency_backend=torch for GPU latency")
-        if backend == "openvino":
-            from gancompress.deploy.openvino import require_openvino
-            require_openvino()
+        runtime = runtime_name(backend)
+        if timer is None:
+            check_runtime(runtime, device)
+        elif runtime != "torch" and torch.device(device).type != "cpu":
+            raise UserError(f"the {runtime} runtime measures on the CPU; use --runtime torch "
+                            f"for GPU latency")
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise UserError(f"device {device} is not available on this machine")
         space.validate(space.largest())
@@ -123,9 +181,10 @@ class LatencyModel:
             pass  # fails early, with the group names, if the space does not fit the model
         threads = int(threads or torch.get_num_threads())
         input_size = tuple(int(v) for v in input_size)
-        key = cls._key(model, space, input_size, device, backend, threads)
+        key = cls._key(model, space, input_size, device, runtime, threads,
+                       None if timer is None else getattr(timer, "__name__", "timer"))
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        path = cache / (f"latency-{backend}-{torch.device(device).type}-t{threads}-"
+        path = cache / (f"latency-{runtime}-{torch.device(device).type}-t{threads}-"
                         f"{input_size[-2]}x{input_size[-1]}-{key[:16]}.json")
         if path.is_file():
             try:
@@ -135,7 +194,7 @@ class LatencyModel:
             except (OSError, json.JSONDecodeError):
                 pass  # a damaged cache file is rebuilt
         latency = cls(model, space, input_size, device, backend, threads, {"key": key})
-        latency._build(samples, runs, seed)
+        latency._build(samples, runs, seed, timer)
         try:
             atomic_write_text(path, json.dumps(latency.fit, indent=1))
             latency.fit["cache_file"] = str(path)
@@ -144,21 +203,24 @@ class LatencyModel:
         return latency
 
     @staticmethod
-    def _key(model, space, input_size, device, backend, threads) -> str:
-        import onnxruntime
-
-        openvino = None
-        if backend == "openvino":
-            from gancompress.deploy.openvino import require_openvino
+    def _key(model, space, input_size, device, runtime, threads, timer=None) -> str:
+        openvino = onnxruntime = nncf = None
+        if timer is None and runtime == "onnx":
+            import onnxruntime as ort
+            onnxruntime = ort.__version__
+        if timer is None and runtime.startswith("openvino"):
+            from gancompress.deploy.session import require_openvino
             openvino = require_openvino().__version__
+        if timer is None and runtime == "openvino-int8":
+            from gancompress.deploy.openvino import require_nncf
+            nncf = require_nncf().__version__
         conditions = {"arch_name": model.arch_name,
                       "arch": {k: v for k, v in model.arch.items()},
                       "space": [list(c) for c in space.choices], "input_size": list(input_size),
-                      "device": device_name(device), "threads": threads, "backend": backend,
-                      "torch": torch.__version__,
-                      "onnxruntime": onnxruntime.__version__ if backend == "onnxruntime" else None,
-                      "openvino": openvino,
-                      "version": VERSION}
+                      "device": device_name(device), "threads": threads, "runtime": runtime,
+                      "precision": RUNTIMES[runtime][1], "timer": timer,
+                      "torch": torch.__version__, "onnxruntime": onnxruntime,
+                      "openvino": openvino, "nncf": nncf, "version": VERSION}
         return hashlib.sha256(json.dumps(conditions, sort_keys=True, default=str).encode()
                               ).hexdigest()
 
@@ -182,9 +244,8 @@ class LatencyModel:
                 configs.append(config)
         return configs
 
-    def _build(self, samples: int | None, runs: int, seed: int) -> None:
-        from gancompress.deploy.backends import measure_side_by_side
-
+    def _build(self, samples: int | None, runs: int, seed: int,
+               timer: Timer | None = None) -> None:
         rng = random.Random(seed)
         self._fit_macs(random.Random(seed + 1))
         n_features = 3 + len(self.space.widths(self.space.largest()))
@@ -196,13 +257,43 @@ class LatencyModel:
             holdout_count = 0
         train_configs = configs[:len(configs) - holdout_count]
         holdout = configs[len(configs) - holdout_count:]
+        if timer is not None:
+            ms = dict(zip((self.space.encode(c) for c in configs),
+                          (float(v) for v in timer([list(c) for c in configs]))))
+            statistic = f"timer {getattr(timer, '__name__', 'timer')}"
+        else:
+            ms, statistic = self._measure_all(configs, runs), "min of runs"
+        x = self._features(train_configs)
+        y = np.array([ms[self.space.encode(c)] for c in train_configs])
+        # every coefficient >= 0: wider is never predicted faster; rows weighted by 1 / y so that
+        # the fit minimises relative error (the % error it is judged by), not absolute ms
+        coef, _ = nnls(x / y[:, None], np.ones_like(y))
+        self.fit.update(version=VERSION, backend=self.backend, runtime=self.runtime,
+                        precision=self.precision, device=self.device,
+                        device_name=device_name(self.device), threads=self.threads,
+                        input_size=list(self.input_size), space=self.space.name,
+                        choices=[list(c) for c in self.space.choices],
+                        coef=[float(v) for v in coef],
+                        measured={self.space.encode(c): ms[self.space.encode(c)]
+                                  for c in train_configs},
+                        holdout={self.space.encode(c): ms[self.space.encode(c)] for c in holdout},
+                        runs=runs, statistic=statistic, torch=torch.__version__)
+        self.fit["train_mape"] = _mape(self.predict_many(train_configs), y)
+        if holdout:
+            predicted = self.predict_many(holdout)
+            self.fit["holdout_mape"] = _mape(predicted, [ms[self.space.encode(c)] for c in holdout])
+
+    def _measure_all(self, configs: Sequence[Sequence[int]], runs: int) -> dict[str, float]:
+        """Fastest of `runs` runs (ms) of each config's sub-network on the runtime."""
+        from gancompress.deploy.backends import measure_side_by_side
+
         calls = {self.space.encode(c): self._runner(c) for c in configs}
         with _threads(self.threads):
             # eager models share torch's thread pool: one run each in turn; onnxruntime and
             # OpenVINO each own spinning worker threads: short blocks per session (first run
             # untimed), the configs taking turns so that a burst of load from other jobs hits
             # one block of many configs rather than every run of one config
-            eager = self.backend == "torch"
+            eager = self.runtime == "torch"
             measured = measure_side_by_side(calls, warmup=1, runs=runs, device=self.device,
                                             block=1 if eager else max(2, runs // 3),
                                             settle=not eager)
@@ -211,26 +302,8 @@ class LatencyModel:
         # the runs), so medians of a few runs are bimodal; interference only ever adds time, so
         # the minimum estimates the device's own latency (on an idle machine it is within a few
         # % of the median).
-        ms = {k: v["min_ms"] for k, v in measured.items()}
         self._runners.clear()
-        x = self._features(train_configs)
-        y = np.array([ms[self.space.encode(c)] for c in train_configs])
-        # every coefficient >= 0: wider is never predicted faster; rows weighted by 1 / y so that
-        # the fit minimises relative error (the % error it is judged by), not absolute ms
-        coef, _ = nnls(x / y[:, None], np.ones_like(y))
-        self.fit.update(version=VERSION, backend=self.backend, device=self.device,
-                        device_name=device_name(self.device), threads=self.threads,
-                        input_size=list(self.input_size), space=self.space.name,
-                        choices=[list(c) for c in self.space.choices],
-                        coef=[float(v) for v in coef],
-                        measured={self.space.encode(c): ms[self.space.encode(c)]
-                                  for c in train_configs},
-                        holdout={self.space.encode(c): ms[self.space.encode(c)] for c in holdout},
-                        runs=runs, statistic="min of runs", torch=torch.__version__)
-        self.fit["train_mape"] = _mape(self.predict_many(train_configs), y)
-        if holdout:
-            predicted = self.predict_many(holdout)
-            self.fit["holdout_mape"] = _mape(predicted, [ms[self.space.encode(c)] for c in holdout])
+        return {k: v["min_ms"] for k, v in measured.items()}
 
     # ------------------------------------------------------------------ features
     def _small_size(self) -> tuple[tuple[int, ...], int]:
@@ -327,8 +400,11 @@ class LatencyModel:
 
         widths = self.space.widths(self.space.validate(list(config)))
         small = compact(self.model, widths).eval()
-        call, _ = build_backend(runtime_backend(self.backend), small, self.input_size,
-                                threads=self.threads, device=self.device, exporter="legacy")
+        # int8: NNCF calibrates on two random images and the quality check is skipped (the
+        # graph, not the values, sets the latency); quantizing a sub-network then takes ~1 s
+        call, _ = build_backend(runtime_backend(self.runtime), small, self.input_size,
+                                threads=self.threads, device=self.device, exporter="legacy",
+                                speed_only=True)
         return call
 
     def measure(self, config: Sequence[int], runs: int = 10, warmup: int = 3) -> float:
@@ -369,14 +445,28 @@ class LatencyModel:
         if budget_ms < ms:
             raise UserError(f"latency budget {budget_ms:g} ms is below the fastest sub-network "
                             f"of search space {self.space.name} on {self.fit.get('device_name')} "
-                            f"({self.backend}, {self.threads} threads): "
+                            f"({self.runtime}, {self.precision}, {self.threads} threads): "
                             f"{self.space.encode(config)} is predicted at {ms:.3g} ms; raise the "
                             f"budget to at least that")
 
     def summary(self) -> dict[str, Any]:
-        keys = ("backend", "device_name", "threads", "input_size", "space", "train_mape",
-                "holdout_mape", "cache_file")
-        return {k: self.fit[k] for k in keys if k in self.fit}
+        keys = ("backend", "runtime", "precision", "device_name", "threads", "input_size",
+                "space", "train_mape", "holdout_mape", "cache_file")
+        out = {k: self.fit[k] for k in keys if k in self.fit}
+        out.setdefault("runtime", self.runtime)
+        out.setdefault("precision", self.precision)
+        out["holdout_configs"] = len(self.fit.get("holdout", {}))
+        return out
+
+    def describe(self) -> str:
+        """One line: what the model predicts and how well (held-out mean abs % error)."""
+        held = self.fit.get("holdout_mape")
+        error = (f"mean abs error {held:.1f}% on {len(self.fit.get('holdout', {}))} held-out "
+                 f"sub-networks" if held is not None and not math.isnan(held)
+                 else "no held-out sub-networks (space too small)")
+        return (f"latency model: {self.runtime} ({self.precision}), {self.threads} thread(s), "
+                f"{self.fit.get('device_name', self.device)}, "
+                f"{self.input_size[-2]}x{self.input_size[-1]}; {error}")
 
 
 @contextlib.contextmanager

@@ -219,7 +219,7 @@ class Pipeline:
         info = extract_file(source, config, self.path("extract"), calibration=calibration,
                             extra_meta={
             "budget": self.c.budget, "search": {k: best.get(k) for k in ("score", "metric", "cost",
-                                                                         "cost_unit")},
+                                                                         "cost_unit", "cost_info")},
             "finetuned": source == self.path("finetune")})
         self.log(f"[extract] {config} -> {self.path('extract')} "
                  f"({format_count(info['macs_ref'])} MACs at "
@@ -234,7 +234,8 @@ class Pipeline:
                                 "pipeline": self.c.pipeline, "teacher_path": self.c.teacher,
                                 "compact_path": str(self.path("extract")),
                                 "search": {k: best.get(k) for k in ("score", "metric", "cost",
-                                                                    "cost_unit", "evaluated")}})
+                                                                    "cost_unit", "cost_info",
+                                                                    "evaluated")}})
 
     # -- driver -----------------------------------------------------------------------------------
     def run(self, only: Sequence[str] | None = None) -> dict[str, Any]:

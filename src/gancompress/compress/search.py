@@ -452,6 +452,7 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
                             stats["new"], stats["cached"], time.perf_counter() - started, front)
     result = {"best": key, "widths": space.widths(best), "score": value, "metric": scorer.name,
               "higher_is_better": higher, "cost": outcome.cost, "cost_unit": cost.unit,
+              "cost_info": dict(getattr(cost, "info", {})),  # runtime + precision of the ms
               "macs": outcome.macs, "budget": {"text": budget.text, "kind": budget.kind,
                                                "value": budget.value},
               "method": method, "seed": seed,
@@ -462,7 +463,7 @@ def run_search(space: SearchSpace, cost: MacCost | LatencyCost, scorer: Any, bud
     if main:
         save_pareto_plot(list(run.records.values()), front, run.dir / "pareto.png",
                          metric=scorer.name, unit=cost.unit, budget=budget.value, best=key,
-                         teacher=teacher)
+                         teacher=teacher, runtime=getattr(cost, "info", {}).get("runtime"))
         # best.json marks the search done, so it is written last (a kill before it reruns the
         # plot from the cache; a kill after it leaves every file in place)
         atomic_write_text(run.dir / "best.json", json.dumps(result, indent=2, default=float) + "\n")
@@ -487,7 +488,8 @@ def _fmt_cost(value: float, unit: str) -> str:
 
 def save_pareto_plot(points: Sequence[Candidate], front: Sequence[Candidate], path: str | Path,
                      metric: str, unit: str = "MACs", budget: float | None = None,
-                     best: str | None = None, teacher: Mapping[str, float] | None = None) -> None:
+                     best: str | None = None, teacher: Mapping[str, float] | None = None,
+                     runtime: str | None = None) -> None:
     """Scatter of every scored sub-network (cost vs score), the Pareto front, the budget line,
     the chosen config and the teacher; PNG, written atomically (matplotlib Agg backend)."""
     import matplotlib
@@ -498,7 +500,7 @@ def save_pareto_plot(points: Sequence[Candidate], front: Sequence[Candidate], pa
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     biggest = max([p.cost for p in points] + [budget or 0.0])
     if unit == "ms":
-        scale, xlabel = 1.0, "latency (ms)"
+        scale, xlabel = 1.0, f"latency (ms{', ' + runtime if runtime else ''})"
     else:  # MACs in the papers' units, or MMACs for small images
         scale, xlabel = (1e9, "GMACs") if biggest >= 1e9 else (1e6, "MMACs")
     if points:

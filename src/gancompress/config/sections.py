@@ -276,9 +276,11 @@ class CompressConfig:
                                     "lambda_recon (0 = the published losses)", minimum=0.0)
     budget: str = option("", "search budget: MACs (3e9, 3G), fraction of the teacher (1/20, 5%) "
                          "or latency (30ms)")
-    latency_backend: str = option("torch", "runtime a latency budget (30ms) refers to: the "
-                                  "latency model is measured on it", ("torch", "onnxruntime",
-                                                                      "openvino"))
+    latency_backend: str = option("torch", "runtime and precision a latency budget (30ms) "
+                                  "refers to (compress --runtime): the latency model is measured "
+                                  "on it (onnxruntime: the old spelling of onnx)",
+                                  ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8",
+                                   "onnxruntime"))
     search: str = option("evolution", "search method", ("evolution", "exhaustive"))
     # One mapping instead of 6 flat fields (compress.population=... etc. still load and
     # override: config/legacy.py).

@@ -3,7 +3,8 @@
     session.py      open_session(kind, model_or_file, threads, device, precision): the one way a
                     model runs on a backend (torch, torchscript, compile, onnx, openvino)
     verify.py       what an export is checked on and how (reference_output, compare, tolerance)
-    graph.py        deploy_module(model): plain layers, folded BatchNorm, exact CPU rewrites
+    graph.py        deploy_module(model): plain layers, folded norms (BatchNorm, fold_into
+                    layers), zero pads fused into conv padding, exact CPU rewrites
     onnx_export.py  export_onnx(model, path, input_size, ...): fp32 or int8, verified, metadata
     openvino.py     export_openvino(model, path.xml, ...): OpenVINO IR from the same ONNX graph,
                     fp32 / bf16 / int8 (NNCF), verified, metadata in rt_info
@@ -12,9 +13,10 @@
     torchscript.py  export_torchscript(model, path, input_size, ...): traced + frozen, verified
     runtime.py      open_model(path) -> runner for checkpoints, .onnx, .xml (OpenVinoRunner) and
                     TorchScript files, each on a session
-    backends.py     latency backends (torch, torchscript, compile, onnx, onnx-int8, openvino,
-                    openvino-bf16, openvino-int8), side by side
-    (the latency model of search-space configs lives in compress/latency.py)
+    backends.py     latency backends (torch, torch-cl, torchscript, compile, onnx, onnx-int8,
+                    openvino, openvino-bf16, openvino-int8, openvino-int8-bf16), side by side
+    (the latency model of search-space configs, per runtime and precision, lives in
+    compress/latency.py; `compress --runtime NAME` picks the runtime)
 
 Within deploy/ the modules import one way only: session, verify, graph -> quantize ->
 onnx_export -> torchscript -> runtime -> openvino -> backends (tests/contract/test_layers.py keeps it so).

@@ -1,13 +1,16 @@
 """Inference backends for latency measurement, and side-by-side timing.
 
     torch        the model as loaded, eager PyTorch (the baseline the papers' speed-ups refer to)
+    torch-cl     deploy module (folded norms, fused zero pads) eager, channels-last (NHWC)
     torchscript  deploy module traced + frozen (torch.jit.freeze)
     compile      deploy module through torch.compile (inductor, weights frozen); compiles once
     onnx         deploy module exported to ONNX, onnxruntime fp32, graph optimisation level ALL
     onnx-int8    the same, int8 QDQ (deploy/quantize.py)
     openvino     the same ONNX graph in OpenVINO (CPU plugin), fp32 inference precision
     openvino-bf16  the same in bf16 (CPUs with AMX / AVX-512 BF16)
-    openvino-int8  NNCF post-training int8 of the OpenVINO model (deploy/openvino.py)
+    openvino-int8  NNCF post-training int8 of the OpenVINO model (deploy/openvino.py), the
+                   ops left in float (norms, pads) in fp32
+    openvino-int8-bf16  the same with the float ops in bf16 (CPUs with bf16; export --int8 --bf16)
 
 All CPU backends use the same thread count. `measure_side_by_side` times the backends round-robin
 (one call of each in turn), so a change of machine load during the measurement hits them alike and
@@ -30,8 +33,13 @@ from gancompress.deploy.verify import reference_output, sample_inputs
 from gancompress.errors import UserError
 from gancompress.metrics.cost import summarize_times
 
-BACKENDS = ("torch", "torchscript", "compile", "onnx", "onnx-int8", "openvino", "openvino-bf16",
-            "openvino-int8")
+BACKENDS = ("torch", "torch-cl", "torchscript", "compile", "onnx", "onnx-int8", "openvino",
+            "openvino-bf16", "openvino-int8", "openvino-int8-bf16")
+
+
+# TorchScript on NHWC weights and activations (oneDNN's NHWC conv kernels); measured with
+# torch-cl vs eager on the deployed compressed ResNet (see TorchSession)
+CHANNELS_LAST = True
 
 
 def parse_backends(text: str) -> list[str]:
@@ -46,11 +54,18 @@ def parse_backends(text: str) -> list[str]:
 def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
                   threads: int | None = None, device: str = "cpu",
                   calib_images: torch.Tensor | None = None, optimize: bool = True,
-                  exporter: str = "dynamo") -> tuple[Callable[[], Any], dict[str, Any]]:
+                  exporter: str = "dynamo", speed_only: bool = False,
+                  channels_last: bool | None = None, search: bool | None = None
+                  ) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(call, info): `call()` runs one batch of `input_size` through `model` on backend `name`,
     through one inference session (deploy/session.py); `call.run(images)` runs any batch
     through the same session (quality checks of the reduced precisions). `exporter` "legacy"
-    exports faster (the latency model builds dozens of sessions) with the same kernels."""
+    exports faster (the latency model builds dozens of sessions) with the same kernels.
+    `speed_only`: int8 calibrates on two random images without a quality check (the latency
+    model: the graph, not the values, sets the time). `search` (default: with calibration
+    images): int8's accuracy-aware search that keeps sensitive convs float (one quantization
+    per conv; False: quantize once, as the benchmark does). `channels_last` (torchscript;
+    default CHANNELS_LAST): NHWC activations and weights."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     threads = threads or torch.get_num_threads()
@@ -63,20 +78,28 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
     if name.startswith("openvino"):
         from gancompress.deploy.openvino import latency_call
 
-        call, extra = latency_call(model, input_size, threads=threads,
-                                   int8=name == "openvino-int8",
-                                   precision="bf16" if name == "openvino-bf16" else "fp32",
+        int8 = name.startswith("openvino-int8")
+        if speed_only and int8 and calib_images is None:
+            calib_images = sample_inputs(input_size, count=2, seed=1)
+        call, extra = latency_call(model, input_size, threads=threads, int8=int8,
+                                   precision="bf16" if name.endswith("bf16") else "fp32",
                                    calib_images=calib_images, optimize=optimize,
-                                   exporter=exporter)
+                                   exporter=exporter, score=not speed_only,
+                                   search=search)
         return call, {**info, **extra}
     # The sub-pixel rewrite of ConvTranspose2d helps onnxruntime (int8 QLinearConv) but not
     # oneDNN, whose transposed conv is fast (measured with torch.compile: 18.4 ms without it,
     # 21.0 ms with it, 2 threads): the PyTorch paths keep ConvTranspose2d.
     deployed = deploy_module(model, optimize=optimize,
-                             transposed=name not in ("torchscript", "compile"))
+                             transposed=name not in ("torch-cl", "torchscript", "compile"))
+    if name == "torch-cl":
+        return _calls(open_session("torch", deployed, threads, device, channels_last=True),
+                      example), info
     if name == "torchscript":
+        cl = CHANNELS_LAST if channels_last is None else channels_last
+        info["channels_last"] = cl
         return _calls(open_session("torchscript", deployed, threads, device,
-                                   example=(example,)), example), info
+                                   example=(example,), channels_last=cl), example), info
     if name == "compile":
         session = open_session("compile", deployed, threads, device)
         call = _calls(session, example)
@@ -89,8 +112,9 @@ def build_backend(name: str, model: nn.Module, input_size: Sequence[int],
         synthetic = calib_images is None
         images = sample_inputs(input_size, count=8, seed=1) if synthetic else calib_images
         # synthetic images: the default layout (image conv float) without the sensitivity search
+        searching = not synthetic if search is None else search
         data, report = quantize_onnx(data, images, lambda b: reference_output(model, b),
-                                     keep_float="auto", target_psnr=0.0 if synthetic else 30.0,
+                                     keep_float="auto", target_psnr=30.0 if searching else 0.0,
                                      threads=threads)
         info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
                     calibration="synthetic (speed only)" if synthetic else "images")

@@ -8,9 +8,16 @@ runtimes handle well:
    (`ElasticConv2d` -> `nn.Conv2d`, ...). The elastic forward slices weights by the input width,
    which the ONNX exporters cannot express with a static channel count (InstanceNormalization
    needs it); the plain layers have exactly the cropped weights.
-2. BatchNorm after a conv is folded into the conv's weight and bias (eval statistics); done on
-   the torch.fx graph, skipped (harmlessly: onnxruntime and TorchScript freeze fold it again)
-   when a model cannot be traced.
+2. On the torch.fx graph (skipped, harmlessly, when a model cannot be traced: onnxruntime,
+   OpenVINO and TorchScript freeze fold what they can themselves):
+   - a per-channel affine layer after a conv is folded into the conv's weight and bias:
+     BatchNorm2d with running statistics, or any layer with a `fold_into(conv)` method (a
+     student's learned per-channel scale). InstanceNorm cannot fold: its statistics are the
+     image's own, computed at run time (two passes over the activation).
+   - a constant-zero pad (nn.ZeroPad2d, nn.ConstantPad2d(value 0), F.pad constant 0) before a
+     conv, the same on both sides of each axis, becomes the conv's own zero padding: one op
+     instead of a pad that writes a padded copy of the activation. Reflection pads stay (not
+     exact as conv padding).
 3. Exact rewrites that trade a few extra multiplies for much better CPU kernels (measured in
    bench/bench_deploy.py, see the report in deploy/__init__.py):
    - a conv with very few outputs (the 7x7 24->3 head of the ResNet generator) runs as a
@@ -119,8 +126,11 @@ class PhaseConv2d(nn.Module):
         if conv.bias is not None:
             self.conv.bias.data = conv.bias.detach().repeat_interleave(r * r)
         self.r, self.kh, self.kw = r, kh, kw
+        self.pad = tuple(int(v) for v in conv.padding)  # zero padding (a fused zero pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pad):
+            x = F.pad(x, (self.pad[1], self.pad[1], self.pad[0], self.pad[0]))
         r, (h, w) = self.r, x.shape[-2:]
         out_h, out_w = h - self.kh + 1, w - self.kw + 1
         rows, cols = -(-out_h // r), -(-out_w // r)
@@ -202,7 +212,7 @@ def _rewrite(model: nn.Module, transposed: bool = True, few_outputs: bool = True
             elif (few_outputs and type(child) is nn.Conv2d
                   and child.out_channels <= FEW_OUT_CHANNELS
                   and child.stride == (1, 1) and child.groups == 1 and child.dilation == (1, 1)
-                  and child.padding == (0, 0) and max(child.kernel_size) >= 3
+                  and not isinstance(child.padding, str) and max(child.kernel_size) >= 3
                   and child.padding_mode == "zeros"):
                 setattr(parent, name, PhaseConv2d(child))
                 done.append(f"{full}: {child.out_channels}-output conv -> {FEW_OUT_PHASES}x"
@@ -225,6 +235,22 @@ class _Forward(nn.Module):
         return self.model(x)
 
 
+def _folds(m: nn.Module) -> bool:
+    """A per-channel affine layer that folds into the conv before it: BatchNorm2d with running
+    statistics, or any layer offering `fold_into(conv)` (a student's learned scale norm)."""
+    if isinstance(m, nn.BatchNorm2d):
+        return bool(m.track_running_stats and m.running_mean is not None)
+    return callable(getattr(m, "fold_into", None))
+
+
+class _Tracer(fx.Tracer):
+    """fx tracer that keeps foldable layers as single call_module nodes (fx would otherwise
+    trace into a custom layer's multiply and add)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return callable(getattr(m, "fold_into", None)) or super().is_leaf_module(m, qualname)
+
+
 @torch.no_grad()
 def _fold_conv_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
@@ -238,39 +264,135 @@ def _fold_conv_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
     conv.bias = nn.Parameter(bias * scale + shift)
 
 
-def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
-    """(traced module with every conv -> BatchNorm pair folded, number folded).
-
-    Returns the model unchanged (and 0) when it has no BatchNorm or cannot be traced by fx.
-    """
-    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-        return model, 0
+def _trace(model: nn.Module) -> fx.GraphModule | None:
     try:
-        gm = fx.symbolic_trace(_Forward(model))
-    except Exception:  # noqa: BLE001 - a model fx cannot trace keeps its BatchNorm
-        return model, 0
+        tracer = _Tracer()
+        graph = tracer.trace(_Forward(model))
+    except Exception:  # noqa: BLE001 - a model fx cannot trace keeps its layers
+        return None
+    return fx.GraphModule(tracer.root, graph)
+
+
+def _single_call(gm: fx.GraphModule, target: str) -> bool:
+    """The module `target` is called at one place only (a shared conv cannot change for one)."""
+    return sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == target) == 1
+
+
+def _finish(gm: fx.GraphModule) -> None:
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+
+
+def _fold_into_convs(gm: fx.GraphModule) -> int:
     modules = dict(gm.named_modules())
     folded = 0
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+        if node.op != "call_module" or not _folds(modules.get(node.target)):
             continue
-        source = node.args[0]
-        bn = modules[node.target]
-        if (not isinstance(source, fx.Node) or source.op != "call_module" or len(source.users) != 1
+        source = node.args[0] if node.args else None
+        norm = modules[node.target]
+        if (not isinstance(source, fx.Node) or source.op != "call_module"
+                or len(source.users) != 1 or len(node.args) != 1 or node.kwargs
                 or type(modules.get(source.target)) not in (nn.Conv2d, nn.ConvTranspose2d)
-                or not bn.track_running_stats or bn.running_mean is None):
+                or not _single_call(gm, source.target) or not _single_call(gm, node.target)):
             continue
         conv = modules[source.target]
         if isinstance(conv, nn.ConvTranspose2d) and conv.groups != 1:
             continue
-        _fold_conv_bn(conv, bn)
+        if isinstance(norm, nn.BatchNorm2d):
+            _fold_conv_bn(conv, norm)
+        else:
+            with torch.no_grad():
+                replaced = norm.fold_into(conv)
+            if isinstance(replaced, nn.Module) and replaced is not conv:
+                parent, _, name = source.target.rpartition(".")
+                setattr(gm.get_submodule(parent) if parent else gm, name, replaced)
+                modules[source.target] = replaced
         node.replace_all_uses_with(source)
         gm.graph.erase_node(node)
         folded += 1
-    gm.graph.lint()
-    gm.delete_all_unused_submodules()
-    gm.recompile()
+    return folded
+
+
+def _zero_pad(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[int, ...] | None:
+    """(left, right, top, bottom) of a constant-zero 2-d pad node, else None."""
+    if node.op == "call_module":
+        m = modules.get(node.target)
+        if isinstance(m, (nn.ZeroPad2d, nn.ConstantPad2d)) and float(m.value) == 0.0:
+            pad = m.padding
+            return tuple(int(v) for v in (pad if isinstance(pad, tuple) else (pad,) * 4))
+        return None
+    if node.op == "call_function" and node.target in (F.pad, torch.constant_pad_nd):
+        args = list(node.args) + [None] * 4
+        pad = node.kwargs.get("pad", args[1])
+        mode = node.kwargs.get("mode", args[2] if node.target is F.pad else "constant")
+        value = node.kwargs.get("value", args[3] if node.target is F.pad else args[2])
+        if (mode or "constant") == "constant" and not value and isinstance(pad, (list, tuple)) \
+                and len(pad) == 4 and all(isinstance(v, int) for v in pad):
+            return tuple(pad)
+    return None
+
+
+def _fuse_pads(gm: fx.GraphModule) -> int:
+    """Zero pad -> conv becomes the conv with that padding (one op, no padded copy of the
+    activation): exact when the pad is the same on both sides of each axis."""
+    modules = dict(gm.named_modules())
+    fused = 0
+    for node in list(gm.graph.nodes):
+        pad = _zero_pad(node, modules)
+        if pad is None or len(node.users) != 1:
+            continue
+        (user,) = node.users
+        conv = modules.get(user.target) if user.op == "call_module" else None
+        left, right, top, bottom = pad
+        if (type(conv) is not nn.Conv2d or conv.padding_mode != "zeros"
+                or isinstance(conv.padding, str) or left != right or top != bottom
+                or min(pad) < 0 or user.args[0] is not node or not _single_call(gm, user.target)):
+            continue
+        conv.padding = (conv.padding[0] + top, conv.padding[1] + left)
+        node.replace_all_uses_with(node.args[0])
+        gm.graph.erase_node(node)
+        fused += 1
+    return fused
+
+
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
+    """(traced module with every conv -> BatchNorm (or other foldable norm) pair folded, number
+    folded). Returns the model unchanged (and 0) when it has nothing to fold or cannot be traced
+    by fx."""
+    if not any(_folds(m) for m in model.modules()):
+        return model, 0
+    gm = _trace(model)
+    if gm is None:
+        return model, 0
+    folded = _fold_into_convs(gm)
+    _finish(gm)
     return gm, folded
+
+
+def fuse_graph(model: nn.Module, copy_first: bool = True) -> tuple[nn.Module, list[str]]:
+    """Norm folding and zero-pad fusion on one fx trace: (module, notes). A model fx cannot
+    trace, or with nothing to fold or fuse, is returned as it is (exporters and runtimes then
+    fold what they can themselves). The convs are changed in place: `copy_first` (default)
+    works on a copy, so `model` itself is untouched."""
+    given = model
+    if copy_first:
+        model = copy.deepcopy(model)
+    gm = _trace(model)
+    if gm is None:
+        return given, []
+    folded = _fold_into_convs(gm)
+    fused = _fuse_pads(gm)
+    if not folded and not fused:
+        return given, []
+    _finish(gm)
+    notes = []
+    if folded:
+        notes.append(f"folded {folded} norm layers (BatchNorm / per-channel scale) into convs")
+    if fused:
+        notes.append(f"fused {fused} zero pads into conv padding")
+    return gm, notes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,8 +404,7 @@ def deploy_module(model: nn.Module, optimize: bool = True, transposed: bool = Tr
     only steps 1-2 (plain layers, folded BatchNorm); `transposed=False` keeps ConvTranspose2d.
     The returned module has `.deploy_notes`."""
     plain = plain_module(model)
-    plain, folded = fold_batchnorm(plain)
-    notes = [f"folded {folded} BatchNorm layers into convs"] if folded else []
+    plain, notes = fuse_graph(plain, copy_first=False)  # plain is already a copy
     if optimize:
         notes += _rewrite(plain, transposed=transposed)
     plain.eval()
@@ -306,4 +427,34 @@ def model_info(model: nn.Module, input_size: Sequence[int]) -> dict:
             info["config"] = model.config_from_widths(current_widths(model))
         except (UserError, NotImplementedError):  # widths without a config-string form
             pass
+    target = latency_target(getattr(model, "meta", None))
+    if target:
+        info["latency_budget"] = target
     return info
+
+
+def latency_target(meta) -> dict | None:
+    """The runtime and precision a compressed student was searched for, from its checkpoint's
+    metadata (the search's cost_info, else a latency budget and compress.latency_backend of the
+    recorded compression config), else None (a MAC budget, or no record)."""
+    if not isinstance(meta, dict):
+        return None
+    search = meta.get("search")
+    info = search.get("cost_info") if isinstance(search, dict) else None
+    config = next((c for c in (meta.get("train_config"), meta.get("config"))
+                   if isinstance(c, dict)), {})
+    compress = config.get("compress") if isinstance(config.get("compress"), dict) else {}
+    budget = str(meta.get("budget") or compress.get("budget") or "").strip()
+    if isinstance(info, dict) and info.get("runtime"):
+        out = {"budget": budget, "runtime": info["runtime"],
+               "precision": info.get("precision", "fp32")}
+        if info.get("holdout_mape") is not None:
+            out["latency_model_holdout_error_pct"] = info["holdout_mape"]
+        return out
+    if not budget or not budget.lower().endswith(("ms", "s")) or \
+            budget.lower().endswith("macs"):
+        return None
+    runtime = str(compress.get("latency_backend") or "torch")
+    runtime = {"onnxruntime": "onnx"}.get(runtime, runtime)
+    precision = {"openvino-bf16": "bf16", "openvino-int8": "int8"}.get(runtime, "fp32")
+    return {"budget": budget, "runtime": runtime, "precision": precision}

@@ -175,33 +175,44 @@ def save_pair(model, path: str | Path) -> None:
 
 def quantize_ov(model, calib: torch.Tensor, reference_fn: Callable[[torch.Tensor], torch.Tensor],
                 keep_float: str | Sequence[str] = "auto", target_psnr: float | None = None,
-                max_float: float = 0.25, threads: int | None = None, precision: str = "fp32"
-                ) -> tuple[Any, dict[str, Any]]:
+                max_float: float = 0.25, threads: int | None = None, precision: str = "fp32",
+                score: bool = True) -> tuple[Any, dict[str, Any]]:
     """int8 OpenVINO model of `model` by NNCF post-training quantization, and a report.
 
     calib: (N, C, H, W) training images (with N >= 4 a quarter is held out for scoring).
     keep_float: "auto" (accuracy-aware fallback, module docstring), "none", or op names
     ("first", "last" allowed) kept in float through NNCF's ignored scope.
+    score=False: no PSNR check (psnr_db NaN), every image calibrates, NNCF's bias correction off
+    (a speed-only model for the latency model: seconds, not minutes).
     """
     nncf = require_nncf()
     if len(calib) == 0:
         raise UserError("no calibration images")
     target_psnr = quantize.DEFAULT_TARGET_PSNR if target_psnr is None else target_psnr
-    fit, score_on = quantize.split_holdout(calib)
-    reference = reference_fn(score_on)
+    fit, score_on = quantize.split_holdout(calib) if score else (calib, calib[:0])
+    reference = reference_fn(score_on) if score else None
     convs, _ = conv_names(model)
     samples = [fit[i:i + 1].float().numpy() for i in range(len(fit))]
+
+    extra: dict[str, Any] = {}
+    if not score:  # bias correction only changes values, and costs a pass per conv
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+        extra["advanced_parameters"] = AdvancedQuantizationParameters(
+            disable_bias_correction=True)
 
     def build(exclude: Sequence[str]):
         scope = nncf.IgnoredScope(names=list(exclude)) if exclude else None
         with _quiet():
             try:
                 return nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
-                                     preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope)
+                                     preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope,
+                                     **extra)
             except Exception as err:  # noqa: BLE001 - NNCF raises its own error types
                 raise UserError(f"NNCF cannot quantize this model: {first_line(err)}") from None
 
-    def score(candidate) -> float:
+    def quality_of(candidate) -> float:
+        if not score:
+            return float("nan")
         return psnr(reference, run_model(candidate, score_on, threads, precision))
 
     if isinstance(keep_float, str) and keep_float not in ("auto", "none"):
@@ -215,15 +226,15 @@ def quantize_ov(model, calib: torch.Tensor, reference_fn: Callable[[torch.Tensor
             raise UserError(f"--keep-float names {unknown} are not conv ops of the OpenVINO "
                             f"model; known: first, last, {', '.join(convs[:6])}, ...")
     quantized = build(excluded)
-    quality = score(quantized)
+    quality = quality_of(quantized)
     report: dict[str, Any] = {
         "method": "NNCF post-training quantization (OpenVINO), MIXED preset: symmetric int8 "
                   "weights, asymmetric int8 activations, fast bias correction",
         "calibration_images": len(fit), "scored_images": len(score_on), "convs": len(convs),
         "psnr_start": quality, "float_convs_start": list(excluded)}
-    if keep_float == "auto" and quality < target_psnr and convs:
+    if score and keep_float == "auto" and quality < target_psnr and convs:
         quantized, quality, excluded, gains = quantize.sensitivity_search(
-            build, score, convs, excluded, quantized, quality, target_psnr,
+            build, quality_of, convs, excluded, quantized, quality, target_psnr,
             limit=max(1, int(max_float * len(convs))))
         report["sensitivity_db"] = gains
     report.update(float_convs=excluded, psnr_db=quality, target_psnr=target_psnr)
@@ -302,11 +313,13 @@ def export_openvino(model: nn.Module, path: str | Path,
 def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | None = None,
                  int8: bool = False, precision: str = "fp32",
                  calib_images: torch.Tensor | None = None, optimize: bool = True,
-                 exporter: str = "dynamo", profile: bool = False
-                 ) -> tuple[Callable[[], Any], dict[str, Any]]:
+                 exporter: str = "dynamo", profile: bool = False, score: bool = True,
+                 search: bool | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(call, info) running one batch of `input_size` through `model` on OpenVINO (the profile /
     bench / latency-model backend). int8 without calibration images calibrates on smooth random
-    images: right for speed, not a quality figure."""
+    images: right for speed, not a quality figure. `score=False`: int8 without the PSNR check
+    and without sensitivity search (the latency model); `search` (default: with calibration
+    images) the accuracy-aware sensitivity search."""
     require_openvino()
     if int8:
         require_nncf()
@@ -316,11 +329,14 @@ def latency_call(model: nn.Module, input_size: Sequence[int], threads: int | Non
                                     DEFAULT_OPSET if exporter == "dynamo" else 17, exporter))
     info: dict[str, Any] = {"precision": precision}
     if int8:
-        synthetic = calib_images is None
-        images = sample_inputs(input_size, count=8, seed=1) if synthetic else calib_images
+        synthetic = calib_images is None or not score
+        images = sample_inputs(input_size, count=8, seed=1) if calib_images is None \
+            else calib_images
+        searching = not synthetic if search is None else search
         ov_model, report = quantize_ov(ov_model, images, lambda b: reference_output(model, b),
-                                       target_psnr=0.0 if synthetic else None, threads=threads,
-                                       precision=precision)
+                                       target_psnr=None if searching else 0.0, threads=threads,
+                                       precision=precision, score=score,
+                                       keep_float="auto" if score else "none")
         info.update(psnr_db=report["psnr_db"], float_convs=len(report["float_convs"]),
                     calibration="synthetic (speed only)" if synthetic else "images")
     session = open_session("openvino", ov_model, threads, precision=precision,

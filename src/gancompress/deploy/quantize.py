@@ -99,6 +99,21 @@ def calibration_images(folder: str | Path, input_size: Sequence[int], limit: int
     return torch.stack(images)
 
 
+def run_calibration_folder(meta: Any) -> str | None:
+    """The training data folder a compressed (or trained) generator's checkpoint records
+    (its run's data.root), when it still exists: int8 export calibrates on the run's own data
+    when no --calib is given. None when there is no such record or folder."""
+    if not isinstance(meta, dict):
+        return None
+    for key in ("train_config", "config"):
+        config = meta.get(key)
+        data = config.get("data") if isinstance(config, dict) else None
+        root = data.get("root") if isinstance(data, dict) else None
+        if isinstance(root, str) and root.strip() and Path(root).is_dir():
+            return root
+    return None
+
+
 def _spread(n: int, limit: int) -> list[int]:
     if n <= limit:
         return list(range(n))

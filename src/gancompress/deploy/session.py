@@ -140,6 +140,31 @@ def supports_bf16() -> bool:
     return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+# CPU flags of the int8 dot-product units (VNNI, AMX) that make int8 convolutions faster than
+# fp32; without them OpenVINO still runs int8 graphs, through slower emulation.
+INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "avx_vnni_int8")
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (/proc/cpuinfo), or None where they cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def supports_int8() -> bool:
+    """Whether this CPU has int8 dot-product units (VNNI / AMX), where OpenVINO int8 pays.
+    Where the flags cannot be read, OpenVINO's own INT8 capability decides."""
+    flags = cpu_flags()
+    if flags is not None:
+        return any(f in flags for f in INT8_CPU_FLAGS)
+    return "INT8" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def check_precision(precision: str) -> str:
     if precision not in OV_PRECISIONS:
         raise UserError(f"unknown OpenVINO precision {precision!r}; use fp32 or bf16")
@@ -157,9 +182,12 @@ def compile_model(model, threads: int | None = None, precision: str = "fp32",
         model = model.clone()
         shape = model.inputs[0].get_partial_shape()
         model.reshape([batch, *[d.get_length() for d in list(shape)[1:]]])
+    # threads pinned to cores (ENABLE_CPU_PINNING): a latency session keeps its worker threads
+    # where their caches are instead of letting the OS migrate them between calls
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                               "INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision],
-                              "INFERENCE_NUM_THREADS": int(threads or default_threads())}
+                              "INFERENCE_NUM_THREADS": int(threads or default_threads()),
+                              "ENABLE_CPU_PINNING": True}
     if profile:
         config["PERF_COUNT"] = True
     try:
@@ -219,16 +247,30 @@ class Session:
         getattr(self, "_compiled", {}).clear()
 
 
+def _to_device(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    t = t.to(device)
+    if channels_last and t.dim() == 4:
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
 class TorchSession(Session):
     """Eager PyTorch. With `set_threads` the intra-op pool (one per process) is set to `threads`
-    for each call, so sessions with different thread counts can take turns (the demo)."""
+    for each call, so sessions with different thread counts can take turns (the demo).
+    `channels_last`: weights and image inputs in NHWC memory layout (oneDNN's direct NHWC conv
+    kernels; the deployed compressed ResNet ran ~1.3x faster eager on the CPU, measured in
+    bench/bench_deploy.py's torch-cl rows)."""
 
     kind = "torch"
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu",
-                 threads: int | None = None, set_threads: bool = False):
+                 threads: int | None = None, set_threads: bool = False,
+                 channels_last: bool = False):
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
         self.threads = threads or default_threads()
         self.set_threads = set_threads
         self.metadata = {}
@@ -237,7 +279,7 @@ class TorchSession(Session):
         if self.set_threads:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            return self.model(*(t.to(self.device) for t in inputs))
+            return self.model(*(_to_device(t, self.device, self.channels_last) for t in inputs))
 
 
 class TorchScriptSession(Session):
@@ -245,16 +287,21 @@ class TorchScriptSession(Session):
 
     def __init__(self, source: str | Path | bytes | nn.Module,
                  device: str | torch.device = "cpu",
-                 threads: int | None = None, example: Sequence[torch.Tensor] | None = None):
+                 threads: int | None = None, example: Sequence[torch.Tensor] | None = None,
+                 channels_last: bool = False):
         self.device = torch.device(device)
         self.threads = threads or default_threads()
         self.metadata = {}
+        self.channels_last = channels_last
         if isinstance(source, nn.Module):
             if example is None:
                 raise ValueError("tracing a module needs example inputs (example=...)")
+            source = source.to(self.device).eval()
+            if channels_last:
+                source = source.to(memory_format=torch.channels_last)
             with quiet(), torch.no_grad():
                 self.module = torch.jit.freeze(torch.jit.trace(
-                    source.to(self.device).eval(), tuple(t.to(self.device) for t in example),
+                    source, tuple(_to_device(t, self.device, channels_last) for t in example),
                     check_trace=False))
             return
         extra = {TORCHSCRIPT_META: ""}
@@ -270,7 +317,7 @@ class TorchScriptSession(Session):
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.module(*(t.to(self.device) for t in inputs))
+            return self.module(*(_to_device(t, self.device, self.channels_last) for t in inputs))
 
 
 class CompiledSession(Session):
@@ -348,7 +395,10 @@ class OpenVinoSession(Session):
         array = np.ascontiguousarray(_numpy(inputs[0]))
         self.compiled(len(array))
         self._last = request = self._compiled[len(array)][1]
-        return torch.from_numpy(np.array(request.infer({0: array})[0]))
+        # share_inputs: the request reads the caller's array in place (no input copy); the
+        # output is the request's own buffer, reused by the next call, so it is copied once
+        result = request.infer({0: array}, share_inputs=True, share_outputs=True)
+        return torch.from_numpy(np.array(result[0], copy=True))
 
     def op_times(self) -> list[dict[str, Any]]:
         """Per-op times (ms) of the last inference (needs profile=True; OpenVINO PERF_COUNT):
@@ -373,7 +423,8 @@ def open_session(kind: str, model_or_file: Any, threads: int | None = None,
                  **options: Any) -> Session:
     """A session running `model_or_file` on backend `kind` (see the module docstring).
 
-    options: torch `set_threads`; torchscript `example`; onnx `level`, `spinning`,
+    options: torch `set_threads`, `channels_last`; torchscript `example`, `channels_last`;
+    onnx `level`, `spinning`,
     `optimized_path`; openvino `profile`. ONNX and OpenVINO run on the CPU only.
     """
     if kind not in KINDS:
