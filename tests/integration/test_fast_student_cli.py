@@ -2,6 +2,7 @@
 convs and the fast-16 space, distilled from an InstanceNorm / reflection-padded teacher."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -12,11 +13,12 @@ from gancompress.cli import main
 from gancompress.compress.supernet import load_supernet
 from gancompress.compress.tasks import build_student
 from gancompress.config import apply_overrides
+from gancompress.deploy.onnx_export import export_onnx, read_metadata
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import load_generator, save_generator
 from gancompress.models.elastic import ElasticBatchNorm2d, crop_state
 from gancompress.models.resnet import ResnetGenerator
-from helpers import TINY, compress_test_config, make_inverted_pairs
+from helpers import TINY, compress_test_config, make_inverted_pairs, trained_batchnorm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,3 +76,28 @@ def test_student_options_are_checked_before_training(workspace, tmp_path, capsys
                             teacher, teacher.max_widths)
     assert (student.arch["norm"], student.arch["pad"]) == ("scale", "zero")
     assert not any(isinstance(m, ElasticBatchNorm2d) for m in student.modules())
+
+
+@pytest.mark.parametrize("norm,pad,conv", list(itertools.product(
+    ("instance", "batch", "scale", "none"), ("reflect", "zero"),
+    ("dense", "separable", "res1=dense,res2=separable,res3=dense"))))
+def test_every_student_option_exports_to_onnx(norm, pad, conv, tmp_path):
+    import onnx
+
+    model = ResnetGenerator(ngf=4, n_blocks=3, conv=conv, norm=norm, pad=pad,
+                            separable_norm=norm).eval()
+    trained_batchnorm(model, weight=True, bias=True)
+    path = tmp_path / "g.onnx"
+    meta = export_onnx(model, path, (1, 3, 32, 32), exporter="legacy", opset=17)
+    assert meta["verify"]["max_abs"] < 1e-4  # onnxruntime agrees with PyTorch
+    nodes = onnx.load(str(path)).graph.node
+    ops = {node.op_type for node in nodes}
+    reflect = [n for n in nodes if n.op_type == "Pad"
+               and any(a.name == "mode" and a.s == b"reflect" for a in n.attribute)]
+    # zero padding is the convs' own (the only Pads left are the sub-pixel rewrite's of the
+    # transposed convs, deploy/graph.py)
+    assert len(reflect) == (8 if pad == "reflect" else 0)  # stem, head, 2 per block
+    assert "BatchNormalization" not in ops       # folded into the convs
+    assert ("InstanceNormalization" in ops) == (norm == "instance")
+    stored = read_metadata(path)["arch"]
+    assert (stored["norm"], stored["pad"], stored["conv"]) == (norm, pad, conv)
