@@ -342,9 +342,11 @@ class ElasticScale2d(_ElasticNorm, nn.Module):
         self.in_parts = as_parts(group, num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
         c = x.shape[1]
-        shape = (1, c) + (1,) * (x.dim() - 2)
-        return x * self.weight[:c].view(shape) + self.bias[:c].view(shape)
+        if c != self.num_features:  # a narrowed sub-network: its leading channels
+            weight, bias = weight[:c], bias[:c]
+        return x * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
 
     # MACs: as BatchNorm (torch's _BatchNorm rule): the published convention counts a foldable
     # per-channel affine as free, the true count one multiply per element (metrics/cost.py)
