@@ -12,7 +12,6 @@ import torch.nn as nn
 from gancompress.cli import main
 from gancompress.compress.supernet import load_supernet
 from gancompress.compress.tasks import build_student
-from gancompress.config import apply_overrides
 from gancompress.deploy.onnx_export import export_onnx, read_metadata
 from gancompress.errors import UserError
 from gancompress.models.checkpoint import load_generator, save_generator
@@ -64,9 +63,8 @@ def test_student_options_are_checked_before_training(workspace, tmp_path, capsys
     assert "residual third" in capsys.readouterr().err
     assert not out.exists()
     # pruning keeps the teacher's layers: it cannot change their norm
-    cfg = apply_overrides(compress_test_config(workspace, "compress.student_norm=scale",
-                                               "compress.student_init=prune",
-                                               "compress.student_conv=dense"), {})
+    cfg = compress_test_config(workspace, "compress.student_norm=scale",
+                               "compress.student_init=prune", "compress.student_conv=dense")
     teacher = load_generator(workspace / "teacher.pth")
     with pytest.raises(UserError, match="student_norm"):
         build_student(cfg, teacher, teacher.max_widths)

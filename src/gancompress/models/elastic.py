@@ -68,7 +68,8 @@ from gancompress.models.published import (
 __all__ = [
     "Axes", "ElasticBatchNorm2d", "ElasticConv2d", "ElasticConvTranspose2d", "ElasticGenerator",
     "ElasticInstanceNorm2d", "ElasticLinear", "ElasticModule", "ElasticScale2d", "Part", "Parts",
-    "NORMS", "SeparableConv2d", "Widths", "aligned_choices", "as_parts", "batchnorms", "calibrated_compact", "channel_axes",
+    "NORMS", "SeparableConv2d", "Widths", "aligned_choices", "as_parts", "batchnorms",
+    "calibrated_compact", "channel_axes",
     "compact", "config_number", "crop_state", "current_widths", "decode_positions",
     "encode_positions", "Position", "elastic_layers",
     "elastic_modules", "load_state_checked", "norm_layer", "parse_config_numbers", "part_index",
