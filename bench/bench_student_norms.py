@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
 def table(results: dict, budget: str) -> str:
     t = results["teacher"]
     lines = [f"budget {budget} of the teacher's {t['macs'] / 1e6:.1f}M MACs (64x64); test split",
-             f"{'student':18s} {'seeds':5s} {'PSNR dB':22s} {'L1':22s} {'SWD x1e3':20s} "
-             f"{'colour':20s} {'MACs':8s} configs",
-             f"{'teacher':18s} {'':5s} {t['psnr']:<22.2f} {t['l1']:<22.4f} "
-             f"{t['swd']:<20.2f} {t['colour']:<20.4f} {t['macs'] / 1e6:<8.1f}"]
+             f"{'student':18s} {'seeds':5s} {'PSNR dB':22s} {'L1':25s} {'SWD x1e3':24s} "
+             f"{'colour':22s} {'MACs':8s} configs",
+             f"{'teacher':18s} {'':5s} {t['psnr']:<22.2f} {t['l1']:<25.4f} "
+             f"{t['swd']:<24.2f} {t['colour']:<22.2f} {t['macs'] / 1e6:<8.1f}"]
     base = results["students"].get("instance")
     for name, runs in results["students"].items():
         def col(key: str, scale: float = 1.0, digits: int = 2) -> str:
@@ -138,8 +138,8 @@ def table(results: dict, budget: str) -> str:
             diffs = [r["psnr"] - paired[r["seed"]] for r in runs if r["seed"] in paired]
             if diffs:
                 delta = f"  dPSNR vs instance {statistics.fmean(diffs):+.2f} dB"
-        lines.append(f"{name:18s} {len(runs):<5d} {col('psnr'):22s} {col('l1', digits=4):22s} "
-                     f"{col('swd'):20s} {col('colour', digits=4):20s} {macs:<8.1f} "
+        lines.append(f"{name:18s} {len(runs):<5d} {col('psnr'):22s} {col('l1', digits=4):25s} "
+                     f"{col('swd'):24s} {col('colour'):22s} {macs:<8.1f} "
                      f"{','.join(r['config'] for r in runs)}{delta}")
     return "\n".join(lines)
 
