@@ -13,6 +13,7 @@ truth and to the teacher's output), one budget; only the student options differ:
     batch-zero-dense  BatchNorm, zero padding, dense convs (the CPU-friendly student)
     scale-zero-dense  the learned per-channel scale (no statistics), zero padding, dense convs
     batch-reflect     BatchNorm, reflection padding, separable convs
+    instance-dense    InstanceNorm, reflection padding, dense convs (the conv choice alone)
 Each student is a full compression (supernet -> search under the budget -> fine-tune -> extract)
 through bench_quality.py's own functions (data, teacher, compress_runs, scores), so the figures
 are comparable with its table. Metrics on the TEST split against the ground truth: L1, PSNR
@@ -46,6 +47,7 @@ STUDENTS: dict[str, list[str]] = {
     "scale-zero-dense": ["compress.student_norm=scale", "compress.student_pad=zero",
                          "compress.student_conv=dense"],
     "batch-reflect": ["compress.student_norm=batch"],
+    "instance-dense": ["compress.student_conv=dense"],
 }
 
 
