@@ -133,7 +133,7 @@ SPACES: dict[str, list[list[int]]] = {
 }
 # fast-16: the pix2pix space and 8 (dense students reach 1/20 of the teacher's MACs), every
 # width a multiple of WIDTH_MULTIPLE (family.aligned_choices: stem / up2 16..64 channels,
-# down1 / up1 16..128 in steps of 16, trunk and hidden widths 32..256 in steps of 16)
+# down1 / up1 16..128 in steps of 16, trunk and hidden widths 32..256 in steps of 32)
 SPACES[f"fast-{WIDTH_MULTIPLE}"] = aligned_choices([[64, 56, 48, 40, 32, 24, 16, 8]] * 8,
                                                    POSITIONS, WIDTH_MULTIPLE)
 
