@@ -34,9 +34,10 @@ student, seeds, test PSNR mean (min..max), SWD x1e3, colour; lower SWD / colour 
     scale-zero-dense  3     17.38 (16.67..17.94)   139.9   15.17    +0.70 dB (SWD, colour worse)
     instance-dense    3     16.79 (16.21..17.14)   103.3   11.95    +0.11 dB
 BatchNorm + zero padding beats the InstanceNorm student in PSNR, L1 and colour on every seed
-and in mean SWD (SWD per seed: 2 of 3); the target was "within 0.3 dB"; the dense conv alone changes little (instance-dense); the statistics-free
-scale norm gains PSNR but loses SWD and colour (greyer outputs). A shortened schedule (the
-compress-demo preset trains 10,15,15,15 epochs): the ranking at full length is not measured.
+and in mean SWD (SWD per seed: 2 of 3); the target was "within 0.3 dB". The dense conv alone
+changes little (instance-dense); the statistics-free scale norm gains PSNR but loses SWD and
+colour (greyer outputs). A shortened schedule (the compress-demo preset trains 10,15,15,15
+epochs): the ranking at full length is not measured.
 """
 from __future__ import annotations
 
