@@ -19,7 +19,12 @@ import torch
 from gancompress.compress.costs import CheckedBudget, InputSize, checked_budget, input_size
 from gancompress.compress.heldout import held_out_label_batches, held_out_names
 from gancompress.compress.space import SearchSpace
-from gancompress.compress.tasks import check_data_channels, load_teacher, student_template
+from gancompress.compress.tasks import (
+    check_data_channels,
+    load_teacher,
+    student_arch,
+    student_template,
+)
 from gancompress.config import Config, diff
 from gancompress.devices import parse_device
 from gancompress.errors import UserError
@@ -144,8 +149,7 @@ def supernet_skeleton(cfg: Config, student: ElasticGenerator, space: SearchSpace
     """An (untrained) supernet of the configured space, of the student's family: for costs
     before training."""
     widths = space.widths(space.largest())
-    return build_generator(student.arch_name,
-                           **student.student_arch(cfg.compress.student_conv, widths)).eval()
+    return build_generator(student.arch_name, **student_arch(cfg, student, widths)).eval()
 
 
 def check_out(out: Path, cfg: Config) -> None:

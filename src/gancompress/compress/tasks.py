@@ -110,6 +110,7 @@ def student_template(config: Config, teacher: ElasticGenerator) -> ElasticGenera
             raise UserError("compress.student_args describes a student of another family; a "
                             f"{family} student takes the teacher's architecture (set "
                             f"compress.student_family to another family, or drop student_args)")
+        student_arch(config, teacher)  # the student options' UserError, before any training
         return teacher
     if c.pipeline != "fast":
         raise UserError(f"a {family} student for a {teacher.arch_name} teacher needs the fast "
@@ -120,7 +121,19 @@ def student_template(config: Config, teacher: ElasticGenerator) -> ElasticGenera
     if "conv" in params:
         args["conv"] = c.student_conv
     args.update(c.student_args)
-    return build_generator(family, **generator_class(family).arch_args(args))
+    template = build_generator(family, **generator_class(family).arch_args(args))
+    student_arch(config, template)
+    return template
+
+
+def student_arch(config: Config, template: ElasticGenerator,
+                 widths: dict[str, int] | None = None) -> dict[str, Any]:
+    """Constructor arguments of the student (or supernet) at `widths`: the template's
+    `student_config` with compress.student_conv, student_norm and student_pad ('' = the
+    teacher's; UserError for an option the family does not offer)."""
+    c = config.compress
+    return template.student_config(c.student_conv, widths, norm=c.student_norm.strip(),
+                                   pad=c.student_pad.strip())
 
 
 def build_student(config: Config, teacher: ElasticGenerator, widths: dict[str, int]
@@ -137,10 +150,17 @@ def build_student(config: Config, teacher: ElasticGenerator, widths: dict[str, i
             raise UserError(f"compress.student_init=prune needs a teacher with {c.student_conv} "
                             f"convs, but the teacher's are {teacher.arch.get('conv')} (the original "
                             f"pipeline prunes the mobile teacher)")
+        wanted = student_arch(config, teacher)
+        changed = [k for k in ("norm", "pad") if k in teacher.arch and wanted[k] != teacher.arch[k]]
+        if changed:
+            raise UserError(f"compress.student_init=prune keeps the teacher's layers, but "
+                            f"compress.student_{changed[0]} asks for {wanted[changed[0]]!r} "
+                            f"(the teacher's is {teacher.arch[changed[0]]!r}); use "
+                            f"compress.student_init=fresh or leave student_{changed[0]} empty")
         student, _ = l1_prune(teacher, widths)
         student.requires_grad_(True)
         return student
-    student = build_generator(template.arch_name, **template.student_arch(c.student_conv, widths))
+    student = build_generator(template.arch_name, **student_arch(config, template, widths))
     init_weights(student, config.model.init_std)
     if init == "fresh":
         return student

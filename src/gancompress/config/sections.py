@@ -232,12 +232,20 @@ class CompressConfig:
                            "Compression); original: mobile teacher -> pruned, pre-distilled "
                            "student -> supernet (GAN Compression)", ("fast", "original"))
     space: str = option("", "search space: a preset of the student's family (ResNet: "
-                        "channels-48, channels-32, channels-64-cycleGAN, channels-64-pix2pix; "
+                        "channels-48, channels-32, channels-64-cycleGAN, channels-64-pix2pix, "
+                        "fast-16 (every width a multiple of 16); "
                         "SPADE: channels-48, channels-64; see `gancompress search --help`), "
                         "widths for every position, e.g. 16,12,8; empty = the family's default "
                         "(ResNet channels-64-pix2pix, SPADE channels-48)")
-    student_conv: str = option("separable", "student convs (separable = the published mobile "
-                               "student)", ("separable", "dense"))
+    student_conv: str = option("separable", "student convs: separable (the published mobile "
+                               "student), dense, or per residual third (ResNet) e.g. "
+                               "res1=dense,res2=separable,res3=dense")
+    student_norm: str = option("", "student norm ('' = the teacher's): instance, batch "
+                               "(running statistics, re-calibrated per sub-network), scale "
+                               "(learned per-channel affine, no statistics) or none; batch and "
+                               "scale fold into the convs at export (ResNet)")
+    student_pad: str = option("", "student padding ('' = the teacher's): reflect (published) or "
+                              "zero (the convs' own padding: no pad op in the graph) (ResNet)")
     student_family: str = option("", "generator family of the student ('' = the teacher's); "
                                  "another family (e.g. resnet for a U-Net teacher) is distilled "
                                  "from outputs and from features at matching resolutions "

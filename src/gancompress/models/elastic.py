@@ -28,6 +28,7 @@ from gancompress.models.calibration import (
 from gancompress.models.family import (
     ElasticGenerator,
     Position,
+    aligned_choices,
     compact,
     config_number,
     crop_state,
@@ -45,9 +46,11 @@ from gancompress.models.layers import (
     ElasticInstanceNorm2d,
     ElasticLinear,
     ElasticModule,
+    ElasticScale2d,
     Part,
     Parts,
     SeparableConv2d,
+    NORMS,
     Widths,
     as_parts,
     channel_axes,
@@ -64,8 +67,9 @@ from gancompress.models.published import (
 
 __all__ = [
     "Axes", "ElasticBatchNorm2d", "ElasticConv2d", "ElasticConvTranspose2d", "ElasticGenerator",
-    "ElasticInstanceNorm2d", "ElasticLinear", "ElasticModule", "Part", "Parts",
-    "SeparableConv2d", "Widths", "as_parts", "batchnorms", "calibrated_compact", "channel_axes",
+    "ElasticInstanceNorm2d", "ElasticLinear", "ElasticModule", "ElasticScale2d", "Part", "Parts",
+    "NORMS", "SeparableConv2d", "Widths", "aligned_choices", "as_parts", "batchnorms",
+    "calibrated_compact", "channel_axes",
     "compact", "config_number", "crop_state", "current_widths", "decode_positions",
     "encode_positions", "Position", "elastic_layers",
     "elastic_modules", "load_state_checked", "norm_layer", "parse_config_numbers", "part_index",

@@ -69,6 +69,16 @@ class ElasticGenerator(nn.Module):
     # (see `decode_positions`); `config_label` names the family in messages.
     config_positions: tuple[Position, ...] = ()
     config_label: str = ""
+    # The runtime-friendly channel multiple: CPU kernels (oneDNN / OpenVINO blocked layouts,
+    # AMX and VNNI tiles) work on blocks of 16 / 32 / 64 channels, so a width that is not a
+    # multiple of the block pads to the next one and wastes the difference. A family declares
+    # its multiple and a search-space preset `fast-<multiple>` whose every choice gives widths
+    # that are multiples of it (`aligned_choices`); 1 = no preference.
+    width_multiple: int = 1
+    # Student options a family opts in to (compress.student_norm, compress.student_pad):
+    # option -> (allowed values, the constructor arguments it sets). A family without an
+    # option refuses it (`student_config`); '' always means "as the teacher".
+    student_options: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # -- constructor arguments ------------------------------------------------------------------
     @classmethod
@@ -234,6 +244,28 @@ class ElasticGenerator(nn.Module):
             arch["widths"] = dict(widths)
         return arch
 
+    def student_config(self, conv: str | None = None, widths: Mapping[str, int] | None = None,
+                       **options: str) -> dict[str, Any]:
+        """`student_arch(conv, widths)` with the student options (`student_options`) applied:
+        e.g. norm="batch", pad="zero". An empty or None value keeps the teacher's; an option the
+        family does not declare, or a value it does not allow, is a UserError."""
+        arch = self.student_arch(conv, widths)
+        for option, value in options.items():
+            if not value:
+                continue
+            if option not in self.student_options:
+                offered = ", ".join(self.student_options) or "none"
+                raise UserError(f"a {self.arch_name} student has no {option} option (compress."
+                                f"student_{option}; this family's student options: {offered}); "
+                                f"leave it empty to keep the teacher's")
+            allowed, keys = self.student_options[option]
+            if value not in allowed:
+                raise UserError(f"compress.student_{option} = {value!r}: a {self.arch_name} "
+                                f"student takes {', '.join(map(repr, allowed))} (or '' for the "
+                                f"teacher's)")
+            arch.update(dict.fromkeys(keys, value))
+        return arch
+
     # -- published checkpoints ------------------------------------------------------------------
     @classmethod
     def read_published(cls, obj: Any, name: str, **hints: Any
@@ -287,6 +319,23 @@ def encode_positions(widths: Mapping[str, int], positions: Sequence[Position]) -
                             f"no config-string form")
         parts.append(str(c))
     return "_".join(parts)
+
+
+def aligned_choices(choices: Sequence[Sequence[int]], positions: Sequence[Position],
+                    multiple: int) -> list[list[int]]:
+    """The block-multiple rule of `fast-*` search spaces: per config position keep the numbers c
+    whose every width (multiplier * c for each (group, multiplier) of the position) is a multiple
+    of `multiple` (e.g. ResNet, multiple 16: stem and up2 (x1) keep 16, 32, 48, 64; down1 and up1
+    (x2) multiples of 8; the trunk and residual groups (x4) multiples of 4)."""
+    if len(choices) != len(positions):
+        raise ValueError(f"{len(choices)} choice lists for {len(positions)} positions")
+    kept = [[c for c in pos if all(m * c % multiple == 0 for _, m in position)]
+            for pos, position in zip(choices, positions)]
+    for i, pos in enumerate(kept):
+        if not pos:
+            raise ValueError(f"position {i}: no choice of {list(choices[i])} gives widths that are "
+                             f"multiples of {multiple}")
+    return kept
 
 
 def parse_config_numbers(config: str | Sequence[int]) -> list[int]:

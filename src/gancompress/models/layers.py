@@ -327,8 +327,66 @@ class ElasticInstanceNorm2d(_ElasticNorm, nn.InstanceNorm2d):
             self.training or not self.track_running_stats, self.momentum or 0.0, self.eps)
 
 
+class ElasticScale2d(_ElasticNorm, nn.Module):
+    """A learned per-channel scale and shift, y = x * weight + bias: the "scale" norm of fast
+    students. No statistics (nothing to re-calibrate, the same in training and eval), and an
+    affine map after a conv, so the export folds it into that conv (`fold_into`) and the graph
+    keeps no norm at all. Follows its input width like the other norms.
+    """
+
+    def __init__(self, num_features: int, *, group: str | None = None):
+        super().__init__()
+        self.num_features = num_features
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.in_parts = as_parts(group, num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        c = x.shape[1]
+        if c != self.num_features:  # a narrowed sub-network: its leading channels
+            weight, bias = weight[:c], bias[:c]
+        return x * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+    # MACs: as BatchNorm (torch's _BatchNorm rule): the published convention counts a foldable
+    # per-channel affine as free, the true count one multiply per element (metrics/cost.py)
+    @staticmethod
+    def mac_rule(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        return 0, y.numel()
+
+    @torch.no_grad()
+    def fold_into(self, conv: nn.Module) -> nn.Module:
+        """Fold this scale into `conv`, the conv (or transposed conv) whose output it receives:
+        conv's weight and bias are changed in place (a bias is added when it has none), so that
+        conv(x) afterwards equals self(conv(x)); returns conv. Work on a copy of the model: the
+        scale layer itself must then be dropped (replaced by nn.Identity)."""
+        if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
+            raise TypeError(f"cannot fold a scale into a {type(conv).__name__}")
+        transposed = isinstance(conv, nn.ConvTranspose2d)
+        out = conv.out_channels
+        if transposed and conv.groups != 1:
+            raise ValueError("cannot fold a scale into a grouped transposed conv")
+        if out > self.num_features:
+            raise ValueError(f"conv has {out} outputs, the scale {self.num_features} channels")
+        scale, shift = self.weight[:out], self.bias[:out]
+        if transposed:  # weight (in, out, kh, kw)
+            conv.weight.mul_(scale.view(1, -1, 1, 1).to(conv.weight))
+        else:           # weight (out, in / groups, kh, kw)
+            conv.weight.mul_(scale.view(-1, 1, 1, 1).to(conv.weight))
+        bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(out)
+        conv.bias = nn.Parameter(bias * scale.to(bias) + shift.to(bias))
+        return conv
+
+
+# Student / generator norms: kinds with statistics per image (instance), statistics of the
+# training set (batch), a foldable affine without statistics (scale) or nothing (none).
+NORMS = ("instance", "batch", "scale", "none")
+
+
 def norm_layer(kind: str, channels: int, group: str | None = None) -> nn.Module:
-    """The published conventions: InstanceNorm without affine or running stats; affine BatchNorm.
+    """The published conventions: InstanceNorm without affine or running stats; affine BatchNorm;
+    and the fast students' "scale" (ElasticScale2d: a per-channel affine that folds into the
+    preceding conv at export) and "none" (identity).
 
     `group` is the width group of the normalised channels (for compact / pruning).
     """
@@ -336,9 +394,11 @@ def norm_layer(kind: str, channels: int, group: str | None = None) -> nn.Module:
         return ElasticInstanceNorm2d(channels, group=group, affine=False, track_running_stats=False)
     if kind == "batch":
         return ElasticBatchNorm2d(channels, group=group)
+    if kind == "scale":
+        return ElasticScale2d(channels, group=group)
     if kind == "none":
         return nn.Identity()
-    raise UserError(f"unknown norm {kind!r}; use 'instance', 'batch' or 'none'")
+    raise UserError(f"unknown norm {kind!r}; use one of {', '.join(NORMS)}")
 
 
 class SeparableConv2d(nn.Module):

@@ -4,6 +4,20 @@
     mobile    ResnetGenerator(ngf=64, conv="separable")     separable convs in the residual blocks
     supernet  the mobile (or full) model trained with sampled widths (elastic.using_widths)
     compact   ResnetGenerator(conv="separable", widths=decode_config("16_16_32_..."))
+    fast      ResnetGenerator(conv="dense", norm="batch", pad="zero", widths=...): a student for
+              CPU runtimes (issue 23): norms that fold into the convs at export (batch, scale),
+              zero padding that is the conv's own (no pad op in the graph), dense convs where
+              depthwise ones run slowly, widths multiples of `width_multiple` (space fast-16)
+
+Student options (compress.student_norm / student_pad / student_conv; `student_config`):
+    norm     instance (published) | batch | scale (learned per-channel scale + shift, no
+             statistics) | none; the norm inside separable convs follows it (`separable_norm`;
+             a model built with another norm keeps the published InstanceNorm there)
+    pad      reflect (published: reflection pads before the 7x7 and 3x3 convs) | zero (the
+             convs' own zero padding)
+    conv     dense | separable | one kind per residual third, e.g.
+             "res1=dense,res2=separable,res3=dense" (all three named; the stem, down and up
+             convs are always dense, as published)
 
 Layout (docs/reference.md sec. 2), shapes for a 1x3x256x256 input and ngf=64:
     stem   reflect-pad 3, conv 7x7 3->ngf, norm, ReLU                     (B, 64, 256, 256)
@@ -37,6 +51,8 @@ from gancompress.models.elastic import (
     Widths,
     decode_positions,
     encode_positions,
+    NORMS,
+    aligned_choices,
     load_state_checked,
     norm_layer,
     parse_config_numbers,
@@ -47,6 +63,39 @@ GROUPS = ("stem", "down1", "trunk", "res1", "res2", "res3", "up1", "up2")
 # channels = MULTIPLIER[group] * (number in the config string)
 MULTIPLIER = {"stem": 1, "down1": 2, "trunk": 4, "res1": 4, "res2": 4, "res3": 4, "up1": 2, "up2": 1}
 POSITIONS = tuple(((g, MULTIPLIER[g]),) for g in GROUPS)  # one group per config position
+RES_GROUPS = ("res1", "res2", "res3")
+CONVS = ("dense", "separable")
+PADS = ("reflect", "zero")
+WIDTH_MULTIPLE = 16  # runtime-friendly channel block (see ElasticGenerator.width_multiple)
+
+
+def parse_conv(conv: str) -> dict[str, str]:
+    """'dense' | 'separable' | 'res1=dense,res2=separable,res3=dense' -> conv kind per residual
+    third (UserError for anything else)."""
+    text = conv.strip() if isinstance(conv, str) else conv
+    if text in CONVS:
+        return dict.fromkeys(RES_GROUPS, text)
+    usage = (f"conv must be 'dense', 'separable' or one kind per residual third such as "
+             f"'res1=dense,res2=separable,res3=dense', got {conv!r}")
+    if not isinstance(text, str):
+        raise UserError(usage)
+    kinds: dict[str, str] = {}
+    for item in text.split(","):
+        group, sep, kind = (part.strip() for part in item.partition("="))
+        if not sep or group not in RES_GROUPS or kind not in CONVS or group in kinds:
+            raise UserError(usage)
+        kinds[group] = kind
+    if set(kinds) != set(RES_GROUPS):
+        raise UserError(f"{usage} (name all of {', '.join(RES_GROUPS)})")
+    return kinds
+
+
+def conv_name(kinds: Mapping[str, str]) -> str:
+    """The canonical spelling of conv kinds per residual third (one word when all agree)."""
+    values = {kinds[g] for g in RES_GROUPS}
+    if len(values) == 1:
+        return values.pop()
+    return ",".join(f"{g}={kinds[g]}" for g in RES_GROUPS)
 
 
 def default_widths(ngf: int) -> Widths:
@@ -82,6 +131,11 @@ SPACES: dict[str, list[list[int]]] = {
     "channels-64-cycleGAN": [[64, 48, 32, 24, 16]] * 8,
     "channels-64-pix2pix": [[64, 56, 48, 40, 32, 24, 16]] * 8,
 }
+# fast-16: the pix2pix space and 8 (dense students reach 1/20 of the teacher's MACs), every
+# width a multiple of WIDTH_MULTIPLE (family.aligned_choices: stem / up2 16..64 channels,
+# down1 / up1 16..128 in steps of 16, trunk and hidden widths 32..256 in steps of 32)
+SPACES[f"fast-{WIDTH_MULTIPLE}"] = aligned_choices([[64, 56, 48, 40, 32, 24, 16, 8]] * 8,
+                                                   POSITIONS, WIDTH_MULTIPLE)
 
 
 class ConvNormAct(nn.Module):
@@ -89,7 +143,7 @@ class ConvNormAct(nn.Module):
 
     def __init__(self, conv: nn.Module, channels: int, norm: str, pad: int = 0):
         super().__init__()
-        self.pad = nn.ReflectionPad2d(pad) if pad else nn.Identity()
+        self.pad = nn.ReflectionPad2d(pad) if pad else nn.Identity()  # zero: the conv's own
         self.conv = conv
         self.norm = norm_layer(norm, channels, conv.group)
         self.act = nn.ReLU(True)
@@ -102,18 +156,22 @@ class ResidualBlock(nn.Module):
     """x + [pad, conv, norm, ReLU, dropout, pad, conv, norm](x); width: trunk -> hidden -> trunk."""
 
     def __init__(self, trunk: int, hidden: int, hidden_group: str, conv: str, norm: str,
-                 dropout: float, bias: bool):
+                 dropout: float, bias: bool, pad: str = "reflect",
+                 separable_norm: str = "instance"):
         super().__init__()
-        self.pad1 = nn.ReflectionPad2d(1)
-        self.pad2 = nn.ReflectionPad2d(1)
+        zero = int(pad == "zero")  # zero padding is the convs' own: no pad op in the graph
+        self.pad1 = nn.Identity() if zero else nn.ReflectionPad2d(1)
+        self.pad2 = nn.Identity() if zero else nn.ReflectionPad2d(1)
         if conv == "separable":
-            self.conv1 = SeparableConv2d(trunk, hidden, 3, group=hidden_group, in_group="trunk")
-            self.conv2 = SeparableConv2d(hidden, trunk, 3, group="trunk", in_group=hidden_group)
+            self.conv1 = SeparableConv2d(trunk, hidden, 3, group=hidden_group, in_group="trunk",
+                                         norm=separable_norm, padding=zero)
+            self.conv2 = SeparableConv2d(hidden, trunk, 3, group="trunk", in_group=hidden_group,
+                                         norm=separable_norm, padding=zero)
         else:
             self.conv1 = ElasticConv2d(trunk, hidden, 3, group=hidden_group, in_group="trunk",
-                                       bias=bias)
+                                       bias=bias, padding=zero)
             self.conv2 = ElasticConv2d(hidden, trunk, 3, group="trunk", in_group=hidden_group,
-                                       bias=bias)
+                                       bias=bias, padding=zero)
         self.norm1 = norm_layer(norm, hidden, hidden_group)
         self.norm2 = norm_layer(norm, trunk, "trunk")
         self.act = nn.ReLU(True)
@@ -133,13 +191,20 @@ class ResnetGenerator(ElasticGenerator):
                          "like 'model.1.weight', 'model.10.conv_block.1.weight')")
     reference_size = (256, 256)
     size_multiple = 4
+    width_multiple = WIDTH_MULTIPLE
+    student_options = {"norm": (NORMS, ("norm", "separable_norm")), "pad": (PADS, ("pad",))}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  conv: str = "dense", norm: str = "instance", dropout: float = 0.0,
-                 widths: Mapping[str, int] | str | None = None):
+                 widths: Mapping[str, int] | str | None = None, pad: str = "reflect",
+                 separable_norm: str = "instance"):
         super().__init__()
-        if conv not in ("dense", "separable"):
-            raise UserError(f"conv must be 'dense' or 'separable', got {conv!r}")
+        kinds = parse_conv(conv)
+        for what, value, allowed in (("norm", norm, NORMS), ("pad", pad, PADS),
+                                     ("separable_norm", separable_norm, NORMS)):
+            if value not in allowed:
+                raise UserError(f"{what} must be one of {', '.join(map(repr, allowed))}, got "
+                                f"{value!r}")
         if n_blocks < 3:
             raise UserError(f"n_blocks must be >= 3 (three hidden-width groups), got {n_blocks}")
         if isinstance(widths, str):
@@ -151,12 +216,17 @@ class ResnetGenerator(ElasticGenerator):
                 raise UserError(f"unknown width groups {sorted(unknown)}; expected {list(GROUPS)}")
             full.update({g: int(w) for g, w in widths.items()})
         self.arch = dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf,
-                         n_blocks=n_blocks, conv=conv, norm=norm, dropout=float(dropout),
-                         widths=full)
+                         n_blocks=n_blocks, conv=conv_name(kinds), norm=norm,
+                         dropout=float(dropout), widths=full, pad=pad,
+                         separable_norm=separable_norm)
         w = full
-        bias = norm == "instance"  # conv bias iff InstanceNorm (BatchNorm has its own shift)
-        self.stem = ConvNormAct(ElasticConv2d(in_channels, w["stem"], 7, group="stem", bias=bias),
-                                w["stem"], norm, pad=3)
+        # conv bias iff InstanceNorm, as published (BatchNorm and scale have their own shift;
+        # "none" keeps the published rule: no bias)
+        bias = norm == "instance"
+        zero = pad == "zero"
+        self.stem = ConvNormAct(ElasticConv2d(in_channels, w["stem"], 7, group="stem", bias=bias,
+                                              padding=3 if zero else 0),
+                                w["stem"], norm, pad=0 if zero else 3)
         self.down1 = ConvNormAct(ElasticConv2d(w["stem"], w["down1"], 3, group="down1",
                                                in_group="stem", stride=2, padding=1, bias=bias),
                                  w["down1"], norm)
@@ -164,8 +234,9 @@ class ResnetGenerator(ElasticGenerator):
                                                in_group="down1", stride=2, padding=1, bias=bias),
                                  w["trunk"], norm)
         self.blocks = nn.ModuleList(
-            ResidualBlock(w["trunk"], w[block_group(i, n_blocks)], block_group(i, n_blocks), conv,
-                          norm, dropout, bias) for i in range(n_blocks))
+            ResidualBlock(w["trunk"], w[block_group(i, n_blocks)], block_group(i, n_blocks),
+                          kinds[block_group(i, n_blocks)], norm, dropout, bias, pad,
+                          separable_norm) for i in range(n_blocks))
         self.up1 = ConvNormAct(ElasticConvTranspose2d(w["trunk"], w["up1"], 3, group="up1",
                                                       in_group="trunk", stride=2, padding=1,
                                                       output_padding=1, bias=bias),
@@ -174,8 +245,9 @@ class ResnetGenerator(ElasticGenerator):
                                                       in_group="up1", stride=2, padding=1,
                                                       output_padding=1, bias=bias),
                                w["up2"], norm)
-        self.head_pad = nn.ReflectionPad2d(3)
-        self.head = ElasticConv2d(w["up2"], out_channels, 7, in_group="up2")
+        self.head_pad = nn.Identity() if zero else nn.ReflectionPad2d(3)
+        self.head = ElasticConv2d(w["up2"], out_channels, 7, in_group="up2",
+                                  padding=3 if zero else 0)
         # Distillation taps (paper sec. 3.2; docs/reference.md sec. 2): the input of the residual
         # blocks and the outputs of the blocks that end each third (3, 6, 9 for 9 blocks).
         self.tap_after = tuple(n_blocks * k // 3 - 1 for k in (1, 2, 3))
