@@ -18,8 +18,8 @@ deploy/backends.py), ResNet family at --size x --size:
     compressed-fast-latency  a wider fast student (16_16_16_16_16_16_16_16, 3.78G MACs) for the
                              same-latency comparison
 The fast students are hand-picked, not searched (random weights: speed only). They are built
-from FAST_STUDENT_ARGS; `fast_student_args()` is the hook that adds the student options of
-models/resnet.py when they exist (zero padding, per-stage dense / separable, scale norm). A
+from FAST_STUDENT_ARGS; `fast_student_args()` returns them (dense convs, BatchNorm, zero padding: the student options of
+models/resnet.py that fold into the convs at export). A
 searched student: `--checkpoint compressed-searched=runs/x/compact.pth` (any generator file)
 or `--student 'compressed-x={"conv": "dense", "norm": "batch", "widths": "..."}'`.
 GauGAN family at 256x512 (--gaugan-size), label-map inputs:
@@ -74,7 +74,7 @@ FAST_CONFIGS = {"compressed-fast": "16_16_12_12_12_12_16_16",
                 "compressed-fast-latency": "16_16_16_16_16_16_16_16"}
 # Student options that exist today; fast_student_args() adds newer ones when ResnetGenerator
 # has them.
-FAST_STUDENT_ARGS = {"conv": "dense", "norm": "batch"}
+FAST_STUDENT_ARGS = {"conv": "dense", "norm": "batch", "pad": "zero"}
 QUICK_BACKENDS = ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8")
 PRECISION = {"onnx-int8": "int8", "openvino-int8": "int8", "openvino-bf16": "bf16",
              "openvino-int8-bf16": "int8"}
@@ -86,15 +86,9 @@ PAYS_PSNR = 35.0
 
 
 def fast_student_args() -> dict:
-    """HOOK: constructor arguments of the fast students. Uses the student options of
-    models/resnet.py where they exist (zero padding folds into the conv at export)."""
-    import inspect
-
-    args = dict(FAST_STUDENT_ARGS)
-    params = inspect.signature(ResnetGenerator).parameters
-    if "pad" in params:
-        args["pad"] = "zero"
-    return args
+    """Constructor arguments of the fast students (issue 23): dense convs, BatchNorm and zero
+    padding, which fold into the convs at export."""
+    return dict(FAST_STUDENT_ARGS)
 
 
 def load() -> str:
