@@ -116,9 +116,10 @@ def label_generator(monkeypatch):
 
         def __init__(self, label_nc: int = 8, out_channels: int = 3, ngf: int = 4,
                      n_blocks: int = 3, conv: str = "dense", norm: str = "instance",
-                     dropout: float = 0.0, widths: dict | None = None):
+                     dropout: float = 0.0, widths: dict | None = None, pad: str = "reflect",
+                     separable_norm: str = "instance"):
             super().__init__(label_nc + 1, out_channels, ngf, n_blocks, conv, norm, dropout,
-                             widths)
+                             widths, pad=pad, separable_norm=separable_norm)
             self.arch = {"label_nc": label_nc,
                          **{k: v for k, v in self.arch.items() if k != "in_channels"}}
 

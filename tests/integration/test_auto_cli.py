@@ -125,7 +125,9 @@ def test_generate_runs_a_users_weights(tmp_path, capsys):
     written = np.asarray(Image.open(tmp_path / "out" / "0.png")).astype(float)
     assert np.abs(written - expected).max() <= 1.0  # the user's module, uint8 truncation
     # an exported file needs no --arch; a bad class is one clear error
-    (tmp_path / "g.onnx").write_bytes(b"not really")
+    import onnx  # a real (empty-graph) ONNX file: the file is sniffed by content
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])),
+              str(tmp_path / "g.onnx"))
     assert main(["generate", str(tmp_path / "g.onnx"), *ARCH, "--input", str(photos), "--out",
                  str(tmp_path / "o2")]) == 2
     assert "exported onnx file, which runs without --arch" in capsys.readouterr().err
