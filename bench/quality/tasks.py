@@ -125,7 +125,9 @@ def convert_teacher(family_file: Path, folder: Path) -> Path:
         auto = load_traced(USER_RESNET, args, hand.state_dict(),
                            inputs=[[1, arch["in_channels"], 64, 64]])
         folder.mkdir(parents=True, exist_ok=True)
-        save_generator(auto, out)
+        # the teacher run's settings (data layout, channels, losses), as compress reads them
+        # from a trained teacher; a user passes them as options instead
+        save_generator(auto, out, meta=getattr(hand, "meta", None))
         log(f"converted {family_file} -> {out}: groups {auto.max_widths}")
     return out
 
