@@ -352,9 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     data = make_data(work)
     results: dict[str, Any] = {}
-    for task in args.tasks:
+    for task in list(args.tasks):
         spec = TASKS[task]
         task_data = data[TEACHERS[spec.teacher].data]
+        if args.table_only and not (work / f"teacher-{spec.teacher}" /
+                                    TEACHERS[spec.teacher].generator).is_file():
+            log(f"{task}: no finished teacher in {work}, left out of the table")
+            args.tasks = [t for t in args.tasks if t != task]
+            continue
         teacher, teacher_s = task_teacher(task, data, work, args)
         pairs = pairs_for(task, teacher, data)
         t_score = {**score(teacher, pairs), "train_s": teacher_s}
