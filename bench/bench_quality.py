@@ -104,6 +104,9 @@ _CHANGES: dict[str, dict[str, Any]] = {
     "ka": {"compress.distill_loss": "ka", "compress.lambda_distill": 10.0},
     "output+ka": {"compress.lambda_output": 1.0, "compress.distill_loss": "ka",
                   "compress.lambda_distill": 10.0},
+    # the default with dense student convs: the automatic conversion keeps the user's convs,
+    # so this is the hand-written family's like-for-like twin of the `paired-auto` student
+    "output+dense": {"compress.lambda_output": 1.0, "compress.student_conv": "dense"},
     "prune": {"compress.lambda_output": 1.0, "compress.student_init": "prune",
               "compress.student_conv": "dense"},
     # the teacher's discriminator as the student's starting D (GAN Compression reuses it)
