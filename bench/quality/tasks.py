@@ -5,7 +5,9 @@ Teachers (run folder work/teacher-NAME, trained with `train` on the built-in dat
     unpaired  the same with train.task=cyclegan on unpaired halves of that data
     unet      `demo-unet` preset (pix2pix U-Net, 6 levels, ngf 32), grey -> colour
     gaugan    `gaugan-demo` preset at ngf --gaugan-ngf (default 8: 82M MACs at 32x64, 1.49M
-              params; the preset's ngf 4 has 24.5M MACs), `demo-data --labels` label maps
+              params; the preset's ngf 4 has 24.5M MACs, too few for 1/9 and 1/20 to leave
+              more than a few channels), `demo-data --labels` label maps; --quick: 6+6 epochs
+              = 900 steps at batch 4, 566 s on 1 thread of the shared 2-core machine
     munit     `munit-demo` preset (ngf 8, 82M MACs at 64 px) on the unpaired data
 Tasks (what is compressed, how, and scored against what):
     paired, unpaired    ResNet teacher -> ResNet student (separable), space --space
