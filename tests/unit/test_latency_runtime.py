@@ -231,3 +231,20 @@ def test_int8_calibrates_on_the_runs_data_without_calib(tmp_path, capsys):
     assert main(["export", str(ckpt), "--out", str(tmp_path / "h.onnx"), "--int8",
                  "--size", "32", "32"]) == 2
     assert "needs calibration images" in capsys.readouterr().err
+
+
+def test_latency_budget_size_is_the_deployment_size_when_given():
+    """compress.latency_size: a latency budget measured at the deployment size, not the
+    training crop (a 64 px demo teacher runs in under a millisecond: an 8ms budget needs the
+    size it will be deployed at)."""
+    from gancompress.compress.costs import latency_input_size
+    from gancompress.config import apply_overrides, preset
+
+    cfg = preset("demo")
+    assert latency_input_size(cfg, (1, 3, 64, 64)) == (1, 3, 64, 64)
+    cfg = apply_overrides(cfg, ["compress.latency_size=256x512"])
+    assert latency_input_size(cfg, (1, 3, 64, 64)) == (1, 3, 256, 512)
+    for bad in ("256", "ax256", "0x256", "99999x8"):
+        with pytest.raises(UserError, match="latency_size"):
+            latency_input_size(apply_overrides(cfg, [f"compress.latency_size={bad}"]),
+                               (1, 3, 64, 64))

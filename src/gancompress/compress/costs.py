@@ -32,6 +32,22 @@ def _size(cfg: Config, size: InputSize | None) -> InputSize:
     return size if size is not None else input_size(cfg)
 
 
+def latency_input_size(cfg: Config, size: InputSize) -> InputSize:
+    """The input shape a latency budget is measured at: compress.latency_size (HxW, e.g. the
+    deployment size) or, when empty, the run's size."""
+    text = cfg.compress.latency_size.strip().lower()
+    if not text:
+        return size
+    try:
+        h, w = (int(v) for v in text.split("x"))
+    except ValueError:
+        raise UserError(f"compress.latency_size={cfg.compress.latency_size!r}: give HxW, e.g. "
+                        f"256x256") from None
+    if not (1 <= h <= 8192 and 1 <= w <= 8192):
+        raise UserError(f"compress.latency_size={text}: each side must be in [1, 8192]")
+    return (size[0], size[1], h, w)
+
+
 def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: Budget,
               device: torch.device | str, cache_dir: Path | None,
               size: InputSize | None = None) -> MacCost | LatencyCost:
@@ -39,6 +55,8 @@ def make_cost(cfg: Config, model: ElasticGenerator, space: SearchSpace, budget: 
     gancompress.compress.latency, in its default cache folder when cache_dir is None)."""
     size = _size(cfg, size)
     if budget.kind == "latency":
+        size = latency_input_size(cfg, size)
+        model.check_size(size[2:])
         backend = cfg.compress.latency_backend
         if not distributed.active():
             return LatencyCost(model, space, size, device=str(device), backend=backend,
@@ -62,6 +80,7 @@ def teacher_cost(cfg: Config, teacher: ElasticGenerator, budget: Budget,
     size = _size(cfg, size)
     if budget.kind != "latency":
         return float(count_macs(teacher, size))
+    size = latency_input_size(cfg, size)
     # torchrun: one measurement (rank 0's), the same number on every rank
     ms = _teacher_latency(cfg, teacher, device, size) if distributed.is_main() else None
     return distributed.broadcast(ms)

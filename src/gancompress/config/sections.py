@@ -289,6 +289,9 @@ class CompressConfig:
                                   "on it (onnxruntime: the old spelling of onnx)",
                                   ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8",
                                    "onnxruntime"))
+    latency_size: str = option("", "input size HxW a latency budget refers to, e.g. 256x256 "
+                               "(the deployment size; '' = the data's evaluation size, where "
+                               "MACs are counted)")
     search: str = option("evolution", "search method", ("evolution", "exhaustive"))
     # One mapping instead of 6 flat fields (compress.population=... etc. still load and
     # override: config/legacy.py).
