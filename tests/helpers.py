@@ -288,3 +288,37 @@ def trained_batchnorm(model, weight: bool = False, bias: bool = False):
             if bias and m.bias is not None:
                 m.bias.uniform_(-0.5, 0.5)
     return model
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height, with a few bytes of pixel data (a
+    decompression bomb in a hundred bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def tiny_generator(tmp_path: Path, crop: int | None = 32) -> Path:
+    """A 4-channel 3-block ResNet checkpoint, trained size `crop` recorded (None: not recorded)."""
+    from gancompress.models import build_generator
+    from gancompress.models.checkpoint import save_generator
+
+    model = build_generator("resnet", ngf=4, n_blocks=3)
+    meta = {"config": {"data": {"crop_size": crop}}} if crop else {}
+    path = tmp_path / "g.pth"
+    save_generator(model, path, meta=meta)
+    return path
+
+
+def cli(*argv: str) -> int:
+    """`gancompress ARGV...` in-process: its exit status (argparse errors included)."""
+    from gancompress.cli import main
+    try:
+        return main(list(argv))
+    except SystemExit as exit_:
+        return int(exit_.code)

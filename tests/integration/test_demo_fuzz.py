@@ -8,11 +8,10 @@ import http.client
 import io
 import json
 import random
-import struct
-import zlib
 
 import numpy as np
 import pytest
+from helpers import png_declaring
 from PIL import Image
 
 pytest.importorskip("starlette", reason="the demo extra is not installed: pip install .[demo]")
@@ -41,13 +40,6 @@ def png(array: np.ndarray) -> bytes:
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
 
-
-def png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 def test_bomb_upload_is_413_with_the_demos_own_limit(demo):

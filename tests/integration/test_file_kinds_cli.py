@@ -3,13 +3,12 @@ file is and what the command expects (issue 26: the sniffer and the checked imag
 every command that takes a model or an image)."""
 from __future__ import annotations
 
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import png_declaring
 import torch
 from PIL import Image
 
@@ -30,13 +29,6 @@ def one_error_line(capsys) -> str:
     assert len(err) == 1 and "Traceback" not in err[0], err
     return err[0]
 
-
-def png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from helpers import make_domains, make_pairs, tiny_config
+from helpers import cli, make_domains, make_pairs, tiny_config, tiny_generator
 
 from gancompress import files
-from gancompress.cli import main
 from gancompress.config import (
     Config,
     apply_overrides,
@@ -37,20 +36,6 @@ from gancompress.compress.tasks import train
 from gancompress.training.loop import Task
 
 
-
-def tiny_generator(tmp_path: Path, crop: int | None = 32) -> Path:
-    model = build_generator("resnet", ngf=4, n_blocks=3)
-    meta = {"config": {"data": {"crop_size": crop}}} if crop else {}
-    path = tmp_path / "g.pth"
-    save_generator(model, path, meta=meta)
-    return path
-
-
-def cli(*argv: str) -> int:
-    try:
-        return main(list(argv))
-    except SystemExit as exit_:  # argparse errors
-        return int(exit_.code)
 
 
 # ----------------------------------------------------------------------------------------------

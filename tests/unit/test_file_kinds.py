@@ -4,12 +4,11 @@ from the header, EXIF orientation for photos only, 16-bit and palette images (is
 from __future__ import annotations
 
 import io
-import struct
 import warnings
-import zlib
 
 import numpy as np
 import pytest
+from helpers import png_declaring
 import torch
 from PIL import Image
 
@@ -32,14 +31,6 @@ from gancompress.weights import read_state_dict
 # ----------------------------------------------------------------------------------------------
 # Tiny crafted files
 
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header declares width x height, with a few bytes of pixel data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 def encoded(img: Image.Image, fmt: str = "PNG", **options) -> bytes:
