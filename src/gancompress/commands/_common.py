@@ -182,14 +182,7 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"generator family (default: {families[0]}), or your own generator "
                             f"class as module.path:ClassName (importable; MODEL is then its "
                             f"weights file, optional)")
-    group.add_argument("--arch-args", metavar="JSON",
-                       help="constructor arguments of --arch module.path:ClassName, a JSON object")
-    group.add_argument("--pin", metavar="LAYERS",
-                       help="with --arch module.path:ClassName: comma-separated layer names kept "
-                            "at full width")
-    group.add_argument("--condition", metavar="MODULE:FUNCTION",
-                       help="with --arch module.path:ClassName whose forward() takes further "
-                            "inputs: a function making them from an image batch")
+    _add_user_class_options(group, "with --arch module.path:ClassName: ")
     group.add_argument("--widths", metavar="CONFIG",
                        help="the family's published config string, e.g. 16_16_32_16_32_32_16_16")
     for name, (kind, owners) in sorted(options.items()):
@@ -228,19 +221,27 @@ def model_from_args(args: argparse.Namespace, device: str = "cpu") -> "ElasticGe
     return model.to(device).eval()
 
 
-def add_user_arch_arguments(parser: argparse.ArgumentParser) -> None:
-    """--arch module.path:ClassName [--arch-args JSON] [--pin LAYERS]: MODEL is then the weights
-    of the user's own generator class (commands that otherwise take any checkpoint)."""
-    group = parser.add_argument_group("your own generator class (MODEL is then its weights)")
+def add_user_arch_arguments(parser: argparse.ArgumentParser, weights: str = "MODEL",
+                            after: str = "") -> None:
+    """--arch module.path:ClassName [--arch-args JSON] [--pin LAYERS] [--condition F]: `weights`
+    (MODEL, or compress's --teacher) is then the weights of the user's own generator class
+    (commands that otherwise take any checkpoint); `after` says what becomes of them."""
+    group = parser.add_argument_group(f"your own generator class ({weights} is then its weights)")
     group.add_argument("--arch", metavar="MODULE:CLASS",
-                       help="e.g. mypkg.nets:Generator (importable); MODEL: a state dict, plain "
-                            "or under state_dict / model")
-    group.add_argument("--arch-args", metavar="JSON", help="constructor arguments of --arch")
+                       help=f"e.g. mypkg.nets:Generator (importable); {weights}: a state dict, "
+                            f"plain or under state_dict / model{after}")
+    _add_user_class_options(group)
+
+
+def _add_user_class_options(group, when: str = "") -> None:
+    """--arch-args, --pin, --condition: the options of a user's own generator class."""
+    group.add_argument("--arch-args", metavar="JSON",
+                       help=f"{when}constructor arguments of the class, a JSON object")
     group.add_argument("--pin", metavar="LAYERS",
-                       help="comma-separated layer names kept at full width")
+                       help=f"{when}comma-separated layer names kept at full width")
     group.add_argument("--condition", metavar="MODULE:FUNCTION",
-                       help="a function making forward()'s further inputs from an image batch "
-                            "(generators with more than one input)")
+                       help=f"{when}a function making forward()'s further inputs from an image "
+                            f"batch (generators with more than one input)")
 
 
 def load_model_arg(args: argparse.Namespace, device: str = "cpu") -> "ElasticGenerator":

@@ -17,6 +17,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from gancompress.commands._common import add_user_arch_arguments
 from gancompress.commands._options import (
     add_device_argument,
     add_override_arguments,
@@ -135,16 +136,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "OUT/report/report.md, OUT/search/pareto.png, OUT/search/results.jsonl")
     add_pipeline_arguments(p)
     add_license_argument(p)
-    p.add_argument("--arch", metavar="MODULE:CLASS",
-                   help="your own generator class, e.g. mypkg.nets:Generator (importable): "
-                        "--teacher is then its weights file (a state dict, plain or under "
-                        "state_dict / model), converted and saved next to OUT as OUT.teacher.pth")
-    p.add_argument("--arch-args", metavar="JSON", help="constructor arguments of --arch (JSON)")
-    p.add_argument("--pin", metavar="LAYERS",
-                   help="with --arch: comma-separated layer names kept at full width")
-    p.add_argument("--condition", metavar="MODULE:FUNCTION",
-                   help="with --arch, a generator with further inputs: a function making them "
-                        "from an image batch (e.g. a fixed target label)")
+    add_user_arch_arguments(p, "--teacher", ", converted and saved next to OUT as "
+                                            "OUT.teacher.pth")
     p.set_defaults(func=run)
 
 
