@@ -69,6 +69,29 @@ def test_kernel_alignment_and_output_terms(workspace):
         _batch(), 0)
 
 
+def test_target_weight_drops_the_ground_truth_term(workspace):
+    """compress.lambda_target scales the L1 to the ground truth (paired data); at 0 the loss no
+    longer depends on the target (GauGAN: the student follows the teacher, not the photo)."""
+    def total(target_weight: str, target: torch.Tensor) -> float:
+        torch.manual_seed(0)
+        task = _task(workspace, "distill", f"compress.lambda_target={target_weight}",
+                     "compress.lambda_gan=0")
+        batch = {"source": source, "target": target}
+        out = DistillTask.distill_forward(task, batch, 0, task.step_widths(0))
+        loss, logs = DistillTask.distill_g_loss(task, batch, out)
+        return loss.item(), logs
+
+    source = torch.rand(2, 3, 32, 32) * 2 - 1
+    one, other = -source, torch.zeros_like(source)
+    assert total("0", one)[0] == pytest.approx(total("0", other)[0], rel=1e-6)
+    full, logs = total("1", one)
+    half, _ = total("0.5", one)
+    zero, _ = total("0", one)
+    # the term is lambda_recon (the fixture's) x lambda_target x L1(student, target)
+    assert full - zero == pytest.approx(2 * (half - zero), rel=1e-4)
+    assert full - zero > 0 and logs["G_recon"] > 0
+
+
 def test_identity_term_on_unpaired_data(workspace, tmp_path):
     from helpers import make_domains
 

@@ -9,7 +9,8 @@ plain attribute, never saved or trained. Every sub-network the sampler gives for
 terms (sandwich: gradients summed), and the update is Task.update, the only GAN update.
 
 Losses of the generic path (pix2pix, CycleGAN, GauGAN, U-Net ... teachers), D first:
-    G:  lambda_recon   * L1(student(x), y)             paired data: y = ground truth
+    G:  lambda_recon   * L1(student(x), y)             paired data: y = ground truth,
+                                                       weighted by lambda_target too
                                                        unpaired:    y = teacher(x)
       + lambda_recon * lambda_output * L1(student(x), teacher(x))    (paired data only)
       + lambda_recon * lambda_identity * L1(student(b), b)   unpaired: b a real target-domain
@@ -363,13 +364,14 @@ class DistillTask(Task):
         l1 = torch.nn.functional.l1_loss
         with task.autocast():
             recon = sum(l1(o, reference) for o in outs)
+            target_weight = c.lambda_target if task.paired else 1.0
             if c.distill_loss == "ka":
                 distill = sum(alignment_loss(f, out["teacher_feats"], task.mappings.pairs)
                               for f in feats)
             else:
                 distill = sum(distillation_loss(f, out["teacher_feats"], task.mappings)
                               for f in feats)
-            total = loss.lambda_recon * recon + c.lambda_distill * distill
+            total = loss.lambda_recon * target_weight * recon + c.lambda_distill * distill
             if task.paired and c.lambda_output > 0:
                 # distil toward the teacher's output as well as the ground truth
                 output = sum(l1(o, out["teacher_out"]) for o in outs)

@@ -269,6 +269,10 @@ class CompressConfig:
     lambda_gan: float = option(1.0, "adversarial loss weight (0 = no discriminator)", minimum=0.0)
     distill_loss: str = option("mse", "feature distillation: mse (1x1 mappings + MSE, published) "
                                "or ka (CAT kernel alignment, no mappings)", ("mse", "ka"))
+    lambda_target: float = option(1.0, "paired data: weight of the L1 to the ground truth, "
+                                  "relative to lambda_recon (0 = none, as in published GauGAN "
+                                  "compression: on label maps an L1 to the photo pulls the "
+                                  "student toward grey)", minimum=0.0)
     # default 1: it won bench/bench_quality.py (see the compress-demo preset); the published
     # pix2pix recipes below set 0 (the paper's losses)
     lambda_output: float = option(1.0, "paired data: weight of an L1 to the teacher's output, "
