@@ -89,7 +89,7 @@ from quality.tasks import (TASKS, TEACHERS, pairs_for, scratch_args, space_for, 
 # The method's variants: config overrides on top of the compress-demo preset + the bench's
 # space, each from the published losses (PUBLISHED) with its own changes.
 PUBLISHED: dict[str, Any] = {"compress.lambda_output": 0.0, "compress.lambda_identity": 0.0,
-                             "compress.distill_loss": "mse"}
+                             "compress.lambda_target": 1.0, "compress.distill_loss": "mse"}
 _CHANGES: dict[str, dict[str, Any]] = {
     "fast": {},  # the published losses
     # L1 to the teacher's output next to the ground truth (paired data; compress's default)
@@ -100,6 +100,8 @@ _CHANGES: dict[str, dict[str, Any]] = {
     "identity3": {"compress.lambda_identity": 3.0},
     # what `gancompress compress` does by default: output on paired, identity on unpaired data
     "default": {"compress.lambda_output": 1.0, "compress.lambda_identity": 1.0},
+    # the teacher's output only, no L1 to the ground truth (the L1 to a photo pulls toward grey)
+    "output-only": {"compress.lambda_output": 1.0, "compress.lambda_target": 0.0},
     # 1 - KA is at most 1 per tap (MSE of raw features is not bounded): weighted up
     "ka": {"compress.distill_loss": "ka", "compress.lambda_distill": 10.0},
     "output+ka": {"compress.lambda_output": 1.0, "compress.distill_loss": "ka",
@@ -121,11 +123,12 @@ VARIANTS: dict[str, dict[str, Any]] = {k: {**PUBLISHED, **v} for k, v in _CHANGE
 
 
 def same_run(task: str, variant: str) -> str:
-    """The variant whose run `variant` repeats on `task`: the output term is a no-op on
-    unpaired data (its reconstruction already targets the teacher's output), the identity
-    term one on paired data (it has the ground truth)."""
+    """The variant whose run `variant` repeats on `task`: the output and target terms are
+    no-ops on unpaired data (its reconstruction already targets the teacher's output), the
+    identity term one on paired data (it has the ground truth)."""
     unpaired = TEACHERS[TASKS[task].teacher].data == "unpaired"
-    noop = {"compress.lambda_output" if unpaired else "compress.lambda_identity": 0.0}
+    noop: dict[str, float] = ({"compress.lambda_output": 0.0, "compress.lambda_target": 1.0}
+                              if unpaired else {"compress.lambda_identity": 0.0})
     return next(v for v in VARIANTS if {**VARIANTS[v], **noop} == {**VARIANTS[variant], **noop})
 
 
