@@ -324,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                    "supernet decay, fine-tune constant, fine-tune decay epochs (default: the "
                    "compress-demo preset's 10,15,15,15; --quick 1,1,1,2)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--gaugan-ngf", type=int, default=8, help="the GauGAN teacher's ngf (the "
-                   "gaugan-demo preset's 4 is too small for 1/9 and 1/20 budgets)")
+    p.add_argument("--gaugan-ngf", type=int, default=0, help="the GauGAN teacher's ngf (0 = "
+                   "the gaugan-demo preset's 8)")
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch rows")
     p.add_argument("--table-only", action="store_true", help="train nothing: the table of the "
                    "runs finished in --work")

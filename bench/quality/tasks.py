@@ -4,10 +4,10 @@ Teachers (run folder work/teacher-NAME, trained with `train` on the built-in dat
     paired    `demo` preset (pix2pix ResNet ngf 24, 6 blocks), grey -> colour crops
     unpaired  the same with train.task=cyclegan on unpaired halves of that data
     unet      `demo-unet` preset (pix2pix U-Net, 6 levels, ngf 32), grey -> colour
-    gaugan    `gaugan-demo` preset at ngf --gaugan-ngf (default 8: 82M MACs at 32x64, 1.49M
-              params; the preset's ngf 4 has 24.5M MACs, too few for 1/9 and 1/20 to leave
-              more than a few channels), `demo-data --labels` label maps; --quick: 6+6 epochs
-              = 900 steps at batch 4, 566 s on 1 thread of the shared 2-core machine
+    gaugan    `gaugan-demo` preset (ngf 8: 82M MACs at 32x64, 1.49M params; 30+30 epochs =
+              4500 steps at batch 4, 303 s on 1 thread with two other jobs on the 2 cores),
+              `demo-data --labels` label maps; --gaugan-ngf changes its width; --quick: 6+6
+              epochs
     munit     `munit-demo` preset (ngf 8, 82M MACs at 64 px) on the unpaired data
 Tasks (what is compressed, how, and scored against what):
     paired, unpaired    ResNet teacher -> ResNet student (separable), space --space
@@ -87,7 +87,7 @@ def teacher_config(name: str, data: dict[str, Path], args: argparse.Namespace):
     t = TEACHERS[name]
     over: dict[str, Any] = {**t.over, "data.root": str(data[t.data]), "train.progress": False,
                             "train.threads": args.threads}
-    if name == "gaugan":
+    if name == "gaugan" and args.gaugan_ngf:
         over["model.generator_args.ngf"] = args.gaugan_ngf
     if args.quick:  # the teacher is shared by every row
         over.update({"train.epochs": t.quick_epochs[0], "train.epochs_decay": t.quick_epochs[1]})

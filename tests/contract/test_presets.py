@@ -64,3 +64,33 @@ def test_the_contract_sees_every_family_and_catches_a_bad_recipe():
     bad.model.generator_args = {**bad.model.generator_args, "no_such_arg": 1}
     with pytest.raises(UserError, match="no_such_arg"):
         _generator(bad)
+
+
+@pytest.mark.parametrize("name,fractions", [("compress-demo", ("1/10",)),
+                                            ("compress-gaugan-demo", ("1/9", "1/20"))])
+def test_a_demo_recipe_reaches_its_budget_on_its_teacher(name, fractions):
+    """The built-in demos compress their own preset's teacher: the recipe's budget (and, for
+    GauGAN, the paper's 1/9 and 1/20 ratios) leaves sub-networks of its space to search."""
+    from gancompress.compress.budget import MacCost, parse_budget
+    from gancompress.compress.costs import input_size
+    from gancompress.compress.tasks import student_arch
+    from gancompress.metrics.cost import count_macs
+    cfg = preset(_teacher_recipe(name))
+    size = input_size(cfg)  # label maps: the classes + the instance edge channel
+    teacher = build_generator(cfg.model.generator or next(iter(GENERATORS)),
+                              **{**cfg.model.generator_args, "in_channels": size[1]})
+    recipe = preset(name)
+    assert recipe.compress.budget == fractions[0]
+    # the supernet: the teacher's family with the recipe's student convs, at its widest
+    supernet = build_generator(teacher.arch_name, **student_arch(recipe, teacher))
+    space = SearchSpace.for_model(supernet, recipe.compress.space)
+    cost = MacCost(supernet, space, size)
+    narrowest = space.smallest()
+    # the narrowest with one position widened to each of its choices
+    wider = [narrowest[:i] + [w] + narrowest[i + 1:]
+             for i, choices in enumerate(space.choices) for w in choices]
+    for fraction in fractions:
+        budget = parse_budget(fraction).value * count_macs(teacher, size)
+        assert cost.cheapest()[1] < budget, (name, fraction)
+        fits = {space.encode(c) for c in wider if cost(c) <= budget}
+        assert len(fits) > len(space.choices), (name, fraction)  # choices to search
