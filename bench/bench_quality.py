@@ -75,7 +75,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [_BENCH] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 from gancompress.compress.pipeline import Pipeline, compress_config  # noqa: E402
-from gancompress.config import apply_overrides  # noqa: E402
+from gancompress.config import apply_overrides, preset  # noqa: E402
 from gancompress.models import build_generator  # noqa: E402
 from gancompress.metrics.cost import count_macs  # noqa: E402
 from gancompress.models.checkpoint import load_generator  # noqa: E402
@@ -148,10 +148,9 @@ def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path,
     over = [f"{k}={v}" for k, v in changes.items()] + [
         "train.progress=false", f"train.threads={args.threads}", f"train.seed={seed}",
         f"compress.space={space_for(task, teacher, args)}",
-        f"compress.supernet_epochs={args.supernet_epochs[0]}",
-        f"compress.supernet_epochs_decay={args.supernet_epochs[1]}",
-        f"compress.finetune_epochs={args.finetune_epochs[0]}",
-        f"compress.finetune_epochs_decay={args.finetune_epochs[1]}", *spec.over]
+        *(f"compress.epochs.{stage}={a},{b}"
+          for stage, (a, b) in zip(("supernet", "finetune"), task_epochs(task, args))),
+        *spec.over]
     if args.generations:
         over.append(f"compress.generations={args.generations}")
     over += args.compress_override
@@ -182,6 +181,15 @@ def compress_runs(task: str, variant: str, seed: int, teacher: Path, data: Path,
         log(f"{task} {variant} seed {seed} {budget}: {best['best']} "
             f"({sum(times.values()):.0f} s of training + search)")
     return out
+
+
+def task_epochs(task: str, args: argparse.Namespace) -> tuple[tuple[int, int], ...]:
+    """(constant, decay) epochs of the supernet and the fine-tuning: --epochs, --quick's, or
+    the task's compress preset's own (the default recipe as `gancompress compress` runs it)."""
+    if args.epochs:
+        return args.epochs
+    recipe = preset(f"compress-{TASKS[task].compress_preset}").compress.epochs
+    return tuple(tuple(recipe[stage]) for stage in ("supernet", "finetune"))
 
 
 def scratch_config(task: str, data: dict[str, Path], seed: int, family: str,
@@ -321,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="short teacher / supernet / fine-tune "
                    "(minutes instead of hours); budgets 1/20,1/40 unless --budgets is given")
     p.add_argument("--epochs", default="", metavar="S,SD,F,FD", help="supernet constant, "
-                   "supernet decay, fine-tune constant, fine-tune decay epochs (default: the "
-                   "compress-demo preset's 10,15,15,15; --quick 1,1,1,2)")
+                   "supernet decay, fine-tune constant, fine-tune decay epochs (default: each "
+                   "task's compress preset's, e.g. compress-demo 10,15,15,15; --quick 1,1,1,2)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--gaugan-ngf", type=int, default=0, help="the GauGAN teacher's ngf (0 = "
                    "the gaugan-demo preset's 8)")
@@ -345,12 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
     args.variants = [v.strip() for v in args.variants.split(",")]
-    # supernet / fine-tune epochs (constant, decay): the compress-demo preset's, or quick ones
+    # supernet / fine-tune epochs (constant, decay): given, quick ones, or each compress
+    # preset's (task_epochs)
     epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else (
-        [1, 1, 1, 2] if args.quick else [10, 15, 15, 15])
-    if len(epochs) != 4 or min(epochs) < 0:
+        [1, 1, 1, 2] if args.quick else [])
+    if epochs and (len(epochs) != 4 or min(epochs) < 0):
         raise SystemExit("--epochs takes four numbers, e.g. 3,3,4,4")
-    args.supernet_epochs, args.finetune_epochs = tuple(epochs[:2]), tuple(epochs[2:])
+    args.epochs = (tuple(epochs[:2]), tuple(epochs[2:])) if epochs else None
     args.generations = 3 if args.quick else 0
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -370,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         pairs = pairs_for(task, teacher, data)
         t_score = {**score(teacher, pairs), "train_s": teacher_s}
         rows: dict[str, dict[str, list[dict[str, Any]]]] = {b: {} for b in args.budgets}
-        student_epochs = sum(args.supernet_epochs) + sum(args.finetune_epochs)
+        student_epochs = sum(map(sum, task_epochs(task, args)))
         variants = task_variants(task, args.variants)
         for seed in args.seeds:
             shown = set()
@@ -420,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         results[task] = {"teacher": t_score, "input": nothing, "input_name": name, "rows": rows}
     wall_s = time.perf_counter() - t0
     heading = (f"=== Quality per MAC on the test split (40 crops of unseen photos), seeds "
-               f"{args.seeds}, {'quick' if args.quick else 'full'} settings: supernet "
-               f"{args.supernet_epochs}, fine-tune {args.finetune_epochs} epochs, space "
-               f"{args.space} ===")
+               f"{args.seeds}, {'quick' if args.quick else 'full'} settings: supernet, "
+               f"fine-tune epochs {', '.join(f'{t} {task_epochs(t, args)}' for t in args.tasks)}"
+               f"; space {args.space} ===")
     print()
     text = "\n".join(
         [heading, table(results, args),
