@@ -78,7 +78,8 @@ TASKS = {
     "paired-auto": Task("paired", "demo", space="auto", convert=True, scratch=False),
     "unet": Task("unet", "demo", space="24,16,12,10,8,6,4"),
     "unet-resnet": Task("unet", "demo", over=("compress.student_family=resnet",)),
-    "gaugan": Task("gaugan", "gaugan-demo", space="8,6,4,3,2,1", variants=False),
+    "gaugan": Task("gaugan", "gaugan-demo", space=preset("compress-gaugan-demo").compress.space,
+                   variants=False),
     "munit": Task("munit", "munit-demo", space="8,6,4,3,2", variants=False, batch_size=1),
 }
 

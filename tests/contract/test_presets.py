@@ -67,10 +67,10 @@ def test_the_contract_sees_every_family_and_catches_a_bad_recipe():
 
 
 @pytest.mark.parametrize("name,fractions", [("compress-demo", ("1/10",)),
-                                            ("compress-gaugan-demo", ("1/9", "1/20"))])
+                                            ("compress-gaugan-demo", ("1/9",))])
 def test_a_demo_recipe_reaches_its_budget_on_its_teacher(name, fractions):
-    """The built-in demos compress their own preset's teacher: the recipe's budget (and, for
-    GauGAN, the paper's 1/9 and 1/20 ratios) leaves sub-networks of its space to search."""
+    """The built-in demos compress their own preset's teacher: the recipe's budget (GauGAN's:
+    the paper's 1/9) leaves sub-networks of its space to search."""
     from gancompress.compress.budget import MacCost, parse_budget
     from gancompress.compress.costs import input_size
     from gancompress.compress.tasks import student_arch
@@ -94,3 +94,5 @@ def test_a_demo_recipe_reaches_its_budget_on_its_teacher(name, fractions):
         assert cost.cheapest()[1] < budget, (name, fraction)
         fits = {space.encode(c) for c in wider if cost(c) <= budget}
         assert len(fits) > len(space.choices), (name, fraction)  # choices to search
+    if teacher.arch_name == "spade":  # the RGB conv sees up_3's channels: all three colours
+        assert space.widths(space.smallest())["up_3"] >= teacher.out_channels
