@@ -239,7 +239,8 @@ register_preset("compress-gaugan-cityscapes", "Fast GAN Compression of a GauGAN 
 # (L1 prefers greyer sub-networks). bench/bench_quality.py, seed 0, 1/9 (test split, vs the
 # teacher): L1 to the photo as well 1.055x / SWD 1.51x / colour 2.00x; published losses only
 # 1.18x / 1.85x / 2.06x; teacher's output only + SWD search 1.056x / 1.45x / 1.92x (chosen);
-# the 3-seed table is in the closing note of issue 25. ~15 min on 1 thread.
+# 3 seeds: 1.13x / 1.43x / 2.26x, and the same architecture from scratch at equal epochs is
+# better on all three (closing note of issue 25). ~11 min on 1 thread.
 register_preset("compress-gaugan-demo", "compress the gaugan-demo teacher to 1/9 of its MACs "
                 "(space 8,6,4,3,2,1 with at least 3 output channels, L1 x10 to the teacher's "
                 "output, SWD search, supernet 10+15 epochs, fine-tune 15+15, 10 generations)", {
