@@ -72,7 +72,7 @@ def test_kernel_alignment_and_output_terms(workspace):
 def test_target_weight_drops_the_ground_truth_term(workspace):
     """compress.lambda_target scales the L1 to the ground truth (paired data); at 0 the loss no
     longer depends on the target (GauGAN: the student follows the teacher, not the photo)."""
-    def total(target_weight: str, target: torch.Tensor) -> float:
+    def total(target_weight: str, target: torch.Tensor) -> tuple[float, dict]:
         torch.manual_seed(0)
         task = _task(workspace, "distill", f"compress.lambda_target={target_weight}",
                      "compress.lambda_gan=0")

@@ -9,7 +9,6 @@ Compression recipes are named "compress-NAME" (`gancompress compress --preset NA
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,8 +162,8 @@ register_preset("gaugan-coco", "GauGAN (SPADE) teacher, COCO-Stuff labels -> pho
                     "data.aspect_ratio": 1.0, "model.generator_args.upsampling": "normal",
                     "train.batch_size": 32, "train.epochs": 100, "train.epochs_decay": 0},
                 base="gaugan-cityscapes")
-# ngf 8 (1.49M parameters, 82M MACs at 32x64) so that 1/9 and 1/20 budgets leave channels to
-# choose from (ngf 4: 24.5M MACs); 30+30 epochs: bench/bench_quality.py measured this teacher
+# ngf 8 (1.49M parameters, 82M MACs at 32x64) so that a 1/9 budget leaves channels to choose
+# from (ngf 4: 24.5M MACs); 30+30 epochs: bench/bench_quality.py measured this teacher
 # better than the 12+12 one on every test metric (L1 0.276 vs 0.308, SWD 81.5 vs 86.3, colour
 # 4.01 vs 4.41), and students trained longer than their teacher otherwise outgrow it.
 register_preset("gaugan-demo", "tiny GauGAN for the built-in label demo data (`demo-data "
@@ -233,11 +232,11 @@ register_preset("compress-gaugan-cityscapes", "Fast GAN Compression of a GauGAN 
 # sized for ngf 64) except the last block, which keeps at least 3 channels: the RGB conv sees
 # only up_3's c7 channels, so c7 < 3 confines every output colour to a line or a plane
 # (measured: sub-networks with c7 = 1 scored colour 12.9-13.9 against 5.9-8.6 for c7 >= 2,
-# seed 0 and 2, 1/9 and 1/20); GAN + feature matching + distillation x10 as published, plus an L1 x10 to
-# the teacher's output and none to the photo (compress.lambda_target=0: on label maps an L1 to
-# the photo pulls the student toward grey), and the search scored by SWD on the held-out maps
-# (L1 prefers greyer sub-networks). bench/bench_quality.py, seed 0, 1/9 (test split, vs the
-# teacher): L1 to the photo as well 1.055x / SWD 1.51x / colour 2.00x; published losses only
+# seed 0 and 2, 1/9 and 1/20; 1/20 is out of reach with c7 >= 3); GAN + feature matching +
+# distillation x10 as published, plus an L1 x10 to the teacher's output and none to the photo
+# (compress.lambda_target=0: on label maps an L1 to the photo pulls the student toward grey),
+# and the search scored by SWD on the held-out maps (L1 prefers greyer sub-networks).
+# bench/bench_quality.py, seed 0, 1/9 (test split, vs the teacher): L1 to the photo as well 1.055x / SWD 1.51x / colour 2.00x; published losses only
 # 1.18x / 1.85x / 2.06x; teacher's output only + SWD search 1.056x / 1.45x / 1.92x (chosen);
 # 3 seeds: 1.13x / 1.43x / 2.26x, and the same architecture from scratch at equal epochs is
 # better on all three (closing note of issue 25). ~11 min on 1 thread.
