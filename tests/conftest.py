@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import make_inverted_pairs
+from helpers import make_inverted_pairs, quiet
 # Re-exported only for test files written on other branches before helpers.py existed (they say
 # `from conftest import ...`); new tests import helpers. Drop once those branches are merged.
 from helpers import FIXTURES, OFFICIAL, REPO, make_domains, make_pairs, tiny_config  # noqa: F401
@@ -133,3 +133,10 @@ def label_generator(monkeypatch):
 
     monkeypatch.setitem(GENERATORS, LabelStandIn.arch_name, LabelStandIn)
     return LabelStandIn
+
+
+@pytest.fixture
+def demo(demo_run, one_thread):
+    """The web demo's models opened on demo_run (torch backend, one thread, no log)."""
+    from gancompress.serve.runners import Demo
+    return Demo.open([demo_run["run"]], backend="torch", threads=1, log=quiet)

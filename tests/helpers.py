@@ -322,3 +322,7 @@ def cli(*argv: str) -> int:
         return main(list(argv))
     except SystemExit as exit_:
         return int(exit_.code)
+
+
+def quiet(_: str) -> None:
+    """A log callback that prints nothing (demo and server tests)."""

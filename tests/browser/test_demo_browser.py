@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import quiet
 from PIL import Image
 
 pytest.importorskip("starlette", reason="the demo extra is not installed: pip install .[demo]")
@@ -53,10 +54,6 @@ def browser():
     driver.set_script_timeout(60)
     yield driver
     driver.quit()
-
-
-def quiet(_: str) -> None:
-    pass
 
 
 def canvas_pixels(driver, canvas_id: str) -> np.ndarray:

@@ -20,19 +20,9 @@ pytest.importorskip("starlette.testclient", reason="Starlette's test client need
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from gancompress.serve.runners import Demo  # noqa: E402
 from gancompress.serve.server import MAX_PIXELS, Served, create_app  # noqa: E402
 
 BASE = "http://127.0.0.1"
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-@pytest.fixture
-def demo(demo_run, one_thread):
-    return Demo.open([demo_run["run"]], backend="torch", threads=1, log=quiet)
 
 
 def png(array: np.ndarray) -> bytes:

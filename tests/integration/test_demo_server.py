@@ -10,6 +10,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
+from helpers import quiet
 from PIL import Image
 
 pytest.importorskip("starlette", reason="the demo extra is not installed: pip install .[demo]")
@@ -26,15 +27,6 @@ from gancompress.serve.runners import Demo, LabelSpec, instance_edges  # noqa: E
 from gancompress.serve.server import Served, create_app  # noqa: E402
 
 BASE = "http://127.0.0.1"
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-@pytest.fixture
-def demo(demo_run, one_thread):
-    return Demo.open([demo_run["run"]], backend="torch", threads=1, log=quiet)
 
 
 @pytest.fixture
